@@ -1,0 +1,317 @@
+"""The guest side as L0 sees it: L1's EPT12 tables for L2, and what L1 and L2 do to them.
+
+L1 is a KVM host using its TDP MMU for L2, so its tables change the way
+arch/x86/kvm/mmu/tdp_mmu.c changes them: L2's EPT violations make L1 fill in tables
+top-down; a root zap (tdp_mmu_zap_root, since 8ca983631f3c) runs passes 4K -> 2M -> 1G ->
+root, or 1G -> root with CONFIG_KVM_PROVE_MMU ("top-down"), and every removed table has its
+entries overwritten with the frozen marker by handle_removed_pt(): all 512 in shared mode,
+only the present ones in exclusive mode.
+
+Each L1 store goes to L0 through page_track.l1_store(); each L2 access goes through
+paging_tmpl.ept_page_fault().  Guest actions are cut by guest-side events only (never by
+what L0 did), so two runs of one scenario with different fixes have the same actions.
+
+Simplifications, stated once: L2 memory is backed by L1 in aligned 2 MiB runs at a fixed
+offset, so one shadow page's leaves map one aligned run of L1 frames; a region L2 touches
+is faulted in as a batch (one EPT violation plus prefetch, as one operation); L1's page
+allocator hands out table pages uniformly at random from the L1 memory not backing L2.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+from .constants import (
+    EPT_LARGE_PAGE_MASK,
+    EPT_LEAF_FLAGS,
+    EPT_TABLE_FLAGS,
+    FROZEN_SPTE,
+    SHADOW_NONPRESENT_VALUE,
+    SPTE_ENT_PER_PAGE,
+    hash_64,
+    level_size_gfns,
+)
+from .kvm import Kvm
+from .mmu import kvm_mmu_free_roots, kvm_mmu_load, kvm_mmu_new_pgd, kvm_mmu_reload
+from .page_track import l1_store, l1_store_many
+from .paging_tmpl import GuestWalk, ept_page_fault, shadow_page_table_clear_flood
+
+__all__ = ["Ept12Table", "L1Guest", "bits"]
+
+
+def bits(mask: int) -> Iterator[int]:
+    while mask:
+        low = mask & -mask
+        mask ^= low
+        yield low.bit_length() - 1
+
+
+class Ept12Table:
+    """One page of L1's EPT12 for L2: child tables by index plus a bitmap of leaves."""
+
+    __slots__ = ("children", "gfn", "leaf_bitmap", "leaf_gfn_base", "level")
+
+    def __init__(self, gfn: int, level: int) -> None:
+        self.gfn = gfn
+        self.level = level
+        self.children: dict[int, Ept12Table] = {}
+        self.leaf_bitmap = 0
+        self.leaf_gfn_base = -1
+
+    def present(self) -> list[int]:
+        return sorted({*self.children, *bits(self.leaf_bitmap)})
+
+
+class L1Guest:
+    """L1's memory as far as its EPT12 tables go (implements kvm.GuestMemory)."""
+
+    def __init__(self, *, pool_lo: int, pool_hi: int, rng: random.Random) -> None:
+        self.tables: dict[int, Ept12Table] = {}
+        self.pool_lo = pool_lo
+        self.pool_hi = pool_hi
+        self.rng = rng
+
+    # GuestMemory
+    def read_gpte(self, gfn: int, index: int) -> int:
+        table = self.tables.get(gfn)
+        if table is None:
+            return SHADOW_NONPRESENT_VALUE
+        child = table.children.get(index)
+        if child is not None:
+            return SHADOW_NONPRESENT_VALUE | child.gfn << 12 | EPT_TABLE_FLAGS
+        if table.leaf_bitmap >> index & 1:
+            target = table.leaf_gfn_base + index * level_size_gfns(table.level)
+            huge = EPT_LARGE_PAGE_MASK if table.level > 1 else 0
+            return SHADOW_NONPRESENT_VALUE | target << 12 | EPT_LEAF_FLAGS | huge
+        return SHADOW_NONPRESENT_VALUE
+
+    def present_leaves(self, gfn: int, leaf_gfn_base: int, level: int) -> int:
+        table = self.tables.get(gfn)
+        if table is None or table.leaf_gfn_base != leaf_gfn_base or table.level != level:
+            return 0
+        return table.leaf_bitmap
+
+    # L1's page allocator
+    def alloc_table(self, level: int) -> Ept12Table:
+        while True:
+            gfn = self.rng.randrange(self.pool_lo, self.pool_hi)
+            if gfn not in self.tables:
+                break
+        table = Ept12Table(gfn, level)
+        self.tables[gfn] = table
+        return table
+
+    def adopt_table(self, gfn: int, level: int) -> Ept12Table:
+        table = self.tables.get(gfn)
+        if table is None:
+            table = self.tables[gfn] = Ept12Table(gfn, level)
+        return table
+
+    def free_table(self, table: Ept12Table) -> None:
+        self.tables.pop(table.gfn, None)
+
+
+def _coin(*key: int) -> float:
+    """A deterministic uniform draw from guest-side identifiers (splitmix64)."""
+    x = 0x9E3779B97F4A7C15
+    for k in key:
+        x = (x ^ (k & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        x ^= x >> 31
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
+    return (x ^ (x >> 31)) / 2.0**64
+
+
+class NestedGuest:
+    """L1 running one L2 at a time on one vCPU, driving L0's shadow MMU (kvm)."""
+
+    def __init__(
+        self,
+        kvm: Kvm,
+        l1: L1Guest,
+        *,
+        ept_levels: int,
+        l2_backing_base: int,
+        shared: bool,
+        flood_clear_prob: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        self.kvm = kvm
+        self.l1 = l1
+        self.levels = ept_levels
+        self.l2_backing_base = l2_backing_base
+        self.shared = shared
+        self.flood_clear_prob = flood_clear_prob
+        self.seed = seed
+        self.root: Ept12Table | None = None
+        self.boot = 0
+        self.zap_no = 0
+
+    # -- L2 running -------------------------------------------------------------------------
+    def vm_entry(self, boot: int) -> Ept12Table:
+        """L1 creates L2's EPT root and enters L2 (nested VM-entry loads the EPTP)."""
+        self.boot = boot
+        root = self.l1.alloc_table(self.levels)
+        self.root = root
+        self.kvm.begin_action("l2_vm_entry", boot=boot, root_gfn=root.gfn)
+        kvm_mmu_new_pgd(self.kvm, root.gfn)
+        return root
+
+    def _ensure_table(self, parent: Ept12Table, index: int) -> Ept12Table:
+        child = parent.children.get(index)
+        if child is None:
+            child = self.l1.alloc_table(parent.level - 1)
+            parent.children[index] = child
+            entry = SHADOW_NONPRESENT_VALUE | child.gfn << 12 | EPT_TABLE_FLAGS
+            l1_store(self.kvm, parent.gfn, index, entry)
+        return child
+
+    def _walk_tables(self, l2_gfn: int, stop_level: int) -> tuple[list[int], Ept12Table]:
+        assert self.root is not None
+        table = self.root
+        gfns = [0] * self.levels
+        gfns[table.level - 1] = table.gfn
+        while table.level > stop_level:
+            index = (l2_gfn >> (9 * (table.level - 1))) & 511
+            table = self._ensure_table(table, index)
+            gfns[table.level - 1] = table.gfn
+        return gfns, table
+
+    def touch(self, gib: int, regions: list[tuple[int, bool, int]], second: bool) -> None:
+        """L2 touches memory in one GiB: per region (index, huge, page mask) L1 maps what is
+        missing and L0 resolves the EPT violation."""
+        assert self.root is not None
+        kvm = self.kvm
+        kvm.begin_action("l2_touch", gib=gib, regions=len(regions), second=second)
+        kvm_mmu_reload(kvm, self.root.gfn)
+        for index, huge, mask in regions:
+            l2_gfn = gib * SPTE_ENT_PER_PAGE * SPTE_ENT_PER_PAGE + index * SPTE_ENT_PER_PAGE
+            if huge:
+                gfns, pd = self._walk_tables(l2_gfn, 2)
+                base = self.l2_backing_base + gib * SPTE_ENT_PER_PAGE * SPTE_ENT_PER_PAGE
+                if not pd.leaf_bitmap >> index & 1:
+                    pd.leaf_bitmap |= 1 << index
+                    pd.leaf_gfn_base = base
+                    l1_store(kvm, pd.gfn, index, self.l1.read_gpte(pd.gfn, index))
+                walk = GuestWalk(l2_gfn, tuple(gfns), 2, 1 << index, base)
+            else:
+                gfns, pt = self._walk_tables(l2_gfn, 1)
+                base = self.l2_backing_base + l2_gfn
+                new = mask & ~pt.leaf_bitmap
+                pt.leaf_bitmap |= mask
+                pt.leaf_gfn_base = base
+                if new:
+                    first = next(bits(new))
+                    l1_store_many(kvm, pt.gfn, bits(new), self.l1.read_gpte(pt.gfn, first))
+                walk = GuestWalk(l2_gfn, tuple(gfns), 1, mask, base)
+            ept_page_fault(kvm, walk)
+
+    def invept(self, reload: bool) -> None:
+        """L1 flushes L2's TLB: L0 drops its guest_mmu roots (handle_invept)."""
+        kvm = self.kvm
+        kvm.begin_action("l1_invept", reload=reload)
+        kvm.path.append("handle_invept")
+        kvm_mmu_free_roots(kvm)
+        kvm.path.pop()
+        if reload and self.root is not None:
+            kvm_mmu_load(kvm, self.root.gfn)
+
+    def new_eptp(self) -> Ept12Table:
+        """L1 invalidates L2's root and builds a new one; returns the old root table."""
+        old = self.root
+        assert old is not None
+        root = self.l1.alloc_table(self.levels)
+        self.root = root
+        self.kvm.begin_action("l1_new_eptp", root_gfn=root.gfn, old_root_gfn=old.gfn)
+        kvm_mmu_new_pgd(self.kvm, root.gfn)
+        return old
+
+    # -- L1 tearing a root down (tdp_mmu_zap_root) ---------------------------------------------
+    def zap_root(self, root: Ept12Table, order: str) -> None:
+        self.zap_no += 1
+        levels = [1, 2, 3, root.level] if order == "bottom-up" else [3, root.level]
+        names = {1: "4K", 2: "2M", 3: "1G", root.level: "root"}
+        for zap_level in levels:
+            self._zap_pass(root, zap_level, names[zap_level])
+        self.l1.free_table(root)
+        if self.root is root:
+            self.root = None
+
+    def _zap_pass(self, table: Ept12Table, zap_level: int, name: str) -> None:
+        if table.level == zap_level:
+            for index in table.present():
+                self._zap_entry(table, index, SHADOW_NONPRESENT_VALUE, name)
+            return
+        if zap_level == 1 and table.level == 2:
+            pts = [table.children[i] for i in sorted(table.children)]
+            pts = [pt for pt in pts if pt.leaf_bitmap]
+            if not pts:
+                return
+            kvm = self.kvm
+            kvm.begin_action(
+                "l1_zap_4k", gfn=table.gfn, tables=len(pts),
+                entries=sum(pt.leaf_bitmap.bit_count() for pt in pts),
+            )
+            for pt in pts:
+                present = list(bits(pt.leaf_bitmap))
+                pt.leaf_bitmap = 0
+                l1_store_many(kvm, pt.gfn, present, SHADOW_NONPRESENT_VALUE)
+            return
+        for index in sorted(table.children):
+            child = table.children.get(index)
+            if child is not None:
+                self._zap_pass(child, zap_level, name)
+
+    def _maybe_l2_activity(self, table: Ept12Table, index: int) -> None:
+        if self.flood_clear_prob <= 0.0:
+            return
+        if _coin(self.seed, self.boot, self.zap_no, table.gfn, index) >= self.flood_clear_prob:
+            return
+        kvm = self.kvm
+        kvm.begin_action("l2_activity", gfn=table.gfn)
+        cleared: list[int] = []
+        kvm.path.append("FNAME(fetch)")
+        for sp in list(kvm.mmu_page_hash[hash_64(table.gfn)].values()):
+            if sp.gfn == table.gfn and not sp.role.invalid:
+                cleared += shadow_page_table_clear_flood(kvm, sp)
+        kvm.emit("clear_sp_write_flooding_count", gfn=table.gfn, cleared=cleared)
+        kvm.path.pop()
+
+    def _zap_entry(self, table: Ept12Table, index: int, new: int, name: str) -> None:
+        self._maybe_l2_activity(table, index)
+        frozen = new == FROZEN_SPTE
+        self.kvm.begin_action(
+            "l1_zap_entry", gfn=table.gfn, level=table.level, index=index, new=new,
+            frozen=frozen, **{"pass": name},
+        )
+        child = table.children.pop(index, None)
+        table.leaf_bitmap &= ~(1 << index)
+        l1_store(self.kvm, table.gfn, index, new)
+        if child is not None:
+            self._handle_removed_pt(child)
+
+    def _handle_removed_pt(self, table: Ept12Table) -> None:
+        kvm = self.kvm
+        if table.level == 1:
+            present = list(bits(table.leaf_bitmap))
+            indices = range(SPTE_ENT_PER_PAGE) if self.shared else present
+            if indices:
+                kvm.begin_action("l1_freeze_pt", gfn=table.gfn, entries=len(indices))
+                table.leaf_bitmap = 0
+                l1_store_many(kvm, table.gfn, indices, FROZEN_SPTE)
+        else:
+            prev = -1
+            for index in table.present():
+                if self.shared and index > prev + 1:
+                    self._freeze_run(table, prev + 1, index - 1)
+                self._zap_entry(table, index, FROZEN_SPTE, "removed")
+                prev = index
+            if self.shared and prev < SPTE_ENT_PER_PAGE - 1:
+                self._freeze_run(table, prev + 1, SPTE_ENT_PER_PAGE - 1)
+        self.l1.free_table(table)
+
+    def _freeze_run(self, table: Ept12Table, first: int, last: int) -> None:
+        self.kvm.begin_action(
+            "l1_freeze_run", gfn=table.gfn, level=table.level, first=first, last=last
+        )
+        l1_store_many(self.kvm, table.gfn, range(first, last + 1), FROZEN_SPTE)

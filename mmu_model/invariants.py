@@ -1,0 +1,133 @@
+"""check_invariants(kvm): the model's WARN_ON_ONCE()s, run after every step in the tests.
+
+Each returned string names one violated invariant; an empty list means the state is sound.
+"""
+
+from __future__ import annotations
+
+from .constants import PG_LEVEL_1G, PG_LEVEL_2M, PG_LEVEL_4K, hash_64
+from .kvm import Kvm
+from .page import KvmMmuPage
+
+__all__ = ["check_invariants"]
+
+
+def _acyclic(kvm: Kvm) -> bool:
+    color: dict[int, int] = {}
+    for start in kvm.sps.values():
+        if start.id in color:
+            continue
+        stack: list[tuple[KvmMmuPage, list[KvmMmuPage]]] = [(start, list(start.spt.values()))]
+        color[start.id] = 1
+        while stack:
+            sp, todo = stack[-1]
+            if not todo:
+                color[sp.id] = 2
+                stack.pop()
+                continue
+            child = todo.pop()
+            state = color.get(child.id)
+            if state == 1:
+                return False
+            if state is None:
+                color[child.id] = 1
+                stack.append((child, list(child.spt.values())))
+    return True
+
+
+def check_invariants(kvm: Kvm) -> list[str]:
+    """Check that the shadow MMU state is internally consistent (see module docstring)."""
+    bad: list[str] = []
+    sps = kvm.sps
+    unsync = accounted = indirect = 0
+    leaves = {PG_LEVEL_4K: 0, PG_LEVEL_2M: 0, PG_LEVEL_1G: 0}
+    tracked: dict[int, int] = {}
+    rooted: dict[int, int] = {}
+    for root in ([kvm.root] if kvm.root else []) + kvm.prev_roots:
+        rooted[root.id] = rooted.get(root.id, 0) + 1
+    orphans = set()
+    for sp in sps.values():
+        tag = f"sp #{sp.id}"
+        if sp.freed:
+            bad.append(f"{tag} is freed but still listed")
+        for parent, index in sp.parent_ptes:
+            if parent.spt.get(index) is not sp:
+                bad.append(f"{tag}: parent_ptes names #{parent.id}[{index}], "
+                           "which does not point here")
+            if parent.freed or parent.id not in sps:
+                bad.append(f"{tag}: parent #{parent.id} is freed")
+        if len({(p.id, i) for p, i in sp.parent_ptes}) != len(sp.parent_ptes):
+            bad.append(f"{tag}: duplicate parent_ptes entries")
+        for index, child in sp.spt.items():
+            if (sp, index) not in child.parent_ptes:
+                bad.append(f"{tag}[{index}] -> #{child.id} missing from the child's parent_ptes")
+            if child.role.level != sp.role.level - 1:
+                bad.append(f"{tag}[{index}] -> #{child.id}: child level is not one below")
+            if sp.leaf_bitmap >> index & 1:
+                bad.append(f"{tag}[{index}] is both a leaf and a non-leaf SPTE")
+            if (child.unsync or child.unsync_children) and not sp.unsync_child_bitmap >> index & 1:
+                bad.append(f"{tag}[{index}] leads to unsync #{child.id} but its bit is clear")
+        if sp.unsync_children != sp.unsync_child_bitmap.bit_count():
+            bad.append(f"{tag}: unsync_children {sp.unsync_children} != bits set "
+                       f"{sp.unsync_child_bitmap.bit_count()}")
+        if sp.unsync:
+            unsync += 1
+            if sp.role.level != PG_LEVEL_4K or sp.role.direct:
+                bad.append(f"{tag}: unsync but not an indirect level-1 page")
+            if sp.role.invalid:
+                bad.append(f"{tag}: unsync and invalid")
+        if sp.role.invalid:
+            if sp.parent_ptes or sp.spt or sp.leaf_bitmap:
+                bad.append(f"{tag}: invalid but still linked or holding SPTEs")
+            if not sp.root_count:
+                bad.append(f"{tag}: invalid with root_count 0 but never committed")
+            if sp.id in kvm.active_mmu_pages:
+                bad.append(f"{tag}: invalid but still on active_mmu_pages")
+        else:
+            if sp.id not in kvm.active_mmu_pages:
+                bad.append(f"{tag}: valid but missing from active_mmu_pages")
+            if sp.role.has_gptes:
+                indirect += 1
+                if sp.role.level > PG_LEVEL_4K:
+                    tracked[sp.gfn] = tracked.get(sp.gfn, 0) + 1
+        if not (sp.role.invalid and not sp.root_count):
+            accounted += 1
+        if sp.root_count != rooted.get(sp.id, 0):
+            bad.append(f"{tag}: root_count {sp.root_count} but {rooted.get(sp.id, 0)} root slots")
+        if kvm.mmu_page_hash[hash_64(sp.gfn)].get(sp.id) is not sp:
+            bad.append(f"{tag}: missing from its hash bucket")
+        if sp.leaf_bitmap:
+            leaves[sp.role.level] = leaves.get(sp.role.level, 0) + sp.leaf_bitmap.bit_count()
+        is_orphan = (not sp.role.invalid and not sp.root_count and not sp.parent_ptes
+                     and sp.role.level < kvm.root_level)
+        if is_orphan:
+            orphans.add(sp.id)
+        if is_orphan != sp.orphan:
+            bad.append(f"{tag}: orphan flag {sp.orphan} but the links say {is_orphan}")
+    hashed = sum(len(b) for b in kvm.mmu_page_hash)
+    if hashed != len(sps):
+        bad.append(f"mmu_page_hash holds {hashed} pages, {len(sps)} are allocated")
+    if len(kvm.active_mmu_pages) != sum(1 for sp in sps.values() if not sp.role.invalid):
+        bad.append("active_mmu_pages holds pages that are invalid or freed")
+    checks = [
+        ("mmu_unsync", kvm.stat.mmu_unsync, unsync),
+        ("mmu_shadow_pages", kvm.stat.mmu_shadow_pages, accounted),
+        ("indirect_shadow_pages", kvm.indirect_shadow_pages, indirect),
+        ("pages_4k", kvm.stat.pages_4k, leaves[PG_LEVEL_4K]),
+        ("pages_2m", kvm.stat.pages_2m, leaves[PG_LEVEL_2M]),
+        ("pages_1g", kvm.stat.pages_1g, leaves[PG_LEVEL_1G]),
+        ("rmap entries", kvm.rmaps.entries, sum(leaves.values())),
+        ("orphans", len(kvm.orphans), len(orphans)),
+        ("orphans_unsync", kvm.orphans_unsync,
+         sum(1 for i in orphans if sps[i].unsync)),
+    ]
+    for name, have, want in checks:
+        if have != want:
+            bad.append(f"{name} is {have} but the pages say {want}")
+    if set(kvm.orphans) != orphans:
+        bad.append("the orphan set differs from the pages with no parent")
+    if tracked != kvm.write_track:
+        bad.append(f"write_track {kvm.write_track} != level>=2 pages per gfn {tracked}")
+    if not _acyclic(kvm):
+        bad.append("the shadow page graph has a cycle")
+    return bad

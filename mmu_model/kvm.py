@@ -1,0 +1,144 @@
+"""struct kvm / struct kvm_arch state of L0 for one VM (L1), with one vCPU running L2.
+
+Only what the shadow MMU needs: the shadow page lists, the 4096-bucket hash, the quota, the
+per-gfn write tracking, the VM stats, and the vCPU's shadow roots (current + prev_roots).
+The model also keeps, as bookkeeping with no kernel twin, the set of orphans (kept current
+on every parent/root/validity change and re-derived by check_invariants()), the number of
+hash-chain entries walked, and the hooks that turn kernel operations into recorded events.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .constants import KVM_NUM_MMU_PAGES
+from .fixes import FixSet
+from .page import KvmMmuPage
+from .rmap import Rmaps
+from .stats import KvmVmStat
+
+__all__ = ["GuestMemory", "Kvm", "Recorder"]
+
+
+class GuestMemory(Protocol):
+    """What L0 can read of L1's memory: the current value of one EPT12 entry."""
+
+    def read_gpte(self, gfn: int, index: int) -> int: ...
+
+    def present_leaves(self, gfn: int, leaf_gfn_base: int, level: int) -> int:
+        """Bitmap of entries of table `gfn` that are present leaves mapping, for entry i,
+        L1 gfn ``leaf_gfn_base + i * frames-per-entry`` (what FNAME(sync_spte) re-reads)."""
+        ...
+
+
+class Recorder(Protocol):
+    def record(self, kvm: Kvm, kind: str, args: dict[str, Any]) -> None: ...
+
+    def begin_action(self, kvm: Kvm, kind: str, args: dict[str, Any]) -> None: ...
+
+
+class Kvm:
+    def __init__(
+        self,
+        *,
+        fixes: FixSet,
+        n_max_mmu_pages: int,
+        root_level: int,
+        guest: GuestMemory,
+        recorder: Recorder | None = None,
+    ) -> None:
+        # kvm->arch
+        self.active_mmu_pages: dict[int, KvmMmuPage] = {}  # oldest first; head = newest
+        self.mmu_page_hash: list[dict[int, KvmMmuPage]] = [{} for _ in range(KVM_NUM_MMU_PAGES)]
+        self.indirect_shadow_pages = 0
+        self.n_max_mmu_pages = n_max_mmu_pages
+        self.mmu_valid_gen = 0
+        self.write_track: dict[int, int] = {}  # gfn -> count (page_track.c gfn_write_track)
+        self.tdp_enabled = True
+        self.stat = KvmVmStat()
+        self.rmaps = Rmaps()
+        # L0's own TDP mapping of L1 memory: gfns currently mapped read-only (write-protected
+        # for a shadowed table, until a write fault makes them writable again).
+        self.l1_wp: set[int] = set()
+        # The vCPU's guest_mmu roots: the current one and the prev_roots cache (MRU first).
+        self.root: KvmMmuPage | None = None
+        self.prev_roots: list[KvmMmuPage] = []
+        self.root_level = root_level
+        self.root_zapped = False  # KVM_REQ_MMU_FREE_OBSOLETE_ROOTS pending
+        self.fixes = fixes
+        self.guest = guest
+        # Model bookkeeping.
+        self.sps: dict[int, KvmMmuPage] = {}  # every sp not yet freed
+        self.orphans: dict[int, KvmMmuPage] = {}
+        self.orphans_unsync = 0
+        self.hash_walked = 0
+        self.next_sp_id = 1
+        self.touched: dict[int, KvmMmuPage] = {}
+        self.path: list[str] = []
+        self.events_emitted = 0
+        self.actions_emitted = 0
+        self.recorder = recorder
+
+    # -- bookkeeping -------------------------------------------------------------------
+    def touch(self, sp: KvmMmuPage) -> None:
+        self.touched[sp.id] = sp
+
+    def update_orphan(self, sp: KvmMmuPage) -> None:
+        """Re-derive whether `sp` is an orphan after a change to its links or validity."""
+        now = (
+            not sp.freed
+            and not sp.role.invalid
+            and sp.root_count == 0
+            and not sp.parent_ptes
+            and sp.role.level < self.root_level
+        )
+        if now != sp.orphan:
+            sp.orphan = now
+            if now:
+                self.orphans[sp.id] = sp
+                if sp.unsync:
+                    self.orphans_unsync += 1
+            else:
+                del self.orphans[sp.id]
+                if sp.unsync:
+                    self.orphans_unsync -= 1
+        self.touched[sp.id] = sp
+
+    def set_unsync(self, sp: KvmMmuPage, unsync: bool) -> None:
+        if sp.orphan and sp.unsync != unsync:
+            self.orphans_unsync += 1 if unsync else -1
+        sp.unsync = unsync
+        self.touched[sp.id] = sp
+
+    def emit(self, kind: str, **args: Any) -> None:
+        """One kernel operation finished: everything touched since the last one is its diff."""
+        self.events_emitted += 1
+        if self.recorder is not None:
+            self.recorder.record(self, kind, args)
+        self.touched.clear()
+
+    def begin_action(self, kind: str, **args: Any) -> None:
+        """A guest action (L2 fault, L1 write, ...) starts; it is recorded as an event too."""
+        self.events_emitted += 1
+        self.actions_emitted += 1
+        if self.recorder is not None:
+            self.recorder.begin_action(self, kind, args)
+        self.touched.clear()
+
+    def mmu_page_hash_get(self, gfn: int) -> list[KvmMmuPage]:
+        """Valid pages of `gfn` (bookkeeping lookup: not a walk the kernel does here)."""
+        from .constants import hash_64
+
+        return [sp for sp in self.mmu_page_hash[hash_64(gfn)].values()
+                if sp.gfn == gfn and not sp.role.invalid and sp.mmu_valid_gen == self.mmu_valid_gen]
+
+    def orphan_summary(self) -> dict[str, Any]:
+        by_level: dict[str, int] = {}
+        for sp in self.orphans.values():
+            key = str(sp.role.level)
+            by_level[key] = by_level.get(key, 0) + 1
+        return {
+            "total": len(self.orphans),
+            "unsync": self.orphans_unsync,
+            "by_level": dict(sorted(by_level.items())),
+        }

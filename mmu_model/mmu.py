@@ -1,0 +1,814 @@
+"""The shadow-MMU operations of arch/x86/kvm/mmu/mmu.c that decide whether a shadow page
+lives, dies or leaks when L1 tears its EPT tables down.
+
+Every function named like a kernel function models that function and says so in its first
+docstring line.  Semantics follow the 2026 tree just before the "Plug an unsync shadow page
+leak" series; the fix toggles in ``kvm.fixes`` switch the code paths the series and commit
+2de4085cccea changed.
+
+Two-phase zap: kvm_mmu_prepare_zap_page() unlinks a page, drops its leaves, unaccounts it
+and marks it invalid; it then waits on the caller's ``invalid_list`` until
+kvm_mmu_commit_zap_page() flushes TLBs and frees it.  A root still referenced by a vCPU
+(root_count > 0) stays allocated and accounted until the last reference is dropped.
+
+Ordering note: the kernel bumps some stats (mmu_shadow_zapped, mmu_flooded) at the start
+of an operation; the model bumps them where it records the operation as an event, so each
+event's stat deltas belong to it.  Nothing outside mmu_lock can observe the difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .constants import (
+    KVM_MIN_FREE_MMU_PAGES,
+    KVM_MMU_NUM_PREV_ROOTS,
+    KVM_NUM_MMU_PAGES,
+    KVM_REFILL_PAGES,
+    PAGE_SHIFT,
+    PG_LEVEL_1G,
+    PG_LEVEL_2M,
+    PG_LEVEL_4K,
+    hash_64,
+)
+from .kvm import Kvm
+from .page import KvmMmuPage
+from .role import KvmMmuPageRole, shadow_ept_root_role
+
+EPERM = -1
+EEXIST = -17
+ENOSPC = -28
+
+InvalidList = list[KvmMmuPage]
+
+
+# -- lookup and creation ---------------------------------------------------------------
+def is_obsolete_sp(kvm: Kvm, sp: KvmMmuPage) -> bool:
+    """Model of mmu.c: is_obsolete_sp(): invalid, or built before the last fast zap."""
+    return sp.role.invalid or sp.mmu_valid_gen != kvm.mmu_valid_gen
+
+
+def for_each_gfn_valid_sp_with_gptes(kvm: Kvm, gfn: int) -> Iterator[KvmMmuPage]:
+    """Model of mmu.c: for_each_gfn_valid_sp_with_gptes(): walk gfn's hash bucket."""
+    bucket = kvm.mmu_page_hash[hash_64(gfn)]
+    for sp in list(reversed(bucket.values())):
+        kvm.hash_walked += 1
+        if sp.gfn == gfn and not is_obsolete_sp(kvm, sp) and sp.role.has_gptes:
+            yield sp
+
+
+def kvm_flush_remote_tlbs(kvm: Kvm) -> None:
+    """Model of kvm_main.c: kvm_flush_remote_tlbs(): one request, one flush."""
+    kvm.stat.remote_tlb_flush_requests += 1
+    kvm.stat.remote_tlb_flush += 1
+
+
+def clear_sp_write_flooding_count(kvm: Kvm, sp: KvmMmuPage) -> None:
+    """Model of mmu.c: __clear_sp_write_flooding_count(): KVM just used this page."""
+    if sp.write_flooding_count:
+        sp.write_flooding_count = 0
+        kvm.touch(sp)
+
+
+def account_shadowed(kvm: Kvm, sp: KvmMmuPage) -> None:
+    """Model of mmu.c: account_shadowed(): level >= 2 is write-tracked, level 1 protected.
+
+    Both leave L1's own mapping of the table page read-only in L0; for level 1 only until
+    L1's next write to it, which unsyncs the page instead of trapping.
+    """
+    kvm.indirect_shadow_pages += 1
+    if sp.role.level > PG_LEVEL_4K:
+        kvm.write_track[sp.gfn] = kvm.write_track.get(sp.gfn, 0) + 1
+    kvm.l1_wp.add(sp.gfn)
+
+
+def unaccount_shadowed(kvm: Kvm, sp: KvmMmuPage) -> None:
+    """Model of mmu.c: unaccount_shadowed(): undo account_shadowed() for a zapped page."""
+    kvm.indirect_shadow_pages -= 1
+    if sp.role.level > PG_LEVEL_4K:
+        left = kvm.write_track[sp.gfn] - 1
+        if left:
+            kvm.write_track[sp.gfn] = left
+        else:
+            del kvm.write_track[sp.gfn]
+
+
+def kvm_mmu_alloc_shadow_page(
+    kvm: Kvm, gfn: int, bucket: dict[int, KvmMmuPage], role: KvmMmuPageRole, l2_gfn: int
+) -> KvmMmuPage:
+    """Model of mmu.c: kvm_mmu_alloc_shadow_page(): new page at the head of the lists."""
+    sp = KvmMmuPage(kvm.next_sp_id, gfn, role, kvm.mmu_valid_gen, l2_gfn)
+    kvm.next_sp_id += 1
+    kvm.sps[sp.id] = sp
+    kvm.active_mmu_pages[sp.id] = sp
+    kvm.stat.mmu_shadow_pages += 1  # kvm_account_mmu_page()
+    bucket[sp.id] = sp
+    if role.has_gptes:
+        account_shadowed(kvm, sp)
+    kvm.touch(sp)
+    return sp
+
+
+def kvm_sync_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList) -> bool:
+    """Model of mmu.c: kvm_sync_page(): re-read each gpte behind a present SPTE.
+
+    FNAME(sync_spte) drops a leaf whose gpte is no longer present or now maps elsewhere.
+    Returns whether a TLB flush is needed.  The page's unsync flag is left alone.
+    """
+    if not sp.leaf_bitmap:
+        return False
+    still = kvm.guest.present_leaves(sp.gfn, sp.leaf_gfn_base, sp.role.level)
+    stale = sp.leaf_bitmap & ~still
+    if stale:
+        drop_spte(kvm, sp, stale)
+        return True
+    return False
+
+
+def kvm_mmu_find_shadow_page(
+    kvm: Kvm, gfn: int, bucket: dict[int, KvmMmuPage], role: KvmMmuPageRole
+) -> KvmMmuPage | None:
+    """Model of mmu.c: kvm_mmu_find_shadow_page(): hash lookup by (gfn, role.word).
+
+    A hit clears the page's write_flooding_count (after syncing an unsync level-1 page,
+    which stays unsync); a miss counts mmu_cache_miss.  Looking up an upper-level role zaps
+    unsync pages of the same gfn, because the new page will write-protect the gfn.
+    """
+    invalid_list: InvalidList = []
+    collisions = 0
+    found: KvmMmuPage | None = None
+    for sp in list(reversed(bucket.values())):
+        kvm.hash_walked += 1
+        if is_obsolete_sp(kvm, sp):
+            continue
+        if sp.gfn != gfn:
+            collisions += 1
+            continue
+        if sp.role != role:
+            if role.level > PG_LEVEL_4K and sp.unsync:
+                kvm.path.append("kvm_mmu_find_shadow_page")
+                kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
+                kvm.path.pop()
+            continue
+        if sp.role.direct:
+            found = sp
+            break
+        if sp.unsync and kvm_sync_page(kvm, sp, invalid_list):
+            kvm_flush_remote_tlbs(kvm)
+        clear_sp_write_flooding_count(kvm, sp)
+        found = sp
+        break
+    else:
+        kvm.stat.mmu_cache_miss += 1
+    kvm_mmu_commit_zap_page(kvm, invalid_list)
+    if collisions > kvm.stat.max_mmu_page_hash_collisions:
+        kvm.stat.max_mmu_page_hash_collisions = collisions
+    return found
+
+
+def kvm_mmu_get_shadow_page(
+    kvm: Kvm, gfn: int, role: KvmMmuPageRole, l2_gfn: int
+) -> tuple[KvmMmuPage, bool]:
+    """Model of mmu.c: kvm_mmu_get_shadow_page(): find, else allocate.  Returns (sp, created).
+
+    The caller records the kvm_mmu_get_page event once the page is linked or rooted.
+    """
+    bucket = kvm.mmu_page_hash[hash_64(gfn)]
+    sp = kvm_mmu_find_shadow_page(kvm, gfn, bucket, role)
+    if sp is not None:
+        return sp, False
+    return kvm_mmu_alloc_shadow_page(kvm, gfn, bucket, role, l2_gfn), True
+
+
+def link_shadow_page(kvm: Kvm, parent: KvmMmuPage, index: int, sp: KvmMmuPage) -> None:
+    """Model of mmu.c: __link_shadow_page(): point parent's SPTE at sp, re-mark unsync."""
+    parent.spt[index] = sp
+    kvm.touch(parent)
+    sp.parent_ptes.append((parent, index))  # mmu_page_add_parent_pte()
+    kvm.update_orphan(sp)
+    if sp.unsync_children or sp.unsync:
+        mark_unsync(kvm, parent, index)
+
+
+# -- leaves and rmaps ---------------------------------------------------------------------
+def kvm_update_page_stats(kvm: Kvm, level: int, count: int) -> None:
+    """Model of mmu.h: kvm_update_page_stats(): pages_4k/2m/1g by leaf level."""
+    if level == PG_LEVEL_4K:
+        kvm.stat.pages_4k += count
+    elif level == PG_LEVEL_2M:
+        kvm.stat.pages_2m += count
+    elif level == PG_LEVEL_1G:
+        kvm.stat.pages_1g += count
+
+
+def mmu_set_spte(kvm: Kvm, sp: KvmMmuPage, mask: int, leaf_gfn_base: int) -> int:
+    """Model of mmu.c: mmu_set_spte() + rmap_add(), for every leaf index set in `mask`.
+
+    Leaf i maps L1 gfn ``leaf_gfn_base + i * (frames per entry)``.  Each new writable leaf
+    also runs mmu_try_to_unsync_pages() on its target gfn, walking one hash bucket; for a
+    batch the model charges the mean bucket length instead of hashing every gfn.
+    Returns how many leaves were installed.
+    """
+    if sp.leaf_gfn_base != leaf_gfn_base and sp.leaf_bitmap:
+        drop_spte(kvm, sp, sp.leaf_bitmap)
+    sp.leaf_gfn_base = leaf_gfn_base
+    new = mask & ~sp.leaf_bitmap
+    if not new:
+        return 0
+    count = new.bit_count()
+    kvm_update_page_stats(kvm, sp.role.level, count)
+    longest = kvm.rmaps.add(sp.role.level, leaf_gfn_base, new)
+    if longest > kvm.stat.max_mmu_rmap_size:
+        kvm.stat.max_mmu_rmap_size = longest
+    sp.leaf_bitmap |= new
+    kvm.hash_walked += (count * len(kvm.sps) + KVM_NUM_MMU_PAGES // 2) // KVM_NUM_MMU_PAGES
+    kvm.touch(sp)
+    return count
+
+
+def drop_spte(kvm: Kvm, sp: KvmMmuPage, mask: int) -> None:
+    """Model of mmu.c: drop_spte(): clear leaf SPTEs and remove their rmap entries."""
+    mask &= sp.leaf_bitmap
+    if not mask:
+        return
+    kvm_update_page_stats(kvm, sp.role.level, -mask.bit_count())
+    kvm.rmaps.remove(sp.role.level, sp.leaf_gfn_base, mask)
+    sp.leaf_bitmap &= ~mask
+    kvm.touch(sp)
+
+
+# -- unsync -----------------------------------------------------------------------------------
+def mark_unsync(kvm: Kvm, parent: KvmMmuPage, index: int) -> None:
+    """Model of mmu.c: mark_unsync(): set the parent's bit; propagate on its 0 -> 1."""
+    if parent.unsync_child_bitmap >> index & 1:
+        return
+    parent.unsync_child_bitmap |= 1 << index
+    parent.unsync_children += 1
+    kvm.touch(parent)
+    if parent.unsync_children != 1:
+        return
+    kvm_mmu_mark_parents_unsync(kvm, parent)
+
+
+def kvm_mmu_mark_parents_unsync(kvm: Kvm, sp: KvmMmuPage) -> None:
+    """Model of mmu.c: kvm_mmu_mark_parents_unsync(): an orphan propagates nothing."""
+    for parent, index in list(sp.parent_ptes):
+        mark_unsync(kvm, parent, index)
+
+
+def clear_unsync_child_bit(kvm: Kvm, sp: KvmMmuPage, index: int) -> None:
+    """Model of mmu.c: clear_unsync_child_bit()."""
+    if sp.unsync_child_bitmap >> index & 1:
+        sp.unsync_child_bitmap &= ~(1 << index)
+        sp.unsync_children -= 1
+        kvm.touch(sp)
+
+
+def kvm_unsync_page(kvm: Kvm, sp: KvmMmuPage) -> None:
+    """Model of mmu.c: kvm_unsync_page(): tracepoint kvm_mmu_unsync_page."""
+    kvm.stat.mmu_unsync += 1
+    kvm.set_unsync(sp, True)
+    kvm_mmu_mark_parents_unsync(kvm, sp)
+    kvm.emit("kvm_mmu_unsync_page", sp=sp.id)
+
+
+def mmu_try_to_unsync_pages(kvm: Kvm, gfn: int) -> int:
+    """Model of mmu.c: mmu_try_to_unsync_pages(): may L0 map this L1 gfn writable?
+
+    Write-tracked (an upper-level shadow page exists) => -EPERM, the write is emulated.
+    Otherwise every synced level-1 page of the gfn goes unsync and the mapping becomes
+    writable, so L1's later writes to that table are invisible to L0.
+    """
+    if kvm.write_track.get(gfn):
+        return EPERM
+    for sp in for_each_gfn_valid_sp_with_gptes(kvm, gfn):
+        if sp.unsync:
+            continue
+        kvm_unsync_page(kvm, sp)
+    return 0
+
+
+UnsyncPath = list[tuple[KvmMmuPage, int]]
+
+
+def __mmu_unsync_walk(
+    kvm: Kvm, sp: KvmMmuPage, path: UnsyncPath, out: list[tuple[KvmMmuPage, UnsyncPath]]
+) -> int:
+    """Model of mmu.c: __mmu_unsync_walk(): follow unsync_child_bitmap, clear stale bits."""
+    found = 0
+    bits = sp.unsync_child_bitmap
+    while bits:
+        low = bits & -bits
+        bits ^= low
+        index = low.bit_length() - 1
+        child = sp.spt.get(index)
+        if child is None:
+            clear_unsync_child_bit(kvm, sp, index)
+            continue
+        if child.unsync_children:
+            sub = __mmu_unsync_walk(kvm, child, [*path, (sp, index)], out)
+            if not sub:
+                clear_unsync_child_bit(kvm, sp, index)
+                continue
+            found += sub
+        elif child.unsync:
+            found += 1
+            out.append((child, [*path, (sp, index)]))
+        else:
+            clear_unsync_child_bit(kvm, sp, index)
+    return found
+
+
+def mmu_unsync_walk(kvm: Kvm, sp: KvmMmuPage) -> list[tuple[KvmMmuPage, UnsyncPath]]:
+    """Model of mmu.c: mmu_unsync_walk(): unsync level-1 pages reachable from sp."""
+    out: list[tuple[KvmMmuPage, UnsyncPath]] = []
+    if sp.unsync_children:
+        __mmu_unsync_walk(kvm, sp, [], out)
+    return out
+
+
+def mmu_pages_clear_parents(kvm: Kvm, path: UnsyncPath) -> None:
+    """Model of mmu.c: mmu_pages_clear_parents(): clear bits upward while counts hit 0."""
+    for parent, index in reversed(path):
+        clear_unsync_child_bit(kvm, parent, index)
+        if parent.unsync_children:
+            break
+
+
+def kvm_unlink_unsync_page(kvm: Kvm, sp: KvmMmuPage) -> None:
+    """Model of mmu.c: kvm_unlink_unsync_page(): unsync = 0, --mmu_unsync."""
+    kvm.set_unsync(sp, False)
+    kvm.stat.mmu_unsync -= 1
+
+
+def mmu_sync_children(kvm: Kvm, parent: KvmMmuPage) -> int:
+    """Model of mmu.c: mmu_sync_children(): write-protect and sync what the bitmaps reach.
+
+    Returns the number of pages synced.  Orphans have no parent bit and are never reached.
+    """
+    synced = 0
+    kvm.path.append("mmu_sync_children")
+    while True:
+        pages = mmu_unsync_walk(kvm, parent)
+        if not pages:
+            break
+        invalid_list: InvalidList = []
+        for sp, _ in pages:
+            kvm.l1_wp.add(sp.gfn)  # kvm_vcpu_write_protect_gfn()
+        kvm_flush_remote_tlbs(kvm)
+        for sp, path in pages:
+            kvm_unlink_unsync_page(kvm, sp)
+            if kvm_sync_page(kvm, sp, invalid_list):
+                kvm_flush_remote_tlbs(kvm)
+            mmu_pages_clear_parents(kvm, path)
+            kvm.emit("kvm_mmu_sync_page", sp=sp.id, parent=parent.id)
+            synced += 1
+        kvm_mmu_commit_zap_page(kvm, invalid_list)
+    kvm.path.pop()
+    return synced
+
+
+def kvm_mmu_sync_roots(kvm: Kvm) -> int:
+    """Model of mmu.c: kvm_mmu_sync_roots(): sync from the current root if it is unsync."""
+    root = kvm.root
+    if root is None or not (root.unsync or root.unsync_children):
+        return 0
+    kvm.path.append("kvm_mmu_sync_roots")
+    synced = mmu_sync_children(kvm, root)
+    kvm.path.pop()
+    return synced
+
+
+# -- zapping ----------------------------------------------------------------------------------
+def drop_parent_pte(kvm: Kvm, sp: KvmMmuPage, parent: KvmMmuPage, index: int) -> None:
+    """Model of mmu.c: drop_parent_pte(): forget the parent SPTE and zero it.
+
+    The parent's unsync_child_bitmap bit is deliberately left set (cleared lazily).
+    """
+    sp.parent_ptes.remove((parent, index))  # mmu_page_remove_parent_pte()
+    del parent.spt[index]  # mmu_spte_clear_no_track()
+    kvm.touch(parent)
+    kvm.update_orphan(sp)
+
+
+def mmu_page_zap_pte(
+    kvm: Kvm, sp: KvmMmuPage, index: int, invalid_list: InvalidList | None
+) -> int:
+    """Model of mmu.c: mmu_page_zap_pte(): zap one SPTE; returns child pages zapped.
+
+    A leaf is dropped with its rmap entry.  A non-leaf is unlinked from its child; since
+    2de4085cccea a guest_mode child left with no parent is zapped too, but only when the
+    caller passes an invalid_list.  kvm_mmu_track_write() passes NULL before patch 1/2 of
+    the series, which is how unsync children get orphaned.
+    """
+    child = sp.spt.get(index)
+    if child is not None:
+        drop_parent_pte(kvm, child, sp, index)
+        if (
+            kvm.fixes.unlink_children_zap
+            and kvm.tdp_enabled
+            and invalid_list is not None
+            and child.role.guest_mode
+            and not child.parent_ptes
+        ):
+            return kvm_mmu_prepare_zap_page(kvm, child, invalid_list)
+        return 0
+    if sp.leaf_bitmap >> index & 1:
+        drop_spte(kvm, sp, 1 << index)
+    return 0
+
+
+def mmu_zap_unsync_children(kvm: Kvm, parent: KvmMmuPage, invalid_list: InvalidList) -> int:
+    """Model of mmu.c: mmu_zap_unsync_children(): zap unsync pages the bitmaps reach."""
+    if parent.role.level == PG_LEVEL_4K:
+        return 0
+    zapped = 0
+    while True:
+        pages = mmu_unsync_walk(kvm, parent)
+        if not pages:
+            return zapped
+        for sp, path in pages:
+            kvm.path.append("mmu_zap_unsync_children")
+            kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
+            kvm.path.pop()
+            mmu_pages_clear_parents(kvm, path)
+            zapped += 1
+
+
+def kvm_mmu_page_unlink_children(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList) -> int:
+    """Model of mmu.c: kvm_mmu_page_unlink_children(): mmu_page_zap_pte() on all 512."""
+    if sp.leaf_bitmap:
+        drop_spte(kvm, sp, sp.leaf_bitmap)
+    zapped = 0
+    kvm.path.append("kvm_mmu_page_unlink_children")
+    for index in sorted(sp.spt):
+        kvm.path.append("mmu_page_zap_pte")
+        zapped += mmu_page_zap_pte(kvm, sp, index, invalid_list)
+        kvm.path.pop()
+    kvm.path.pop()
+    return zapped
+
+
+def kvm_mmu_unlink_parents(kvm: Kvm, sp: KvmMmuPage) -> None:
+    """Model of mmu.c: kvm_mmu_unlink_parents(): zero every parent SPTE pointing at sp."""
+    for parent, index in list(sp.parent_ptes):
+        drop_parent_pte(kvm, sp, parent, index)
+
+
+def kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList) -> int:
+    """Model of mmu.c: kvm_mmu_prepare_zap_page() / __kvm_mmu_prepare_zap_page().
+
+    Returns nr_zapped: this page (unless it is a live root) plus every child zapped with it.
+    """
+    kvm.path.append("kvm_mmu_prepare_zap_page")
+    was_invalid = sp.role.invalid
+    was_unsync = sp.unsync
+    leaves = sp.leaf_bitmap.bit_count()
+    parents = [p.id for p, _ in sp.parent_ptes]
+    nr_zapped = mmu_zap_unsync_children(kvm, sp, invalid_list)
+    nr_zapped += kvm_mmu_page_unlink_children(kvm, sp, invalid_list)
+    kvm_mmu_unlink_parents(kvm, sp)
+    if not was_invalid and sp.role.has_gptes:
+        unaccount_shadowed(kvm, sp)
+    if sp.unsync:
+        kvm_unlink_unsync_page(kvm, sp)  # tracepoint kvm_mmu_sync_page
+    root = sp.root_count > 0
+    if not root:
+        nr_zapped += 1
+        kvm.active_mmu_pages.pop(sp.id, None)
+        invalid_list.append(sp)
+        kvm.stat.mmu_shadow_pages -= 1  # kvm_unaccount_mmu_page()
+    else:
+        kvm.active_mmu_pages.pop(sp.id, None)  # list_del(): stays allocated while rooted
+        if not is_obsolete_sp(kvm, sp):
+            kvm.root_zapped = True  # KVM_REQ_MMU_FREE_OBSOLETE_ROOTS
+    if not was_invalid:
+        sp.role = sp.role.invalidated()
+    kvm.update_orphan(sp)
+    kvm.stat.mmu_shadow_zapped += 1
+    kvm.path.pop()
+    kvm.emit(
+        "kvm_mmu_prepare_zap_page",
+        sp=sp.id,
+        nr_zapped=nr_zapped,
+        leaves=leaves,
+        parents=parents,
+        was_unsync=was_unsync,
+        rooted=root,
+        again=was_invalid,
+    )
+    return nr_zapped
+
+
+def kvm_mmu_commit_zap_page(kvm: Kvm, invalid_list: InvalidList) -> None:
+    """Model of mmu.c: kvm_mmu_commit_zap_page(): one remote flush, then free the list."""
+    if not invalid_list:
+        return
+    kvm_flush_remote_tlbs(kvm)
+    freed = []
+    for sp in invalid_list:
+        # kvm_mmu_free_shadow_page(): hlist_del(hash_link), list_del(link), free spt.
+        del kvm.mmu_page_hash[hash_64(sp.gfn)][sp.id]
+        del kvm.sps[sp.id]
+        sp.freed = True
+        kvm.update_orphan(sp)
+        freed.append(sp.id)
+    invalid_list.clear()
+    kvm.emit("kvm_mmu_commit_zap_page", freed=freed)
+
+
+def kvm_mmu_remote_flush_or_zap(kvm: Kvm, invalid_list: InvalidList, flush: bool) -> None:
+    """Model of mmu.c: kvm_mmu_remote_flush_or_zap()."""
+    if invalid_list:
+        kvm_mmu_commit_zap_page(kvm, invalid_list)
+    elif flush:
+        kvm_flush_remote_tlbs(kvm)
+        kvm.emit("kvm_flush_remote_tlbs")
+
+
+# -- emulated writes to shadowed tables -------------------------------------------------
+def detect_write_misaligned(sp: KvmMmuPage, gpa: int, nbytes: int) -> bool:
+    """Model of mmu.c: detect_write_misaligned() for 8-byte gptes."""
+    offset = gpa & 0xFFF
+    pte_size = 8
+    if not offset & (pte_size - 1) and nbytes == 1:
+        return False
+    misaligned = (offset ^ (offset + nbytes - 1)) & ~(pte_size - 1)
+    return bool(misaligned) or nbytes < 4
+
+
+def detect_write_flooding(kvm: Kvm, sp: KvmMmuPage) -> bool:
+    """Model of mmu.c: detect_write_flooding(): level >= 2 only; the 3rd write floods."""
+    if sp.role.level == PG_LEVEL_4K or not kvm.fixes.flood_detection:
+        return False
+    sp.write_flooding_count += 1
+    kvm.touch(sp)
+    return sp.write_flooding_count >= 3
+
+
+def get_written_sptes(sp: KvmMmuPage, gpa: int, nbytes: int) -> int:
+    """Model of mmu.c: get_written_sptes() for 8-byte gptes: the one SPTE index written."""
+    return (gpa & 0xFFF) // 8
+
+
+def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
+    """Model of mmu.c: kvm_mmu_track_write(): L1 wrote a write-tracked table page.
+
+    For each valid shadow page of the gfn: a misaligned write or the third write without an
+    intervening use zaps the whole page (mmu_flooded); otherwise only the written SPTE is
+    zapped.  Before patch 1/2 that zap gets no invalid_list, so a child whose last parent
+    it was is left orphaned; with the fix it is zapped in the same call.
+    """
+    gfn = gpa >> PAGE_SHIFT
+    if not kvm.indirect_shadow_pages:
+        return
+    kvm.path.append("kvm_mmu_track_write")
+    invalid_list: InvalidList = []
+    flush = False
+    gentry = new if nbytes in (4, 8) else 0
+    kvm.stat.mmu_pte_write += 1
+    kvm.emit("kvm_mmu_track_write", gpa=gpa, new=new)
+    for sp in for_each_gfn_valid_sp_with_gptes(kvm, gfn):
+        if is_obsolete_sp(kvm, sp):  # zapped by an earlier iteration of this loop
+            continue
+        before = sp.write_flooding_count
+        misaligned = detect_write_misaligned(sp, gpa, nbytes)
+        if misaligned or detect_write_flooding(kvm, sp):
+            reason = "detect_write_misaligned" if misaligned else "detect_write_flooding"
+            kvm.stat.mmu_flooded += 1
+            kvm.emit(reason, sp=sp.id, flood_before=before, gpa=gpa)
+            kvm.path.append(reason)
+            kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
+            kvm.path.pop()
+            continue
+        index = get_written_sptes(sp, gpa, nbytes)
+        child = sp.spt.get(index)
+        was_present = sp.spte_present(index)
+        was_leaf = was_present and child is None
+        kvm.path.append("mmu_page_zap_pte")
+        zapped = mmu_page_zap_pte(
+            kvm, sp, index, invalid_list if kvm.fixes.track_write_zap else None
+        )
+        kvm.path.pop()
+        if gentry and sp.role.level != PG_LEVEL_4K:
+            kvm.stat.mmu_pde_zapped += 1
+        if was_present:
+            flush = True
+        kvm.emit(
+            "mmu_page_zap_pte",
+            sp=sp.id,
+            index=index,
+            flood_before=before,
+            flood=sp.write_flooding_count,
+            child=child.id if child is not None else None,
+            child_orphaned=bool(child is not None and child.orphan),
+            child_zapped=zapped,
+            was_leaf=was_leaf,
+        )
+    kvm_mmu_remote_flush_or_zap(kvm, invalid_list, flush)
+    kvm.path.pop()
+
+
+# -- recycling and zap-all ------------------------------------------------------------------
+def kvm_mmu_available_pages(kvm: Kvm) -> int:
+    """Model of mmu.c: kvm_mmu_available_pages(): quota minus mmu_shadow_pages, floor 0."""
+    return max(kvm.n_max_mmu_pages - kvm.stat.mmu_shadow_pages, 0)
+
+
+def kvm_mmu_zap_oldest_mmu_pages(kvm: Kvm, nr_to_zap: int) -> int:
+    """Model of mmu.c: kvm_mmu_zap_oldest_mmu_pages(): oldest non-root pages first.
+
+    Pure age order: orphans are not preferred.  Adds the total zapped to mmu_recycled.
+    """
+    invalid_list: InvalidList = []
+    total = 0
+    kvm.path.append("kvm_mmu_zap_oldest_mmu_pages")
+    while total < nr_to_zap:
+        victim = next((sp for sp in kvm.active_mmu_pages.values() if not sp.root_count), None)
+        if victim is None:
+            break
+        total += kvm_mmu_prepare_zap_page(kvm, victim, invalid_list)
+    kvm_mmu_commit_zap_page(kvm, invalid_list)
+    kvm.stat.mmu_recycled += total
+    kvm.path.pop()
+    kvm.emit("kvm_mmu_zap_oldest_mmu_pages", nr_to_zap=nr_to_zap, total=total)
+    return total
+
+
+def make_mmu_pages_available(kvm: Kvm) -> int:
+    """Model of mmu.c: make_mmu_pages_available(): refill to 25 free when under 5."""
+    avail = kvm_mmu_available_pages(kvm)
+    if avail >= KVM_MIN_FREE_MMU_PAGES:
+        return 0
+    kvm.path.append("make_mmu_pages_available")
+    kvm_mmu_zap_oldest_mmu_pages(kvm, KVM_REFILL_PAGES - avail)
+    kvm.path.pop()
+    return 0 if kvm_mmu_available_pages(kvm) else ENOSPC
+
+
+def kvm_mmu_change_mmu_pages(kvm: Kvm, goal: int) -> None:
+    """Model of mmu.c: kvm_mmu_change_mmu_pages(): set the quota, zapping any excess."""
+    if kvm.stat.mmu_shadow_pages > goal:
+        kvm_mmu_zap_oldest_mmu_pages(kvm, kvm.stat.mmu_shadow_pages - goal)
+        goal = kvm.stat.mmu_shadow_pages
+    kvm.n_max_mmu_pages = goal
+
+
+def kvm_mmu_zap_all_fast(kvm: Kvm) -> None:
+    """Model of mmu.c: kvm_mmu_zap_all_fast(): flip mmu_valid_gen, zap every obsolete page.
+
+    Orphans are obsolete like everything else, so this (memslot changes) reclaims them.
+    Live roots stay allocated until the vCPU drops them (kvm_mmu_free_obsolete_roots).
+    """
+    kvm.mmu_valid_gen = 0 if kvm.mmu_valid_gen else 1
+    kvm.path.append("kvm_mmu_zap_all_fast")
+    kvm.emit(
+        "kvm_mmu_zap_all_fast", mmu_valid_gen=kvm.mmu_valid_gen,
+        used_pages=kvm.stat.mmu_shadow_pages,
+    )
+    invalid_list: InvalidList = []
+    kvm.path.append("kvm_zap_obsolete_pages")
+    for sp in list(kvm.active_mmu_pages.values()):
+        if sp.role.invalid or not is_obsolete_sp(kvm, sp):
+            continue
+        kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
+    kvm.path.pop()
+    kvm_mmu_commit_zap_page(kvm, invalid_list)
+    kvm.path.pop()
+    kvm.root_zapped = True
+
+
+# -- roots ----------------------------------------------------------------------------------
+def mmu_free_root_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList) -> None:
+    """Model of mmu.c: mmu_free_root_page(): drop one root reference.
+
+    A valid root whose count reaches 0 is *not* freed: it stays, parentless, as an
+    ex-root (not an orphan); an invalid one is zapped for the second and last time.
+    """
+    sp.root_count -= 1
+    kvm.update_orphan(sp)
+    if not sp.root_count and sp.role.invalid:
+        kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
+
+
+def kvm_mmu_free_roots(kvm: Kvm, *, current: bool = True, previous: bool = True) -> None:
+    """Model of mmu.c: kvm_mmu_free_roots() for guest_mmu (INVEPT, root eviction)."""
+    invalid_list: InvalidList = []
+    kvm.path.append("kvm_mmu_free_roots")
+    freed = []
+    if current and kvm.root is not None:
+        freed.append(kvm.root.id)
+        mmu_free_root_page(kvm, kvm.root, invalid_list)
+        kvm.root = None
+    if previous:
+        for sp in kvm.prev_roots:
+            freed.append(sp.id)
+            mmu_free_root_page(kvm, sp, invalid_list)
+        kvm.prev_roots = []
+    kvm_mmu_commit_zap_page(kvm, invalid_list)
+    kvm.path.pop()
+    kvm.emit("kvm_mmu_free_roots", roots=freed)
+
+
+def kvm_mmu_free_obsolete_roots(kvm: Kvm) -> None:
+    """Model of mmu.c: kvm_mmu_free_obsolete_roots(): drop roots zapped or made obsolete."""
+    kvm.root_zapped = False
+    invalid_list: InvalidList = []
+    kvm.path.append("kvm_mmu_free_obsolete_roots")
+    freed = []
+    if kvm.root is not None and is_obsolete_sp(kvm, kvm.root):
+        freed.append(kvm.root.id)
+        mmu_free_root_page(kvm, kvm.root, invalid_list)
+        kvm.root = None
+    keep = []
+    for sp in kvm.prev_roots:
+        if is_obsolete_sp(kvm, sp):
+            freed.append(sp.id)
+            mmu_free_root_page(kvm, sp, invalid_list)
+        else:
+            keep.append(sp)
+    kvm.prev_roots = keep
+    kvm_mmu_commit_zap_page(kvm, invalid_list)
+    kvm.path.pop()
+    if freed:
+        kvm.emit("kvm_mmu_free_roots", roots=freed)
+
+
+def mmu_alloc_shadow_roots(kvm: Kvm, root_gfn: int) -> KvmMmuPage:
+    """Model of mmu.c: mmu_alloc_shadow_roots() / mmu_alloc_root() for a shadow EPT root."""
+    kvm.path.append("mmu_alloc_shadow_roots")
+    make_mmu_pages_available(kvm)
+    sp, created = kvm_mmu_get_shadow_page(kvm, root_gfn, shadow_ept_root_role(kvm.root_level), 0)
+    sp.root_count += 1
+    kvm.update_orphan(sp)
+    kvm.root = sp
+    kvm.path.pop()
+    kvm.emit("kvm_mmu_get_page", sp=sp.id, created=created, root=True)
+    return sp
+
+
+def kvm_mmu_load(kvm: Kvm, root_gfn: int) -> KvmMmuPage:
+    """Model of mmu.c: kvm_mmu_load() at nested VM-entry: free obsolete roots, allocate
+    the root if there is none, then kvm_mmu_sync_roots()."""
+    kvm.path.append("kvm_mmu_load")
+    if kvm.root_zapped:
+        kvm_mmu_free_obsolete_roots(kvm)
+    root = kvm.root
+    if root is None or root.gfn != root_gfn:
+        root = mmu_alloc_shadow_roots(kvm, root_gfn)
+    kvm_mmu_sync_roots(kvm)
+    kvm.path.pop()
+    return root
+
+
+def kvm_mmu_reload(kvm: Kvm, root_gfn: int) -> KvmMmuPage:
+    """Model of mmu.h: kvm_mmu_reload(): at VM-entry, load a root only if there is none."""
+    if kvm.root_zapped:
+        kvm_mmu_free_obsolete_roots(kvm)
+    if kvm.root is not None:
+        return kvm.root
+    return kvm_mmu_load(kvm, root_gfn)
+
+
+def kvm_mmu_new_pgd(kvm: Kvm, root_gfn: int) -> None:
+    """Model of mmu.c: kvm_mmu_new_pgd(): L1 gave L2 a new EPTP.
+
+    fast_pgd_switch() rotates the current root through prev_roots looking for one it can
+    reuse; if none fits, the least recently used cached root is freed and the next
+    kvm_mmu_load() allocates the new root.  A reused root's flood count is cleared.
+    """
+    kvm.path.append("kvm_mmu_new_pgd")
+    role = shadow_ept_root_role(kvm.root_level)
+
+    def usable(sp: KvmMmuPage | None) -> bool:
+        return sp is not None and sp.gfn == root_gfn and sp.role == role and not is_obsolete_sp(
+            kvm, sp
+        )
+
+    slots: list[KvmMmuPage | None] = [*kvm.prev_roots]
+    slots += [None] * (KVM_MMU_NUM_PREV_ROOTS - len(slots))
+    found = usable(kvm.root)
+    if kvm.root is not None and not found:
+        for i in range(KVM_MMU_NUM_PREV_ROOTS):
+            kvm.root, slots[i] = slots[i], kvm.root
+            if usable(kvm.root):
+                found = True
+                break
+        if not found and kvm.root is not None:
+            invalid_list: InvalidList = []
+            mmu_free_root_page(kvm, kvm.root, invalid_list)
+            kvm_mmu_commit_zap_page(kvm, invalid_list)
+            kvm.root = None
+    elif kvm.root is None:
+        for i in range(KVM_MMU_NUM_PREV_ROOTS):
+            if usable(slots[i]):
+                kvm.root, slots[i] = slots[i], None
+                found = True
+                break
+    kvm.prev_roots = [sp for sp in slots if sp is not None]
+    if found and kvm.root is not None:
+        clear_sp_write_flooding_count(kvm, kvm.root)
+    else:
+        kvm_mmu_load(kvm, root_gfn)
+    kvm.path.pop()
+    kvm.emit("kvm_mmu_new_pgd", root_gfn=root_gfn, reused=found)

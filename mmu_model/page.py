@@ -1,0 +1,93 @@
+"""struct kvm_mmu_page (arch/x86/kvm/mmu/mmu_internal.h), the fields the leak depends on.
+
+Glossary (the kernel's words, used throughout the model):
+
+sp
+    a shadow page: one 4 KiB page of SPTEs that L0 built to shadow one guest table page.
+spte
+    a shadow page-table entry.  Here an spte is either non-present, a *non-leaf* entry
+    pointing to a child sp (``spt[index]``), or a *leaf* mapping guest memory (a bit in
+    ``leaf_bitmap``).  Leaves are kept as a bitmap plus a base gfn, not one object each,
+    so a fully populated 16 GiB guest (4 M leaf SPTEs) stays small.
+gfn
+    for a nested-EPT sp, the L1 frame holding the EPT12 table it shadows.
+parent_ptes
+    the reverse list of parent SPTEs pointing at this sp, as (parent sp, index) pairs.
+    The spt arrays form a DAG: a page may have several parents.
+unsync
+    level-1 only: L1 may write the shadowed table without trapping; SPTEs may be stale.
+orphan
+    a valid sp below the root level, with root_count 0 and no parent SPTE: unreachable from
+    every root.  An unsync orphan is the leak the patch series plugs.
+"""
+
+from __future__ import annotations
+
+from .constants import SPTE_ENT_PER_PAGE
+from .role import KvmMmuPageRole
+
+__all__ = ["KvmMmuPage"]
+
+
+class KvmMmuPage:
+    __slots__ = (
+        "freed",
+        "gfn",
+        "id",
+        "l2_gfn",
+        "leaf_bitmap",
+        "leaf_gfn_base",
+        "mmu_valid_gen",
+        "orphan",
+        "parent_ptes",
+        "role",
+        "root_count",
+        "spt",
+        "unsync",
+        "unsync_child_bitmap",
+        "unsync_children",
+        "write_flooding_count",
+    )
+
+    def __init__(
+        self, sp_id: int, gfn: int, role: KvmMmuPageRole, mmu_valid_gen: int, l2_gfn: int
+    ) -> None:
+        self.id = sp_id
+        self.gfn = gfn
+        self.role = role
+        self.mmu_valid_gen = mmu_valid_gen
+        # Where in L2's guest-physical space this sp's coverage begins (for layout only).
+        self.l2_gfn = l2_gfn
+        self.spt: dict[int, KvmMmuPage] = {}
+        self.leaf_bitmap = 0
+        self.leaf_gfn_base = -1
+        self.parent_ptes: list[tuple[KvmMmuPage, int]] = []
+        self.unsync = False
+        self.unsync_children = 0
+        self.unsync_child_bitmap = 0
+        self.write_flooding_count = 0
+        self.root_count = 0
+        self.freed = False
+        self.orphan = False
+
+    @property
+    def level(self) -> int:
+        return self.role.level
+
+    @property
+    def n_leaves(self) -> int:
+        return self.leaf_bitmap.bit_count()
+
+    def spte_present(self, index: int) -> bool:
+        return index in self.spt or bool(self.leaf_bitmap >> index & 1)
+
+    def present_indices(self) -> list[int]:
+        leaves = self.leaf_bitmap
+        out = [i for i in range(SPTE_ENT_PER_PAGE) if leaves >> i & 1] if leaves else []
+        out.extend(self.spt)
+        out.sort()
+        return out
+
+    def __repr__(self) -> str:
+        flag = " unsync" if self.unsync else ""
+        return f"<sp #{self.id} gfn {self.gfn:#x} l{self.role.level}{flag}>"

@@ -1,0 +1,123 @@
+"""The nested-EPT page-fault path of arch/x86/kvm/mmu/paging_tmpl.h (FNAME = ept).
+
+When L2 touches memory L0 has not shadowed yet, L0 walks L1's EPT12 tables (the guest
+walk) and then FNAME(fetch) walks its own shadow tables from the root, creating and linking
+one shadow page per guest table and finally installing leaf SPTEs.  Every shadow page the
+walk passes through has its write_flooding_count cleared: that is what stops L1's normal
+table updates from ever looking like flooding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .kvm import Kvm
+from .mmu import (
+    clear_sp_write_flooding_count,
+    kvm_mmu_commit_zap_page,
+    kvm_mmu_get_shadow_page,
+    link_shadow_page,
+    make_mmu_pages_available,
+    mmu_page_zap_pte,
+    mmu_set_spte,
+    mmu_sync_children,
+)
+from .page import KvmMmuPage
+
+__all__ = ["GuestWalk", "ept_page_fault", "shadow_page_table_clear_flood"]
+
+
+@dataclass(frozen=True, slots=True)
+class GuestWalk:
+    """Result of FNAME(walk_addr) for one L2 address: the EPT12 table at each level.
+
+    table_gfns[level - 1] is the L1 gfn of the table *at* that level (root first in use);
+    ``level`` is the level whose entry maps the memory (1 = 4 KiB leaf, 2 = 2 MiB leaf).
+    """
+
+    l2_gfn: int
+    table_gfns: tuple[int, ...]
+    level: int
+    leaf_mask: int
+    leaf_gfn_base: int
+
+
+def _index(l2_gfn: int, level: int) -> int:
+    return (l2_gfn >> (9 * (level - 1))) & 511
+
+
+def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
+    """Model of paging_tmpl.h: FNAME(fetch): build the shadow path, install the leaves."""
+    root = kvm.root
+    assert root is not None, "FNAME(fetch) needs a loaded root"
+    kvm.path.append("FNAME(fetch)")
+    sp = root
+    level = sp.role.level
+    while True:
+        clear_sp_write_flooding_count(kvm, sp)
+        if level == walk.level:
+            break
+        index = _index(walk.l2_gfn, level)
+        table_gfn = walk.table_gfns[level - 2]
+        child = sp.spt.get(index)
+        if child is not None and child.gfn == table_gfn:  # kvm_mmu_get_child_sp(): -EEXIST
+            sp = child
+            level -= 1
+            continue
+        if child is not None or sp.leaf_bitmap >> index & 1:
+            # The SPTE maps something else; in the kernel a trapped L1 write zapped it
+            # already, so this only runs after a fix changed what L1's writes did.
+            invalid_list: list[KvmMmuPage] = []
+            mmu_page_zap_pte(kvm, sp, index, invalid_list)
+            kvm_mmu_commit_zap_page(kvm, invalid_list)
+        span = 9 * (level - 1)
+        l2_base = (walk.l2_gfn >> span) << span
+        kvm.path.append("kvm_mmu_get_child_sp")
+        child, created = kvm_mmu_get_shadow_page(kvm, table_gfn, sp.role.child(), l2_base)
+        kvm.path.pop()
+        if child.unsync_children:
+            mmu_sync_children(kvm, child)
+        was_orphan = child.orphan
+        link_shadow_page(kvm, sp, index, child)
+        kvm.emit(
+            "kvm_mmu_get_page",
+            sp=child.id,
+            created=created,
+            parent=sp.id,
+            index=index,
+            relinked_orphan=was_orphan,
+        )
+        sp = child
+        level -= 1
+    installed = mmu_set_spte(kvm, sp, walk.leaf_mask, walk.leaf_gfn_base)
+    kvm.path.pop()
+    if installed:
+        kvm.path.append("FNAME(fetch)")
+        kvm.emit("mmu_set_spte", sp=sp.id, count=installed, level=sp.role.level)
+        kvm.path.pop()
+    return sp
+
+
+def ept_page_fault(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
+    """Model of paging_tmpl.h: FNAME(page_fault) for an EPT violation L0 can resolve."""
+    kvm.path.append("FNAME(page_fault)")
+    make_mmu_pages_available(kvm)
+    sp = fetch(kvm, walk)
+    kvm.path.pop()
+    return sp
+
+
+def shadow_page_table_clear_flood(kvm: Kvm, sp: KvmMmuPage) -> list[int]:
+    """Model of mmu.c: shadow_page_table_clear_flood(): clear every page on a walk path.
+
+    The walk runs from the root down to `sp`; the model follows sp's first parent chain
+    upward, which is the same set of pages when sp is reachable.  Returns the ids cleared.
+    """
+    cleared = []
+    node: KvmMmuPage | None = sp
+    while node is not None:
+        if node.write_flooding_count:
+            cleared.append(node.id)
+        clear_sp_write_flooding_count(kvm, node)
+        node = node.parent_ptes[0][0] if node.parent_ptes else None
+    return cleared

@@ -1,0 +1,75 @@
+"""union kvm_mmu_page_role (arch/x86/include/asm/kvm_host.h), the fields that matter for EPT.
+
+Two shadow pages for the same gfn are the same page only if their whole role word matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .constants import ACC_ALL
+
+__all__ = ["KvmMmuPageRole", "shadow_ept_root_role"]
+
+# Bit positions of the v6.18 layout (low bits first).
+_LEVEL_SHIFT = 0
+_DIRECT_SHIFT = 7
+_ACCESS_SHIFT = 8
+_INVALID_SHIFT = 11
+_AD_DISABLED_SHIFT = 16
+_GUEST_MODE_SHIFT = 17
+
+
+@dataclass(frozen=True, slots=True)
+class KvmMmuPageRole:
+    level: int
+    direct: bool = False
+    guest_mode: bool = True
+    invalid: bool = False
+    access: int = ACC_ALL
+    ad_disabled: bool = False
+
+    @property
+    def word(self) -> int:
+        return (
+            (self.level << _LEVEL_SHIFT)
+            | (int(self.direct) << _DIRECT_SHIFT)
+            | (self.access << _ACCESS_SHIFT)
+            | (int(self.invalid) << _INVALID_SHIFT)
+            | (int(self.ad_disabled) << _AD_DISABLED_SHIFT)
+            | (int(self.guest_mode) << _GUEST_MODE_SHIFT)
+        )
+
+    @property
+    def has_gptes(self) -> bool:
+        """Model of mmu.c: sp_has_gptes(): indirect pages shadow a guest table."""
+        return not self.direct
+
+    def child(self, *, direct: bool = False, access: int = ACC_ALL) -> KvmMmuPageRole:
+        """Model of mmu.c: kvm_mmu_child_role(): one level down, same guest_mode."""
+        return replace(self, level=self.level - 1, direct=direct, access=access)
+
+    def invalidated(self) -> KvmMmuPageRole:
+        return replace(self, invalid=True)
+
+    def describe(self) -> str:
+        """Render like KVM_MMU_PAGE_PRINTK in mmutrace.h: level, direct, access, invalid."""
+        access = "".join(
+            c if self.access & bit else "-" for c, bit in (("w", 2), ("u", 4), ("x", 1))
+        )
+        parts = [f"l{self.level}", "8-byte", "q0"]
+        if self.direct:
+            parts.append("direct")
+        parts.append(access)
+        if self.invalid:
+            parts.append("invalid")
+        parts.append("!nxe")
+        parts.append("!ad" if self.ad_disabled else "ad")
+        if self.guest_mode:
+            parts.append("guest")
+        return " ".join(parts)
+
+
+def shadow_ept_root_role(level: int) -> KvmMmuPageRole:
+    """Model of mmu.c: kvm_calc_shadow_ept_root_page_role(): guest_mode, indirect, ACC_ALL."""
+    return KvmMmuPageRole(level=level, direct=False, guest_mode=True, access=ACC_ALL)

@@ -1,0 +1,106 @@
+"""A finished run: final numbers, per-boot series and (when recorded) the seekable timeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .exceptions import MmuModelError
+from .scenario import ScenarioSpec
+from .snapshot import ActionView, EventView, Grain, OrphanSummary, Snapshot
+from .timeline import Timeline
+
+__all__ = ["BootStats", "Discrepancy", "ReplayReport", "Run"]
+
+
+@dataclass(frozen=True, slots=True)
+class BootStats:
+    """State at the end of one L2 boot, and the hash-chain cost paid during it."""
+
+    boot: int
+    shadow_pages: int
+    unsync: int
+    orphans: int
+    orphans_unsync: int
+    rmap_entries: int
+    hash_walked: int
+    action_step: int
+
+
+@dataclass(frozen=True, slots=True)
+class Discrepancy:
+    """A trace line whose flood count differs from the model's (a finding, not an error)."""
+
+    lineno: int
+    action_step: int
+    gfn: int
+    index: int
+    level: int
+    trace_flood: int
+    model_flood: int | None  # None: no valid shadow page of that level shadows the gfn
+
+    def describe(self) -> str:
+        model = "no shadow page" if self.model_flood is None else str(self.model_flood)
+        return (f"line {self.lineno}: gfn {self.gfn:#x} entry {self.index} level {self.level}: "
+                f"trace flood {self.trace_flood}, model {model}")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    lines: int
+    tables: int
+    discrepancies: tuple[Discrepancy, ...]
+    notes: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Run:
+    kind: Literal["simulate", "replay"]
+    spec: ScenarioSpec | None
+    fixes: tuple[str, ...]
+    final_stats: dict[str, int]
+    orphans: OrphanSummary
+    n_events: int
+    n_actions: int
+    timeline: Timeline | None
+    per_boot: list[BootStats] = field(default_factory=list)
+    replay: ReplayReport | None = None
+    default_step: int = 0
+    hash_walked: int = 0
+
+    def _timeline(self) -> Timeline:
+        if self.timeline is None:
+            raise MmuModelError("this run was not recorded; run it with record=True")
+        return self.timeline
+
+    def last_step(self, grain: Grain = "action") -> int:
+        return self.n_actions if grain == "action" else self.n_events
+
+    def snapshot(self, step: int, grain: Grain = "action") -> Snapshot:
+        return self._timeline().snapshot(step, grain)
+
+    def convert_step(self, step: int, from_grain: Grain, to_grain: Grain) -> int:
+        return self._timeline().convert_step(step, from_grain, to_grain)
+
+    def event(self, index: int) -> EventView:
+        return self._timeline().event(index)
+
+    def action(self, index: int) -> ActionView:
+        return self._timeline().action(index)
+
+    def events(self, start: int, count: int) -> list[EventView]:
+        timeline = self._timeline()
+        end = min(start + max(count, 0), timeline.n_events)
+        return [timeline.event(i) for i in range(max(start, 0), end)]
+
+    def first_difference(self, other: Run) -> int | None:
+        """First action step after which the two runs' counters differ (None: never)."""
+        mine = self._timeline().action_counters()
+        theirs = other._timeline().action_counters()
+        for step, (a, b) in enumerate(zip(mine, theirs, strict=False), start=1):
+            if a[:-1] != b[:-1]:  # the hash-walk tally is a cost, not state
+                return step
+        if self.n_actions != other.n_actions:
+            return min(self.n_actions, other.n_actions) + 1
+        return None

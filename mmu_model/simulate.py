@@ -1,0 +1,90 @@
+"""Run a scenario spec: L2 boots on L1, L1 zaps its roots, L0's shadow MMU reacts."""
+
+from __future__ import annotations
+
+import random
+
+from .fixes import FixSet
+from .guest import L1Guest, NestedGuest
+from .kvm import Kvm
+from .run import BootStats, Run
+from .scenario import GIB_PAGES, ScenarioSpec
+from .snapshot import OrphanSummary
+from .timeline import Timeline
+
+__all__ = ["run_scenario", "working_set"]
+
+L2_BACKING_BASE = GIB_PAGES  # L1 backs L2 memory from its second GiB on
+
+
+def working_set(spec: ScenarioSpec) -> list[list[tuple[int, bool, int, int]]]:
+    """Per GiB of L2: (region index, huge?, first-touch page mask, second-touch mask)."""
+    rng = random.Random(spec.seed * 7919 + 17)
+    n = spec.regions_per_pd
+    half = spec.ptes_per_pt // 2 or spec.ptes_per_pt
+    first = (1 << half) - 1
+    second = ((1 << spec.ptes_per_pt) - 1) & ~first
+    out = []
+    for _ in range(spec.l2_mem_gib):
+        indices = sorted(rng.sample(range(512), n))
+        n_huge = round(n * spec.huge_share)
+        huge = set(rng.sample(indices, n_huge)) if n_huge else set()
+        out.append([(i, i in huge, first, second) for i in indices])
+    return out
+
+
+def run_scenario(spec: ScenarioSpec, *, record: bool = True) -> Run:
+    """Simulate `spec` and return the run (with a seekable timeline when `record`)."""
+    fixes = FixSet.from_names(spec.fixes)
+    l1_pages = spec.l1_gib * GIB_PAGES
+    pool_lo = L2_BACKING_BASE + spec.l2_mem_gib * GIB_PAGES
+    l1 = L1Guest(pool_lo=pool_lo, pool_hi=l1_pages, rng=random.Random(spec.seed))
+    kvm = Kvm(fixes=fixes, n_max_mmu_pages=spec.n_max_mmu_pages, root_level=spec.ept_levels,
+              guest=l1)
+    timeline = Timeline(kvm) if record else None
+    kvm.recorder = timeline
+    guest = NestedGuest(kvm, l1, ept_levels=spec.ept_levels, l2_backing_base=L2_BACKING_BASE,
+                        shared=spec.mode == "shared", flood_clear_prob=spec.flood_clear_prob,
+                        seed=spec.seed)
+    plan = working_set(spec)
+    per_boot: list[BootStats] = []
+    default_step = 0
+    for boot in range(1, spec.boots + 1):
+        if timeline is not None:
+            timeline.boot = boot
+        walked_before = kvm.hash_walked
+        root = guest.vm_entry(boot)
+        for zap in range(spec.root_zaps_per_boot):
+            for gib, regions in enumerate(plan):
+                guest.touch(gib, [(i, huge, m1) for i, huge, m1, _ in regions], second=False)
+            for gib, regions in enumerate(plan):
+                rest = [(i, False, m2) for i, huge, _, m2 in regions if not huge and m2]
+                if rest:
+                    guest.touch(gib, rest, second=True)
+            guest.invept(reload=True)
+            last = zap == spec.root_zaps_per_boot - 1
+            if not last:
+                old = guest.new_eptp()
+                if not default_step:
+                    default_step = kvm.actions_emitted
+                guest.zap_root(old, spec.order)
+                guest.invept(reload=True)
+            else:
+                if not default_step:
+                    default_step = kvm.actions_emitted
+                guest.zap_root(root, spec.order)
+                guest.invept(reload=False)
+            root = guest.root if guest.root is not None else root
+        per_boot.append(BootStats(
+            boot=boot, shadow_pages=kvm.stat.mmu_shadow_pages, unsync=kvm.stat.mmu_unsync,
+            orphans=len(kvm.orphans), orphans_unsync=kvm.orphans_unsync,
+            rmap_entries=kvm.rmaps.entries, hash_walked=kvm.hash_walked - walked_before,
+            action_step=kvm.actions_emitted,
+        ))
+    summary = kvm.orphan_summary()
+    return Run(
+        kind="simulate", spec=spec, fixes=fixes.names, final_stats=kvm.stat.as_dict(),
+        orphans=OrphanSummary(summary["total"], summary["unsync"], summary["by_level"]),
+        n_events=kvm.events_emitted, n_actions=kvm.actions_emitted, timeline=timeline,
+        per_boot=per_boot, default_step=default_step, hash_walked=kvm.hash_walked,
+    )

@@ -1,0 +1,109 @@
+"""What the outside sees of the model at one step: immutable views, plain data.
+
+The web layer and the CLI read only these types; they never touch Kvm or KvmMmuPage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["ActionView", "EventView", "Grain", "OrphanSummary", "Snapshot", "SpStatus", "SpView"]
+
+Grain = Literal["action", "op"]
+SpStatus = Literal["root", "ex-root", "synced", "unsync", "orphan", "orphan-unsync", "zapped"]
+
+
+@dataclass(frozen=True, slots=True)
+class SpView:
+    """One shadow page as it is after the step (or, for a ghost, just before it was freed)."""
+
+    id: int
+    gfn: int
+    level: int
+    role_word: int
+    role: str
+    direct: bool
+    guest_mode: bool
+    invalid: bool
+    unsync: bool
+    unsync_children: int
+    write_flooding_count: int
+    root_count: int
+    parents: tuple[tuple[int, int], ...]  # (parent sp id, SPTE index in the parent)
+    leaf_sptes: int  # present leaf SPTEs; each has one rmap entry
+    orphan: bool
+    l2_gfn: int  # start of the L2 guest-physical range the page covers (layout key)
+    ghost: bool = False  # freed during this step; drawn once more, faded
+
+    @property
+    def rmap_entries(self) -> int:
+        return self.leaf_sptes
+
+    @property
+    def status(self) -> SpStatus:
+        if self.ghost or self.invalid:
+            return "zapped"
+        if self.root_count:
+            return "root"
+        if self.orphan:
+            return "orphan-unsync" if self.unsync else "orphan"
+        if not self.parents:
+            return "ex-root"
+        return "unsync" if self.unsync else "synced"
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanSummary:
+    total: int
+    unsync: int
+    by_level: dict[str, int]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"total": self.total, "unsync": self.unsync, "by_level": dict(self.by_level)}
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """One recorded event: a guest action header or a kernel operation inside it."""
+
+    index: int  # 0-based position in the run's event list; op step = index + 1
+    kind: str
+    is_action: bool
+    action_index: int
+    call_path: tuple[str, ...]
+    args: dict[str, object]
+    narration: str
+    touched: tuple[int, ...]
+    created: tuple[int, ...]
+    freed: tuple[int, ...]
+    stat_deltas: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionView:
+    """One guest action (L2 fault, L1 write, root switch, ...) with its kernel operations."""
+
+    index: int  # 0-based; action step = index + 1
+    kind: str
+    narration: str
+    first_event: int
+    last_event: int  # inclusive
+    boot: int
+    ops: tuple[EventView, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    step: int
+    grain: Grain
+    last_step: int
+    pages: tuple[SpView, ...]  # live pages (including zapped ones awaiting commit)
+    ghosts: tuple[SpView, ...]  # pages freed during this step
+    changed: frozenset[int]  # ids touched by this step
+    created: frozenset[int]
+    stats: dict[str, int]
+    stat_deltas: dict[str, int]
+    orphans: OrphanSummary
+    event: EventView | None  # op grain: the event; action grain: the action's header event
+    action: ActionView | None
