@@ -253,7 +253,7 @@ class NestedGuest:
                 entries=sum(pt.leaf_bitmap.bit_count() for pt in pts),
             )
             for pt in pts:
-                present = list(bits(pt.leaf_bitmap))
+                present = bits(pt.leaf_bitmap)  # lazy: L0 sees at most the first store
                 pt.leaf_bitmap = 0
                 l1_store_many(kvm, pt.gfn, present, SHADOW_NONPRESENT_VALUE)
             return
@@ -293,11 +293,12 @@ class NestedGuest:
     def _handle_removed_pt(self, table: Ept12Table) -> None:
         kvm = self.kvm
         if table.level == 1:
-            present = list(bits(table.leaf_bitmap))
-            indices = range(SPTE_ENT_PER_PAGE) if self.shared else present
-            if indices:
-                kvm.begin_action("l1_freeze_pt", gfn=table.gfn, entries=len(indices))
+            mask = table.leaf_bitmap
+            count = SPTE_ENT_PER_PAGE if self.shared else mask.bit_count()
+            if count:
+                kvm.begin_action("l1_freeze_pt", gfn=table.gfn, entries=count)
                 table.leaf_bitmap = 0
+                indices = range(SPTE_ENT_PER_PAGE) if self.shared else bits(mask)
                 l1_store_many(kvm, table.gfn, indices, FROZEN_SPTE)
         else:
             prev = -1

@@ -18,8 +18,6 @@ event's stat deltas belong to it.  Nothing outside mmu_lock can observe the diff
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from .constants import (
     KVM_MIN_FREE_MMU_PAGES,
     KVM_MMU_NUM_PREV_ROOTS,
@@ -48,13 +46,17 @@ def is_obsolete_sp(kvm: Kvm, sp: KvmMmuPage) -> bool:
     return sp.role.invalid or sp.mmu_valid_gen != kvm.mmu_valid_gen
 
 
-def for_each_gfn_valid_sp_with_gptes(kvm: Kvm, gfn: int) -> Iterator[KvmMmuPage]:
-    """Model of mmu.c: for_each_gfn_valid_sp_with_gptes(): walk gfn's hash bucket."""
+def for_each_gfn_valid_sp_with_gptes(kvm: Kvm, gfn: int) -> list[KvmMmuPage]:
+    """Model of mmu.c: for_each_gfn_valid_sp_with_gptes(): walk gfn's hash bucket.
+
+    Callers re-check validity per page, since zapping one page can zap later ones.
+    """
     bucket = kvm.mmu_page_hash[hash_64(gfn)]
-    for sp in list(reversed(bucket.values())):
-        kvm.hash_walked += 1
-        if sp.gfn == gfn and not is_obsolete_sp(kvm, sp) and sp.role.has_gptes:
-            yield sp
+    kvm.hash_walked += len(bucket)
+    gen = kvm.mmu_valid_gen
+    return [sp for sp in reversed(bucket.values())
+            if sp.gfn == gfn and not sp.role.invalid and sp.mmu_valid_gen == gen
+            and not sp.role.direct]
 
 
 def kvm_flush_remote_tlbs(kvm: Kvm) -> None:
@@ -217,7 +219,7 @@ def mmu_set_spte(kvm: Kvm, sp: KvmMmuPage, mask: int, leaf_gfn_base: int) -> int
         return 0
     count = new.bit_count()
     kvm_update_page_stats(kvm, sp.role.level, count)
-    longest = kvm.rmaps.add(sp.role.level, leaf_gfn_base, new)
+    longest = kvm.rmaps.add(sp.role.level, leaf_gfn_base, sp.id, new)
     if longest > kvm.stat.max_mmu_rmap_size:
         kvm.stat.max_mmu_rmap_size = longest
     sp.leaf_bitmap |= new
@@ -232,7 +234,7 @@ def drop_spte(kvm: Kvm, sp: KvmMmuPage, mask: int) -> None:
     if not mask:
         return
     kvm_update_page_stats(kvm, sp.role.level, -mask.bit_count())
-    kvm.rmaps.remove(sp.role.level, sp.leaf_gfn_base, mask)
+    kvm.rmaps.remove(sp.role.level, sp.leaf_gfn_base, sp.id, mask)
     sp.leaf_bitmap &= ~mask
     kvm.touch(sp)
 
@@ -282,7 +284,7 @@ def mmu_try_to_unsync_pages(kvm: Kvm, gfn: int) -> int:
     if kvm.write_track.get(gfn):
         return EPERM
     for sp in for_each_gfn_valid_sp_with_gptes(kvm, gfn):
-        if sp.unsync:
+        if sp.unsync or is_obsolete_sp(kvm, sp):
             continue
         kvm_unsync_page(kvm, sp)
     return 0

@@ -2,9 +2,10 @@
 
 The kernel keeps, per (level, gfn), a list of the leaf SPTEs mapping that gfn.  The model
 needs only how long each list is: the rmap entry total and the peak chain length
-(max_mmu_rmap_size).  A shadow page's leaves map one aligned run of 512 gfns, so the lists
-for that run are kept as *layers* of 512-bit masks: bit b is in layer j when gfn b has more
-than j entries.  Adding or removing a whole page of leaves is then a few integer operations.
+(max_mmu_rmap_size).  A shadow page's leaves map one aligned run of 512 gfns (one "chunk"),
+so per chunk the model keeps each page's leaf bitmap, and a tally of the distinct bitmaps.
+The chain length of one gfn is how many of those bitmaps contain its bit; the longest chain
+a new batch of leaves joins is found by splitting the batch along the few distinct bitmaps.
 """
 
 from __future__ import annotations
@@ -12,55 +13,76 @@ from __future__ import annotations
 __all__ = ["Rmaps"]
 
 
-class Rmaps:
-    __slots__ = ("entries", "layers")
+class _Chunk:
+    __slots__ = ("by_sp", "values")
 
     def __init__(self) -> None:
-        self.layers: dict[tuple[int, int], list[int]] = {}
+        self.by_sp: dict[int, int] = {}
+        self.values: dict[int, int] = {}
+
+    def _move(self, sp_id: int, old: int, new: int) -> None:
+        if old:
+            left = self.values[old] - 1
+            if left:
+                self.values[old] = left
+            else:
+                del self.values[old]
+        if new:
+            self.values[new] = self.values.get(new, 0) + 1
+            self.by_sp[sp_id] = new
+        else:
+            self.by_sp.pop(sp_id, None)
+
+    def longest(self, mask: int) -> int:
+        parts = [(mask, 0)]
+        for value, count in self.values.items():
+            if not value & mask:
+                continue
+            split = []
+            for bits, n in parts:
+                inside = bits & value
+                if inside:
+                    split.append((inside, n + count))
+                outside = bits & ~value
+                if outside:
+                    split.append((outside, n))
+            parts = split
+        return max(n for _, n in parts)
+
+
+class Rmaps:
+    __slots__ = ("chunks", "entries")
+
+    def __init__(self) -> None:
+        self.chunks: dict[tuple[int, int], _Chunk] = {}
         self.entries = 0
 
-    def add(self, level: int, base_gfn: int, bitmap: int) -> int:
-        """pte_list_add() for every set bit; returns the largest pre-existing chain length."""
-        key = (level, base_gfn)
-        layers = self.layers.setdefault(key, [])
-        longest = 0
-        for j, layer in enumerate(layers):
-            if layer & bitmap:
-                longest = j + 1
-            else:
-                break
-        carry = bitmap
-        j = 0
-        while carry:
-            if j == len(layers):
-                layers.append(carry)
-                break
-            overlap = layers[j] & carry
-            layers[j] |= carry
-            carry = overlap
-            j += 1
-        self.entries += bitmap.bit_count()
+    def add(self, level: int, base_gfn: int, sp_id: int, mask: int) -> int:
+        """pte_list_add() for each set bit; returns the longest chain joined (its old length)."""
+        chunk = self.chunks.get((level, base_gfn))
+        if chunk is None:
+            chunk = self.chunks[(level, base_gfn)] = _Chunk()
+        longest = chunk.longest(mask) if chunk.values else 0
+        old = chunk.by_sp.get(sp_id, 0)
+        chunk._move(sp_id, old, old | mask)
+        self.entries += mask.bit_count()
         return longest
 
-    def remove(self, level: int, base_gfn: int, bitmap: int) -> None:
-        """pte_list_remove() for every set bit."""
-        key = (level, base_gfn)
-        layers = self.layers[key]
-        rem = bitmap
-        for j in range(len(layers) - 1, -1, -1):
-            here = layers[j] & rem
-            if here:
-                layers[j] ^= here
-                rem ^= here
-        while layers and not layers[-1]:
-            layers.pop()
-        if not layers:
-            del self.layers[key]
-        self.entries -= bitmap.bit_count()
+    def remove(self, level: int, base_gfn: int, sp_id: int, mask: int) -> None:
+        """pte_list_remove() for each set bit."""
+        chunk = self.chunks[(level, base_gfn)]
+        old = chunk.by_sp.get(sp_id, 0)
+        chunk._move(sp_id, old, old & ~mask)
+        if not chunk.by_sp:
+            del self.chunks[(level, base_gfn)]
+        self.entries -= mask.bit_count()
 
     def chain_length(self, level: int, gfn: int, stride: int) -> int:
         """Number of rmap entries for one gfn (stride = gfns per leaf at that level)."""
         span = stride * 512
         base = gfn - gfn % span
         bit = (gfn - base) // stride
-        return sum(1 for layer in self.layers.get((level, base), ()) if layer >> bit & 1)
+        chunk = self.chunks.get((level, base))
+        if chunk is None:
+            return 0
+        return sum(c for v, c in chunk.values.items() if v >> bit & 1)

@@ -5,7 +5,7 @@ Two shadow pages for the same gfn are the same page only if their whole role wor
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from .constants import ACC_ALL
 
@@ -28,9 +28,19 @@ class KvmMmuPageRole:
     invalid: bool = False
     access: int = ACC_ALL
     ad_disabled: bool = False
+    word: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def word(self) -> int:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "word", self._compute_word())
+
+    def __eq__(self, other: object) -> bool:
+        """Two roles are the same role iff their role.word matches, as in the kernel."""
+        return isinstance(other, KvmMmuPageRole) and self.word == other.word
+
+    def __hash__(self) -> int:
+        return self.word
+
+    def _compute_word(self) -> int:
         return (
             (self.level << _LEVEL_SHIFT)
             | (int(self.direct) << _DIRECT_SHIFT)
@@ -47,10 +57,18 @@ class KvmMmuPageRole:
 
     def child(self, *, direct: bool = False, access: int = ACC_ALL) -> KvmMmuPageRole:
         """Model of mmu.c: kvm_mmu_child_role(): one level down, same guest_mode."""
-        return replace(self, level=self.level - 1, direct=direct, access=access)
+        key = (self.word, direct, access)
+        role = _CHILD_CACHE.get(key)
+        if role is None:
+            role = _CHILD_CACHE[key] = replace(self, level=self.level - 1, direct=direct,
+                                               access=access)
+        return role
 
     def invalidated(self) -> KvmMmuPageRole:
-        return replace(self, invalid=True)
+        role = _INVALID_CACHE.get(self.word)
+        if role is None:
+            role = _INVALID_CACHE[self.word] = replace(self, invalid=True)
+        return role
 
     def describe(self) -> str:
         """Render like KVM_MMU_PAGE_PRINTK in mmutrace.h: level, direct, access, invalid."""
@@ -68,6 +86,10 @@ class KvmMmuPageRole:
         if self.guest_mode:
             parts.append("guest")
         return " ".join(parts)
+
+
+_CHILD_CACHE: dict[tuple[int, bool, int], KvmMmuPageRole] = {}
+_INVALID_CACHE: dict[int, KvmMmuPageRole] = {}
 
 
 def shadow_ept_root_role(level: int) -> KvmMmuPageRole:
