@@ -170,11 +170,14 @@ class NestedGuest:
         assert self.root is not None
         table = self.root
         gfns = [0] * self.levels
-        gfns[table.level - 1] = table.gfn
-        while table.level > stop_level:
-            index = (l2_gfn >> (9 * (table.level - 1))) & 511
-            table = self._ensure_table(table, index)
-            gfns[table.level - 1] = table.gfn
+        level = table.level
+        gfns[level - 1] = table.gfn
+        while level > stop_level:
+            index = (l2_gfn >> (9 * (level - 1))) & 511
+            child = table.children.get(index)
+            table = child if child is not None else self._ensure_table(table, index)
+            level -= 1
+            gfns[level - 1] = table.gfn
         return gfns, table
 
     def touch(self, gib: int, regions: list[tuple[int, bool, int]], second: bool) -> None:

@@ -9,8 +9,9 @@ table updates from ever looking like flooding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
+from .constants import KVM_MIN_FREE_MMU_PAGES
 from .kvm import Kvm
 from .mmu import (
     clear_sp_write_flooding_count,
@@ -27,8 +28,7 @@ from .page import KvmMmuPage
 __all__ = ["GuestWalk", "ept_page_fault", "shadow_page_table_clear_flood"]
 
 
-@dataclass(frozen=True, slots=True)
-class GuestWalk:
+class GuestWalk(NamedTuple):
     """Result of FNAME(walk_addr) for one L2 address: the EPT12 table at each level.
 
     table_gfns[level - 1] is the L1 gfn of the table *at* that level (root first in use);
@@ -42,10 +42,6 @@ class GuestWalk:
     leaf_gfn_base: int
 
 
-def _index(l2_gfn: int, level: int) -> int:
-    return (l2_gfn >> (9 * (level - 1))) & 511
-
-
 def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
     """Model of paging_tmpl.h: FNAME(fetch): build the shadow path, install the leaves."""
     root = kvm.root
@@ -53,12 +49,14 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
     kvm.path.append("FNAME(fetch)")
     sp = root
     level = sp.role.level
+    l2_gfn, table_gfns, leaf_level = walk.l2_gfn, walk.table_gfns, walk.level
     while True:
-        clear_sp_write_flooding_count(kvm, sp)
-        if level == walk.level:
+        if sp.write_flooding_count:
+            clear_sp_write_flooding_count(kvm, sp)
+        if level == leaf_level:
             break
-        index = _index(walk.l2_gfn, level)
-        table_gfn = walk.table_gfns[level - 2]
+        index = (l2_gfn >> (9 * (level - 1))) & 511
+        table_gfn = table_gfns[level - 2]
         child = sp.spt.get(index)
         if child is not None and child.gfn == table_gfn:  # kvm_mmu_get_child_sp(): -EEXIST
             sp = child
@@ -101,7 +99,8 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
 def ept_page_fault(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
     """Model of paging_tmpl.h: FNAME(page_fault) for an EPT violation L0 can resolve."""
     kvm.path.append("FNAME(page_fault)")
-    make_mmu_pages_available(kvm)
+    if kvm.n_max_mmu_pages - kvm.stat.mmu_shadow_pages < KVM_MIN_FREE_MMU_PAGES:
+        make_mmu_pages_available(kvm)
     sp = fetch(kvm, walk)
     kvm.path.pop()
     return sp
