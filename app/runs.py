@@ -1,0 +1,117 @@
+"""In-memory cache of finished runs: the web layer's only shared mutable state.
+
+Runs are pure functions of their key (scenario spec with its fixes, or stored trace + fixes),
+so a cached run is never stale. The cache is an LRU bounded by entry count and by the total
+number of recorded events; a per-key lock makes concurrent requests for the same run wait for
+one computation instead of starting several.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmu_model import Run, Snapshot
+
+__all__ = ["RunCache", "RunEntry"]
+
+# About 300 MB of timelines at the model's current footprint per event.
+DEFAULT_EVENT_BUDGET = 3_000_000
+_SNAPSHOTS_PER_RUN = 8
+
+
+@dataclass
+class RunEntry:
+    """A run plus what the web layer derives from it once (layout) or often (snapshots)."""
+
+    key: Hashable
+    run: Run
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    derived: dict[str, Any] = field(default_factory=dict)
+    _snapshots: OrderedDict[tuple[int, str], Snapshot] = field(default_factory=OrderedDict)
+
+    @property
+    def weight(self) -> int:
+        return max(self.run.n_events, 1)
+
+    def snapshot(self, step: int, grain: str) -> Snapshot:
+        key = (step, grain)
+        with self.lock:
+            snap = self._snapshots.get(key)
+            if snap is not None:
+                self._snapshots.move_to_end(key)
+                return snap
+        snap = self.run.snapshot(step, grain)  # type: ignore[arg-type]
+        with self.lock:
+            self._snapshots[key] = snap
+            while len(self._snapshots) > _SNAPSHOTS_PER_RUN:
+                self._snapshots.popitem(last=False)
+        return snap
+
+    def derive(self, name: str, build: Callable[[], Any]) -> Any:
+        """Compute a per-run value once (e.g. the layout), under the entry's lock."""
+        with self.lock:
+            if name in self.derived:
+                return self.derived[name]
+        value = build()
+        with self.lock:
+            return self.derived.setdefault(name, value)
+
+
+class RunCache:
+    def __init__(self, max_entries: int = 12, event_budget: int = DEFAULT_EVENT_BUDGET) -> None:
+        self.max_entries = max_entries
+        self.event_budget = event_budget
+        self._entries: OrderedDict[Hashable, RunEntry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict[Hashable, threading.Lock] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Hashable, compute: Callable[[], Run]) -> RunEntry:
+        with self._lock:
+            entry = self._lookup(key)
+            if entry is not None:
+                return entry
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                entry = self._lookup(key)
+                if entry is not None:
+                    return entry
+                self.misses += 1
+            try:
+                run = compute()
+            finally:
+                with self._lock:
+                    self._key_locks.pop(key, None)
+            entry = RunEntry(key=key, run=run)
+            with self._lock:
+                self._entries[key] = entry
+                self._evict()
+            return entry
+
+    def _lookup(self, key: Hashable) -> RunEntry | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return entry
+
+    def _evict(self) -> None:
+        total = sum(e.weight for e in self._entries.values())
+        while len(self._entries) > 1 and (
+            len(self._entries) > self.max_entries or total > self.event_budget
+        ):
+            _, old = self._entries.popitem(last=False)
+            total -= old.weight
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

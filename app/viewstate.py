@@ -1,0 +1,219 @@
+"""The whole view in the URL: parse a query string into a ViewState and rebuild it.
+
+Query parameters (version 1):
+
+v            1 (optional; another value is refused)
+scenario     built-in scenario name (default teaching-small); or
+trace        64-hex id of a stored trace
+<spec field> any ScenarioSpec field, overriding the scenario's value (simulated scenarios)
+fixes        comma-separated fix names, or "none"; absent: the model's defaults
+grain        action | op (default action)
+step         position on the timeline in `grain` (default: the run's opening step)
+step_grain   the grain `step` is counted in, when it differs from `grain` (converted, then
+             dropped from the canonical URL)
+compare      1: side by side with the `base` fix set
+base         fix set of the compare baseline (default: the model's defaults)
+sp           selected shadow page id
+embed        1: tree and controls only
+lenient      1: skip malformed trace lines instead of refusing the trace
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.errors import ViewError
+from mmu_model import DEFAULT_FIXES, FIXES, ScenarioSpec
+
+__all__ = [
+    "DEFAULT_SCENARIO",
+    "SPEC_FIELDS",
+    "VIEW_VERSION",
+    "ViewState",
+    "fixes_param",
+    "parse_fixes",
+    "parse_query",
+]
+
+VIEW_VERSION = 1
+DEFAULT_SCENARIO = "teaching-small"
+SPEC_FIELDS: tuple[str, ...] = tuple(info.name for info in ScenarioSpec.FIELDS)
+_MAX_PARAM_CHARS = 200
+
+Grain = Literal["action", "op"]
+
+
+def parse_fixes(raw: str, field: str = "fixes") -> frozenset[str]:
+    """'a,b' -> {a, b}; 'none' or '' -> {}; unknown names -> ViewError naming `field`."""
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if names == ["none"]:
+        return frozenset()
+    unknown = [n for n in names if n not in FIXES]
+    if unknown:
+        raise ViewError(
+            field, f"unknown fix {unknown[0]!r}; known: {', '.join(FIXES)} (or 'none')"
+        )
+    return frozenset(names)
+
+
+def fixes_param(fixes: Iterable[str]) -> str:
+    """Canonical text of a fix set: names in FIXES order, comma-separated; 'none' if empty."""
+    active = set(fixes)
+    return ",".join(name for name in FIXES if name in active) or "none"
+
+
+class ViewState(BaseModel):
+    """Everything a view URL holds; frozen, so it can key caches."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = 1
+    scenario: str | None = Field(default=None, max_length=100)
+    trace: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    params: tuple[tuple[str, str], ...] = ()
+    fixes: frozenset[str] | None = None
+    base: frozenset[str] | None = None
+    grain: Grain = "action"
+    step: int | None = Field(default=None, ge=0)
+    step_grain: Grain | None = None
+    compare: bool = False
+    sp: int | None = Field(default=None, ge=0)
+    embed: bool = False
+    lenient: bool = False
+
+    @property
+    def scenario_name(self) -> str:
+        return self.scenario or DEFAULT_SCENARIO
+
+    @property
+    def fix_set(self) -> frozenset[str]:
+        return DEFAULT_FIXES if self.fixes is None else self.fixes
+
+    @property
+    def base_set(self) -> frozenset[str]:
+        return DEFAULT_FIXES if self.base is None else self.base
+
+    @property
+    def param_map(self) -> dict[str, str]:
+        return dict(self.params)
+
+    def with_(self, **changes: Any) -> ViewState:
+        return self.model_copy(update=changes)
+
+    def query_pairs(self, omit: Iterable[str] = ()) -> list[tuple[str, str]]:
+        """Canonical query parameters, in a fixed order, without the names in `omit`.
+
+        A control that supplies a parameter itself (the slider's step, the grain select)
+        gets a URL without it, since a repeated parameter is refused.
+        """
+        skip = set(omit)
+        pairs: list[tuple[str, str]] = [("v", str(VIEW_VERSION))]
+        if self.trace is not None:
+            pairs.append(("trace", self.trace))
+        else:
+            pairs.append(("scenario", self.scenario_name))
+            pairs.extend(sorted(self.params, key=lambda kv: SPEC_FIELDS.index(kv[0])))
+        pairs.append(("fixes", fixes_param(self.fix_set)))
+        pairs.append(("grain", self.grain))
+        if self.step is not None:
+            pairs.append(("step", str(self.step)))
+            if self.step_grain is not None and (
+                self.step_grain != self.grain or "grain" in skip
+            ):
+                pairs.append(("step_grain", self.step_grain))
+        if self.compare:
+            pairs.append(("compare", "1"))
+            if self.base is not None:
+                pairs.append(("base", fixes_param(self.base)))
+        if self.sp is not None:
+            pairs.append(("sp", str(self.sp)))
+        if self.embed:
+            pairs.append(("embed", "1"))
+        if self.lenient:
+            pairs.append(("lenient", "1"))
+        return [(k, v) for k, v in pairs if k not in skip]
+
+    def to_query(self, omit: Iterable[str] = ()) -> str:
+        return urlencode(self.query_pairs(omit))
+
+    def url(self, path: str = "/", omit: Iterable[str] = ()) -> str:
+        return f"{path}?{self.to_query(omit)}"
+
+
+_SIMPLE = ("v", "scenario", "trace", "grain", "step", "step_grain", "compare", "sp", "embed",
+           "lenient")
+
+
+def parse_query(
+    items: Iterable[tuple[str, str]], *, extra: Iterable[str] = ()
+) -> tuple[ViewState, dict[str, str]]:
+    """Parse query items into a ViewState; names in `extra` are returned separately.
+
+    Raises ViewError naming the first bad parameter: unknown, repeated, or invalid.
+    """
+    extra_names = set(extra)
+    seen: dict[str, str] = {}
+    for key, value in items:
+        if key in seen:
+            raise ViewError(key, f"{key} is given more than once")
+        if len(value) > _MAX_PARAM_CHARS:
+            raise ViewError(key, f"{key} is longer than {_MAX_PARAM_CHARS} characters")
+        seen[key] = value
+    out_extra = {k: seen.pop(k) for k in list(seen) if k in extra_names}
+
+    data: dict[str, Any] = {}
+    params: list[tuple[str, str]] = []
+    for key, value in seen.items():
+        if key in _SIMPLE:
+            data[key] = value.strip()
+        elif key == "fixes":
+            data["fixes"] = parse_fixes(value, "fixes")
+        elif key == "base":
+            data["base"] = parse_fixes(value, "base")
+        elif key in SPEC_FIELDS:
+            params.append((key, value.strip()))
+        else:
+            known = ", ".join([*_SIMPLE, "fixes", "base", *SPEC_FIELDS, *sorted(extra_names)])
+            raise ViewError(key, f"unknown parameter {key!r}; known: {known}")
+    version = data.pop("v", str(VIEW_VERSION))
+    if version != str(VIEW_VERSION):
+        raise ViewError("v", f"unsupported view version {version[:20]!r}; this server "
+                        f"understands v={VIEW_VERSION}")
+    for key in ("step", "sp"):
+        if data.get(key) == "":
+            del data[key]
+    if data.get("scenario") == "":
+        del data["scenario"]
+    data["params"] = tuple(params)
+    try:
+        state = ViewState.model_validate(data)
+    except ValidationError as exc:
+        raise _view_error(exc) from None
+    if state.trace is not None and (state.scenario is not None or state.params):
+        field = "scenario" if state.scenario is not None else state.params[0][0]
+        raise ViewError(field, f"{field} cannot be combined with trace: a trace is replayed as is")
+    return state, out_extra
+
+
+_MESSAGES: Mapping[str, str] = {
+    "trace": "trace must be the 64-hex-digit id of a stored trace",
+    "grain": "grain must be 'action' or 'op'",
+    "step_grain": "step_grain must be 'action' or 'op'",
+    "step": "step must be a whole number >= 0",
+    "sp": "sp must be a shadow page id (a whole number >= 0)",
+}
+
+
+def _view_error(exc: ValidationError) -> ViewError:
+    first = exc.errors()[0]
+    loc = first.get("loc") or ("request",)
+    field = str(loc[0])
+    message = _MESSAGES.get(field) or f"{field}: {first.get('msg', 'invalid value')}"
+    value = first.get("input")
+    if isinstance(value, str | int):
+        message = f"{message} (got {str(value)[:40]!r})"
+    return ViewError(field, message)
