@@ -1,0 +1,250 @@
+"""Snapshot -> networkx DiGraph of what is drawn, with positions stable across steps.
+
+Layout: level on the y axis (the root on top, at y = level), L2 guest-physical order on the
+x axis. Every page ever created in the run gets a slot: the x axis is the rank of
+guest-physical "slots" (the L2 gfn where a level-1 page's range starts, plus the start of any
+higher-level page with no level-1 page under it), and a page is centred over the slots its
+range covers. Positions depend only on the run, never on the step, so a page does not move
+while the tree grows or shrinks around it; an orphan keeps its place, detached. Pages of the
+same level and range alive at the same time (an orphan and the page that replaced it) are
+stacked just below one another, oldest on top.
+
+Large trees: past COLLAPSE_THRESHOLD pages, healthy level-1 pages (synced or unsync, not
+touched by this step, not selected) are folded into one summary node per parent and state.
+Orphans, roots, zapped pages and everything the step touched stay individual.
+
+Shadow page "trees" are DAGs (a page can have several parent SPTEs): check
+nx.is_directed_acyclic_graph, not nx.is_arborescence.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from mmu_model import Run, Snapshot, SpView
+
+__all__ = [
+    "COLLAPSE_THRESHOLD",
+    "Layout",
+    "Node",
+    "TreeView",
+    "build_layout",
+    "layout_for_run",
+    "tree_view",
+]
+
+COLLAPSE_THRESHOLD = 1_500
+STACK_DY = 0.28  # vertical offset between stacked pages of the same slot
+_FOLDABLE = frozenset({"synced", "unsync"})
+
+
+def span(level: int) -> int:
+    """Guest frames a page of `level` covers: 512 for a level-1 table, 512**2 for a PD, ..."""
+    return 512**level
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Stable x positions: sorted slot starts (L2 gfns) of every page of the run."""
+
+    slots: tuple[int, ...]
+
+    def x(self, level: int, l2_gfn: int) -> float:
+        lo = bisect_left(self.slots, l2_gfn)
+        hi = bisect_left(self.slots, l2_gfn + span(level)) - 1
+        if hi >= lo:
+            return (lo + hi) / 2
+        return lo - 0.5
+
+    @property
+    def width(self) -> int:
+        return max(len(self.slots), 1)
+
+
+def build_layout(pages: Iterable[tuple[int, int]]) -> Layout:
+    """Layout from (level, l2_gfn) of every page that ever exists in the run."""
+    level1: set[int] = set()
+    upper: list[tuple[int, int]] = []
+    for level, l2_gfn in pages:
+        if level <= 1:
+            level1.add(l2_gfn)
+        else:
+            upper.append((level, l2_gfn))
+    ordered = sorted(level1)
+    extra: set[int] = set()
+    for level, start in upper:
+        i = bisect_left(ordered, start)
+        if i == len(ordered) or ordered[i] >= start + span(level):
+            extra.add(start)
+    return Layout(tuple(sorted(level1 | extra)))
+
+
+def layout_for_run(run: Run, *snapshots: Snapshot) -> Layout:
+    """The run's layout from every page it ever created (falling back to the given snapshots)."""
+    timeline = getattr(run, "timeline", None)
+    static = getattr(timeline, "static", None)
+    if isinstance(static, dict) and static:
+        # Timeline.static: sp id -> (gfn, role word, role, level, direct, guest_mode, l2_gfn, ..)
+        return build_layout((s[3], s[6]) for s in static.values())
+    return build_layout(
+        (p.level, p.l2_gfn) for snap in snapshots for p in (*snap.pages, *snap.ghosts)
+    )
+
+
+@dataclass(slots=True)
+class Node:
+    id: int  # sp id; summary nodes have negative ids
+    x: float
+    y: float
+    status: str  # SpView.status, or "summary" for folded pages
+    level: int
+    sp: SpView | None = None
+    count: int = 1
+    fold_status: str = ""  # for summary nodes: the state of the folded pages
+    parent: int | None = None  # for summary nodes: the parent they hang under
+    changed: bool = False
+    created: bool = False
+    selected: bool = False
+
+
+@dataclass(slots=True)
+class TreeView:
+    graph: nx.DiGraph
+    nodes: list[Node]
+    edges: list[tuple[int, int]]
+    n_pages: int
+    folded: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.nodes)
+
+
+def tree_view(
+    snap: Snapshot,
+    layout: Layout,
+    *,
+    selected: int | None = None,
+    collapse_threshold: int = COLLAPSE_THRESHOLD,
+) -> TreeView:
+    """What to draw for `snap`: nodes (pages and summaries), edges, and the DiGraph of both."""
+    changed = snap.changed
+    created = snap.created
+    pages: list[SpView] = [*snap.pages, *snap.ghosts]
+    collapse = len(snap.pages) > collapse_threshold
+
+    by_status: dict[str, int] = {}
+    individual: list[tuple[SpView, str]] = []
+    status: str
+    groups: dict[tuple[int, str], list[SpView]] = {}
+    for sp in pages:
+        status = sp.status
+        by_status[status] = by_status.get(status, 0) + 1
+        if (
+            collapse
+            and status in _FOLDABLE
+            and sp.level == 1
+            and sp.parents
+            and sp.id not in changed
+            and sp.id != selected
+        ):
+            groups.setdefault((sp.parents[0][0], status), []).append(sp)
+        else:
+            individual.append((sp, status))
+
+    nodes: list[Node] = []
+    stack: dict[tuple[int, float], int] = {}
+    for sp, status in sorted(individual, key=lambda item: item[0].id):
+        x = layout.x(sp.level, sp.l2_gfn)
+        slot = (sp.level, x)
+        k = stack.get(slot, 0)
+        stack[slot] = k + 1
+        nodes.append(
+            Node(
+                id=sp.id,
+                x=x,
+                y=sp.level - STACK_DY * k,
+                status=status,
+                level=sp.level,
+                sp=sp,
+                changed=sp.id in changed,
+                created=sp.id in created,
+                selected=sp.id == selected,
+            )
+        )
+    folded = 0
+    next_id = -1
+    for (parent, status), members in sorted(groups.items()):
+        if len(members) == 1:
+            sp = members[0]
+            nodes.append(
+                Node(id=sp.id, x=layout.x(1, sp.l2_gfn), y=1.0, status=status, level=1, sp=sp)
+            )
+            continue
+        xs = [layout.x(1, m.l2_gfn) for m in members]
+        nodes.append(
+            Node(
+                id=next_id,
+                x=sum(xs) / len(xs),
+                y=1.0,
+                status="summary",
+                level=1,
+                count=len(members),
+                fold_status=status,
+                parent=parent,
+            )
+        )
+        folded += len(members)
+        next_id -= 1
+
+    graph = nx.DiGraph()
+    for node in nodes:
+        graph.add_node(node.id, node=node)
+    edges: list[tuple[int, int]] = []
+    for node in nodes:
+        if node.sp is not None:
+            for parent_id, _index in node.sp.parents:
+                if parent_id in graph:
+                    edges.append((parent_id, node.id))
+        elif node.parent is not None and node.parent in graph:
+            edges.append((node.parent, node.id))
+    graph.add_edges_from(edges)
+    return TreeView(
+        graph=graph,
+        nodes=nodes,
+        edges=edges,
+        n_pages=len(snap.pages),
+        folded=folded,
+        by_status=by_status,
+    )
+
+
+def children_of(snap: Snapshot, sp_id: int) -> list[tuple[int, int]]:
+    """(child id, SPTE index in sp_id) of every live page linked under sp_id."""
+    out = []
+    for page in snap.pages:
+        for parent_id, index in page.parents:
+            if parent_id == sp_id:
+                out.append((page.id, index))
+    return sorted(out, key=lambda item: item[1])
+
+
+def path_to_root(snap: Snapshot, sp_id: int) -> list[int]:
+    """Ids from sp_id up through first parents to a page with no parent (a root or an orphan)."""
+    by_id = {p.id: p for p in snap.pages}
+    path = [sp_id]
+    seen = {sp_id}
+    current = by_id.get(sp_id)
+    while current is not None and current.parents:
+        parent = current.parents[0][0]
+        if parent in seen:
+            break
+        path.append(parent)
+        seen.add(parent)
+        current = by_id.get(parent)
+    return path
