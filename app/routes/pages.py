@@ -1,0 +1,114 @@
+"""HTML routes. One URL, two shapes: the full page, or the `view` block for htmx requests."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from app.errors import ErrorInfo, ViewError, error_info
+from app.rendering import is_fragment_request
+from app.services import Services, ServicesDep
+from app.uploads import read_upload, store_upload
+from app.viewmodel import boots_context, form_context, page_context, resolve, scenarios_list
+from app.viewstate import SPEC_FIELDS, ViewState, parse_query
+
+__all__ = ["error_page", "router"]
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+PAGE = "viz.html.jinja"
+
+
+def _history_headers(request: Request, url: str) -> dict[str, str]:
+    """Tell htmx which URL the swapped view has (replace while playing, else push)."""
+    if not is_fragment_request(request):
+        return {}
+    if request.headers.get("x-mmu-play") == "1":
+        return {"HX-Replace-Url": url}
+    return {"HX-Push-Url": url}
+
+
+@router.get("/")
+def read_view(request: Request, services: ServicesDep) -> Response:
+    """The visualizer: every control's URL leads here, with the whole view in the query."""
+    state, _ = parse_query(request.query_params.multi_items())
+    resolved = resolve(services, state)
+    context = page_context(services, resolved)
+    return services.renderer.render(
+        request, PAGE, context, headers=_history_headers(request, resolved.state.url())
+    )
+
+
+@router.get("/boots")
+def read_boots_panel(request: Request, services: ServicesDep) -> Response:
+    """The per-boot chart, loaded after the page (a second run may be needed)."""
+    state, _ = parse_query(request.query_params.multi_items())
+    resolved = resolve(services, state)
+    context = {"boots": boots_context(services, resolved)}
+    response = services.renderer.render(request, "boots-panel.html.jinja", context,
+                                        block="boots_panel")
+    return response
+
+
+@router.post("/traces")
+async def create_trace_page(request: Request, services: ServicesDep) -> Response:
+    """Trace import from the page: store, then go to the trace's own URL."""
+    try:
+        upload = await read_upload(request)
+        stored, _ = store_upload(services.store, upload)
+    except Exception as exc:
+        info = _bad_input(exc)
+        context = {"trace_form": {"text": "", "name": "", "error": info.message}}
+        if is_fragment_request(request):
+            return services.renderer.render(
+                request, "trace-form.html.jinja", context, block="trace_form",
+                status_code=info.status, headers={"HX-Reswap": "outerHTML"},
+            )
+        return error_page(request, services, info, None, trace_error=info.message)
+    state = ViewState(trace=stored.id, lenient=upload.lenient)
+    url = state.url()
+    if is_fragment_request(request):
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+def _bad_input(exc: Exception) -> ErrorInfo:
+    try:
+        return error_info(exc)
+    except TypeError:
+        raise exc from None
+
+
+def error_page(
+    request: Request,
+    services: Services,
+    info: ErrorInfo,
+    state: ViewState | None,
+    *,
+    trace_error: str | None = None,
+) -> Response:
+    """The page with the error shown (and next to its form field), never a traceback."""
+    spec_errors = {info.field: info.message} if info.field in SPEC_FIELDS else {}
+    raw = {k: v for k, v in request.query_params.items() if k in SPEC_FIELDS}
+    context = {
+        "state": state,
+        "embed": False,
+        "error": {"status": info.status, "field": info.field, "message": info.message,
+                  "line": info.lineno},
+        "form": form_context(state, spec_errors, raw),
+        "trace_form": {"text": "", "name": "", "error": trace_error},
+        "scenarios": scenarios_list(),
+        "home_url": ViewState().url(),
+    }
+    return services.renderer.render(
+        request, PAGE, context, status_code=info.status,
+        headers={"HX-Push-Url": "false"} if is_fragment_request(request) else None,
+    )
+
+
+def state_or_none(request: Request) -> ViewState | None:
+    """The view state of a failed request, if its query at least parses."""
+    try:
+        return parse_query(request.query_params.multi_items())[0]
+    except ViewError:
+        return None
