@@ -384,6 +384,7 @@ def _compare(services: Services, r: Resolved) -> dict[str, Any] | None:
         "base_label": fixes_param(s.base_set),
         "label": fixes_param(s.fix_set),
         "figure": _figure(r, base_entry, base_snap),
+        "step": base_step,
         "stats": _stat_rows(base_snap),
         "orphans_unsync": base_snap.orphans.unsync,
         "first_diff": first,

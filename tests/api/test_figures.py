@@ -1,0 +1,147 @@
+"""Graph layout and figures: stable positions, folding of large trees, valid plotly figures."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import pytest
+
+import mmu_model
+from app.figures import GL_THRESHOLD, STATUS_STYLES, boots_figure, figure_from_dict, tree_figure
+from app.graph import COLLAPSE_THRESHOLD, build_layout, layout_for_run, tree_view
+from mmu_model import Run, ScenarioSpec
+
+# About 2,050 shadow pages: 4 PDs fully populated with PT pages (more than COLLAPSE_THRESHOLD).
+WIDE = ScenarioSpec(l2_mem_gib=4, pdes_per_pd=512, ptes_per_pt=1, root_zaps_per_boot=1,
+                    boots=1, mode="exclusive", ept_levels=4)
+
+
+@functools.cache
+def teaching() -> Run:
+    return mmu_model.run_named("teaching-small")
+
+
+@functools.cache
+def wide() -> Run:
+    return mmu_model.run_scenario(WIDE)
+
+
+def positions(run: Run, step: int) -> dict[int, tuple[float, float]]:
+    snap = run.snapshot(step)
+    view = tree_view(snap, layout_for_run(run, snap))
+    return {n.id: (n.x, n.y) for n in view.nodes if n.sp is not None}
+
+
+def test_positions_do_not_move_between_steps() -> None:
+    """A page keeps its x (and level) at every step it exists in."""
+    run = teaching()
+    seen: dict[int, tuple[float, int]] = {}
+    for step in range(run.n_actions + 1):
+        for sp_id, (x, y) in positions(run, step).items():
+            key = (x, round(y + 0.5))  # stacked duplicates sit just below their level
+            assert seen.setdefault(sp_id, key) == key, (sp_id, step)
+
+
+def test_orphans_keep_the_place_they_had_while_linked() -> None:
+    """An orphaned page is drawn exactly where it was before it lost its parent."""
+    run = teaching()
+    step = next(s for s in range(run.n_actions + 1) if run.snapshot(s).orphans.unsync)
+    orphan = next(p.id for p in run.snapshot(step).pages if p.status == "orphan-unsync")
+    before = positions(run, step - 1)
+    assert orphan in before
+    assert positions(run, step)[orphan] == before[orphan]
+
+
+def test_parents_sit_above_their_children_in_guest_physical_order() -> None:
+    """Level is the y axis (root on top) and children are ordered by their L2 range."""
+    run = teaching()
+    snap = run.snapshot(run.default_step)
+    pos = positions(run, run.default_step)
+    by_id = {p.id: p for p in snap.pages}
+    for page in snap.pages:
+        for parent_id, _ in page.parents:
+            assert pos[parent_id][1] > pos[page.id][1]
+    leaves = sorted((p for p in snap.pages if p.level == 1), key=lambda p: p.l2_gfn)
+    xs = [pos[p.id][0] for p in leaves]
+    assert xs == sorted(xs)
+    assert len(set(xs)) == len(xs)
+    assert by_id
+
+
+def test_layout_centres_a_parent_over_its_slots() -> None:
+    """build_layout gives level-1 ranges consecutive slots and centres the PD above them."""
+    layout = build_layout([(2, 0), (1, 512 * 3), (1, 512 * 10), (1, 512 * 11)])
+    assert [layout.x(1, 512 * i) for i in (3, 10, 11)] == [0, 1, 2]
+    assert layout.x(2, 0) == 1
+
+
+@pytest.mark.parametrize("step", [0, 5, 7, 20, 48])
+def test_small_tree_figure_draws_every_page_and_is_valid_plotly(step: int) -> None:
+    """Below the fold threshold every page (and ghost) is one point; plotly accepts the figure."""
+    run = teaching()
+    snap = run.snapshot(step)
+    layout = layout_for_run(run, snap)
+    view = tree_view(snap, layout)
+    fig = tree_figure(view, layout, max_level=4, uirevision="t")
+    figure_from_dict(fig)
+    drawn = {cd[0]: cd[9] for t in fig["data"] if t["meta"] in STATUS_STYLES
+             and t["meta"] != "summary" for cd in t["customdata"]}
+    assert drawn == {p.id: p.status for p in (*snap.pages, *snap.ghosts)}
+    changed = next(t for t in fig["data"] if t["meta"] == "changed")
+    assert len(changed["x"]) == len(snap.changed & {p.id for p in (*snap.pages, *snap.ghosts)})
+    assert all(t["type"] == "scatter" for t in fig["data"])
+
+
+def test_leak_is_drawn_big_distinct_in_colour_and_shape() -> None:
+    """The orphaned unsync page differs from every other state in colour and marker shape."""
+    _, colour, symbol, size, _, _ = STATUS_STYLES["orphan-unsync"]
+    for status, (_, other_colour, other_symbol, other_size, _, _) in STATUS_STYLES.items():
+        if status != "orphan-unsync":
+            assert (colour, symbol) != (other_colour, other_symbol)
+            assert size > other_size
+
+
+def test_large_tree_folds_healthy_pages_but_keeps_orphans_and_changes() -> None:
+    """Past the threshold, synced/unsync leaves fold into summaries; orphans stay individual."""
+    run = wide()
+    # An eighth of the way through the teardown: still past the threshold, some orphans.
+    step = run.n_actions // 8
+    snap = run.snapshot(step)
+    assert snap.orphans.unsync > 0
+    assert len(snap.pages) > COLLAPSE_THRESHOLD
+    layout = layout_for_run(run, snap)
+    view = tree_view(snap, layout)
+    individual = {n.id for n in view.nodes if n.sp is not None}
+    folded = sum(n.count for n in view.nodes if n.status == "summary")
+    assert folded == view.folded > 0
+    assert len(individual) + folded == len(snap.pages) + len(snap.ghosts)
+    for page in snap.pages:
+        if page.orphan or page.id in snap.changed or page.root_count:
+            assert page.id in individual
+    assert view.n_nodes < len(snap.pages) / 10
+
+
+def test_webgl_past_the_threshold() -> None:
+    """Figures with more than GL_THRESHOLD points use scattergl (and stay valid)."""
+    run = wide()
+    snap = run.snapshot(run.default_step)
+    layout = layout_for_run(run, snap)
+    view = tree_view(snap, layout, collapse_threshold=10**9)
+    assert view.n_nodes > GL_THRESHOLD
+    fig = tree_figure(view, layout, max_level=4, uirevision="w")
+    assert {t["type"] for t in fig["data"]} == {"scattergl"}
+    figure_from_dict(fig)
+
+
+def test_boots_figure_has_both_variants() -> None:
+    """The per-boot figure has four series per variant and marks the current boot."""
+    spec = ScenarioSpec(l2_mem_gib=1, pdes_per_pd=4, ptes_per_pt=4, boots=3, ept_levels=4)
+    runs: list[Any] = [mmu_model.run_scenario(spec.replace(fixes=f), record=False)
+                       for f in (mmu_model.DEFAULT_FIXES,
+                                 mmu_model.DEFAULT_FIXES | {"track-write-zap"})]
+    fig = boots_figure([("without", runs[0].per_boot, True), ("with", runs[1].per_boot, False)],
+                       current_boot=2)
+    assert len(fig["data"]) == 8
+    assert {t["line"]["dash"] for t in fig["data"]} == {"dash", "solid"}
+    figure_from_dict(fig)

@@ -1,0 +1,177 @@
+"""The URL is the view: a shared URL reproduces the snapshot, and controls keep what they can."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+import mmu_model
+from app.viewstate import parse_query
+from mmu_model import DEFAULT_FIXES
+from tests.api.conftest import HX
+
+TWZ = "track-write-zap"
+
+
+def query(url: str) -> dict[str, str]:
+    return {k: v[-1] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
+
+
+def page_ids(snapshot: dict[str, Any]) -> dict[int, str]:
+    return {p["id"]: p["status"] for p in snapshot["pages"]}
+
+
+def test_default_view_opens_teaching_small_at_its_default_step(shared_client: Any) -> None:
+    """GET / shows teaching-small at run.default_step with a tree of all its pages."""
+    run = mmu_model.run_named("teaching-small")
+    snap = run.snapshot(run.default_step)
+    response = shared_client.get("/")
+    ctx = response.context
+    assert ctx["source"]["scenario"] == "teaching-small"
+    assert ctx["timeline"]["step"] == run.default_step
+    assert ctx["timeline"]["last_step"] == run.n_actions
+    drawn = [t for t in ctx["figure"]["data"] if isinstance(t.get("customdata"), list)]
+    ids = {cd[0] for t in drawn if t["meta"] != "summary" for cd in t["customdata"]}
+    assert ids == {p.id for p in (*snap.pages, *snap.ghosts)}
+
+
+def test_shared_url_reproduces_the_same_snapshot(shared_client: Any) -> None:
+    """The URL pushed after some clicks, opened fresh, gives the identical snapshot JSON."""
+    first = shared_client.get("/?step=7&fixes=flood-detection&sp=3&grain=op&step_grain=action",
+                              headers=HX)
+    pushed = first.headers["HX-Push-Url"]
+    assert "step_grain" not in pushed
+    again = shared_client.get(pushed)
+    assert again.context["timeline"] == first.context["timeline"]
+    a = shared_client.get("/api/snapshot?" + urlsplit(pushed).query).json()
+    run = mmu_model.run_named("teaching-small", fixes=frozenset({"flood-detection"}))
+    op_step = run.convert_step(7, "action", "op")
+    assert a["step"] == op_step
+    assert a["grain"] == "op"
+    assert page_ids(a) == {p.id: p.status for p in run.snapshot(op_step, "op").pages}
+    assert a["view"]["url"] == pushed
+    b = shared_client.get("/api/snapshot?" + urlsplit(a["view"]["url"]).query).json()
+    assert a == b
+
+
+def test_step_buttons_move_one_step_and_stop_at_the_ends(shared_client: Any) -> None:
+    """Next/prev URLs are one step away; first is 0 and last is the run's last step."""
+    run = mmu_model.run_named("teaching-small")
+    urls = shared_client.get("/?step=3").context["urls"]
+    assert query(urls["next"])["step"] == "4"
+    assert query(urls["prev"])["step"] == "2"
+    assert query(urls["first"])["step"] == "0"
+    assert query(urls["last"])["step"] == str(run.n_actions)
+    end = shared_client.get(f"/?step={run.n_actions}")
+    assert query(end.context["urls"]["next"])["step"] == str(run.n_actions)
+    assert 'id="btn-next"' in end.text
+    assert "step" not in query(urls["slider"])
+
+
+def test_grain_switch_keeps_the_same_moment(shared_client: Any) -> None:
+    """Switching action -> op lands on the op step that ends the current action."""
+    run = mmu_model.run_named("teaching-small")
+    ctx = shared_client.get("/?step=7").context
+    op = shared_client.get(ctx["urls"]["other_grain"]).context["timeline"]
+    assert op["grain"] == "op"
+    assert op["step"] == run.convert_step(7, "action", "op")
+    assert "grain" not in query(ctx["urls"]["grain_select"])
+    back = shared_client.get(ctx["urls"]["grain_select"] + "&grain=action").context
+    assert back["timeline"]["step"] == 7
+
+
+def test_fix_toggle_reruns_and_keeps_the_action_step(shared_client: Any) -> None:
+    """Each fix checkbox URL flips only that fix and stays on the same action step."""
+    ctx = shared_client.get("/?step=7&grain=op&step_grain=action").context
+    for row in ctx["fixes"]:
+        state, _ = parse_query(query(row["url"]).items())
+        assert state.fix_set == DEFAULT_FIXES ^ {row["name"]}
+        target = shared_client.get(row["url"]).context
+        run = mmu_model.run_named("teaching-small", fixes=state.fix_set)
+        assert target["timeline"]["step"] == run.convert_step(7, "action", "op")
+        assert {r["name"]: r["on"] for r in target["fixes"]}[row["name"]] is not row["on"]
+
+
+def test_track_write_zap_removes_the_leak_at_the_first_orphan_step(shared_client: Any) -> None:
+    """With track-write-zap the page shows no orphaned unsync page where mainline has one."""
+    run = mmu_model.run_named("teaching-small")
+    step = next(s for s in range(run.n_actions + 1) if run.snapshot(s).orphans.unsync)
+    leak = shared_client.get(f"/?step={step}")
+    assert leak.context["orphans"]["unsync"] == run.snapshot(step).orphans.unsync > 0
+    assert f'data-orphans-unsync="{leak.context["orphans"]["unsync"]}"' in leak.text
+    fixed = shared_client.get(f"/?step={step}&fixes={TWZ},unlink-children-zap,flood-detection")
+    assert fixed.context["orphans"]["unsync"] == 0
+
+
+def test_compare_shows_both_runs_and_the_first_difference(shared_client: Any) -> None:
+    """compare=1 draws the base run too; first-difference is the model's first_difference."""
+    fixes = DEFAULT_FIXES | {TWZ}
+    run = mmu_model.run_named("teaching-small", fixes=fixes)
+    base = mmu_model.run_named("teaching-small")
+    expected = base.first_difference(run)
+    assert expected is not None
+    ctx = shared_client.get(
+        "/?compare=1&fixes=track-write-zap,unlink-children-zap,flood-detection"
+    ).context
+    compare = ctx["compare"]
+    assert compare["first_diff"] == expected
+    assert query(compare["first_diff_url"])["step"] == str(expected)
+    at_diff = shared_client.get(compare["first_diff_url"])
+    assert 'id="tree-base"' in at_diff.text
+    assert 'id="btn-first-diff"' in at_diff.text
+
+
+def test_compare_toggle_from_defaults_adds_the_patch(shared_client: Any) -> None:
+    """Turning compare on from the default fixes compares mainline with mainline + patch 1/2."""
+    url = shared_client.get("/?step=4").context["urls"]["compare"]
+    q = query(url)
+    assert q["compare"] == "1"
+    assert set(q["fixes"].split(",")) == DEFAULT_FIXES | {TWZ}
+    assert q["step"] == "4"
+
+
+def test_selected_page_details_list_its_parents_and_children(shared_client: Any) -> None:
+    """sp=<id> shows the page's details with links to its parents and children."""
+    run = mmu_model.run_named("teaching-small")
+    snap = run.snapshot(run.default_step)
+    pd = next(p for p in snap.pages if p.level == 2)
+    children = sorted(p.id for p in snap.pages if any(pid == pd.id for pid, _ in p.parents))
+    ctx = shared_client.get(f"/?sp={pd.id}").context
+    selected = ctx["selected"]
+    assert selected["present"] is True
+    assert sorted(c["id"] for c in selected["children"]) == children
+    assert [p["id"] for p in selected["parents"]] == [pid for pid, _ in pd.parents]
+    assert selected["path"][0]["id"] == pd.id
+    missing = shared_client.get("/?sp=99999").context["selected"]
+    assert missing["present"] is False
+
+
+def test_embed_view_has_tree_and_controls_only(shared_client: Any) -> None:
+    """embed=1 keeps the tree and timeline and drops forms, stats and narration."""
+    page = shared_client.get("/?embed=1").text
+    for present in ('id="tree"', 'id="step-slider"', 'id="btn-next"', 'id="btn-play"'):
+        assert present in page
+    for absent in ("<form", 'id="stats"', 'id="narration"', 'id="copy-link"'):
+        assert absent not in page
+
+
+def test_action_grain_lists_the_kernel_operations_of_the_action(shared_client: Any) -> None:
+    """At action grain the narration lists the action's kernel operations, linked at op grain."""
+    run = mmu_model.run_named("teaching-small")
+    action = run.action(6)
+    ctx = shared_client.get("/?step=7").context
+    ops = ctx["narration"]["ops"]
+    assert [o["kind"] for o in ops] == [e.kind for e in action.ops][: len(ops)]
+    assert query(ops[0]["url"])["grain"] == "op"
+    assert query(ops[0]["url"])["step"] == str(action.ops[0].index + 1)
+
+
+@pytest.mark.parametrize("name", [s.name for s in mmu_model.list_scenarios()
+                                  if s.kind == "replay"])
+def test_replay_scenarios_open(shared_client: Any, name: str) -> None:
+    """The built-in seed-trace scenarios open with their replay report."""
+    response = shared_client.get(f"/?scenario={name}")
+    assert response.status_code == 200
+    assert response.context["replay"] is not None
