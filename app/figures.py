@@ -69,7 +69,7 @@ def _sp_customdata(node: Node) -> list[Any]:
 
 
 def _num(value: float) -> float | int:
-    return int(value) if float(value).is_integer() else round(value, 3)
+    return value if value % 1 else int(value)
 
 
 def tree_figure(

@@ -202,17 +202,17 @@ def tree_view(
         folded += len(members)
         next_id -= 1
 
-    graph = nx.DiGraph()
-    for node in nodes:
-        graph.add_node(node.id, node=node)
+    drawn = {node.id for node in nodes}
     edges: list[tuple[int, int]] = []
     for node in nodes:
         if node.sp is not None:
             for parent_id, _index in node.sp.parents:
-                if parent_id in graph:
+                if parent_id in drawn:
                     edges.append((parent_id, node.id))
-        elif node.parent is not None and node.parent in graph:
+        elif node.parent is not None and node.parent in drawn:
             edges.append((node.parent, node.id))
+    graph = nx.DiGraph()
+    graph.add_nodes_from(drawn)
     graph.add_edges_from(edges)
     return TreeView(
         graph=graph,

@@ -4,10 +4,17 @@ Runs are pure functions of their key (scenario spec with its fixes, or stored tr
 so a cached run is never stale. The cache is an LRU bounded by entry count and by the total
 number of recorded events; a per-key lock makes concurrent requests for the same run wait for
 one computation instead of starting several.
+
+A recorded run is millions of small immutable objects that live as long as they are cached.
+Left to the cyclic garbage collector, every full collection walks them all, which shows up as
+100+ ms pauses on ordinary step requests. So once a run is built, its objects are moved out
+of the collector's sight (gc.freeze); on eviction they are handed back (gc.unfreeze) so that
+what the evicted run leaves behind can be collected.
 """
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -94,7 +101,8 @@ class RunCache:
             entry = RunEntry(key=key, run=run)
             with self._lock:
                 self._entries[key] = entry
-                self._evict()
+                evicted = self._evict()
+            _settle_garbage(unfreeze=evicted)
             return entry
 
     def _lookup(self, key: Hashable) -> RunEntry | None:
@@ -104,14 +112,26 @@ class RunCache:
             self.hits += 1
         return entry
 
-    def _evict(self) -> None:
+    def _evict(self) -> bool:
         total = sum(e.weight for e in self._entries.values())
+        evicted = False
         while len(self._entries) > 1 and (
             len(self._entries) > self.max_entries or total > self.event_budget
         ):
             _, old = self._entries.popitem(last=False)
             total -= old.weight
+            evicted = True
+        return evicted
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+        _settle_garbage(unfreeze=True)
+
+
+def _settle_garbage(*, unfreeze: bool) -> None:
+    """Collect what building (or evicting) runs left behind, then freeze what is still alive."""
+    if unfreeze:
+        gc.unfreeze()
+    gc.collect()
+    gc.freeze()

@@ -45,6 +45,7 @@ __all__ = [
     "page_context",
     "resolve",
     "snapshot_json",
+    "source_of",
 ]
 
 # Refuse specs whose simulation would build more than this many shadow pages in total
@@ -70,7 +71,7 @@ class Source:
         return self.info.title
 
 
-def _source(services: Services, state: ViewState) -> Source:
+def source_of(services: Services, state: ViewState) -> Source:
     if state.trace is not None:
         stored = services.store.get(state.trace)
         if stored is None:
@@ -159,7 +160,7 @@ def _layout(entry: RunEntry, snap: Snapshot) -> Layout:
 
 def resolve(services: Services, state: ViewState) -> Resolved:
     """Load (or reuse) the run a view shows and take its snapshot at the view's step."""
-    source = _source(services, state)
+    source = source_of(services, state)
     entry = run_entry(services, source, state.fix_set, lenient=state.lenient)
     run = entry.run
     grain = state.grain

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import networkx as nx
 import pytest
 
 import mmu_model
@@ -120,6 +121,8 @@ def test_large_tree_folds_healthy_pages_but_keeps_orphans_and_changes() -> None:
         if page.orphan or page.id in snap.changed or page.root_count:
             assert page.id in individual
     assert view.n_nodes < len(snap.pages) / 10
+    assert nx.is_directed_acyclic_graph(view.graph)
+    assert view.graph.number_of_nodes() == view.n_nodes
 
 
 def test_webgl_past_the_threshold() -> None:
