@@ -1,0 +1,616 @@
+"""The visualizer page in real headless Chromium, against the real server.
+
+Every expectation about what the page shows (steps, stats, which shadow page is an
+orphan, where the first difference is) is derived from the model (mmu_model), never
+copied from the page. The tree is read from the plotly div's figure data, never from
+pixels. Screenshots of the main states go to the artifacts dir; the 10k timings are
+appended to artifacts/timings.txt. Set UPDATE_DOCS_SCREENSHOT=1 to also rewrite
+docs/screenshot.png (the orphan step, 1400x900).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import struct
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import pytest
+
+import mmu_model
+from mmu_model import DEFAULT_FIXES, Run, Snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+TOP_DOWN_TRACE = ROOT / "tests" / "fixtures" / "seed-top-down.trace"
+DOCS_SCREENSHOT = ROOT / "docs" / "screenshot.png"
+VIEWPORT = {"width": 1400, "height": 900}
+TRACK_WRITE_ZAP = "track-write-zap"
+FIX_NAMES = tuple(mmu_model.FIXES)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+LARGE_SANITY_BOUND_S = 60.0
+
+# ------------------------------------------------------------------------- page helpers
+
+# Reads one figure's data (an array of plotly traces) into plain facts: every shadow page
+# point as {id, status} and every folded summary node as {count, status}. The status comes
+# from the point's customdata (or its text / hover text), never from colours or pixels.
+_FIGURE_FACTS_JS = """
+function figureFacts(data) {
+  const STATUSES = ["orphan-unsync", "ex-root", "orphan", "unsync", "synced", "root", "zapped"];
+  const statusOf = (values) => {
+    for (const v of values) {
+      if (typeof v === "string" && STATUSES.includes(v)) return v;
+    }
+    for (const v of values) {
+      if (typeof v !== "string") continue;
+      for (const s of STATUSES) {
+        if (new RegExp("(^|[^a-z-])" + s + "($|[^a-z-])").test(v)) return s;
+      }
+    }
+    return null;
+  };
+  const at = (arr, i) => (Array.isArray(arr) ? arr[i] : arr);
+  const pages = [], summaries = [];
+  for (const t of data || []) {
+    const n = t.x ? t.x.length : 0;
+    const isSummary = t.meta === "summary" || /folded/i.test(t.name || "");
+    for (let i = 0; i < n; i++) {
+      const cd = Array.isArray(t.customdata) ? t.customdata[i] : undefined;
+      const cdList = Array.isArray(cd) ? cd : (cd === undefined ? [] : [cd]);
+      if (isSummary) {
+        summaries.push({count: Number(cdList[1]), status: String(cdList[2])});
+        continue;
+      }
+      const status = statusOf([...cdList, at(t.text, i), at(t.hovertext, i)]);
+      if (status === null) continue;  // edges and overlay rings carry no page
+      const id = Number.isInteger(cdList[0]) ? cdList[0] : null;
+      pages.push({id, status});
+    }
+  }
+  return {pages, summaries};
+}
+"""
+
+# The drawn tree: its data facts, a signature of the whole figure data (to tell "changed"),
+# and whether it is in step with the figure JSON the server sent alongside it (if any).
+_TREE_JS = (
+    "(id) => {"
+    + _FIGURE_FACTS_JS
+    + """
+  const el = document.getElementById(id);
+  if (!el || !Array.isArray(el.data) || el.data.length === 0 || !el._fullLayout) return null;
+  if (!el.querySelector(".main-svg")) return null;
+  const sig = (data) => JSON.stringify(
+    data.map((t) => [t.meta ?? t.name ?? null, t.x, t.y, t.customdata ?? null]));
+  const script = document.querySelector('script[data-figure-for="' + id + '"]');
+  let synced = true;
+  if (script) {
+    try { synced = sig(JSON.parse(script.textContent).data) === sig(el.data); }
+    catch (e) { synced = false; }
+  }
+  const panel = el.closest("[data-step]");
+  return {
+    facts: figureFacts(el.data),
+    signature: sig(el.data),
+    synced,
+    step: panel ? panel.dataset.step : null,
+    lastStep: panel ? panel.dataset.lastStep : null,
+    orphansUnsync: panel ? panel.dataset.orphansUnsync : null,
+    fresh: panel ? panel.dataset.qaStale !== "1" : true,
+  };
+}
+"""
+)
+
+_READY_JS = """([id, step]) => {
+  const el = document.getElementById(id);
+  if (!el || !Array.isArray(el.data) || el.data.length === 0 || !el._fullLayout) return false;
+  if (!el.querySelector(".main-svg")) return false;
+  const panel = el.closest("[data-step]");
+  if (panel && panel.dataset.qaStale === "1") return false;
+  if (step !== null && (!panel || panel.dataset.step !== String(step))) return false;
+  const script = document.querySelector('script[data-figure-for="' + id + '"]');
+  if (!script) return true;
+  const sig = (data) => JSON.stringify(
+    data.map((t) => [t.meta ?? t.name ?? null, t.x, t.y, t.customdata ?? null]));
+  try { return sig(JSON.parse(script.textContent).data) === sig(el.data); }
+  catch (e) { return false; }
+}"""
+
+# Marks the current tree panel; a swapped-in (or reloaded) panel does not carry the mark,
+# so waiting for an unmarked panel waits for the view the action asked for.
+_MARK_STALE_JS = """() => {
+  for (const el of document.querySelectorAll("[data-step]")) el.dataset.qaStale = "1";
+}"""
+
+
+def tree(page: Any, tree_id: str = "tree") -> dict[str, Any]:
+    """The facts of the drawn tree `tree_id` (fails if it is not drawn)."""
+    state = page.evaluate(_TREE_JS, tree_id)
+    assert state is not None, f"#{tree_id} is not a drawn plotly figure"
+    return state
+
+
+def wait_tree(
+    page: Any, step: int | None = None, *, tree_id: str = "tree", timeout_ms: float = 30_000
+) -> dict[str, Any]:
+    """Wait until #tree_id is drawn, fresh, at `step` (if given) and in step with its JSON.
+
+    On a timeout, fails with what the page shows instead: its error panel, if any, the
+    panel's step, and the last requests it made.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(_READY_JS, arg=[tree_id, step], timeout=timeout_ms)
+    except PlaywrightTimeout:
+        shown = page.evaluate(
+            """(id) => {
+              const err = document.getElementById("error");
+              const el = document.getElementById(id);
+              const panel = el && el.closest("[data-step]");
+              return {error: err ? err.innerText.replace(/\\s+/g, " ").trim() : null,
+                      step: panel ? panel.dataset.step : null,
+                      stale: panel ? panel.dataset.qaStale === "1" : null};
+            }""",
+            tree_id,
+        )
+        pytest.fail(
+            f"#{tree_id} did not show step {step} within {timeout_ms / 1000:.0f} s; the page "
+            f"shows {shown} at {page.url}; last requests: {page.requests[-4:]}",
+            pytrace=False,
+        )
+    return tree(page, tree_id)
+
+
+def act(
+    page: Any, action: Callable[[], Any], step: int | None = None, *,
+    timeout_ms: float = 30_000,
+) -> dict[str, Any]:
+    """Do `action` (a click, a key, a navigation) and wait for the new view's tree."""
+    page.evaluate(_MARK_STALE_JS)
+    action()
+    return wait_tree(page, step, timeout_ms=timeout_ms)
+
+
+def blur(page: Any) -> None:
+    """Take the focus off any control, so keys go to the page's own shortcuts."""
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+
+
+def query(url: str) -> dict[str, str]:
+    """The query string of `url` as a dict (one value per name, as the page writes them)."""
+    return {k: v[-1] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
+
+
+def url_fixes(url: str, name: str = "fixes") -> frozenset[str]:
+    """The fix set a view URL names (absent: the model's defaults)."""
+    raw = query(url).get(name)
+    if raw is None:
+        return DEFAULT_FIXES
+    names = [n for n in raw.split(",") if n]
+    return frozenset() if names == ["none"] else frozenset(names)
+
+
+def text_of(page: Any, selector: str) -> str:
+    return " ".join(page.locator(selector).inner_text().split())
+
+
+def stats_of(page: Any) -> dict[str, int]:
+    """The #stats panel as {name: value}: one row per stat, the name then the value."""
+    rows = page.evaluate(
+        """() => [...document.querySelectorAll("#stats tr")].map((tr) =>
+              [...tr.querySelectorAll("th, td")].map((c) => c.textContent.trim()))"""
+    )
+    out: dict[str, int] = {}
+    for cells in rows:
+        if len(cells) >= 2 and re.fullmatch(r"-?[\d,]+", cells[1]):
+            out[cells[0]] = int(cells[1].replace(",", ""))
+    assert out, "#stats shows no stat rows"
+    return out
+
+
+def expected_stats(snap: Snapshot, shown: dict[str, int]) -> dict[str, int]:
+    """What the model says for each stat the panel shows (KVM stats and the orphan counts)."""
+    model = dict(snap.stats) | {"orphans": snap.orphans.total,
+                                "orphans (unsync)": snap.orphans.unsync}
+    return {name: model[name] for name in shown if name in model}
+
+
+def page_statuses(snap: Snapshot) -> dict[int, str]:
+    """id -> status of every page the tree should draw at `snap` (live pages and ghosts)."""
+    return {sp.id: sp.status for sp in (*snap.pages, *snap.ghosts)}
+
+
+def drawn_statuses(state: dict[str, Any]) -> dict[int, str]:
+    return {p["id"]: p["status"] for p in state["facts"]["pages"]}
+
+
+def drawn_with_status(state: dict[str, Any], status: str) -> set[int]:
+    return {p["id"] for p in state["facts"]["pages"] if p["status"] == status}
+
+
+def narration_text(snap: Snapshot) -> str:
+    assert snap.action is not None
+    return " ".join(snap.action.narration.split())
+
+
+def assert_no_console_errors(page: Any) -> None:
+    assert page.console_errors == [], f"console errors: {page.console_errors}"
+
+
+@functools.cache
+def named_run(name: str, fixes: frozenset[str] | None = None) -> Run:
+    return mmu_model.run_named(name, fixes=fixes)
+
+
+def first_orphan_step(run: Run) -> int:
+    """The first action step at which the model has an orphaned unsync page."""
+    return next(s for s in range(run.last_step() + 1) if run.snapshot(s).orphans.unsync)
+
+
+def node_position(page: Any, sp_id: int, tree_id: str = "tree") -> tuple[float, float]:
+    """Viewport coordinates of shadow page `sp_id`'s marker, from the figure's own axes."""
+    page.locator(f"#{tree_id}").scroll_into_view_if_needed()
+    pos = page.evaluate(
+        """([id, spId]) => {
+          const gd = document.getElementById(id), fl = gd._fullLayout;
+          for (const t of gd.data) {
+            if (!Array.isArray(t.customdata)) continue;
+            for (let i = 0; i < t.customdata.length; i++) {
+              const cd = t.customdata[i];
+              if (Array.isArray(cd) && cd[0] === spId && t.meta !== "summary") {
+                const r = gd.getBoundingClientRect();
+                return [r.left + fl._size.l + fl.xaxis.l2p(t.x[i]),
+                        r.top + fl._size.t + fl.yaxis.l2p(t.y[i])];
+              }
+            }
+          }
+          return null;
+        }""",
+        [tree_id, sp_id],
+    )
+    assert pos is not None, f"shadow page #{sp_id} is not drawn in #{tree_id}"
+    return pos[0], pos[1]
+
+
+# ------------------------------------------------------------------------- tests
+
+
+def test_default_page_draws_the_tree_offline_without_errors(page: Any, artifacts_dir: Path) -> None:
+    """The default page draws teaching-small's tree, with no console error or foreign request."""
+    run = named_run("teaching-small")
+    page.goto("/")
+    state = wait_tree(page)
+
+    assert state["step"] == str(run.default_step)
+    assert state["lastStep"] == str(run.last_step("action"))
+    snap = run.snapshot(run.default_step)
+    assert drawn_statuses(state) == page_statuses(snap)
+    assert state["orphansUnsync"] == str(snap.orphans.unsync)
+    page.screenshot(path=str(artifacts_dir / "default-page.png"))
+
+    assert_no_console_errors(page)
+    assert page.foreign_requests() == []
+
+
+def test_buttons_slider_and_keys_step_narration_stats_tree_and_url(page: Any) -> None:
+    """Buttons, the slider and the keyboard each move the step, and everything follows."""
+    run = named_run("teaching-small")
+    last = run.last_step("action")
+    page.goto("/")
+    wait_tree(page, run.default_step)
+    shown = {"step": run.default_step, "state": tree(page)}
+
+    def check(step: int, *, in_url: bool = True) -> None:
+        state = tree(page)
+        snap = run.snapshot(step)
+        assert state["step"] == str(step)
+        if in_url:
+            assert query(page.url).get("step") == str(step), page.url
+        stats = stats_of(page)
+        assert stats == expected_stats(snap, stats)
+        assert drawn_statuses(state) == page_statuses(snap)
+        if step:
+            assert narration_text(snap) in text_of(page, "#narration")
+        before = run.snapshot(shown["step"])
+        if (page_statuses(before), before.changed) != (page_statuses(snap), snap.changed):
+            assert state["signature"] != shown["state"]["signature"], "the tree did not change"
+        shown.update(step=step, state=state)
+
+    def go(action: Callable[[], Any], step: int, *, keyboard: bool = False) -> None:
+        if keyboard:
+            blur(page)
+        act(page, action, step)
+        check(step)
+
+    start = run.default_step
+    check(start, in_url=False)  # the bare "/" opens the default step
+    narration_before, stats_before = text_of(page, "#narration"), stats_of(page)
+    go(lambda: page.click("#btn-next"), start + 1)
+    assert text_of(page, "#narration") != narration_before
+    assert stats_of(page) != stats_before
+    go(lambda: page.click("#btn-prev"), start)
+    go(lambda: page.click("#btn-last"), last)
+    go(lambda: page.click("#btn-first"), 0)
+
+    go(lambda: page.locator("#step-slider").fill("9"), 9)
+    assert page.locator("#step-slider").input_value() == "9"
+
+    go(lambda: page.keyboard.press("ArrowRight"), 10, keyboard=True)
+    go(lambda: page.keyboard.press("ArrowLeft"), 9, keyboard=True)
+    go(lambda: page.keyboard.press("End"), last, keyboard=True)
+    go(lambda: page.keyboard.press("Home"), 0, keyboard=True)
+
+    # Space plays from step 0 and pauses; once paused the step (and the URL) stays put.
+    blur(page)
+    page.keyboard.press("Space")
+    page.wait_for_function(
+        "() => Number(document.getElementById('tree').closest('[data-step]').dataset.step) >= 2",
+        timeout=15_000,
+    )
+    blur(page)
+    page.keyboard.press("Space")
+    page.wait_for_timeout(1_500)
+    paused = tree(page)["step"]
+    page.wait_for_timeout(1_500)
+    state = wait_tree(page)
+    assert state["step"] == paused, "still playing after the second Space"
+    check(int(paused))
+    assert_no_console_errors(page)
+
+
+def test_first_orphan_step_shows_orphan_unsync_page_and_track_write_zap_prevents_it(
+    page: Any, artifacts_dir: Path
+) -> None:
+    """At the first orphan step the figure marks the orphaned unsync page; track-write-zap: none."""
+    run = named_run("teaching-small")
+    step = first_orphan_step(run)
+    snap = run.snapshot(step)
+    orphans = {sp.id for sp in snap.pages if sp.status == "orphan-unsync"}
+    assert orphans, "the model has no orphaned unsync page at its first orphan step"
+
+    page.goto(f"/?v=1&scenario=teaching-small&step={step}")
+    state = wait_tree(page, step)
+    assert drawn_with_status(state, "orphan-unsync") == orphans
+    assert state["orphansUnsync"] == str(len(orphans))
+    assert stats_of(page)["orphans (unsync)"] == len(orphans)
+    page.screenshot(path=str(artifacts_dir / "orphan-step.png"))
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
+        x, y = node_position(page, min(orphans))
+        page.mouse.move(x, y)  # plotly's hover label names the page and its status
+        page.wait_for_selector(".hoverlayer .hovertext", timeout=5_000)
+        page.evaluate("() => window.scrollTo(0, 0)")
+        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS_SCREENSHOT))
+        page.mouse.move(0, 0)
+
+    checkbox = page.locator(f"#fix-{TRACK_WRITE_ZAP}")
+    assert not checkbox.is_checked()
+    state = act(page, checkbox.check, step)
+    fixes = url_fixes(page.url)
+    assert fixes == DEFAULT_FIXES | {TRACK_WRITE_ZAP}, page.url
+    fixed = named_run("teaching-small", fixes).snapshot(step)
+    assert fixed.orphans.unsync == 0
+    assert drawn_with_status(state, "orphan-unsync") == set()
+    assert drawn_statuses(state) == page_statuses(fixed)
+    assert state["orphansUnsync"] == "0"
+    assert page.locator(f"#fix-{TRACK_WRITE_ZAP}").is_checked()
+    assert_no_console_errors(page)
+
+
+def test_copied_link_reopens_identical_view_and_history_restores_steps(
+    page: Any, browser: Any, server_url: str
+) -> None:
+    """A copied link shows the same view elsewhere; back and forward restore earlier steps."""
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server_url)
+    page.goto("/")
+    wait_tree(page)
+    history = [page.url]
+    act(page, page.locator(f"#fix-{TRACK_WRITE_ZAP}").check)
+    history.append(page.url)
+    act(page, page.locator("#compare").check)
+    history.append(page.url)
+    assert query(page.url).get("compare") == "1", page.url
+    start = int(tree(page)["step"])
+    act(page, lambda: page.click("#btn-next"), start + 1)
+    history.append(page.url)
+    act(page, lambda: page.click("#btn-next"), start + 2)
+    history.append(page.url)
+
+    # Select a shadow page by clicking its marker in the tree.
+    sp_id = min(drawn_with_status(tree(page), "unsync") or drawn_statuses(tree(page)))
+    x, y = node_position(page, sp_id)
+    act(page, lambda: page.mouse.click(x, y), start + 2)
+    assert query(page.url).get("sp") == str(sp_id), page.url
+    assert f"#{sp_id}" in text_of(page, "#sp-details")
+    history.append(page.url)
+
+    page.click("#copy-link")
+    page.wait_for_function("() => navigator.clipboard.readText().then((t) => t.length > 0)")
+    link = page.evaluate("() => navigator.clipboard.readText()").strip()
+    assert urlsplit(link).scheme in ("http", "https"), f"copied link is not absolute: {link!r}"
+    assert urljoin(server_url, link).startswith(server_url)
+    assert query(link) == query(page.url)
+
+    def view(pg: Any) -> dict[str, Any]:
+        main, base = tree(pg), tree(pg, "tree-base")
+        return {
+            "step": main["step"], "orphans_unsync": main["orphansUnsync"],
+            "tree": main["signature"], "base_tree": base["signature"],
+            "fixes": {n: pg.locator(f"#fix-{n}").is_checked() for n in FIX_NAMES},
+            "compare": pg.locator("#compare").is_checked(),
+            "selected": text_of(pg, "#sp-details"),
+            "narration": text_of(pg, "#narration"), "stats": stats_of(pg),
+        }
+
+    here = view(page)
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        other = context.new_page()
+        other.goto(link)
+        wait_tree(other, start + 2)
+        wait_tree(other, tree_id="tree-base")
+        assert view(other) == here
+        assert query(other.url) == query(page.url)
+    finally:
+        context.close()
+
+    # Back: the view before the selection, then the step before; forward again.
+    for expected_url, step in ((history[-2], start + 2), (history[-3], start + 1)):
+        act(page, page.go_back, step)
+        assert query(page.url) == query(expected_url)
+        assert ("sp" in query(page.url)) == (page.locator("#sp-details").count() > 0)
+    act(page, page.go_forward, start + 2)
+    assert query(page.url) == query(history[-2])
+    assert_no_console_errors(page)
+
+
+def test_compare_mode_jumps_to_the_models_first_difference(
+    page: Any, artifacts_dir: Path
+) -> None:
+    """Compare draws both fix sets side by side; "first difference" lands on the model's step."""
+    page.goto("/")
+    wait_tree(page)
+    act(page, page.locator("#compare").check)
+    assert query(page.url).get("compare") == "1", page.url
+    wait_tree(page, tree_id="tree-base")
+
+    fixes, base = url_fixes(page.url), url_fixes(page.url, "base")
+    assert fixes != base, f"compare shows the same fix set twice: {page.url}"
+    run, base_run = named_run("teaching-small", fixes), named_run("teaching-small", base)
+    first = base_run.first_difference(run)
+    assert first is not None
+
+    state = act(page, lambda: page.click("#btn-first-diff"), first)
+    assert query(page.url).get("step") == str(first), page.url
+    assert query(page.url).get("compare") == "1", page.url
+    base_state = wait_tree(page, tree_id="tree-base")
+    assert drawn_statuses(state) == page_statuses(run.snapshot(first))
+    assert drawn_statuses(base_state) == page_statuses(base_run.snapshot(first))
+    assert drawn_statuses(state) != drawn_statuses(base_state)
+    page.screenshot(path=str(artifacts_dir / "compare.png"), full_page=True)
+    assert_no_console_errors(page)
+
+
+def test_pasted_top_down_trace_replays_to_its_unsync_orphans(
+    page: Any, artifacts_dir: Path
+) -> None:
+    """Pasting the top-down trace excerpt replays it; its last step lists the unsync orphans."""
+    text = TOP_DOWN_TRACE.read_text()
+    run = mmu_model.replay_trace(text, fixes=DEFAULT_FIXES)
+    last = run.last_step("action")
+    final = run.snapshot(last)
+    orphans = {sp.id for sp in final.pages if sp.status == "orphan-unsync"}
+    assert len(orphans) == final.orphans.unsync == 4
+
+    page.goto("/")
+    wait_tree(page)
+    page.locator("#trace-form textarea").fill(text)
+    act(page, lambda: page.locator("#trace-form [type=submit]").click(), run.default_step)
+    assert re.fullmatch(r"[0-9a-f]{64}", query(page.url).get("trace", "")), page.url
+    assert tree(page)["lastStep"] == str(last)
+
+    blur(page)
+    state = act(page, lambda: page.keyboard.press("End"), last)
+    assert drawn_with_status(state, "orphan-unsync") == orphans
+    assert drawn_statuses(state) == page_statuses(final)
+    assert state["orphansUnsync"] == "4"
+    stats = stats_of(page)
+    assert stats == expected_stats(final, stats)
+    assert stats["orphans (unsync)"] == 4
+    assert run.replay is not None
+    assert f"{run.replay.lines} trace lines" in text_of(page, "#replay")
+    page.screenshot(path=str(artifacts_dir / "trace-replay.png"), full_page=True)
+    assert_no_console_errors(page)
+
+
+def test_embed_mode_shows_tree_and_controls_only(page: Any) -> None:
+    """embed=1 shows the tree and the step controls, and no form, also after a step."""
+    run = named_run("teaching-small")
+    page.goto("/?v=1&scenario=teaching-small&embed=1")
+    wait_tree(page, run.default_step)
+
+    def check() -> None:
+        assert query(page.url).get("embed") == "1", page.url
+        for control in ("#tree", "#step-slider", "#btn-first", "#btn-prev", "#btn-next",
+                        "#btn-last", "#btn-play"):
+            assert page.locator(control).is_visible(), f"{control} is not shown in embed mode"
+        assert page.locator("form").count() == 0, "embed mode shows a form"
+        for absent in ("#trace-form", "#scenario-form", "#copy-link", "#compare"):
+            assert page.locator(absent).count() == 0, f"embed mode shows {absent}"
+
+    check()
+    act(page, lambda: page.click("#btn-next"), run.default_step + 1)
+    check()
+    assert_no_console_errors(page)
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg"])
+def test_export_downloads_an_image_of_the_tree(page: Any, artifacts_dir: Path, fmt: str) -> None:
+    """The export button downloads an image file of the tree (PNG magic bytes, or SVG markup)."""
+    page.goto("/")
+    wait_tree(page)
+    with page.expect_download(timeout=30_000) as info:
+        page.click(f"#export-{fmt}")
+    download = info.value
+    assert download.failure() is None
+    assert download.suggested_filename.endswith(f".{fmt}"), download.suggested_filename
+    data = Path(download.path()).read_bytes()
+    if fmt == "png":
+        assert data.startswith(PNG_MAGIC), data[:16]
+        assert data[12:16] == b"IHDR"
+        width, height = struct.unpack(">II", data[16:24])
+        assert width >= 300, (width, height)
+        assert height >= 200, (width, height)
+    else:
+        head = data.lstrip()[:200].decode("utf-8", "replace")
+        assert head.startswith(("<svg", "<?xml")), head
+        assert b"</svg>" in data
+    (artifacts_dir / f"export.{fmt}").write_bytes(data)
+    assert_no_console_errors(page)
+
+
+def test_large_10k_scenario_renders_and_stays_responsive(
+    page: Any, artifacts_dir: Path
+) -> None:
+    """large-10k draws every page (some folded) and steps; timings go to artifacts/timings.txt."""
+    run = named_run("large-10k")
+    snap = run.snapshot(run.default_step)
+
+    started = time.monotonic()
+    page.goto("/?v=1&scenario=large-10k", timeout=120_000)
+    state = wait_tree(page, run.default_step, timeout_ms=120_000)
+    first_tree_s = time.monotonic() - started
+
+    facts = state["facts"]
+    drawn = len(facts["pages"]) + sum(s["count"] for s in facts["summaries"])
+    assert drawn == len(snap.pages) + len(snap.ghosts)
+    assert drawn >= 10_000
+    page.screenshot(path=str(artifacts_dir / "large-10k-tree.png"))
+
+    blur(page)
+    started = time.monotonic()
+    nxt = act(page, lambda: page.keyboard.press("ArrowRight"), run.default_step + 1,
+              timeout_ms=120_000)
+    next_step_s = time.monotonic() - started
+    nxt_snap = run.snapshot(run.default_step + 1)
+    facts = nxt["facts"]
+    assert len(facts["pages"]) + sum(s["count"] for s in facts["summaries"]) == (
+        len(nxt_snap.pages) + len(nxt_snap.ghosts))
+
+    line = (f"{datetime.now(UTC).isoformat(timespec='seconds')} large-10k "
+            f"pages={len(snap.pages)} first_tree_s={first_tree_s:.2f} "
+            f"next_step_s={next_step_s:.2f}")
+    print(line)  # noqa: T201 - the timings are this test's report
+    with (artifacts_dir.parent / "timings.txt").open("a") as out:
+        out.write(line + "\n")
+    assert first_tree_s < LARGE_SANITY_BOUND_S
+    assert next_step_s < LARGE_SANITY_BOUND_S
+    assert_no_console_errors(page)
