@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import ErrorInfo, ViewError, error_info
 from app.routes import api, pages
@@ -50,6 +51,16 @@ async def _validation_handler(request: Request, exc: Exception) -> Response:
     return _error_response(request, ErrorInfo(422, field, f"{field}: {first.get('msg', '')}"))
 
 
+async def _http_error_handler(request: Request, exc: Exception) -> Response:
+    """Unknown /api paths and wrong methods answer in the API's error shape, too."""
+    assert isinstance(exc, StarletteHTTPException)
+    if _wants_json(request):
+        return JSONResponse({"detail": str(exc.detail), "field": "path"},
+                            status_code=exc.status_code, headers=exc.headers)
+    return Response(str(exc.detail), status_code=exc.status_code, headers=exc.headers,
+                    media_type="text/plain")
+
+
 def _vendor_file(path: Path, what: str) -> FileResponse:
     if not path.is_file():
         log.error("%s not found at %s", what, path)
@@ -70,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(MmuModelError, _bad_input_handler)
     app.add_exception_handler(ViewError, _bad_input_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
 
     @app.get("/healthz", tags=["health"])
     def read_health() -> dict[str, str]:

@@ -119,3 +119,11 @@ def test_bad_spec_keeps_the_submitted_values_in_the_form(shared_client: Any) -> 
     assert fields["seed"]["value"] == "42"
     assert fields["l2_mem_gib"]["error"]
     assert fields["seed"]["error"] is None
+
+
+def test_unknown_api_path_is_json_naming_the_path(shared_client: Any) -> None:
+    """An unknown /api route is a JSON 404 in the API's error shape."""
+    response = shared_client.get("/api/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["field"] == "path"
+    assert shared_client.delete("/api/scenarios").status_code == 405
