@@ -55,7 +55,7 @@ _SP_HOVER = (
 )
 _SUMMARY_HOVER = (
     "<b>%{customdata[1]} %{customdata[2]} level-1 pages</b><br>under sp #%{customdata[3]}"
-    "<br>folded: none of them changed this step<extra></extra>"
+    "<br>folded into one node; click to select their parent<extra></extra>"
 )
 
 
@@ -122,7 +122,7 @@ def tree_figure(
             trace["customdata"] = [[n.id, n.count, n.fold_status, n.parent] for n in nodes]
             trace["hovertemplate"] = _SUMMARY_HOVER
             trace["marker"]["color"] = [
-                ORANGE if n.fold_status == "unsync" else GREEN for n in nodes
+                {"unsync": ORANGE, "zapped": GREY}.get(n.fold_status, GREEN) for n in nodes
             ]
             trace["marker"]["size"] = [min(16 + 2 * n.count.bit_length(), 34) for n in nodes]
         else:

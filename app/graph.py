@@ -11,7 +11,9 @@ stacked just below one another, oldest on top.
 
 Large trees: past COLLAPSE_THRESHOLD pages, healthy level-1 pages (synced or unsync, not
 touched by this step, not selected) are folded into one summary node per parent and state.
-Orphans, roots, zapped pages and everything the step touched stay individual.
+Orphans, roots, zapped pages and everything the step touched stay individual, unless the step
+touched more than CHANGED_KEEP_LIMIT pages (building or tearing down a whole tree): then the
+touched healthy and zapped level-1 pages fold too, and their summary node is marked changed.
 
 Shadow page "trees" are DAGs (a page can have several parent SPTEs): check
 nx.is_directed_acyclic_graph, not nx.is_arborescence.
@@ -38,8 +40,12 @@ __all__ = [
 ]
 
 COLLAPSE_THRESHOLD = 1_500
+# A step touching more pages than this (a whole-tree build or teardown) folds its touched
+# pages too; the summary node then carries the "changed" ring for them.
+CHANGED_KEEP_LIMIT = 300
 STACK_DY = 0.28  # vertical offset between stacked pages of the same slot
 _FOLDABLE = frozenset({"synced", "unsync"})
+_FOLDABLE_WHEN_BUSY = frozenset({"synced", "unsync", "zapped"})
 
 
 def span(level: int) -> int:
@@ -137,6 +143,8 @@ def tree_view(
     created = snap.created
     pages: list[SpView] = [*snap.pages, *snap.ghosts]
     collapse = len(snap.pages) > collapse_threshold
+    busy = collapse and len(changed) > CHANGED_KEEP_LIMIT
+    foldable = _FOLDABLE_WHEN_BUSY if busy else _FOLDABLE
 
     by_status: dict[str, int] = {}
     individual: list[tuple[SpView, str]] = []
@@ -147,13 +155,14 @@ def tree_view(
         by_status[status] = by_status.get(status, 0) + 1
         if (
             collapse
-            and status in _FOLDABLE
+            and status in foldable
             and sp.level == 1
-            and sp.parents
-            and sp.id not in changed
+            and (sp.parents or status == "zapped")
+            and (busy or sp.id not in changed)
             and sp.id != selected
         ):
-            groups.setdefault((sp.parents[0][0], status), []).append(sp)
+            parent = sp.parents[0][0] if sp.parents else -1
+            groups.setdefault((parent, status), []).append(sp)
         else:
             individual.append((sp, status))
 
@@ -183,7 +192,8 @@ def tree_view(
         if len(members) == 1:
             sp = members[0]
             nodes.append(
-                Node(id=sp.id, x=layout.x(1, sp.l2_gfn), y=1.0, status=status, level=1, sp=sp)
+                Node(id=sp.id, x=layout.x(1, sp.l2_gfn), y=1.0, status=status, level=1, sp=sp,
+                     changed=sp.id in changed, created=sp.id in created)
             )
             continue
         xs = [layout.x(1, m.l2_gfn) for m in members]
@@ -196,7 +206,8 @@ def tree_view(
                 level=1,
                 count=len(members),
                 fold_status=status,
-                parent=parent,
+                parent=parent if parent >= 0 else None,
+                changed=any(m.id in changed for m in members),
             )
         )
         folded += len(members)

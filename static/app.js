@@ -48,7 +48,8 @@
     if (!Array.isArray(data)) return;
     var id = Number(data[0]);
     if (!(id >= 0)) {
-      // A summary node: select the parent the folded pages hang under.
+      // A summary node: select the parent the folded pages hang under (if any).
+      if (data[3] === null || data[3] === undefined) return;
       id = Number(data[3]);
       if (!(id >= 0)) return;
     }
