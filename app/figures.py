@@ -117,7 +117,7 @@ def tree_figure(
         }
         if status == "summary":
             trace["mode"] = "markers+text"
-            trace["text"] = [f"{n.count} {n.fold_status}" for n in nodes]
+            trace["text"] = [f"{n.count:,}" for n in nodes]
             trace["textposition"] = "bottom center"
             trace["customdata"] = [[n.id, n.count, n.fold_status, n.parent] for n in nodes]
             trace["hovertemplate"] = _SUMMARY_HOVER
