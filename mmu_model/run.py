@@ -94,6 +94,10 @@ class Run:
         end = min(start + max(count, 0), timeline.n_events)
         return [timeline.event(i) for i in range(max(start, 0), end)]
 
+    def all_pages(self) -> list[tuple[int, int, int]]:
+        """(id, level, l2_gfn) of every shadow page the run ever created."""
+        return self._timeline().all_pages()
+
     def first_difference(self, other: Run) -> int | None:
         """First action step after which the two runs' counters differ (None: never)."""
         mine = self._timeline().action_counters()

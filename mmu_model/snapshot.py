@@ -90,7 +90,12 @@ class ActionView:
     first_event: int
     last_event: int  # inclusive
     boot: int
-    ops: tuple[EventView, ...] = field(default=())
+    ops: tuple[EventView, ...] = field(default=())  # the first MAX_ACTION_OPS of them
+    n_ops: int = 0  # all kernel operations in the action
+
+    @property
+    def more_ops(self) -> int:
+        return self.n_ops - len(self.ops)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ MODEL_COUNTERS = ("orphans", "orphans_unsync", "rmap_entries", "indirect_shadow_
 TRACKED_COUNTERS: tuple[str, ...] = STAT_NAMES + MODEL_COUNTERS
 
 _UNSYNC, _INVALID, _ORPHAN = 1, 2, 4
+MAX_ACTION_OPS = 200  # kernel operations an ActionView carries; n_ops counts them all
 _CHUNK_SHIFT = 8
 _CHUNK = 1 << _CHUNK_SHIFT
 
@@ -117,6 +118,7 @@ class Timeline:
             (self._states.freeze(), self._counters)
         ]
         self._paths: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._views: dict[int, tuple[State, SpView]] = {}  # last view built per page
         self.boot = 0
 
     # -- recording ------------------------------------------------------------------------
@@ -223,6 +225,15 @@ class Timeline:
             return f"#{sp_id}"
         return f"#{sp_id} (l{s[3]} gfn {s[0]:#x})"
 
+    def cached_view(self, sp_id: int, state: State) -> SpView:
+        """view(), reusing the last one built for this page while its state is unchanged."""
+        hit = self._views.get(sp_id)
+        if hit is not None and hit[0] is state:
+            return hit[1]
+        view = self.view(sp_id, state)
+        self._views[sp_id] = (state, view)
+        return view
+
     def view(self, sp_id: int, state: State, ghost: bool = False) -> SpView:
         gfn, word, role, level, direct, guest_mode, l2_gfn, _ = self.static[sp_id]
         flags = state[0]
@@ -254,10 +265,11 @@ class Timeline:
             raise StepOutOfRange(index + 1, self.n_actions)
         kind, args_items, first, boot = self.actions[index]
         last = (self.actions[index + 1][2] if index + 1 < self.n_actions else self.n_events) - 1
-        ops = tuple(self.event(i) for i in range(first + 1, last + 1)) if with_ops else ()
+        shown = min(last, first + MAX_ACTION_OPS)
+        ops = tuple(self.event(i) for i in range(first + 1, shown + 1)) if with_ops else ()
         return ActionView(
             index=index, kind=kind, narration=narrate(kind, dict(args_items), self.describe),
-            first_event=first, last_event=last, boot=boot, ops=ops,
+            first_event=first, last_event=last, boot=boot, ops=ops, n_ops=last - first,
         )
 
     def snapshot(self, step: int, grain: Grain = "action") -> Snapshot:
@@ -280,7 +292,8 @@ class Timeline:
                 states.set(sp_id, state)
             for i, d in event[5]:
                 values[i] += d
-        pages = tuple(self.view(i, s) for i, s in states.items())
+        cached = self.cached_view
+        pages = tuple(cached(i, s) for i, s in states.items())
         by_level: dict[str, int] = {}
         for page in pages:
             if page.orphan:
@@ -311,6 +324,10 @@ class Timeline:
             ),
             event=event_view, action=action_view,
         )
+
+    def all_pages(self) -> list[tuple[int, int, int]]:
+        """(id, level, l2_gfn) of every page the run ever created, for a stable layout."""
+        return [(i, s[3], s[6]) for i, s in self.static.items()]
 
     def action_counters(self) -> Iterator[tuple[int, ...]]:
         """The counters after each action, in order (for comparing two runs)."""
