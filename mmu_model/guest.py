@@ -29,7 +29,6 @@ from .constants import (
     FROZEN_SPTE,
     SHADOW_NONPRESENT_VALUE,
     SPTE_ENT_PER_PAGE,
-    hash_64,
     level_size_gfns,
 )
 from .kvm import Kvm
@@ -50,11 +49,12 @@ def bits(mask: int) -> Iterator[int]:
 class Ept12Table:
     """One page of L1's EPT12 for L2: child tables by index plus a bitmap of leaves."""
 
-    __slots__ = ("children", "gfn", "leaf_bitmap", "leaf_gfn_base", "level")
+    __slots__ = ("children", "gfn", "l2_gfn", "leaf_bitmap", "leaf_gfn_base", "level")
 
-    def __init__(self, gfn: int, level: int) -> None:
+    def __init__(self, gfn: int, level: int, l2_gfn: int = 0) -> None:
         self.gfn = gfn
         self.level = level
+        self.l2_gfn = l2_gfn  # first L2 frame this table maps
         self.children: dict[int, Ept12Table] = {}
         self.leaf_bitmap = 0
         self.leaf_gfn_base = -1
@@ -161,6 +161,7 @@ class NestedGuest:
         child = parent.children.get(index)
         if child is None:
             child = self.l1.alloc_table(parent.level - 1)
+            child.l2_gfn = parent.l2_gfn + index * level_size_gfns(parent.level)
             parent.children[index] = child
             entry = SHADOW_NONPRESENT_VALUE | child.gfn << 12 | EPT_TABLE_FLAGS
             l1_store(self.kvm, parent.gfn, index, entry)
@@ -272,11 +273,8 @@ class NestedGuest:
             return
         kvm = self.kvm
         kvm.begin_action("l2_activity", gfn=table.gfn)
-        cleared: list[int] = []
-        kvm.path.append("FNAME(fetch)")
-        for sp in list(kvm.mmu_page_hash[hash_64(table.gfn)].values()):
-            if sp.gfn == table.gfn and not sp.role.invalid:
-                cleared += shadow_page_table_clear_flood(kvm, sp)
+        kvm.path.append("shadow_page_table_clear_flood")
+        cleared = shadow_page_table_clear_flood(kvm, table.l2_gfn, table.level)
         kvm.emit("clear_sp_write_flooding_count", gfn=table.gfn, cleared=cleared)
         kvm.path.pop()
 

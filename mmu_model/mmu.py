@@ -473,7 +473,8 @@ def kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList
     if not was_invalid and sp.role.has_gptes:
         unaccount_shadowed(kvm, sp)
     if sp.unsync:
-        kvm_unlink_unsync_page(kvm, sp)  # tracepoint kvm_mmu_sync_page
+        kvm_unlink_unsync_page(kvm, sp)
+        kvm.emit("kvm_mmu_sync_page", sp=sp.id, zapping=True)
     root = sp.root_count > 0
     if not root:
         nr_zapped += 1
@@ -553,6 +554,27 @@ def get_written_sptes(sp: KvmMmuPage, gpa: int, nbytes: int) -> int:
     return (gpa & 0xFFF) // 8
 
 
+def mmu_pte_write_fetch_gpte(
+    kvm: Kvm, gpa: int, new: int, nbytes: int
+) -> tuple[int, int, int]:
+    """Model of mmu.c: mmu_pte_write_fetch_gpte(): widen a 4-byte write, re-read the gpte.
+
+    L1 is a 64-bit hypervisor (long mode, so is_pae()): a 4-byte write is handled as an
+    8-byte write to the aligned entry, whose value is the old entry with the new bytes in.
+    An 8-byte write re-reads exactly the bytes written.  Other sizes read nothing (0).
+    """
+    if nbytes == 4:
+        shift = (gpa & 7) * 8
+        gpa &= ~7
+        current = kvm.guest.read_gpte(gpa >> PAGE_SHIFT, (gpa & 0xFFF) // 8)
+        mask = (0xFFFFFFFF << shift) & 0xFFFFFFFFFFFFFFFF
+        gentry = (current & ~mask) | ((new << shift) & mask)
+        return gpa, 8, gentry
+    if nbytes == 8:
+        return gpa, nbytes, new
+    return gpa, nbytes, 0
+
+
 def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
     """Model of mmu.c: kvm_mmu_track_write(): L1 wrote a write-tracked table page.
 
@@ -567,7 +589,7 @@ def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
     kvm.path.append("kvm_mmu_track_write")
     invalid_list: InvalidList = []
     flush = False
-    gentry = new if nbytes in (4, 8) else 0
+    gpa, nbytes, gentry = mmu_pte_write_fetch_gpte(kvm, gpa, new, nbytes)
     kvm.stat.mmu_pte_write += 1
     kvm.emit("kvm_mmu_track_write", gpa=gpa, new=new)
     for sp in for_each_gfn_valid_sp_with_gptes(kvm, gfn):

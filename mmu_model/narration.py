@@ -66,6 +66,11 @@ def _unsync(a: Args, d: Describe) -> str:
 
 
 def _sync(a: Args, d: Describe) -> str:
+    if a.get("zapping"):
+        return (
+            f"{d(_i(a, 'sp'))} was unsync and is being zapped: kvm_unlink_unsync_page() "
+            f"clears the flag (mmu_unsync -1), firing the kvm_mmu_sync_page tracepoint."
+        )
     return (
         f"Walking the unsync bitmaps down from {d(_i(a, 'parent'))}, L0 re-write-protected "
         f"and synced {d(_i(a, 'sp'))}; stale SPTEs whose gpte changed were dropped."
@@ -287,8 +292,8 @@ def _a_freeze_pt(a: Args, d: Describe) -> str:
 
 def _a_l2_activity(a: Args, d: Describe) -> str:
     return (
-        f"L2 activity walks through the shadow path of table gfn {_i(a, 'gfn'):#x}, "
-        f"clearing flood counts between L1's writes."
+        f"Between two of L1's writes, an L2 access walks from L0's current shadow root "
+        f"towards table gfn {_i(a, 'gfn'):#x}, clearing flood counts on the way."
     )
 
 

@@ -106,17 +106,20 @@ def ept_page_fault(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
     return sp
 
 
-def shadow_page_table_clear_flood(kvm: Kvm, sp: KvmMmuPage) -> list[int]:
+def shadow_page_table_clear_flood(kvm: Kvm, l2_gfn: int, level: int) -> list[int]:
     """Model of mmu.c: shadow_page_table_clear_flood(): clear every page on a walk path.
 
-    The walk runs from the root down to `sp`; the model follows sp's first parent chain
-    upward, which is the same set of pages when sp is reachable.  Returns the ids cleared.
+    The lockless walk starts at the vCPU's current root and follows `l2_gfn` down to the
+    page at `level`, so only pages that root reaches (never an orphan, never an old tree
+    L2 no longer runs on) are cleared.  Returns the ids whose count was non-zero.
     """
-    cleared = []
-    node: KvmMmuPage | None = sp
-    while node is not None:
-        if node.write_flooding_count:
-            cleared.append(node.id)
-        clear_sp_write_flooding_count(kvm, node)
-        node = node.parent_ptes[0][0] if node.parent_ptes else None
+    cleared: list[int] = []
+    sp = kvm.root
+    while sp is not None:
+        if sp.write_flooding_count:
+            cleared.append(sp.id)
+            clear_sp_write_flooding_count(kvm, sp)
+        if sp.role.level <= level:
+            break
+        sp = sp.spt.get((l2_gfn >> (9 * (sp.role.level - 1))) & 511)
     return cleared

@@ -59,7 +59,8 @@ _FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("boots", "L2 boots", "Number of L2 lifetimes, one after another.", "int", 1,
               100_000),
     FieldInfo("flood_clear_prob", "Flood-count clear probability",
-              "Chance that L2 activity walks through a table between two of L1's writes.",
+              "Chance that, between two of L1's writes to a table, an L2 access walks to it "
+              "from the current shadow root (clearing flood counts on the way).",
               "float", 0, 1),
     FieldInfo("quota", "Shadow page quota",
               "n_max_mmu_pages; empty: L1 memory pages / 50, at least 64.",

@@ -574,7 +574,8 @@ def test_checklist_11_shadow_page_table_clear_flood_clears_its_path(make_world):
     w, _sps, bump, counts = _flood_world(make_world)
     bump("root", "pdpt", "pd0", "pd1")
     w.step()
-    shadow_page_table_clear_flood(w.kvm, w.sp(w.pt(0, 0)))
+    pt = w.sp(w.pt(0, 0))  # the walk for an address under PT 0 of GiB 0, from the root
+    shadow_page_table_clear_flood(w.kvm, pt.l2_gfn, pt.role.level)
     assert counts() == {"root": 0, "pdpt": 0, "pd0": 0, "pd1": 2}
 
 
