@@ -14,7 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.graph import Layout, Node, TreeView
+from app.graph import CHANGED_KEEP_LIMIT, Layout, Node, TreeView
 from mmu_model import BootStats
 
 __all__ = [
@@ -66,6 +66,15 @@ def _sp_customdata(node: Node) -> list[Any]:
         sp.id, f"{sp.gfn:#x}", sp.role, sp.level, "yes" if sp.unsync else "no",
         sp.write_flooding_count, len(sp.parents), sp.leaf_sptes, sp.rmap_entries, node.status,
     ]
+
+
+def _summary_size(node: Node) -> int:
+    return min(16 + 2 * node.count.bit_length(), 34)
+
+
+def _ring_size(node: Node) -> int:
+    """The "changed" ring goes around the marker: wider than a (big) summary node."""
+    return _summary_size(node) + 12 if node.status == "summary" else 30
 
 
 def _num(value: float) -> float | int:
@@ -124,7 +133,7 @@ def tree_figure(
             trace["marker"]["color"] = [
                 {"unsync": ORANGE, "zapped": GREY}.get(n.fold_status, GREEN) for n in nodes
             ]
-            trace["marker"]["size"] = [min(16 + 2 * n.count.bit_length(), 34) for n in nodes]
+            trace["marker"]["size"] = [_summary_size(n) for n in nodes]
         else:
             trace["customdata"] = [_sp_customdata(n) for n in nodes]
             trace["hovertemplate"] = _SP_HOVER
@@ -134,7 +143,8 @@ def tree_figure(
     data.append({
         "type": scatter, "mode": "markers", "name": "changed this step", "meta": "changed",
         "x": [_num(n.x) for n in changed], "y": [_num(n.y) for n in changed],
-        "marker": {"symbol": "circle-open", "size": 30, "color": BLACK,
+        "marker": {"symbol": "circle-open", "size": [_ring_size(n) for n in changed],
+                   "color": BLACK,
                    "line": {"color": BLACK, "width": 2.5}},
         "hoverinfo": "skip", "showlegend": bool(changed),
     })
@@ -148,10 +158,18 @@ def tree_figure(
     })
 
     levels = list(range(1, max_level + 1))
-    annotations = []
+    notes = []
     if view.folded:
+        notes.append(f"{view.folded:,} healthy level-1 pages folded into summary nodes")
+    if view.rings_dropped:
+        notes.append(f"this step touched {view.n_changed:,} pages: too many to ring one by one")
+    elif view.n_changed > CHANGED_KEEP_LIMIT:
+        notes.append(f"this step touched {view.n_changed:,} pages: "
+                     "rings mark the nodes they are folded into")
+    annotations = []
+    if notes:
         annotations.append({
-            "text": f"{view.folded:,} healthy level-1 pages folded into summary nodes",
+            "text": "; ".join(notes),
             "xref": "paper", "yref": "paper", "x": 0, "y": 0, "yanchor": "top",
             "showarrow": False, "font": {"size": 11, "color": "#555555"},
         })

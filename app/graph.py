@@ -9,11 +9,15 @@ while the tree grows or shrinks around it; an orphan keeps its place, detached. 
 same level and range alive at the same time (an orphan and the page that replaced it) are
 stacked just below one another, oldest on top.
 
-Large trees: past COLLAPSE_THRESHOLD pages, healthy level-1 pages (synced or unsync, not
-touched by this step, not selected) are folded into one summary node per parent and state.
-Orphans, roots, zapped pages and everything the step touched stay individual, unless the step
-touched more than CHANGED_KEEP_LIMIT pages (building or tearing down a whole tree): then the
-touched healthy and zapped level-1 pages fold too, and their summary node is marked changed.
+Large trees, busy steps: past COLLAPSE_THRESHOLD pages, or when the step touched more than
+CHANGED_KEEP_LIMIT pages (building or tearing down a whole table or tree), healthy level-1
+pages (synced or unsync and linked, or on a busy step also zapped; never the selected one)
+are folded into one summary node per parent and state. On a quiet step the pages the step
+touched stay individual, each with its "changed" ring; on a busy step they fold too, and
+their summary node carries the ring. Orphans and upper-level pages always stay individual;
+if more than CHANGED_KEEP_LIMIT of those were touched, only summaries keep rings and the
+figure says how many pages changed, so no step rings more than CHANGED_KEEP_LIMIT pages one
+by one.
 
 Shadow page "trees" are DAGs (a page can have several parent SPTEs): check
 nx.is_directed_acyclic_graph, not nx.is_arborescence.
@@ -30,6 +34,7 @@ import networkx as nx
 from mmu_model import Run, Snapshot, SpView
 
 __all__ = [
+    "CHANGED_KEEP_LIMIT",
     "COLLAPSE_THRESHOLD",
     "Layout",
     "Node",
@@ -40,9 +45,9 @@ __all__ = [
 ]
 
 COLLAPSE_THRESHOLD = 1_500
-# A step touching more pages than this (a whole-tree build or teardown) folds its touched
-# pages too; the summary node then carries the "changed" ring for them.
-CHANGED_KEEP_LIMIT = 300
+# A step touching more pages than this (a whole-table build, an INVEPT that syncs the whole
+# tree, a teardown) folds its touched pages too; the summary node then carries their ring.
+CHANGED_KEEP_LIMIT = 200
 STACK_DY = 0.28  # vertical offset between stacked pages of the same slot
 _FOLDABLE = frozenset({"synced", "unsync"})
 _FOLDABLE_WHEN_BUSY = frozenset({"synced", "unsync", "zapped"})
@@ -58,13 +63,19 @@ class Layout:
     """Stable x positions: sorted slot starts (L2 gfns) of every page of the run."""
 
     slots: tuple[int, ...]
+    # (level, l2_gfn) -> x, filled on use: a run's positions never change, and a 100k-page
+    # step asks for 100k of them.
+    _xs: dict[tuple[int, int], float] = field(default_factory=dict, compare=False, repr=False)
 
     def x(self, level: int, l2_gfn: int) -> float:
-        lo = bisect_left(self.slots, l2_gfn)
-        hi = bisect_left(self.slots, l2_gfn + span(level)) - 1
-        if hi >= lo:
-            return (lo + hi) / 2
-        return lo - 0.5
+        key = (level, l2_gfn)
+        x = self._xs.get(key)
+        if x is None:
+            lo = bisect_left(self.slots, l2_gfn)
+            hi = bisect_left(self.slots, l2_gfn + span(level)) - 1
+            x = (lo + hi) / 2 if hi >= lo else lo - 0.5
+            self._xs[key] = x
+        return x
 
     @property
     def width(self) -> int:
@@ -89,16 +100,9 @@ def build_layout(pages: Iterable[tuple[int, int]]) -> Layout:
     return Layout(tuple(sorted(level1 | extra)))
 
 
-def layout_for_run(run: Run, *snapshots: Snapshot) -> Layout:
-    """The run's layout from every page it ever created (falling back to the given snapshots)."""
-    timeline = getattr(run, "timeline", None)
-    static = getattr(timeline, "static", None)
-    if isinstance(static, dict) and static:
-        # Timeline.static: sp id -> (gfn, role word, role, level, direct, guest_mode, l2_gfn, ..)
-        return build_layout((s[3], s[6]) for s in static.values())
-    return build_layout(
-        (p.level, p.l2_gfn) for snap in snapshots for p in (*snap.pages, *snap.ghosts)
-    )
+def layout_for_run(run: Run) -> Layout:
+    """The run's layout, from every page it ever created."""
+    return build_layout((level, l2_gfn) for _id, level, l2_gfn in run.all_pages())
 
 
 @dataclass(slots=True)
@@ -125,6 +129,8 @@ class TreeView:
     n_pages: int
     folded: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
+    n_changed: int = 0  # pages (and ghosts) the step touched, drawn or folded
+    rings_dropped: bool = False  # too many touched pages stayed individual to ring each
 
     @property
     def n_nodes(self) -> int:
@@ -142,8 +148,9 @@ def tree_view(
     changed = snap.changed
     created = snap.created
     pages: list[SpView] = [*snap.pages, *snap.ghosts]
-    collapse = len(snap.pages) > collapse_threshold
-    busy = collapse and len(changed) > CHANGED_KEEP_LIMIT
+    n_changed = sum(1 for sp in pages if sp.id in changed)
+    busy = n_changed > CHANGED_KEEP_LIMIT
+    collapse = busy or len(snap.pages) > collapse_threshold
     foldable = _FOLDABLE_WHEN_BUSY if busy else _FOLDABLE
 
     by_status: dict[str, int] = {}
@@ -213,6 +220,13 @@ def tree_view(
         folded += len(members)
         next_id -= 1
 
+    # Past the cap, pages drawn one by one lose their rings (summary nodes keep theirs).
+    ringed = [node for node in nodes if node.changed and node.sp is not None]
+    rings_dropped = len(ringed) > CHANGED_KEEP_LIMIT
+    if rings_dropped:
+        for node in ringed:
+            node.changed = False
+
     drawn = {node.id for node in nodes}
     edges: list[tuple[int, int]] = []
     for node in nodes:
@@ -232,6 +246,8 @@ def tree_view(
         n_pages=len(snap.pages),
         folded=folded,
         by_status=by_status,
+        n_changed=n_changed,
+        rings_dropped=rings_dropped,
     )
 
 

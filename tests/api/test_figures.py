@@ -10,7 +10,13 @@ import pytest
 
 import mmu_model
 from app.figures import GL_THRESHOLD, STATUS_STYLES, boots_figure, figure_from_dict, tree_figure
-from app.graph import COLLAPSE_THRESHOLD, build_layout, layout_for_run, tree_view
+from app.graph import (
+    CHANGED_KEEP_LIMIT,
+    COLLAPSE_THRESHOLD,
+    build_layout,
+    layout_for_run,
+    tree_view,
+)
 from mmu_model import Run, ScenarioSpec
 
 # About 2,050 shadow pages: 4 PDs fully populated with PT pages (more than COLLAPSE_THRESHOLD).
@@ -30,7 +36,7 @@ def wide() -> Run:
 
 def positions(run: Run, step: int) -> dict[int, tuple[float, float]]:
     snap = run.snapshot(step)
-    view = tree_view(snap, layout_for_run(run, snap))
+    view = tree_view(snap, layout_for_run(run))
     return {n.id: (n.x, n.y) for n in view.nodes if n.sp is not None}
 
 
@@ -82,7 +88,7 @@ def test_small_tree_figure_draws_every_page_and_is_valid_plotly(step: int) -> No
     """Below the fold threshold every page (and ghost) is one point; plotly accepts the figure."""
     run = teaching()
     snap = run.snapshot(step)
-    layout = layout_for_run(run, snap)
+    layout = layout_for_run(run)
     view = tree_view(snap, layout)
     fig = tree_figure(view, layout, max_level=4, uirevision="t")
     figure_from_dict(fig)
@@ -111,7 +117,7 @@ def test_large_tree_folds_healthy_pages_but_keeps_orphans_and_changes() -> None:
     snap = run.snapshot(step)
     assert snap.orphans.unsync > 0
     assert len(snap.pages) > COLLAPSE_THRESHOLD
-    layout = layout_for_run(run, snap)
+    layout = layout_for_run(run)
     view = tree_view(snap, layout)
     individual = {n.id for n in view.nodes if n.sp is not None}
     folded = sum(n.count for n in view.nodes if n.status == "summary")
@@ -125,11 +131,61 @@ def test_large_tree_folds_healthy_pages_but_keeps_orphans_and_changes() -> None:
     assert view.graph.number_of_nodes() == view.n_nodes
 
 
+def test_busy_steps_fold_their_touched_pages_and_ring_the_summaries() -> None:
+    """A step touching more than CHANGED_KEEP_LIMIT pages never rings them one by one.
+
+    WIDE's build steps each add a PD with 512 PT pages (the first while the tree is still
+    below COLLAPSE_THRESHOLD), and its opening step (an INVEPT) touches every page.
+    """
+    run = wide()
+    layout = layout_for_run(run)
+    busy_steps = 0
+    for step in range(run.default_step + 3):
+        snap = run.snapshot(step)
+        view = tree_view(snap, layout)
+        singles = [n for n in view.nodes if n.changed and n.sp is not None]
+        assert len(singles) <= CHANGED_KEEP_LIMIT, step
+        if view.n_changed <= CHANGED_KEEP_LIMIT:
+            continue
+        busy_steps += 1
+        assert view.folded > 0, step
+        touched_leaves = {p.id for p in (*snap.pages, *snap.ghosts)
+                          if p.id in snap.changed and p.level == 1 and p.parents}
+        assert touched_leaves.isdisjoint(n.id for n in view.nodes), step
+        assert any(n.changed for n in view.nodes if n.status == "summary"), step
+        fig = tree_figure(view, layout, max_level=4, uirevision="w")
+        assert f"this step touched {view.n_changed:,} pages" in fig["layout"]["annotations"][0][
+            "text"]
+        ring = next(t for t in fig["data"] if t["meta"] == "changed")
+        assert len(ring["x"]) <= view.n_nodes < 100
+    assert len(run.snapshot(2).pages) < COLLAPSE_THRESHOLD  # folded although small
+    assert tree_view(run.snapshot(2), layout).n_changed > CHANGED_KEEP_LIMIT
+    assert busy_steps >= 4
+
+
+def test_too_many_touched_individual_pages_lose_their_rings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the cap, pages that stay individual (upper levels) are not ringed; summaries are."""
+    import app.graph
+
+    monkeypatch.setattr(app.graph, "CHANGED_KEEP_LIMIT", 2)
+    run = wide()
+    snap = run.snapshot(2)  # the first PD built: its 512 PTs, the PD, the PDPT and the root
+    layout = layout_for_run(run)
+    view = tree_view(snap, layout)
+    assert view.rings_dropped
+    assert not any(n.changed for n in view.nodes if n.sp is not None)
+    assert any(n.changed for n in view.nodes if n.status == "summary")
+    fig = tree_figure(view, layout, max_level=4, uirevision="w")
+    assert "too many to ring one by one" in fig["layout"]["annotations"][0]["text"]
+
+
 def test_webgl_past_the_threshold() -> None:
     """Figures with more than GL_THRESHOLD points use scattergl (and stay valid)."""
     run = wide()
     snap = run.snapshot(run.default_step)
-    layout = layout_for_run(run, snap)
+    layout = layout_for_run(run)
     view = tree_view(snap, layout, collapse_threshold=10**9)
     assert view.n_nodes > GL_THRESHOLD
     fig = tree_figure(view, layout, max_level=4, uirevision="w")
