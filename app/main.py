@@ -52,13 +52,22 @@ async def _validation_handler(request: Request, exc: Exception) -> Response:
 
 
 async def _http_error_handler(request: Request, exc: Exception) -> Response:
-    """Unknown /api paths and wrong methods answer in the API's error shape, too."""
+    """Unknown paths and wrong methods: the API's JSON error shape under /api, else the page."""
     assert isinstance(exc, StarletteHTTPException)
     if _wants_json(request):
         return JSONResponse({"detail": str(exc.detail), "field": "path"},
                             status_code=exc.status_code, headers=exc.headers)
-    return Response(str(exc.detail), status_code=exc.status_code, headers=exc.headers,
-                    media_type="text/plain")
+    if exc.status_code == 404:
+        message = f"nothing here at {request.url.path[:200]}"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path[:200]}"
+    else:
+        message = str(exc.detail)
+    services: Services = request.app.state.services
+    response = pages.error_page(request, services, ErrorInfo(exc.status_code, "path", message),
+                                pages.state_or_none(request))
+    response.headers.update(exc.headers or {})
+    return response
 
 
 def _vendor_file(path: Path, what: str) -> FileResponse:

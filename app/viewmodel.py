@@ -153,8 +153,8 @@ class Resolved:
         return self.entry.run
 
 
-def _layout(entry: RunEntry, snap: Snapshot) -> Layout:
-    layout: Layout = entry.derive("layout", lambda: layout_for_run(entry.run, snap))
+def _layout(entry: RunEntry) -> Layout:
+    layout: Layout = entry.derive("layout", lambda: layout_for_run(entry.run))
     return layout
 
 
@@ -172,7 +172,7 @@ def resolve(services: Services, state: ViewState) -> Resolved:
         step = state.step
     snap = entry.snapshot(step, grain)  # StepOutOfRange -> 422 naming "step"
     canonical = state.with_(step=step, step_grain=None, params=_canonical_params(source))
-    return Resolved(canonical, source, entry, snap, _layout(entry, snap))
+    return Resolved(canonical, source, entry, snap, _layout(entry))
 
 
 # ------------------------------------------------------------------------------- figures
@@ -183,7 +183,7 @@ def _max_level(snap: Snapshot, run: Run) -> int:
 
 
 def _figure(r: Resolved, entry: RunEntry, snap: Snapshot, title: str = "") -> dict[str, Any]:
-    layout = _layout(entry, snap)
+    layout = _layout(entry)
     view = tree_view(snap, layout, selected=r.state.sp)
     uirevision = f"{r.state.scenario_name}:{r.state.trace or ''}:{r.state.grain}"
     return tree_figure(
@@ -285,7 +285,7 @@ def _narration(r: Resolved) -> dict[str, Any]:
     if action is not None:
         out["action"] = {"step": action.index + 1, "kind": action.kind,
                          "narration": action.narration, "boot": action.boot,
-                         "n_ops": action.last_event - action.first_event}
+                         "n_ops": action.n_ops}
     if snap.grain == "op" and snap.event is not None:
         ev = snap.event
         out["event"] = _op_item(r, ev) | {
@@ -293,9 +293,9 @@ def _narration(r: Resolved) -> dict[str, Any]:
             "is_action": ev.is_action,
         }
     elif action is not None:
-        ops = action.ops
-        out["ops"] = [_op_item(r, ev) for ev in ops[:MAX_OPS_LISTED]]
-        out["more_ops"] = max(len(ops) - MAX_OPS_LISTED, 0)
+        # action.ops holds at most the model's cap; n_ops counts every op of the action.
+        out["ops"] = [_op_item(r, ev) for ev in action.ops[:MAX_OPS_LISTED]]
+        out["more_ops"] = max(action.n_ops - len(out["ops"]), 0)
     out["deltas"] = sorted(
         (k, v) for k, v in snap.stat_deltas.items() if k not in ("hash_walked",)
     )
@@ -331,6 +331,19 @@ def _fix_rows(r: Resolved) -> list[dict[str, Any]]:
         rows.append({"name": name, "title": fix.title, "effect": fix.effect,
                      "on": name in active, "default": fix.default, "url": target.url()})
     return rows
+
+
+def _toggle_note(r: Resolved) -> str | None:
+    """At op grain a fix toggle (or compare) cannot keep the op step: say where it lands."""
+    if r.state.grain != "op":
+        return None
+    action_step = r.run.convert_step(r.snap.step, "op", "action")
+    if action_step == 0:
+        return ("At kernel-operation grain, toggling a fix or compare re-runs the model "
+                "and shows step 0.")
+    return ("At kernel-operation grain, toggling a fix or compare re-runs the model (its "
+            "operations differ) and shows the last operation of guest action "
+            f"{action_step}, the action this step belongs to.")
 
 
 def _timeline_urls(r: Resolved) -> dict[str, str]:
@@ -480,6 +493,7 @@ def page_context(services: Services, r: Resolved) -> dict[str, Any]:
         "stats": _stat_rows(snap),
         "narration": _narration(r),
         "fixes": _fix_rows(r),
+        "toggle_note": _toggle_note(r),
         "compare": _compare(services, r),
         "multi_boot": run.kind == "simulate" and len(run.per_boot) > 1,
         "replay": _replay(r),

@@ -7,7 +7,9 @@
   var PLOT_CONFIG = {
     responsive: true,
     displaylogo: false,
-    modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"],
+    // sendChartToCloud ("Share chart..."): posts the figure to a chart server; this page
+    // shares views by URL and stays offline.
+    modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "sendChartToCloud"],
   };
   var playing = false;
   var playTimer = null;
@@ -209,10 +211,23 @@
     }
   }
 
-  function afterSettle() {
+  // Screen readers: #narration is swapped with the view, and a freshly inserted live region
+  // is rarely read out, so the step's one-paragraph summary goes to the persistent #announce.
+  var lastAnnounced = null;
+  function announceStep(initial) {
+    var summary = $("step-summary");
+    var live = $("announce");
+    if (!summary || !live) return;
+    var text = summary.textContent.replace(/\s+/g, " ").trim();
+    if (!initial && text !== lastAnnounced) live.textContent = text;
+    lastAnnounced = text;
+  }
+
+  function afterSettle(event) {
     busy = false;
     renderFigures();
     restoreControls();
+    announceStep(!event || event.type === "DOMContentLoaded");
     if (pendingStep !== null) {
       var target = pendingStep;
       pendingStep = null;
@@ -235,5 +250,14 @@
     if (event.detail && event.detail.failed) { busy = false; pendingStep = null; }
   });
   document.addEventListener("htmx:responseError", function () { setPlaying(false); });
+  // A bad value in the scenario form comes back as the form alone (HX-Retarget), with the
+  // message next to the field: move the focus there.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (!target || target.id !== "scenario-form") return;
+    var form = $("scenario-form");
+    var bad = form && form.querySelector('[aria-invalid="true"]');
+    if (bad) bad.focus();
+  });
   document.addEventListener("DOMContentLoaded", afterSettle);
 })();

@@ -12,11 +12,12 @@ from app.uploads import read_upload, store_upload
 from app.viewmodel import boots_context, form_context, page_context, resolve, scenarios_list
 from app.viewstate import SPEC_FIELDS, ViewState, parse_query
 
-__all__ = ["error_page", "router"]
+__all__ = ["absolute_url", "error_page", "router"]
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 PAGE = "viz.html.jinja"
+SCENARIO_FORM_ID = "scenario-form"
 
 
 def _history_headers(request: Request, url: str) -> dict[str, str]:
@@ -34,9 +35,15 @@ def read_view(request: Request, services: ServicesDep) -> Response:
     state, _ = parse_query(request.query_params.multi_items())
     resolved = resolve(services, state)
     context = page_context(services, resolved)
+    context["urls"]["share"] = absolute_url(request, context["urls"]["self"])
     return services.renderer.render(
         request, PAGE, context, headers=_history_headers(request, resolved.state.url())
     )
+
+
+def absolute_url(request: Request, path: str) -> str:
+    """`path` (a view URL like /?v=1&...) on this server, as the browser reached it."""
+    return str(request.base_url).rstrip("/") + path
 
 
 @router.get("/boots")
@@ -87,22 +94,37 @@ def error_page(
     *,
     trace_error: str | None = None,
 ) -> Response:
-    """The page with the error shown (and next to its form field), never a traceback."""
+    """The page with the error shown (and next to its form field), never a traceback.
+
+    A bad value sent from the scenario form by htmx only re-renders that form, with the
+    message next to the field: the tree, the step and the URL stay as they were.
+    """
     spec_errors = {info.field: info.message} if info.field in SPEC_FIELDS else {}
     raw = {k: v for k, v in request.query_params.items() if k in SPEC_FIELDS}
+    form = form_context(state, spec_errors, raw)
+    fragment = is_fragment_request(request)
+    if fragment and spec_errors and request.headers.get("hx-trigger") == SCENARIO_FORM_ID:
+        return services.renderer.render(
+            request, "_scenario-form.html.jinja", {"form": form}, block="scenario_form",
+            status_code=info.status,
+            headers={"HX-Retarget": f"#{SCENARIO_FORM_ID}", "HX-Reswap": "outerHTML",
+                     "HX-Push-Url": "false"},
+        )
     context = {
         "state": state,
         "embed": False,
         "error": {"status": info.status, "field": info.field, "message": info.message,
-                  "line": info.lineno},
-        "form": form_context(state, spec_errors, raw),
+                  "line": info.lineno,
+                  "title": "Page not found" if info.status == 404 and info.field == "path"
+                  else "Cannot show this view"},
+        "form": form,
         "trace_form": {"text": "", "name": "", "error": trace_error},
         "scenarios": scenarios_list(),
         "home_url": ViewState().url(),
     }
     return services.renderer.render(
         request, PAGE, context, status_code=info.status,
-        headers={"HX-Push-Url": "false"} if is_fragment_request(request) else None,
+        headers={"HX-Push-Url": "false"} if fragment else None,
     )
 
 

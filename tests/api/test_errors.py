@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from app.settings import DEFAULT_MAX_SHADOW_PAGES
-from tests.api.conftest import HX
+from tests.api.conftest import HX, ROOT
 
 UNKNOWN_ID = "a" * 64
 
@@ -127,3 +127,54 @@ def test_unknown_api_path_is_json_naming_the_path(shared_client: Any) -> None:
     assert response.status_code == 404
     assert response.json()["field"] == "path"
     assert shared_client.delete("/api/scenarios").status_code == 405
+
+
+def test_bad_value_from_the_scenario_form_rerenders_only_the_form(shared_client: Any) -> None:
+    """An htmx submission of the scenario form with a bad value gets the form back alone."""
+    headers = {**HX, "HX-Trigger": "scenario-form"}
+    response = shared_client.get("/?v=1&scenario=teaching-small&l2_mem_gib=0&seed=42",
+                                 headers=headers)
+    assert response.status_code == 422
+    assert response.headers["HX-Retarget"] == "#scenario-form"
+    assert response.headers["HX-Reswap"] == "outerHTML"
+    assert response.headers["HX-Push-Url"] == "false"
+    text = response.text.lstrip()
+    assert text.startswith('<form id="scenario-form"')
+    assert 'id="err-l2_mem_gib"' in text
+    assert 'value="42"' in text
+    assert 'id="view"' not in text
+    assert 'id="error"' not in text
+    # Not from the form (e.g. a hand-edited URL), or not a form field: the whole error view.
+    for query, hdrs in (("l2_mem_gib=0", HX), ("fixes=bogus", headers)):
+        other = shared_client.get(f"/?{query}", headers=hdrs)
+        assert other.text.lstrip().startswith('<main id="view"')
+        assert "HX-Retarget" not in other.headers
+
+
+@pytest.mark.parametrize("headers", [{}, HX], ids=["page", "fragment"])
+def test_unknown_page_path_is_the_html_error_page(shared_client: Any, headers: Any) -> None:
+    """Outside /api an unknown path gets the page's 404, naming the path, not plain text."""
+    response = shared_client.get("/no/such/page?x=1", headers=headers)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.context["error"]["field"] == "path"
+    assert "/no/such/page" in response.context["error"]["message"]
+    assert "Page not found" in response.text
+    assert 'id="scenario-form"' in response.text
+    if not headers:
+        assert response.text.startswith("<!doctype html>")
+
+
+def test_wrong_method_on_a_page_is_the_html_error_page(shared_client: Any) -> None:
+    """A wrong method outside /api is an HTML 405 that keeps the Allow header."""
+    response = shared_client.delete("/")
+    assert response.status_code == 405
+    assert response.headers["content-type"].startswith("text/html")
+    assert "GET" in response.headers["allow"]
+    assert "DELETE is not allowed" in response.text
+
+
+def test_missing_static_file_is_a_404(shared_client: Any) -> None:
+    """A missing asset is still a 404 (as the HTML error page)."""
+    assert not (ROOT / "static" / "missing.css").exists()
+    assert shared_client.get("/static/missing.css").status_code == 404

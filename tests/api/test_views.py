@@ -94,6 +94,30 @@ def test_fix_toggle_reruns_and_keeps_the_action_step(shared_client: Any) -> None
         assert {r["name"]: r["on"] for r in target["fixes"]}[row["name"]] is not row["on"]
 
 
+def test_fix_toggle_at_op_grain_says_where_it_lands(shared_client: Any) -> None:
+    """At op grain the fixes panel says a toggle lands on the action's last op; not at action."""
+    run = mmu_model.run_named("teaching-small")
+    op_step = run.convert_step(7, "action", "op") - 1  # inside action 7, not its last op
+    response = shared_client.get(f"/?grain=op&step={op_step}")
+    note = response.context["toggle_note"]
+    assert note is not None
+    assert "last operation of guest action 7" in note
+    assert 'id="toggle-note"' in response.text
+    assert f'title="{note}"' in response.text
+    assert shared_client.get("/?step=7").context["toggle_note"] is None
+
+
+def test_share_box_shows_the_absolute_url_of_the_view(shared_client: Any) -> None:
+    """"Link to this view" holds (and Copy link copies) the view URL on this server."""
+    response = shared_client.get("/?step=7&sp=3")
+    ctx = response.context
+    share = ctx["urls"]["share"]
+    assert share == "http://testserver" + ctx["urls"]["self"]
+    assert f'id="share-url" type="text" readonly value="{share.replace("&", "&amp;")}"' in (
+        response.text)
+    assert query(share) == query(ctx["urls"]["self"])
+
+
 def test_track_write_zap_removes_the_leak_at_the_first_orphan_step(shared_client: Any) -> None:
     """With track-write-zap the page shows no orphaned unsync page where mainline has one."""
     run = mmu_model.run_named("teaching-small")
@@ -166,6 +190,21 @@ def test_action_grain_lists_the_kernel_operations_of_the_action(shared_client: A
     assert [o["kind"] for o in ops] == [e.kind for e in action.ops][: len(ops)]
     assert query(ops[0]["url"])["grain"] == "op"
     assert query(ops[0]["url"])["step"] == str(action.ops[0].index + 1)
+    assert ctx["narration"]["action"]["n_ops"] == action.n_ops
+    assert ctx["narration"]["more_ops"] == action.n_ops - len(ops)
+
+
+def test_action_with_thousands_of_ops_counts_them_all(shared_client: Any) -> None:
+    """large-10k's INVEPT step has more ops than the model lists: the page counts them all."""
+    run = mmu_model.run_named("large-10k")
+    action = run.action(run.default_step - 1)
+    assert action.more_ops > 0
+    response = shared_client.get("/?scenario=large-10k")
+    narration = response.context["narration"]
+    assert narration["action"]["n_ops"] == action.n_ops
+    assert narration["more_ops"] == action.n_ops - len(narration["ops"])
+    assert f"{action.n_ops:,} kernel operations" in response.text
+    assert f"and {narration['more_ops']:,} more" in response.text
 
 
 @pytest.mark.parametrize("name", [s.name for s in mmu_model.list_scenarios()

@@ -531,6 +531,46 @@ def test_pasted_top_down_trace_replays_to_its_unsync_orphans(
     assert_no_console_errors(page)
 
 
+def test_bad_scenario_value_is_shown_next_to_its_field_and_nothing_else_changes(
+    page: Any, artifacts_dir: Path
+) -> None:
+    """Submitting the scenario form with l2_mem_gib=0 puts the message by that field only.
+
+    The rest of the page (URL, tree, narration, stats, the other fields' values) stays as it
+    was. The one console line allowed is Chromium's own network log of the 422 response.
+    """
+    page.goto("/?v=1&scenario=teaching-small&step=7")
+    before_tree = wait_tree(page, 7)
+    url = page.url
+    narration, stats = text_of(page, "#narration"), stats_of(page)
+    fields = page.locator("#scenario-form [name]")
+    values = {fields.nth(i).get_attribute("name"): fields.nth(i).input_value()
+              for i in range(fields.count())}
+
+    page.fill("#spec-l2_mem_gib", "0")
+    with page.expect_response(lambda r: "l2_mem_gib=0" in r.url) as info:
+        page.click("#scenario-submit")
+    assert info.value.status == 422
+    message = page.locator("#spec-l2_mem_gib ~ .field-error")
+    message.wait_for(timeout=10_000)
+    assert "l2_mem_gib" in message.inner_text()
+    assert page.locator("#spec-l2_mem_gib").get_attribute("aria-invalid") == "true"
+    assert page.evaluate("() => document.activeElement.id") == "spec-l2_mem_gib"
+    assert page.locator("#scenario-form .field-error").count() == 1
+    assert page.locator("#error").count() == 0
+    page.locator("#scenario-form").screenshot(path=str(artifacts_dir / "form-error.png"))
+
+    assert page.url == url
+    after_tree = tree(page)
+    assert (after_tree["step"], after_tree["signature"]) == ("7", before_tree["signature"])
+    assert text_of(page, "#narration") == narration
+    assert stats_of(page) == stats
+    after = {fields.nth(i).get_attribute("name"): fields.nth(i).input_value()
+             for i in range(fields.count())}
+    assert after == values | {"l2_mem_gib": "0"}
+    assert [e for e in page.console_errors if "status of 422" not in e] == []
+
+
 def test_embed_mode_shows_tree_and_controls_only(page: Any) -> None:
     """embed=1 shows the tree and the step controls, and no form, also after a step."""
     run = named_run("teaching-small")
