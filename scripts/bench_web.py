@@ -9,7 +9,7 @@ per-step cache helps), in process through Starlette's TestClient. Prints p50/p95
 fragment and JSON sizes, and JSON bytes per shadow page. Not a timed test: numbers depend on
 the machine.
 
-    python scripts/bench_web.py                 # all three sizes (the 100k run takes ~1 min)
+    python scripts/bench_web.py                 # all three sizes (100k takes about 2 minutes)
     python scripts/bench_web.py --sizes 1k 10k --repeat 50
 """
 
