@@ -5,8 +5,6 @@ from __future__ import annotations
 PG_LEVEL_4K = 1
 PG_LEVEL_2M = 2
 PG_LEVEL_1G = 3
-PT64_ROOT_4LEVEL = 4
-PT64_ROOT_5LEVEL = 5
 
 SPTE_ENT_PER_PAGE = 512
 PAGE_SHIFT = 12
@@ -36,7 +34,6 @@ EPT_PRESENT_MASK = 0x7
 EPT_LARGE_PAGE_MASK = 1 << 7
 EPT_TABLE_FLAGS = 0xD07
 EPT_LEAF_FLAGS = 0xDF7 & ~EPT_LARGE_PAGE_MASK
-PT64_ADDR_MASK = ((1 << 52) - 1) & ~((1 << PAGE_SHIFT) - 1)
 
 
 def hash_64(val: int, bits: int = KVM_MMU_HASH_SHIFT) -> int:

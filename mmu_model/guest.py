@@ -174,9 +174,7 @@ class NestedGuest:
         level = table.level
         gfns[level - 1] = table.gfn
         while level > stop_level:
-            index = (l2_gfn >> (9 * (level - 1))) & 511
-            child = table.children.get(index)
-            table = child if child is not None else self._ensure_table(table, index)
+            table = self._ensure_table(table, (l2_gfn >> (9 * (level - 1))) & 511)
             level -= 1
             gfns[level - 1] = table.gfn
         return gfns, table

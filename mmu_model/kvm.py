@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .constants import KVM_NUM_MMU_PAGES
+from .constants import KVM_NUM_MMU_PAGES, hash_64
 from .fixes import FixSet
 from .page import KvmMmuPage
 from .rmap import Rmaps
+from .snapshot import OrphanSummary
 from .stats import KvmVmStat
 
 __all__ = ["GuestMemory", "Kvm", "Recorder"]
@@ -127,18 +128,12 @@ class Kvm:
 
     def mmu_page_hash_get(self, gfn: int) -> list[KvmMmuPage]:
         """Valid pages of `gfn` (bookkeeping lookup: not a walk the kernel does here)."""
-        from .constants import hash_64
-
         return [sp for sp in self.mmu_page_hash[hash_64(gfn)].values()
                 if sp.gfn == gfn and not sp.role.invalid and sp.mmu_valid_gen == self.mmu_valid_gen]
 
-    def orphan_summary(self) -> dict[str, Any]:
+    def orphan_summary(self) -> OrphanSummary:
         by_level: dict[str, int] = {}
         for sp in self.orphans.values():
             key = str(sp.role.level)
             by_level[key] = by_level.get(key, 0) + 1
-        return {
-            "total": len(self.orphans),
-            "unsync": self.orphans_unsync,
-            "by_level": dict(sorted(by_level.items())),
-        }
+        return OrphanSummary(len(self.orphans), self.orphans_unsync, dict(sorted(by_level.items())))

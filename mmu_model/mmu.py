@@ -34,7 +34,6 @@ from .page import KvmMmuPage
 from .role import KvmMmuPageRole, shadow_ept_root_role
 
 EPERM = -1
-EEXIST = -17
 ENOSPC = -28
 
 InvalidList = list[KvmMmuPage]

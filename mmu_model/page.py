@@ -23,7 +23,6 @@ orphan
 
 from __future__ import annotations
 
-from .constants import SPTE_ENT_PER_PAGE
 from .role import KvmMmuPageRole
 
 __all__ = ["KvmMmuPage"]
@@ -80,13 +79,6 @@ class KvmMmuPage:
 
     def spte_present(self, index: int) -> bool:
         return index in self.spt or bool(self.leaf_bitmap >> index & 1)
-
-    def present_indices(self) -> list[int]:
-        leaves = self.leaf_bitmap
-        out = [i for i in range(SPTE_ENT_PER_PAGE) if leaves >> i & 1] if leaves else []
-        out.extend(self.spt)
-        out.sort()
-        return out
 
     def __repr__(self) -> str:
         flag = " unsync" if self.unsync else ""

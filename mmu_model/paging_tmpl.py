@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .constants import KVM_MIN_FREE_MMU_PAGES
 from .kvm import Kvm
 from .mmu import (
     clear_sp_write_flooding_count,
@@ -51,8 +50,7 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
     level = sp.role.level
     l2_gfn, table_gfns, leaf_level = walk.l2_gfn, walk.table_gfns, walk.level
     while True:
-        if sp.write_flooding_count:
-            clear_sp_write_flooding_count(kvm, sp)
+        clear_sp_write_flooding_count(kvm, sp)
         if level == leaf_level:
             break
         index = (l2_gfn >> (9 * (level - 1))) & 511
@@ -99,8 +97,7 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
 def ept_page_fault(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
     """Model of paging_tmpl.h: FNAME(page_fault) for an EPT violation L0 can resolve."""
     kvm.path.append("FNAME(page_fault)")
-    if kvm.n_max_mmu_pages - kvm.stat.mmu_shadow_pages < KVM_MIN_FREE_MMU_PAGES:
-        make_mmu_pages_available(kvm)
+    make_mmu_pages_available(kvm)
     sp = fetch(kvm, walk)
     kvm.path.pop()
     return sp

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 
-from .constants import PG_LEVEL_4K, SPTE_ENT_PER_PAGE
+from .constants import EPT_PRESENT_MASK, PG_LEVEL_4K, SPTE_ENT_PER_PAGE
 from .exceptions import TraceParseError
 from .fixes import DEFAULT_FIXES, FixSet
 from .guest import Ept12Table, L1Guest
@@ -30,7 +30,6 @@ from .mmu import (
 from .page import KvmMmuPage
 from .page_track import l1_store
 from .run import Discrepancy, ReplayReport, Run
-from .snapshot import OrphanSummary
 from .timeline import Timeline
 from .trace import ParsedTrace, TraceLine, parse_trace
 
@@ -139,13 +138,12 @@ def replay_parsed(trace: ParsedTrace, *, fixes: frozenset[str] = DEFAULT_FIXES,
     discrepancies: list[Discrepancy] = []
     for line in trace.lines:
         discrepancies += _replay_line(kvm, l1, line)
-    summary = kvm.orphan_summary()
     report = ReplayReport(lines=len(trace.lines), tables=len(l1.tables),
                           discrepancies=tuple(discrepancies), notes=tuple(notes),
                           warnings=trace.warnings)
     return Run(
         kind="replay", spec=None, fixes=fixset.names, final_stats=kvm.stat.as_dict(),
-        orphans=OrphanSummary(summary["total"], summary["unsync"], summary["by_level"]),
+        orphans=kvm.orphan_summary(),
         n_events=kvm.events_emitted, n_actions=kvm.actions_emitted, timeline=timeline,
         replay=report, default_step=1, hash_walked=kvm.hash_walked,
     )
@@ -163,7 +161,7 @@ def _replay_line(kvm: Kvm, l1: L1Guest, line: TraceLine) -> list[Discrepancy]:
                 model = sp.write_flooding_count
                 break
     table = l1.tables.get(line.gfn)
-    if table is not None and not line.new & 0x7:
+    if table is not None and not line.new & EPT_PRESENT_MASK:
         table.children.pop(line.index, None)
         table.leaf_bitmap &= ~(1 << line.index)
     l1_store(kvm, line.gfn, line.index, line.new)

@@ -9,7 +9,6 @@ from .guest import L1Guest, NestedGuest
 from .kvm import Kvm
 from .run import BootStats, Run
 from .scenario import GIB_PAGES, ScenarioSpec
-from .snapshot import OrphanSummary
 from .timeline import Timeline
 
 __all__ = ["run_scenario", "working_set"]
@@ -53,7 +52,7 @@ def run_scenario(spec: ScenarioSpec, *, record: bool = True) -> Run:
         if timeline is not None:
             timeline.boot = boot
         walked_before = kvm.hash_walked
-        root = guest.vm_entry(boot)
+        guest.vm_entry(boot)
         for zap in range(spec.root_zaps_per_boot):
             for gib, regions in enumerate(plan):
                 guest.touch(gib, [(i, huge, m1) for i, huge, m1, _ in regions], second=False)
@@ -62,29 +61,22 @@ def run_scenario(spec: ScenarioSpec, *, record: bool = True) -> Run:
                 if rest:
                     guest.touch(gib, rest, second=True)
             guest.invept(reload=True)
+            # L1 tears down the current root at L2's shutdown, else the one it replaces.
             last = zap == spec.root_zaps_per_boot - 1
-            if not last:
-                old = guest.new_eptp()
-                if not default_step:
-                    default_step = kvm.actions_emitted
-                guest.zap_root(old, spec.order)
-                guest.invept(reload=True)
-            else:
-                if not default_step:
-                    default_step = kvm.actions_emitted
-                guest.zap_root(root, spec.order)
-                guest.invept(reload=False)
-            root = guest.root if guest.root is not None else root
+            doomed = guest.root if last else guest.new_eptp()
+            assert doomed is not None
+            default_step = default_step or kvm.actions_emitted
+            guest.zap_root(doomed, spec.order)
+            guest.invept(reload=not last)
         per_boot.append(BootStats(
             boot=boot, shadow_pages=kvm.stat.mmu_shadow_pages, unsync=kvm.stat.mmu_unsync,
             orphans=len(kvm.orphans), orphans_unsync=kvm.orphans_unsync,
             rmap_entries=kvm.rmaps.entries, hash_walked=kvm.hash_walked - walked_before,
             action_step=kvm.actions_emitted,
         ))
-    summary = kvm.orphan_summary()
     return Run(
         kind="simulate", spec=spec, fixes=fixes.names, final_stats=kvm.stat.as_dict(),
-        orphans=OrphanSummary(summary["total"], summary["unsync"], summary["by_level"]),
+        orphans=kvm.orphan_summary(),
         n_events=kvm.events_emitted, n_actions=kvm.actions_emitted, timeline=timeline,
         per_boot=per_boot, default_step=default_step, hash_walked=kvm.hash_walked,
     )

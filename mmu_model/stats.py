@@ -78,8 +78,5 @@ class KvmVmStat:
     max_mmu_rmap_size: int
     max_mmu_page_hash_collisions: int
 
-    def as_tuple(self) -> tuple[int, ...]:
-        return tuple(getattr(self, name) for name in STAT_NAMES)
-
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in STAT_NAMES}

@@ -212,12 +212,6 @@ class Timeline:
         self._check(op_step, "op")
         return dict(zip(TRACKED_COUNTERS, self._seek(op_step)[1], strict=True))
 
-    def state_at(self, op_step: int) -> int:
-        """Seek only (for benchmarks): number of live pages after `op_step`."""
-        self._check(op_step, "op")
-        states, _ = self._seek(op_step)
-        return sum(1 for _ in states.items())
-
     # -- views ----------------------------------------------------------------------------------
     def describe(self, sp_id: int) -> str:
         s = self.static.get(sp_id)
