@@ -2,43 +2,58 @@
 
 from __future__ import annotations
 
-PG_LEVEL_4K = 1
-PG_LEVEL_2M = 2
-PG_LEVEL_1G = 3
+from typing import Final
 
-SPTE_ENT_PER_PAGE = 512
-PAGE_SHIFT = 12
-SPTE_BYTES = 8
+PG_LEVEL_4K: Final = 1
+PG_LEVEL_2M: Final = 2
+PG_LEVEL_1G: Final = 3
 
-KVM_MMU_HASH_SHIFT = 12
-KVM_NUM_MMU_PAGES = 1 << KVM_MMU_HASH_SHIFT
-GOLDEN_RATIO_64 = 0x61C8864680B583EB
+SPTE_ENT_PER_PAGE: Final = 512
+PAGE_SHIFT: Final = 12
+SPTE_BYTES: Final = 8
 
-KVM_MIN_FREE_MMU_PAGES = 5
-KVM_REFILL_PAGES = 25
-KVM_MIN_ALLOC_MMU_PAGES = 64
-KVM_MEMSLOT_PAGES_TO_MMU_PAGES_RATIO = 50
-KVM_MMU_NUM_PREV_ROOTS = 3
+KVM_MMU_HASH_SHIFT: Final = 12
+KVM_NUM_MMU_PAGES: Final = 1 << KVM_MMU_HASH_SHIFT
+GOLDEN_RATIO_64: Final = 0x61C8864680B583EB
 
-ACC_EXEC_MASK = 1
-ACC_WRITE_MASK = 2
-ACC_USER_MASK = 4
-ACC_ALL = ACC_EXEC_MASK | ACC_WRITE_MASK | ACC_USER_MASK
+KVM_MIN_FREE_MMU_PAGES: Final = 5
+KVM_REFILL_PAGES: Final = 25
+KVM_MIN_ALLOC_MMU_PAGES: Final = 64
+KVM_MEMSLOT_PAGES_TO_MMU_PAGES_RATIO: Final = 50
+KVM_MMU_NUM_PREV_ROOTS: Final = 3
+
+ACC_EXEC_MASK: Final = 1
+ACC_WRITE_MASK: Final = 2
+ACC_USER_MASK: Final = 4
+ACC_ALL: Final = ACC_EXEC_MASK | ACC_WRITE_MASK | ACC_USER_MASK
 
 # Values L1's TDP MMU writes into EPT12 entries (arch/x86/kvm/mmu/spte.h): with EPT the
 # non-present value has "suppress #VE" (bit 63) set, and a table being torn down gets the
 # frozen marker.  Both are non-zero, so kvm_mmu_track_write() counts them in mmu_pde_zapped.
-SHADOW_NONPRESENT_VALUE = 1 << 63
-FROZEN_SPTE = SHADOW_NONPRESENT_VALUE | 0x1A0
-EPT_PRESENT_MASK = 0x7
-EPT_LARGE_PAGE_MASK = 1 << 7
-EPT_TABLE_FLAGS = 0xD07
-EPT_LEAF_FLAGS = 0xDF7 & ~EPT_LARGE_PAGE_MASK
+SHADOW_NONPRESENT_VALUE: Final = 1 << 63
+FROZEN_SPTE: Final = SHADOW_NONPRESENT_VALUE | 0x1A0
+EPT_PRESENT_MASK: Final = 0x7
+EPT_LARGE_PAGE_MASK: Final = 1 << 7
+EPT_TABLE_FLAGS: Final = 0xD07
+EPT_LEAF_FLAGS: Final = 0xDF7 & ~EPT_LARGE_PAGE_MASK
 
 
 def hash_64(val: int, bits: int = KVM_MMU_HASH_SHIFT) -> int:
     """Model of include/linux/hash.h: hash_64() (the generic multiplicative hash)."""
     return ((val * GOLDEN_RATIO_64) & 0xFFFFFFFFFFFFFFFF) >> (64 - bits)
+
+
+_BUCKETS: dict[int, int] = {}
+
+
+def mmu_page_hash_bucket(gfn: int) -> int:
+    """hash_64(gfn, KVM_MMU_HASH_SHIFT), memoized: the product is a big integer in Python."""
+    bucket = _BUCKETS.get(gfn)
+    if bucket is None:
+        if len(_BUCKETS) >= 1 << 20:
+            _BUCKETS.clear()
+        bucket = _BUCKETS[gfn] = hash_64(gfn)
+    return bucket
 
 
 def level_size_gfns(level: int) -> int:

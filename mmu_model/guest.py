@@ -94,8 +94,17 @@ class L1Guest:
 
     # L1's page allocator
     def alloc_table(self, level: int) -> Ept12Table:
+        width = self.pool_hi - self.pool_lo
+        k = width.bit_length()
+        getrandbits = self.rng.getrandbits
         while True:
-            gfn = self.rng.randrange(self.pool_lo, self.pool_hi)
+            # random.randrange(pool_lo, pool_hi), spelled out as CPython does it
+            # (Random._randbelow_with_getrandbits) so the sequence is the same, but
+            # without the interpreted frames.
+            r = getrandbits(k)
+            while r >= width:
+                r = getrandbits(k)
+            gfn = self.pool_lo + r
             if gfn not in self.tables:
                 break
         table = Ept12Table(gfn, level)
@@ -168,6 +177,8 @@ class NestedGuest:
         return child
 
     def _walk_tables(self, l2_gfn: int, stop_level: int) -> tuple[list[int], Ept12Table]:
+        """L1's table walk for `l2_gfn` down to the table at `stop_level`, filling in
+        missing tables on the way; returns each level's table gfn and the last table."""
         assert self.root is not None
         table = self.root
         gfns = [0] * self.levels
@@ -186,26 +197,31 @@ class NestedGuest:
         kvm = self.kvm
         kvm.begin_action("l2_touch", gib=gib, regions=len(regions), second=second)
         kvm_mmu_reload(kvm, self.root.gfn)
+        if not regions:
+            return
+        gib_l2_gfn = gib * SPTE_ENT_PER_PAGE * SPTE_ENT_PER_PAGE
+        # Every region of the GiB sits under one PD: walk (and fill) down to it once.
+        upper, pd = self._walk_tables(gib_l2_gfn, 2)
+        upper_gfns = tuple(upper)
         for index, huge, mask in regions:
-            l2_gfn = gib * SPTE_ENT_PER_PAGE * SPTE_ENT_PER_PAGE + index * SPTE_ENT_PER_PAGE
+            l2_gfn = gib_l2_gfn + index * SPTE_ENT_PER_PAGE
             if huge:
-                gfns, pd = self._walk_tables(l2_gfn, 2)
-                base = self.l2_backing_base + gib * SPTE_ENT_PER_PAGE * SPTE_ENT_PER_PAGE
+                base = self.l2_backing_base + gib_l2_gfn
                 if not pd.leaf_bitmap >> index & 1:
                     pd.leaf_bitmap |= 1 << index
                     pd.leaf_gfn_base = base
                     l1_store(kvm, pd.gfn, index, self.l1.read_gpte(pd.gfn, index))
-                walk = GuestWalk(l2_gfn, tuple(gfns), 2, 1 << index, base)
+                walk = GuestWalk(l2_gfn, upper_gfns, 2, 1 << index, base)
             else:
-                gfns, pt = self._walk_tables(l2_gfn, 1)
+                pt = self._ensure_table(pd, index)
                 base = self.l2_backing_base + l2_gfn
                 new = mask & ~pt.leaf_bitmap
                 pt.leaf_bitmap |= mask
                 pt.leaf_gfn_base = base
                 if new:
-                    first = next(bits(new))
-                    l1_store_many(kvm, pt.gfn, bits(new), self.l1.read_gpte(pt.gfn, first))
-                walk = GuestWalk(l2_gfn, tuple(gfns), 1, mask, base)
+                    first = (new & -new).bit_length() - 1
+                    l1_store_many(kvm, pt.gfn, new, self.l1.read_gpte(pt.gfn, first))
+                walk = GuestWalk(l2_gfn, (pt.gfn, *upper_gfns[1:]), 1, mask, base)
             ept_page_fault(kvm, walk)
 
     def invept(self, reload: bool) -> None:
@@ -255,7 +271,7 @@ class NestedGuest:
                 entries=sum(pt.leaf_bitmap.bit_count() for pt in pts),
             )
             for pt in pts:
-                present = bits(pt.leaf_bitmap)  # lazy: L0 sees at most the first store
+                present = pt.leaf_bitmap
                 pt.leaf_bitmap = 0
                 l1_store_many(kvm, pt.gfn, present, SHADOW_NONPRESENT_VALUE)
             return
@@ -297,8 +313,8 @@ class NestedGuest:
             if count:
                 kvm.begin_action("l1_freeze_pt", gfn=table.gfn, entries=count)
                 table.leaf_bitmap = 0
-                indices = range(SPTE_ENT_PER_PAGE) if self.shared else bits(mask)
-                l1_store_many(kvm, table.gfn, indices, FROZEN_SPTE)
+                entries = (1 << SPTE_ENT_PER_PAGE) - 1 if self.shared else mask
+                l1_store_many(kvm, table.gfn, entries, FROZEN_SPTE)
         else:
             prev = -1
             for index in table.present():
@@ -314,4 +330,4 @@ class NestedGuest:
         self.kvm.begin_action(
             "l1_freeze_run", gfn=table.gfn, level=table.level, first=first, last=last
         )
-        l1_store_many(self.kvm, table.gfn, range(first, last + 1), FROZEN_SPTE)
+        l1_store_many(self.kvm, table.gfn, (1 << (last + 1)) - (1 << first), FROZEN_SPTE)

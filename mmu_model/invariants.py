@@ -107,6 +107,15 @@ def check_invariants(kvm: Kvm) -> list[str]:
     hashed = sum(len(b) for b in kvm.mmu_page_hash)
     if hashed != len(sps):
         bad.append(f"mmu_page_hash holds {hashed} pages, {len(sps)} are allocated")
+    for bucket in kvm.mmu_page_hash:
+        for sp in bucket.values():
+            chain = kvm.gfn_sps.get(sp.gfn, {})
+            if chain.get(sp.id) is not sp:
+                bad.append(f"sp #{sp.id}: hashed but missing from gfn_sps")
+    for gfn, chain in kvm.gfn_sps.items():
+        bucket = kvm.mmu_page_hash[hash_64(gfn)]
+        if [i for i in bucket if bucket[i].gfn == gfn] != list(chain):
+            bad.append(f"gfn {gfn:#x}: gfn_sps disagrees with the hash chain")
     if len(kvm.active_mmu_pages) != sum(1 for sp in sps.values() if not sp.role.invalid):
         bad.append("active_mmu_pages holds pages that are invalid or freed")
     checks = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .constants import KVM_NUM_MMU_PAGES, hash_64
+from .constants import KVM_NUM_MMU_PAGES, mmu_page_hash_bucket
 from .fixes import FixSet
 from .page import KvmMmuPage
 from .rmap import Rmaps
@@ -70,6 +70,10 @@ class Kvm:
         self.guest = guest
         # Model bookkeeping.
         self.sps: dict[int, KvmMmuPage] = {}  # every sp not yet freed
+        # The same pages as mmu_page_hash, per gfn and in chain order, so that a walk of
+        # one gfn's chain visits only that gfn's pages (the cost is still charged in full
+        # to hash_walked).
+        self.gfn_sps: dict[int, dict[int, KvmMmuPage]] = {}
         self.orphans: dict[int, KvmMmuPage] = {}
         self.orphans_unsync = 0
         self.hash_walked = 0
@@ -82,7 +86,8 @@ class Kvm:
 
     # -- bookkeeping -------------------------------------------------------------------
     def touch(self, sp: KvmMmuPage) -> None:
-        self.touched[sp.id] = sp
+        if self.recorder is not None:
+            self.touched[sp.id] = sp
 
     def update_orphan(self, sp: KvmMmuPage) -> None:
         """Re-derive whether `sp` is an orphan after a change to its links or validity."""
@@ -103,13 +108,15 @@ class Kvm:
                 del self.orphans[sp.id]
                 if sp.unsync:
                     self.orphans_unsync -= 1
-        self.touched[sp.id] = sp
+        if self.recorder is not None:
+            self.touched[sp.id] = sp
 
     def set_unsync(self, sp: KvmMmuPage, unsync: bool) -> None:
         if sp.orphan and sp.unsync != unsync:
             self.orphans_unsync += 1 if unsync else -1
         sp.unsync = unsync
-        self.touched[sp.id] = sp
+        if self.recorder is not None:
+            self.touched[sp.id] = sp
 
     def emit(self, kind: str, **args: Any) -> None:
         """One kernel operation finished: everything touched since the last one is its diff."""
@@ -126,10 +133,30 @@ class Kvm:
             self.recorder.begin_action(self, kind, args)
         self.touched.clear()
 
+    def hash_add(self, sp: KvmMmuPage, bucket: dict[int, KvmMmuPage]) -> None:
+        """hlist_add_head(&sp->hash_link, bucket), mirrored in gfn_sps."""
+        bucket[sp.id] = sp
+        same_gfn = self.gfn_sps.get(sp.gfn)
+        if same_gfn is None:
+            self.gfn_sps[sp.gfn] = {sp.id: sp}
+        else:
+            same_gfn[sp.id] = sp
+
+    def hash_del(self, sp: KvmMmuPage) -> None:
+        """hlist_del(&sp->hash_link), mirrored in gfn_sps."""
+        del self.mmu_page_hash[mmu_page_hash_bucket(sp.gfn)][sp.id]
+        same_gfn = self.gfn_sps[sp.gfn]
+        del same_gfn[sp.id]
+        if not same_gfn:
+            del self.gfn_sps[sp.gfn]
+
     def mmu_page_hash_get(self, gfn: int) -> list[KvmMmuPage]:
         """Valid pages of `gfn` (bookkeeping lookup: not a walk the kernel does here)."""
-        return [sp for sp in self.mmu_page_hash[hash_64(gfn)].values()
-                if sp.gfn == gfn and not sp.role.invalid and sp.mmu_valid_gen == self.mmu_valid_gen]
+        gen = self.mmu_valid_gen
+        same_gfn = self.gfn_sps.get(gfn)
+        if same_gfn is None:
+            return []
+        return [sp for sp in same_gfn.values() if not sp.role.invalid and sp.mmu_valid_gen == gen]
 
     def orphan_summary(self) -> OrphanSummary:
         by_level: dict[str, int] = {}

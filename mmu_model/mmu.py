@@ -27,7 +27,7 @@ from .constants import (
     PG_LEVEL_1G,
     PG_LEVEL_2M,
     PG_LEVEL_4K,
-    hash_64,
+    mmu_page_hash_bucket,
 )
 from .kvm import Kvm
 from .page import KvmMmuPage
@@ -50,12 +50,13 @@ def for_each_gfn_valid_sp_with_gptes(kvm: Kvm, gfn: int) -> list[KvmMmuPage]:
 
     Callers re-check validity per page, since zapping one page can zap later ones.
     """
-    bucket = kvm.mmu_page_hash[hash_64(gfn)]
-    kvm.hash_walked += len(bucket)
+    kvm.hash_walked += len(kvm.mmu_page_hash[mmu_page_hash_bucket(gfn)])
+    same_gfn = kvm.gfn_sps.get(gfn)
+    if same_gfn is None:
+        return []
     gen = kvm.mmu_valid_gen
-    return [sp for sp in reversed(bucket.values())
-            if sp.gfn == gfn and not sp.role.invalid and sp.mmu_valid_gen == gen
-            and not sp.role.direct]
+    return [sp for sp in reversed(same_gfn.values())
+            if not sp.role.invalid and sp.mmu_valid_gen == gen and not sp.role.direct]
 
 
 def kvm_flush_remote_tlbs(kvm: Kvm) -> None:
@@ -103,7 +104,7 @@ def kvm_mmu_alloc_shadow_page(
     kvm.sps[sp.id] = sp
     kvm.active_mmu_pages[sp.id] = sp
     kvm.stat.mmu_shadow_pages += 1  # kvm_account_mmu_page()
-    bucket[sp.id] = sp
+    kvm.hash_add(sp, bucket)
     if role.has_gptes:
         account_shadowed(kvm, sp)
     kvm.touch(sp)
@@ -174,7 +175,7 @@ def kvm_mmu_get_shadow_page(
 
     The caller records the kvm_mmu_get_page event once the page is linked or rooted.
     """
-    bucket = kvm.mmu_page_hash[hash_64(gfn)]
+    bucket = kvm.mmu_page_hash[mmu_page_hash_bucket(gfn)]
     sp = kvm_mmu_find_shadow_page(kvm, gfn, bucket, role)
     if sp is not None:
         return sp, False
@@ -510,7 +511,7 @@ def kvm_mmu_commit_zap_page(kvm: Kvm, invalid_list: InvalidList) -> None:
     freed = []
     for sp in invalid_list:
         # kvm_mmu_free_shadow_page(): hlist_del(hash_link), list_del(link), free spt.
-        del kvm.mmu_page_hash[hash_64(sp.gfn)][sp.id]
+        kvm.hash_del(sp)
         del kvm.sps[sp.id]
         sp.freed = True
         kvm.update_orphan(sp)

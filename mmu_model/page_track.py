@@ -12,7 +12,6 @@ L0 maps L1's memory with its TDP MMU.  A table page L0 shadows is mapped read-on
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Literal
 
 from .constants import PAGE_SHIFT, SPTE_BYTES
@@ -45,15 +44,18 @@ def l1_store(kvm: Kvm, gfn: int, index: int, new: int) -> Outcome:
     return "native"
 
 
-def l1_store_many(kvm: Kvm, gfn: int, indices: Iterable[int], new: int) -> int:
-    """A run of stores to one page; returns how many L0 saw (emulated or faulted).
+def l1_store_many(kvm: Kvm, gfn: int, mask: int, new: int) -> int:
+    """Stores of `new` to the entries of page `gfn` set in `mask`, lowest index first;
+    returns how many L0 saw (emulated or faulted).
 
     Once a store lands natively, the rest of the run does too: nothing in between can make
     the page read-only again.
     """
     seen = 0
-    for index in indices:
-        outcome = l1_store(kvm, gfn, index, new)
+    while mask:
+        low = mask & -mask
+        mask ^= low
+        outcome = l1_store(kvm, gfn, low.bit_length() - 1, new)
         if outcome == "native":
             break
         seen += 1

@@ -9,8 +9,6 @@ table updates from ever looking like flooding.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from .kvm import Kvm
 from .mmu import (
     clear_sp_write_flooding_count,
@@ -27,18 +25,22 @@ from .page import KvmMmuPage
 __all__ = ["GuestWalk", "ept_page_fault", "shadow_page_table_clear_flood"]
 
 
-class GuestWalk(NamedTuple):
+class GuestWalk:
     """Result of FNAME(walk_addr) for one L2 address: the EPT12 table at each level.
 
     table_gfns[level - 1] is the L1 gfn of the table *at* that level (root first in use);
     ``level`` is the level whose entry maps the memory (1 = 4 KiB leaf, 2 = 2 MiB leaf).
     """
 
-    l2_gfn: int
-    table_gfns: tuple[int, ...]
-    level: int
-    leaf_mask: int
-    leaf_gfn_base: int
+    __slots__ = ("l2_gfn", "leaf_gfn_base", "leaf_mask", "level", "table_gfns")
+
+    def __init__(self, l2_gfn: int, table_gfns: tuple[int, ...], level: int, leaf_mask: int,
+                 leaf_gfn_base: int) -> None:
+        self.l2_gfn = l2_gfn
+        self.table_gfns = table_gfns
+        self.level = level
+        self.leaf_mask = leaf_mask
+        self.leaf_gfn_base = leaf_gfn_base
 
 
 def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
@@ -50,7 +52,8 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
     level = sp.role.level
     l2_gfn, table_gfns, leaf_level = walk.l2_gfn, walk.table_gfns, walk.level
     while True:
-        clear_sp_write_flooding_count(kvm, sp)
+        if sp.write_flooding_count:
+            clear_sp_write_flooding_count(kvm, sp)
         if level == leaf_level:
             break
         index = (l2_gfn >> (9 * (level - 1))) & 511
@@ -67,7 +70,7 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
             mmu_page_zap_pte(kvm, sp, index, invalid_list)
             kvm_mmu_commit_zap_page(kvm, invalid_list)
         span = 9 * (level - 1)
-        l2_base = (walk.l2_gfn >> span) << span
+        l2_base = (l2_gfn >> span) << span
         kvm.path.append("kvm_mmu_get_child_sp")
         child, created = kvm_mmu_get_shadow_page(kvm, table_gfn, sp.role.child(), l2_base)
         kvm.path.pop()
@@ -86,11 +89,9 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
         sp = child
         level -= 1
     installed = mmu_set_spte(kvm, sp, walk.leaf_mask, walk.leaf_gfn_base)
-    kvm.path.pop()
     if installed:
-        kvm.path.append("FNAME(fetch)")
         kvm.emit("mmu_set_spte", sp=sp.id, count=installed, level=sp.role.level)
-        kvm.path.pop()
+    kvm.path.pop()
     return sp
 
 

@@ -54,14 +54,15 @@ class Rmaps:
     __slots__ = ("chunks", "entries")
 
     def __init__(self) -> None:
-        self.chunks: dict[tuple[int, int], _Chunk] = {}
+        self.chunks: dict[int, _Chunk] = {}  # by _key(level, base_gfn)
         self.entries = 0
 
     def add(self, level: int, base_gfn: int, sp_id: int, mask: int) -> int:
         """pte_list_add() for each set bit; returns the longest chain joined (its old length)."""
-        chunk = self.chunks.get((level, base_gfn))
+        key = base_gfn << 3 | level
+        chunk = self.chunks.get(key)
         if chunk is None:
-            chunk = self.chunks[(level, base_gfn)] = _Chunk()
+            chunk = self.chunks[key] = _Chunk()
         longest = chunk.longest(mask) if chunk.values else 0
         old = chunk.by_sp.get(sp_id, 0)
         chunk._move(sp_id, old, old | mask)
@@ -70,11 +71,12 @@ class Rmaps:
 
     def remove(self, level: int, base_gfn: int, sp_id: int, mask: int) -> None:
         """pte_list_remove() for each set bit."""
-        chunk = self.chunks[(level, base_gfn)]
+        key = base_gfn << 3 | level
+        chunk = self.chunks[key]
         old = chunk.by_sp.get(sp_id, 0)
         chunk._move(sp_id, old, old & ~mask)
         if not chunk.by_sp:
-            del self.chunks[(level, base_gfn)]
+            del self.chunks[key]
         self.entries -= mask.bit_count()
 
     def chain_length(self, level: int, gfn: int, stride: int) -> int:
@@ -82,7 +84,7 @@ class Rmaps:
         span = stride * 512
         base = gfn - gfn % span
         bit = (gfn - base) // stride
-        chunk = self.chunks.get((level, base))
+        chunk = self.chunks.get(base << 3 | level)
         if chunk is None:
             return 0
         return sum(c for v, c in chunk.values.items() if v >> bit & 1)
