@@ -43,19 +43,6 @@ def hash_64(val: int, bits: int = KVM_MMU_HASH_SHIFT) -> int:
     return ((val * GOLDEN_RATIO_64) & 0xFFFFFFFFFFFFFFFF) >> (64 - bits)
 
 
-_BUCKETS: dict[int, int] = {}
-
-
-def mmu_page_hash_bucket(gfn: int) -> int:
-    """hash_64(gfn, KVM_MMU_HASH_SHIFT), memoized: the product is a big integer in Python."""
-    bucket = _BUCKETS.get(gfn)
-    if bucket is None:
-        if len(_BUCKETS) >= 1 << 20:
-            _BUCKETS.clear()
-        bucket = _BUCKETS[gfn] = hash_64(gfn)
-    return bucket
-
-
 def level_size_gfns(level: int) -> int:
     """Number of 4 KiB frames one entry of a level-`level` table maps."""
     return 1 << (9 * (level - 1))

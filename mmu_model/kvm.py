@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .constants import KVM_NUM_MMU_PAGES, mmu_page_hash_bucket
+from .constants import KVM_NUM_MMU_PAGES, hash_64
 from .fixes import FixSet
 from .page import KvmMmuPage
 from .rmap import Rmaps
@@ -144,7 +144,7 @@ class Kvm:
 
     def hash_del(self, sp: KvmMmuPage) -> None:
         """hlist_del(&sp->hash_link), mirrored in gfn_sps."""
-        del self.mmu_page_hash[mmu_page_hash_bucket(sp.gfn)][sp.id]
+        del self.mmu_page_hash[hash_64(sp.gfn)][sp.id]
         same_gfn = self.gfn_sps[sp.gfn]
         del same_gfn[sp.id]
         if not same_gfn:

@@ -27,7 +27,7 @@ from .constants import (
     PG_LEVEL_1G,
     PG_LEVEL_2M,
     PG_LEVEL_4K,
-    mmu_page_hash_bucket,
+    hash_64,
 )
 from .kvm import Kvm
 from .page import KvmMmuPage
@@ -50,7 +50,7 @@ def for_each_gfn_valid_sp_with_gptes(kvm: Kvm, gfn: int) -> list[KvmMmuPage]:
 
     Callers re-check validity per page, since zapping one page can zap later ones.
     """
-    kvm.hash_walked += len(kvm.mmu_page_hash[mmu_page_hash_bucket(gfn)])
+    kvm.hash_walked += len(kvm.mmu_page_hash[hash_64(gfn)])
     same_gfn = kvm.gfn_sps.get(gfn)
     if same_gfn is None:
         return []
@@ -175,7 +175,7 @@ def kvm_mmu_get_shadow_page(
 
     The caller records the kvm_mmu_get_page event once the page is linked or rooted.
     """
-    bucket = kvm.mmu_page_hash[mmu_page_hash_bucket(gfn)]
+    bucket = kvm.mmu_page_hash[hash_64(gfn)]
     sp = kvm_mmu_find_shadow_page(kvm, gfn, bucket, role)
     if sp is not None:
         return sp, False
@@ -219,7 +219,8 @@ def mmu_set_spte(kvm: Kvm, sp: KvmMmuPage, mask: int, leaf_gfn_base: int) -> int
         return 0
     count = new.bit_count()
     kvm_update_page_stats(kvm, sp.role.level, count)
-    longest = kvm.rmaps.add(sp.role.level, leaf_gfn_base, sp.id, new)
+    longest = kvm.rmaps.add(sp.role.level, leaf_gfn_base, sp.id, new,
+                            kvm.stat.max_mmu_rmap_size)
     if longest > kvm.stat.max_mmu_rmap_size:
         kvm.stat.max_mmu_rmap_size = longest
     sp.leaf_bitmap |= new

@@ -57,13 +57,15 @@ class Rmaps:
         self.chunks: dict[int, _Chunk] = {}  # by _key(level, base_gfn)
         self.entries = 0
 
-    def add(self, level: int, base_gfn: int, sp_id: int, mask: int) -> int:
-        """pte_list_add() for each set bit; returns the longest chain joined (its old length)."""
+    def add(self, level: int, base_gfn: int, sp_id: int, mask: int, floor: int = 0) -> int:
+        """pte_list_add() for each set bit; returns the longest chain joined (its old length)
+        if it is longer than `floor`, else at most `floor`."""
         key = base_gfn << 3 | level
         chunk = self.chunks.get(key)
         if chunk is None:
             chunk = self.chunks[key] = _Chunk()
-        longest = chunk.longest(mask) if chunk.values else 0
+        # No chain in the chunk is longer than the number of pages with leaves in it.
+        longest = chunk.longest(mask) if len(chunk.by_sp) > floor else 0
         old = chunk.by_sp.get(sp_id, 0)
         chunk._move(sp_id, old, old | mask)
         self.entries += mask.bit_count()

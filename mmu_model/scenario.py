@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from .constants import KVM_MEMSLOT_PAGES_TO_MMU_PAGES_RATIO, KVM_MIN_ALLOC_MMU_PAGES
 from .exceptions import InvalidSpec, UnknownScenario
@@ -87,7 +87,7 @@ class ScenarioSpec:
     seed: int = 1
     fixes: frozenset[str] = field(default=DEFAULT_FIXES)
 
-    FIELDS = _FIELDS
+    FIELDS: ClassVar[tuple[FieldInfo, ...]] = _FIELDS
 
     def __post_init__(self) -> None:
         for info in _FIELDS:
