@@ -17,8 +17,14 @@ CLI_ARGS    ?= simulate
 
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The model compiled by mypyc (scripts/build_compiled.py). `run`, `cli` and `bench` use it:
+# python -P keeps the source tree off the front of sys.path, so the compiled package
+# (first on PYTHONPATH) is the one imported; app/ still comes from the source tree.
+COMPILED       := build/compiled
+COMPILED_STAMP := $(COMPILED)/.built
+WITH_COMPILED  := PYTHONPATH=$(COMPILED):. $(PY) -P
 
-.PHONY: help venv install run lint test bench cli clean distclean
+.PHONY: help venv install compiled run lint test bench cli clean distclean
 
 help:
 	@echo "make run        start the web server on http://$(HOST):$(PORT) (installs first)"
@@ -27,6 +33,7 @@ help:
 	@echo "make bench      run every scripts/bench_*.py"
 	@echo "make cli        python -m mmu_model $(CLI_ARGS)"
 	@echo "make install    create $(VENV), pip install -e '.[dev]', npm ci"
+	@echo "make compiled   compile mmu_model with mypyc into $(COMPILED) (run/cli/bench use it)"
 	@echo "make clean      remove caches and artifacts; distclean also $(VENV) and node_modules"
 
 $(PY):
@@ -42,30 +49,38 @@ $(NODE_STAMP): package.json $(wildcard package-lock.json)
 	if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 	touch $@
 
+# Rebuilt whenever a model source changes, so the compiled model is never stale.
+$(COMPILED_STAMP): $(wildcard mmu_model/*.py) scripts/build_compiled.py | $(PY_STAMP)
+	$(PY) scripts/build_compiled.py --out $(COMPILED)
+	touch $@
+
 venv: $(PY)
+
+compiled: $(COMPILED_STAMP)
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
-run: install
-	$(PY) -m uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT)
+run: install compiled
+	$(WITH_COMPILED) -m uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT)
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collected no test; that is a failure here, not a pass.
-test: lint
+# The compiled model is built first: tests/model/test_compiled.py holds it to the source.
+test: lint compiled
 	rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$rc
 
-bench: install
+bench: install compiled
 	shopt -s nullglob; found=0; \
 	for f in scripts/bench_*.py; do found=1; echo "== $$f"; $(PY) "$$f"; done; \
 	if [ $$found -eq 0 ]; then echo "make bench: no scripts/bench_*.py yet"; fi
 
-cli: install
-	$(PY) -m mmu_model $(CLI_ARGS)
+cli: install compiled
+	$(WITH_COMPILED) -m mmu_model $(CLI_ARGS)
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts test-results build *.egg-info
