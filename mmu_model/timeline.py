@@ -222,7 +222,7 @@ class Timeline:
     def cached_view(self, sp_id: int, state: State) -> SpView:
         """view(), reusing the last one built for this page while its state is unchanged."""
         hit = self._views.get(sp_id)
-        if hit is not None and hit[0] is state:
+        if hit is not None and hit[0] == state:
             return hit[1]
         view = self.view(sp_id, state)
         self._views[sp_id] = (state, view)

@@ -1,14 +1,17 @@
 """Benchmark the model: boot loops, a fully populated L2, and seeking in a long run.
 
-Each case runs in its own process so its peak RSS is its own.  Prints a table; the
-numbers go in README.  Not a test: nothing here asserts a time.
-Usage: python scripts/bench_model.py [--quick]
+Each case runs in its own process so its peak RSS is its own, once on the source model and
+once on the mypyc-compiled build (build/compiled, `make compiled`) that `make run` and
+`make cli` use.  Prints a table; the numbers go in README.  Not a test: nothing here
+asserts a time.
+Usage: python scripts/bench_model.py [--quick] [--build source|compiled|both]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
@@ -19,13 +22,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+COMPILED = ROOT / "build" / "compiled"
+# Which mmu_model a case imports is decided by PYTHONPATH alone (cases run with python -P).
+BUILD_PATHS = {"source": str(ROOT), "compiled": f"{COMPILED}{os.pathsep}{ROOT}"}
 
 
 def case(name: str, boots: int) -> dict[str, Any]:
+    import mmu_model.mmu
     from mmu_model import get_scenario, run_scenario
 
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"model": mmu_model.mmu.__file__}
     if name in ("loop", "populated"):
         scenario = "boot-loop-bottom-up" if name == "loop" else "populated-16g"
         spec = get_scenario(scenario).spec
@@ -72,12 +78,17 @@ def case(name: str, boots: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller runs (smoke test)")
+    parser.add_argument("--build", choices=("source", "compiled", "both"), default="both",
+                        help="which model to time (default: both)")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--boots", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         print(json.dumps(case(args.case, args.boots)))
         return
+    builds = ["source", "compiled"] if args.build == "both" else [args.build]
+    if "compiled" in builds and not (COMPILED / "mmu_model").is_dir():
+        parser.exit(2, "bench_model.py: build/compiled is missing: run `make compiled`\n")
     scale = 10 if args.quick else 1
     plan = [
         ("loop", 1000 // scale, "boot-loop-bottom-up, headless (target: 1,000 boots <= 5 s)"),
@@ -86,11 +97,18 @@ def main() -> None:
         ("seek", 700 // scale, "boot-loop-bottom-up, recorded (target: seek <= 50 ms)"),
     ]
     for name, boots, title in plan:
-        proc = subprocess.run([sys.executable, __file__, "--case", name, "--boots", str(boots)],
-                              capture_output=True, text=True, check=True)
-        res = json.loads(proc.stdout)
-        print(f"{title}\n  {boots} boots: {res['seconds']:.1f} s, peak RSS "
-              f"{res['peak_rss_mib']:.0f} MiB\n  {res['detail']}")
+        print(title)
+        for build in builds:
+            env = {**os.environ, "PYTHONPATH": BUILD_PATHS[build]}
+            proc = subprocess.run(
+                [sys.executable, "-P", __file__, "--case", name, "--boots", str(boots)],
+                capture_output=True, text=True, check=True, env=env,
+            )
+            res = json.loads(proc.stdout)
+            expected = ".so" if build == "compiled" else ".py"
+            assert res["model"].endswith(expected), f"{build} case imported {res['model']}"
+            print(f"  {build:8s} {boots} boots: {res['seconds']:.1f} s, peak RSS "
+                  f"{res['peak_rss_mib']:.0f} MiB\n           {res['detail']}")
 
 
 if __name__ == "__main__":

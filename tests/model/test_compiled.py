@@ -107,7 +107,7 @@ def _compiled_path(compiled: Path) -> str:
 
 def test_compiled_build_is_really_compiled(compiled: Path) -> None:
     """The hot modules import as C extensions from build/compiled, not as source."""
-    probe = ("import mmu_model.mmu, mmu_model.guest, mmu_model.timeline as t;"
+    probe = ("import mmu_model.mmu, mmu_model.guest, mmu_model.simulate as t;"
              "print(mmu_model.mmu.__file__, mmu_model.guest.__file__, t.__file__)")
     files = _python(_compiled_path(compiled), "-c", probe).stdout.split()
     assert len(files) == 3
