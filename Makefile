@@ -50,7 +50,7 @@ $(NODE_STAMP): package.json $(wildcard package-lock.json)
 	touch $@
 
 # Rebuilt whenever a model source changes, so the compiled model is never stale.
-$(COMPILED_STAMP): $(wildcard mmu_model/*.py) scripts/build_compiled.py | $(PY_STAMP)
+$(COMPILED_STAMP): $(wildcard mmu_model/*.py mmu_model/data/*) scripts/build_compiled.py | $(PY_STAMP)
 	$(PY) scripts/build_compiled.py --out $(COMPILED)
 	touch $@
 

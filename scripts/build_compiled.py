@@ -31,10 +31,12 @@ DIGEST_FILE = "SOURCES.sha256"
 
 
 def source_digest(package: Path) -> str:
-    """sha256 over the names and contents of the package's .py files (what was compiled)."""
+    """sha256 over the names and contents of the package's files (sources and data)."""
     digest = hashlib.sha256()
-    for path in sorted(package.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".so":
+            name = path.relative_to(package).as_posix()
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
