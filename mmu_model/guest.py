@@ -294,11 +294,13 @@ class NestedGuest:
 
     def _zap_entry(self, table: Ept12Table, index: int, new: int, name: str) -> None:
         self._maybe_l2_activity(table, index)
-        frozen = new == FROZEN_SPTE
-        self.kvm.begin_action(
-            "l1_zap_entry", gfn=table.gfn, level=table.level, index=index, new=new,
-            frozen=frozen, **{"pass": name},
-        )
+        if self.kvm.recording:
+            self.kvm.begin_action(
+                "l1_zap_entry", gfn=table.gfn, level=table.level, index=index, new=new,
+                frozen=new == FROZEN_SPTE, **{"pass": name},
+            )
+        else:
+            self.kvm.count_action()
         child = table.children.pop(index, None)
         table.leaf_bitmap &= ~(1 << index)
         l1_store(self.kvm, table.gfn, index, new)

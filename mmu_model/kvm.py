@@ -125,6 +125,20 @@ class Kvm:
             self.recorder.record(self, kind, args)
         self.touched.clear()
 
+    @property
+    def recording(self) -> bool:
+        """Whether events are recorded; hot call sites build event arguments only then."""
+        return self.recorder is not None
+
+    def count_event(self) -> None:
+        """An event nothing records: emit() without building its arguments."""
+        self.events_emitted += 1
+
+    def count_action(self) -> None:
+        """A guest action nothing records: begin_action() without building its arguments."""
+        self.events_emitted += 1
+        self.actions_emitted += 1
+
     def begin_action(self, kind: str, **args: Any) -> None:
         """A guest action (L2 fault, L1 write, ...) starts; it is recorded as an event too."""
         self.events_emitted += 1

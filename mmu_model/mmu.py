@@ -467,7 +467,7 @@ def kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList
     was_invalid = sp.role.invalid
     was_unsync = sp.unsync
     leaves = sp.leaf_bitmap.bit_count()
-    parents = [p.id for p, _ in sp.parent_ptes]
+    parents = [p.id for p, _ in sp.parent_ptes] if kvm.recording else []
     nr_zapped = mmu_zap_unsync_children(kvm, sp, invalid_list)
     nr_zapped += kvm_mmu_page_unlink_children(kvm, sp, invalid_list)
     kvm_mmu_unlink_parents(kvm, sp)
@@ -491,6 +491,9 @@ def kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList
     kvm.update_orphan(sp)
     kvm.stat.mmu_shadow_zapped += 1
     kvm.path.pop()
+    if not kvm.recording:
+        kvm.count_event()
+        return nr_zapped
     kvm.emit(
         "kvm_mmu_prepare_zap_page",
         sp=sp.id,
@@ -619,6 +622,9 @@ def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
             kvm.stat.mmu_pde_zapped += 1
         if was_present:
             flush = True
+        if not kvm.recording:
+            kvm.count_event()
+            continue
         kvm.emit(
             "mmu_page_zap_pte",
             sp=sp.id,

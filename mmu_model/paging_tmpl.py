@@ -78,14 +78,11 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
             mmu_sync_children(kvm, child)
         was_orphan = child.orphan
         link_shadow_page(kvm, sp, index, child)
-        kvm.emit(
-            "kvm_mmu_get_page",
-            sp=child.id,
-            created=created,
-            parent=sp.id,
-            index=index,
-            relinked_orphan=was_orphan,
-        )
+        if kvm.recording:
+            kvm.emit("kvm_mmu_get_page", sp=child.id, created=created, parent=sp.id,
+                     index=index, relinked_orphan=was_orphan)
+        else:
+            kvm.count_event()
         sp = child
         level -= 1
     installed = mmu_set_spte(kvm, sp, walk.leaf_mask, walk.leaf_gfn_base)
