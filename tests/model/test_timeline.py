@@ -66,21 +66,36 @@ class Capture:
         self.action_of_event: list[int] = []  # action step each event belongs to
         self.action_end: list[int] = [0]  # op step at which each action step ends
         original_emit, original_begin = Kvm.emit, Kvm.begin_action
+        original_count_event, original_count_action = Kvm.count_event, Kvm.count_action
 
         def emit(kvm: Kvm, kind: str, **args: object) -> None:
             original_emit(kvm, kind, **args)
             self._after(kvm)
 
-        def begin_action(kvm: Kvm, kind: str, **args: object) -> None:
+        def count_event(kvm: Kvm) -> None:  # an event a headless run only counts
+            original_count_event(kvm)
+            self._after(kvm)
+
+        def _before_action(kvm: Kvm) -> None:
             if not kvm.events_emitted:
                 self.after_event[0] = live_state(kvm)  # the state before anything happened
             if kvm.actions_emitted:
                 self.action_end.append(kvm.events_emitted)
+
+        def begin_action(kvm: Kvm, kind: str, **args: object) -> None:
+            _before_action(kvm)
             original_begin(kvm, kind, **args)
+            self._after(kvm)
+
+        def count_action(kvm: Kvm) -> None:
+            _before_action(kvm)
+            original_count_action(kvm)
             self._after(kvm)
 
         monkeypatch.setattr(Kvm, "emit", emit)
         monkeypatch.setattr(Kvm, "begin_action", begin_action)
+        monkeypatch.setattr(Kvm, "count_event", count_event)
+        monkeypatch.setattr(Kvm, "count_action", count_action)
 
     def _after(self, kvm: Kvm) -> None:
         self.after_event.append(live_state(kvm))
