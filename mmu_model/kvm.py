@@ -86,6 +86,7 @@ class Kvm:
 
     # -- bookkeeping -------------------------------------------------------------------
     def touch(self, sp: KvmMmuPage) -> None:
+        """`sp` changed: the recorder stores its new state with the next event."""
         if self.recorder is not None:
             self.touched[sp.id] = sp
 
@@ -108,15 +109,13 @@ class Kvm:
                 del self.orphans[sp.id]
                 if sp.unsync:
                     self.orphans_unsync -= 1
-        if self.recorder is not None:
-            self.touched[sp.id] = sp
+        self.touch(sp)
 
     def set_unsync(self, sp: KvmMmuPage, unsync: bool) -> None:
         if sp.orphan and sp.unsync != unsync:
             self.orphans_unsync += 1 if unsync else -1
         sp.unsync = unsync
-        if self.recorder is not None:
-            self.touched[sp.id] = sp
+        self.touch(sp)
 
     def emit(self, kind: str, **args: Any) -> None:
         """One kernel operation finished: everything touched since the last one is its diff."""

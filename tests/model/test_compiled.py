@@ -97,10 +97,6 @@ def _python(pythonpath: str, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=600, check=False)
 
 
-def _source_path() -> str:
-    return str(ROOT)
-
-
 def _compiled_path(compiled: Path) -> str:
     return f"{compiled}{os.pathsep}{ROOT}"
 
@@ -121,7 +117,7 @@ def test_compiled_build_is_really_compiled(compiled: Path) -> None:
 def test_compiled_cli_output_is_the_sources(compiled: Path, args: tuple[str, ...]) -> None:
     """`--json` output is byte-identical: every stat, orphan count, per-boot row and
     discrepancy comes out the same from the compiled model as from the source."""
-    source = _python(_source_path(), "-m", "mmu_model", *args, "--json")
+    source = _python(str(ROOT), "-m", "mmu_model", *args, "--json")
     built = _python(_compiled_path(compiled), "-m", "mmu_model", *args, "--json")
     assert source.returncode == 0, source.stderr
     assert built.returncode == 0, built.stderr
@@ -133,7 +129,7 @@ def test_compiled_cli_output_is_the_sources(compiled: Path, args: tuple[str, ...
 def test_compiled_recording_is_the_sources(compiled: Path) -> None:
     """Recorded runs log the same events with the same page changes, so the web page
     (which serves the compiled model under `make run`) shows what the source computes."""
-    source = _python(_source_path(), "-c", RECORD_SCRIPT)
+    source = _python(str(ROOT), "-c", RECORD_SCRIPT)
     built = _python(_compiled_path(compiled), "-c", RECORD_SCRIPT)
     assert source.returncode == 0, source.stderr
     assert built.returncode == 0, built.stderr
