@@ -38,8 +38,26 @@ EPT_TABLE_FLAGS: Final = 0xD07
 EPT_LEAF_FLAGS: Final = 0xDF7 & ~EPT_LARGE_PAGE_MASK
 
 
+# GOLDEN_RATIO_64 in 22-bit pieces, for hash_64() without arbitrary-precision products.
+_GR_LO: Final = GOLDEN_RATIO_64 & 0x3FFFFF
+_GR_MID: Final = (GOLDEN_RATIO_64 >> 22) & 0x3FFFFF
+_GR_HI: Final = GOLDEN_RATIO_64 >> 44
+_MASK_42: Final = (1 << 42) - 1
+
+
 def hash_64(val: int, bits: int = KVM_MMU_HASH_SHIFT) -> int:
-    """Model of include/linux/hash.h: hash_64() (the generic multiplicative hash)."""
+    """Model of include/linux/hash.h: hash_64() (the generic multiplicative hash).
+
+    The top `bits` bits of (val * GOLDEN_RATIO_64) mod 2**64.  For gfns (below 2**40) the
+    product is summed from 22-bit pieces of the constant, so no intermediate reaches 2**62
+    and compiled code stays on machine words; the result is the same.
+    """
+    if 0 <= val < 1 << 40 and bits <= 42:
+        # (val * GOLDEN_RATIO_64 mod 2**64) >> 22, i.e. its top 42 bits
+        top = ((val * _GR_LO) >> 22) + (val * _GR_MID & _MASK_42) + (
+            (val * _GR_HI & 0xFFFFF) << 22
+        )
+        return (top & _MASK_42) >> (42 - bits)
     return ((val * GOLDEN_RATIO_64) & 0xFFFFFFFFFFFFFFFF) >> (64 - bits)
 
 

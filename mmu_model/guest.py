@@ -313,7 +313,10 @@ class NestedGuest:
             mask = table.leaf_bitmap
             count = SPTE_ENT_PER_PAGE if self.shared else mask.bit_count()
             if count:
-                kvm.begin_action("l1_freeze_pt", gfn=table.gfn, entries=count)
+                if kvm.recording:
+                    kvm.begin_action("l1_freeze_pt", gfn=table.gfn, entries=count)
+                else:
+                    kvm.count_action()
                 table.leaf_bitmap = 0
                 entries = (1 << SPTE_ENT_PER_PAGE) - 1 if self.shared else mask
                 l1_store_many(kvm, table.gfn, entries, FROZEN_SPTE)

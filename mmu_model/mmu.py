@@ -219,7 +219,7 @@ def mmu_set_spte(kvm: Kvm, sp: KvmMmuPage, mask: int, leaf_gfn_base: int) -> int
         return 0
     count = new.bit_count()
     kvm_update_page_stats(kvm, sp.role.level, count)
-    longest = kvm.rmaps.add(sp.role.level, leaf_gfn_base, sp.id, new,
+    longest = kvm.rmaps.add(sp.role.level, leaf_gfn_base, sp.id, new, count,
                             kvm.stat.max_mmu_rmap_size)
     if longest > kvm.stat.max_mmu_rmap_size:
         kvm.stat.max_mmu_rmap_size = longest
@@ -234,8 +234,9 @@ def drop_spte(kvm: Kvm, sp: KvmMmuPage, mask: int) -> None:
     mask &= sp.leaf_bitmap
     if not mask:
         return
-    kvm_update_page_stats(kvm, sp.role.level, -mask.bit_count())
-    kvm.rmaps.remove(sp.role.level, sp.leaf_gfn_base, sp.id, mask)
+    count = mask.bit_count()
+    kvm_update_page_stats(kvm, sp.role.level, -count)
+    kvm.rmaps.remove(sp.role.level, sp.leaf_gfn_base, sp.id, mask, count)
     sp.leaf_bitmap &= ~mask
     kvm.touch(sp)
 
@@ -272,7 +273,10 @@ def kvm_unsync_page(kvm: Kvm, sp: KvmMmuPage) -> None:
     kvm.stat.mmu_unsync += 1
     kvm.set_unsync(sp, True)
     kvm_mmu_mark_parents_unsync(kvm, sp)
-    kvm.emit("kvm_mmu_unsync_page", sp=sp.id)
+    if kvm.recording:
+        kvm.emit("kvm_mmu_unsync_page", sp=sp.id)
+    else:
+        kvm.count_event()
 
 
 def mmu_try_to_unsync_pages(kvm: Kvm, gfn: int) -> int:
@@ -364,7 +368,10 @@ def mmu_sync_children(kvm: Kvm, parent: KvmMmuPage) -> int:
             if kvm_sync_page(kvm, sp, invalid_list):
                 kvm_flush_remote_tlbs(kvm)
             mmu_pages_clear_parents(kvm, path)
-            kvm.emit("kvm_mmu_sync_page", sp=sp.id, parent=parent.id)
+            if kvm.recording:
+                kvm.emit("kvm_mmu_sync_page", sp=sp.id, parent=parent.id)
+            else:
+                kvm.count_event()
             synced += 1
         kvm_mmu_commit_zap_page(kvm, invalid_list)
     kvm.path.pop()
@@ -475,7 +482,10 @@ def kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList
         unaccount_shadowed(kvm, sp)
     if sp.unsync:
         kvm_unlink_unsync_page(kvm, sp)
-        kvm.emit("kvm_mmu_sync_page", sp=sp.id, zapping=True)
+        if kvm.recording:
+            kvm.emit("kvm_mmu_sync_page", sp=sp.id, zapping=True)
+        else:
+            kvm.count_event()
     root = sp.root_count > 0
     if not root:
         nr_zapped += 1
@@ -595,7 +605,10 @@ def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
     flush = False
     gpa, nbytes, gentry = mmu_pte_write_fetch_gpte(kvm, gpa, new, nbytes)
     kvm.stat.mmu_pte_write += 1
-    kvm.emit("kvm_mmu_track_write", gpa=gpa, new=new)
+    if kvm.recording:
+        kvm.emit("kvm_mmu_track_write", gpa=gpa, new=new)
+    else:
+        kvm.count_event()
     for sp in for_each_gfn_valid_sp_with_gptes(kvm, gfn):
         if is_obsolete_sp(kvm, sp):  # zapped by an earlier iteration of this loop
             continue

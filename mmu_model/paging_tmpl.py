@@ -87,7 +87,10 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
         level -= 1
     installed = mmu_set_spte(kvm, sp, walk.leaf_mask, walk.leaf_gfn_base)
     if installed:
-        kvm.emit("mmu_set_spte", sp=sp.id, count=installed, level=sp.role.level)
+        if kvm.recording:
+            kvm.emit("mmu_set_spte", sp=sp.id, count=installed, level=sp.role.level)
+        else:
+            kvm.count_event()
     kvm.path.pop()
     return sp
 
