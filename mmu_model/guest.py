@@ -20,8 +20,9 @@ allocator hands out table pages uniformly at random from the L1 memory not backi
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from typing import Final
 
+from .bitmap import for_each_set_bit
 from .constants import (
     EPT_LARGE_PAGE_MASK,
     EPT_LEAF_FLAGS,
@@ -36,14 +37,23 @@ from .mmu import kvm_mmu_free_roots, kvm_mmu_load, kvm_mmu_new_pgd, kvm_mmu_relo
 from .page_track import l1_store, l1_store_many
 from .paging_tmpl import GuestWalk, ept_page_fault, shadow_page_table_clear_flood
 
-__all__ = ["Ept12Table", "L1Guest", "bits"]
+__all__ = ["Ept12Table", "L1Guest", "NestedGuest"]
 
 
-def bits(mask: int) -> Iterator[int]:
-    while mask:
-        low = mask & -mask
-        mask ^= low
-        yield low.bit_length() - 1
+# An EPT12 entry is one of these plus the target frame << 12 (one wide OR in compiled code).
+_TABLE_ENTRY_BITS: Final = SHADOW_NONPRESENT_VALUE | EPT_TABLE_FLAGS
+_LEAF_ENTRY_BITS: Final = SHADOW_NONPRESENT_VALUE | EPT_LEAF_FLAGS
+_HUGE_LEAF_ENTRY_BITS: Final = _LEAF_ENTRY_BITS | EPT_LARGE_PAGE_MASK
+
+
+def table_entry(child_gfn: int) -> int:
+    """The EPT12 entry that points at the table in L1 frame `child_gfn`."""
+    return _TABLE_ENTRY_BITS | child_gfn << 12
+
+
+def leaf_entry(target_gfn: int, huge: bool) -> int:
+    """The EPT12 entry that maps L1 frame `target_gfn` (a 2 MiB or 1 GiB page if `huge`)."""
+    return (_HUGE_LEAF_ENTRY_BITS if huge else _LEAF_ENTRY_BITS) | target_gfn << 12
 
 
 class Ept12Table:
@@ -60,7 +70,7 @@ class Ept12Table:
         self.leaf_gfn_base = -1
 
     def present(self) -> list[int]:
-        return sorted({*self.children, *bits(self.leaf_bitmap)})
+        return sorted({*self.children, *for_each_set_bit(self.leaf_bitmap)})
 
 
 class L1Guest:
@@ -79,11 +89,10 @@ class L1Guest:
             return SHADOW_NONPRESENT_VALUE
         child = table.children.get(index)
         if child is not None:
-            return SHADOW_NONPRESENT_VALUE | child.gfn << 12 | EPT_TABLE_FLAGS
+            return table_entry(child.gfn)
         if table.leaf_bitmap >> index & 1:
             target = table.leaf_gfn_base + index * level_size_gfns(table.level)
-            huge = EPT_LARGE_PAGE_MASK if table.level > 1 else 0
-            return SHADOW_NONPRESENT_VALUE | target << 12 | EPT_LEAF_FLAGS | huge
+            return leaf_entry(target, table.level > 1)
         return SHADOW_NONPRESENT_VALUE
 
     def present_leaves(self, gfn: int, leaf_gfn_base: int, level: int) -> int:
@@ -172,8 +181,7 @@ class NestedGuest:
             child = self.l1.alloc_table(parent.level - 1)
             child.l2_gfn = parent.l2_gfn + index * level_size_gfns(parent.level)
             parent.children[index] = child
-            entry = SHADOW_NONPRESENT_VALUE | child.gfn << 12 | EPT_TABLE_FLAGS
-            l1_store(self.kvm, parent.gfn, index, entry)
+            l1_store(self.kvm, parent.gfn, index, table_entry(child.gfn))
         return child
 
     def _walk_tables(self, l2_gfn: int, stop_level: int) -> tuple[list[int], Ept12Table]:
@@ -210,7 +218,7 @@ class NestedGuest:
                 if not pd.leaf_bitmap >> index & 1:
                     pd.leaf_bitmap |= 1 << index
                     pd.leaf_gfn_base = base
-                    l1_store(kvm, pd.gfn, index, self.l1.read_gpte(pd.gfn, index))
+                    l1_store(kvm, pd.gfn, index, leaf_entry(base + index * SPTE_ENT_PER_PAGE, True))
                 walk = GuestWalk(l2_gfn, upper_gfns, 2, 1 << index, base)
             else:
                 pt = self._ensure_table(pd, index)
@@ -220,7 +228,7 @@ class NestedGuest:
                 pt.leaf_gfn_base = base
                 if new:
                     first = (new & -new).bit_length() - 1
-                    l1_store_many(kvm, pt.gfn, new, self.l1.read_gpte(pt.gfn, first))
+                    l1_store_many(kvm, pt.gfn, new, leaf_entry(base + first, False))
                 walk = GuestWalk(l2_gfn, (pt.gfn, *upper_gfns[1:]), 1, mask, base)
             ept_page_fault(kvm, walk)
 
@@ -266,10 +274,13 @@ class NestedGuest:
             if not pts:
                 return
             kvm = self.kvm
-            kvm.begin_action(
-                "l1_zap_4k", gfn=table.gfn, tables=len(pts),
-                entries=sum(pt.leaf_bitmap.bit_count() for pt in pts),
-            )
+            if kvm.recording:
+                kvm.begin_action(
+                    "l1_zap_4k", gfn=table.gfn, tables=len(pts),
+                    entries=sum(pt.leaf_bitmap.bit_count() for pt in pts),
+                )
+            else:
+                kvm.count_action()
             for pt in pts:
                 present = pt.leaf_bitmap
                 pt.leaf_bitmap = 0
@@ -301,7 +312,9 @@ class NestedGuest:
             )
         else:
             self.kvm.count_action()
-        child = table.children.pop(index, None)
+        child = table.children.get(index)
+        if child is not None:
+            del table.children[index]
         table.leaf_bitmap &= ~(1 << index)
         l1_store(self.kvm, table.gfn, index, new)
         if child is not None:

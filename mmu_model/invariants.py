@@ -116,6 +116,12 @@ def check_invariants(kvm: Kvm) -> list[str]:
         bucket = kvm.mmu_page_hash[hash_64(gfn)]
         if [i for i in bucket if bucket[i].gfn == gfn] != list(chain):
             bad.append(f"gfn {gfn:#x}: gfn_sps disagrees with the hash chain")
+    with_leaves = [sp for sp in sps.values() if sp.leaf_bitmap]
+    for sp in with_leaves:
+        if sp not in kvm.rmaps.pages_at(sp.role.level, sp.leaf_gfn_base):
+            bad.append(f"sp #{sp.id}: has leaves but is missing from their rmap chunk")
+    if sum(len(pages) for pages in kvm.rmaps.chunks.values()) != len(with_leaves):
+        bad.append("rmap chunks hold pages that have no leaves there")
     if len(kvm.active_mmu_pages) != sum(1 for sp in sps.values() if not sp.role.invalid):
         bad.append("active_mmu_pages holds pages that are invalid or freed")
     checks = [

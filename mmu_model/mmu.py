@@ -18,6 +18,7 @@ event's stat deltas belong to it.  Nothing outside mmu_lock can observe the diff
 
 from __future__ import annotations
 
+from .bitmap import for_each_set_bit
 from .constants import (
     KVM_MIN_FREE_MMU_PAGES,
     KVM_MMU_NUM_PREV_ROOTS,
@@ -55,8 +56,10 @@ def for_each_gfn_valid_sp_with_gptes(kvm: Kvm, gfn: int) -> list[KvmMmuPage]:
     if same_gfn is None:
         return []
     gen = kvm.mmu_valid_gen
-    return [sp for sp in reversed(same_gfn.values())
-            if not sp.role.invalid and sp.mmu_valid_gen == gen and not sp.role.direct]
+    chain = list(same_gfn.values())  # oldest first; the chain runs newest first
+    return [sp for i in range(len(chain) - 1, -1, -1)
+            if not (sp := chain[i]).role.invalid and sp.mmu_valid_gen == gen
+            and not sp.role.direct]
 
 
 def kvm_flush_remote_tlbs(kvm: Kvm) -> None:
@@ -139,7 +142,9 @@ def kvm_mmu_find_shadow_page(
     invalid_list: InvalidList = []
     collisions = 0
     found: KvmMmuPage | None = None
-    for sp in list(reversed(bucket.values())):
+    chain = list(bucket.values())  # oldest first; hlist_add_head() makes newest first
+    for i in range(len(chain) - 1, -1, -1):
+        sp = chain[i]
         kvm.hash_walked += 1
         if is_obsolete_sp(kvm, sp):
             continue
@@ -219,8 +224,7 @@ def mmu_set_spte(kvm: Kvm, sp: KvmMmuPage, mask: int, leaf_gfn_base: int) -> int
         return 0
     count = new.bit_count()
     kvm_update_page_stats(kvm, sp.role.level, count)
-    longest = kvm.rmaps.add(sp.role.level, leaf_gfn_base, sp.id, new, count,
-                            kvm.stat.max_mmu_rmap_size)
+    longest = kvm.rmaps.add(sp, new, count, kvm.stat.max_mmu_rmap_size)
     if longest > kvm.stat.max_mmu_rmap_size:
         kvm.stat.max_mmu_rmap_size = longest
     sp.leaf_bitmap |= new
@@ -236,8 +240,8 @@ def drop_spte(kvm: Kvm, sp: KvmMmuPage, mask: int) -> None:
         return
     count = mask.bit_count()
     kvm_update_page_stats(kvm, sp.role.level, -count)
-    kvm.rmaps.remove(sp.role.level, sp.leaf_gfn_base, sp.id, mask, count)
-    sp.leaf_bitmap &= ~mask
+    sp.leaf_bitmap ^= mask
+    kvm.rmaps.remove(sp, count)
     kvm.touch(sp)
 
 
@@ -256,14 +260,14 @@ def mark_unsync(kvm: Kvm, parent: KvmMmuPage, index: int) -> None:
 
 def kvm_mmu_mark_parents_unsync(kvm: Kvm, sp: KvmMmuPage) -> None:
     """Model of mmu.c: kvm_mmu_mark_parents_unsync(): an orphan propagates nothing."""
-    for parent, index in list(sp.parent_ptes):
+    for parent, index in sp.parent_ptes:  # mark_unsync() changes bitmaps, not this list
         mark_unsync(kvm, parent, index)
 
 
 def clear_unsync_child_bit(kvm: Kvm, sp: KvmMmuPage, index: int) -> None:
     """Model of mmu.c: clear_unsync_child_bit()."""
     if sp.unsync_child_bitmap >> index & 1:
-        sp.unsync_child_bitmap &= ~(1 << index)
+        sp.unsync_child_bitmap ^= 1 << index
         sp.unsync_children -= 1
         kvm.touch(sp)
 
@@ -303,11 +307,7 @@ def __mmu_unsync_walk(
 ) -> int:
     """Model of mmu.c: __mmu_unsync_walk(): follow unsync_child_bitmap, clear stale bits."""
     found = 0
-    bits = sp.unsync_child_bitmap
-    while bits:
-        low = bits & -bits
-        bits ^= low
-        index = low.bit_length() - 1
+    for index in for_each_set_bit(sp.unsync_child_bitmap):
         child = sp.spt.get(index)
         if child is None:
             clear_unsync_child_bit(kvm, sp, index)
@@ -461,7 +461,9 @@ def kvm_mmu_page_unlink_children(kvm: Kvm, sp: KvmMmuPage, invalid_list: Invalid
 
 def kvm_mmu_unlink_parents(kvm: Kvm, sp: KvmMmuPage) -> None:
     """Model of mmu.c: kvm_mmu_unlink_parents(): zero every parent SPTE pointing at sp."""
-    for parent, index in list(sp.parent_ptes):
+    parent_ptes = sp.parent_ptes
+    while parent_ptes:  # rmap_get_first(&sp->parent_ptes)
+        parent, index = parent_ptes[0]
         drop_parent_pte(kvm, sp, parent, index)
 
 
@@ -473,7 +475,7 @@ def kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList
     kvm.path.append("kvm_mmu_prepare_zap_page")
     was_invalid = sp.role.invalid
     was_unsync = sp.unsync
-    leaves = sp.leaf_bitmap.bit_count()
+    leaves = sp.leaf_bitmap.bit_count() if kvm.recording else 0
     parents = [p.id for p, _ in sp.parent_ptes] if kvm.recording else []
     nr_zapped = mmu_zap_unsync_children(kvm, sp, invalid_list)
     nr_zapped += kvm_mmu_page_unlink_children(kvm, sp, invalid_list)
@@ -486,16 +488,15 @@ def kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList
             kvm.emit("kvm_mmu_sync_page", sp=sp.id, zapping=True)
         else:
             kvm.count_event()
+    if sp.id in kvm.active_mmu_pages:  # list_del(); not there if zapped before
+        del kvm.active_mmu_pages[sp.id]
     root = sp.root_count > 0
     if not root:
         nr_zapped += 1
-        kvm.active_mmu_pages.pop(sp.id, None)
         invalid_list.append(sp)
         kvm.stat.mmu_shadow_pages -= 1  # kvm_unaccount_mmu_page()
-    else:
-        kvm.active_mmu_pages.pop(sp.id, None)  # list_del(): stays allocated while rooted
-        if not is_obsolete_sp(kvm, sp):
-            kvm.root_zapped = True  # KVM_REQ_MMU_FREE_OBSOLETE_ROOTS
+    elif not is_obsolete_sp(kvm, sp):  # a rooted page stays allocated until released
+        kvm.root_zapped = True  # KVM_REQ_MMU_FREE_OBSOLETE_ROOTS
     if not was_invalid:
         sp.role = sp.role.invalidated()
     kvm.update_orphan(sp)

@@ -2,21 +2,29 @@
 
 The kernel keeps, per (level, gfn), a list of the leaf SPTEs mapping that gfn.  The model
 needs only how long each list is: the rmap entry total and the peak chain length
-(max_mmu_rmap_size).  A shadow page's leaves map one aligned run of 512 gfns (one "chunk"),
-so per chunk the model keeps each page's leaf bitmap.  The chain length of one gfn is how
-many of those bitmaps contain its bit; the longest chain a new batch of leaves joins is
-found by splitting the batch along the few distinct bitmaps.
+(max_mmu_rmap_size).  A shadow page's leaves map one aligned run of 512 gfns (one "chunk",
+at sp.leaf_gfn_base), so per chunk the model keeps the pages with leaves in it; their
+leaf_bitmaps say which gfns each maps.  The chain length of one gfn is how many of those
+bitmaps contain its bit; the longest chain a new batch of leaves joins is found by
+splitting the batch along the few distinct bitmaps.
 """
 
 from __future__ import annotations
 
+from .page import KvmMmuPage
+
 __all__ = ["Rmaps"]
 
 
-def _longest(by_sp: dict[int, int], mask: int) -> int:
-    """Longest chain among the gfns of `mask`: the most bitmaps any one bit is in."""
+def _chunk_key(level: int, base_gfn: int) -> int:
+    return base_gfn << 3 | level
+
+
+def _longest(pages: list[KvmMmuPage], mask: int) -> int:
+    """Longest chain among the gfns of `mask`: the most leaf bitmaps any one bit is in."""
     tally: dict[int, int] = {}
-    for value in by_sp.values():
+    for sp in pages:
+        value = sp.leaf_bitmap
         if value & mask:
             tally[value] = tally.get(value, 0) + 1
     parts = [(mask, 0)]
@@ -37,45 +45,45 @@ class Rmaps:
     __slots__ = ("chunks", "entries")
 
     def __init__(self) -> None:
-        # by base_gfn << 3 | level: each page's leaf bitmap in that run (sp id -> bitmap)
-        self.chunks: dict[int, dict[int, int]] = {}
+        # by _chunk_key(level, leaf_gfn_base): the pages with leaves in that run
+        self.chunks: dict[int, list[KvmMmuPage]] = {}
         self.entries = 0
 
-    def add(self, level: int, base_gfn: int, sp_id: int, mask: int, count: int,
-            floor: int = 0) -> int:
-        """pte_list_add() for each of the `count` bits set in `mask` (none of them already
-        set for sp_id); returns the longest chain joined (its old length) if it is longer
-        than `floor`, else at most `floor`."""
+    def add(self, sp: KvmMmuPage, mask: int, count: int, floor: int = 0) -> int:
+        """pte_list_add() for the `count` leaves in `mask` that sp is about to install
+        (at sp.leaf_gfn_base, none of them in sp.leaf_bitmap yet).  Returns the longest
+        chain joined (its old length) if it is longer than `floor`, else at most `floor`."""
         self.entries += count
-        key = base_gfn << 3 | level
-        by_sp = self.chunks.get(key)
-        if by_sp is None:
-            self.chunks[key] = {sp_id: mask}
+        key = _chunk_key(sp.role.level, sp.leaf_gfn_base)
+        pages = self.chunks.get(key)
+        if pages is None:
+            self.chunks[key] = [sp]
             return 0
         # No chain in the chunk is longer than the number of pages with leaves in it.
-        longest = _longest(by_sp, mask) if len(by_sp) > floor else 0
-        by_sp[sp_id] = by_sp.get(sp_id, 0) | mask
+        longest = _longest(pages, mask) if len(pages) > floor else 0
+        if not sp.leaf_bitmap:
+            pages.append(sp)
         return longest
 
-    def remove(self, level: int, base_gfn: int, sp_id: int, mask: int, count: int) -> None:
-        """pte_list_remove() for each of the `count` bits set in `mask` (all set for sp_id)."""
+    def remove(self, sp: KvmMmuPage, count: int) -> None:
+        """pte_list_remove() for `count` leaves sp has just dropped from its leaf_bitmap."""
         self.entries -= count
-        key = base_gfn << 3 | level
-        by_sp = self.chunks[key]
-        left = by_sp[sp_id] & ~mask
-        if left:
-            by_sp[sp_id] = left
-        elif len(by_sp) > 1:
-            del by_sp[sp_id]
-        else:
+        if sp.leaf_bitmap:
+            return
+        key = _chunk_key(sp.role.level, sp.leaf_gfn_base)
+        pages = self.chunks[key]
+        if len(pages) == 1:
             del self.chunks[key]
+        else:
+            pages.remove(sp)
+
+    def pages_at(self, level: int, base_gfn: int) -> list[KvmMmuPage]:
+        """The pages with leaves in the run of 512 level-`level` entries at `base_gfn`."""
+        return self.chunks.get(_chunk_key(level, base_gfn), [])
 
     def chain_length(self, level: int, gfn: int, stride: int) -> int:
         """Number of rmap entries for one gfn (stride = gfns per leaf at that level)."""
         span = stride * 512
         base = gfn - gfn % span
         bit = (gfn - base) // stride
-        by_sp = self.chunks.get(base << 3 | level)
-        if by_sp is None:
-            return 0
-        return sum(1 for v in by_sp.values() if v >> bit & 1)
+        return sum(1 for sp in self.pages_at(level, base) if sp.leaf_bitmap >> bit & 1)

@@ -10,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mmu_model.constants import GOLDEN_RATIO_64, hash_64
+from mmu_model.page import KvmMmuPage
 from mmu_model.rmap import Rmaps
+from mmu_model.role import shadow_ept_root_role
 
 
 def plain_hash_64(val: int, bits: int) -> int:
@@ -33,48 +35,62 @@ def test_hash_64_at_the_edges_of_the_fast_path() -> None:
 ops = st.lists(
     st.tuples(st.booleans(), st.integers(1, 4), st.integers(1, 2**16 - 1)), max_size=40
 )
+BASE = 0x4000
+
+
+def leaf_page(sp_id: int) -> KvmMmuPage:
+    sp = KvmMmuPage(sp_id, 0x100 + sp_id, shadow_ept_root_role(1), 0, 0)
+    sp.leaf_gfn_base = BASE
+    return sp
 
 
 @given(ops)
 def test_rmap_chain_lengths_match_a_list_per_gfn(sequence: list[tuple[bool, int, int]]) -> None:
-    """Replays adds and removes against a per-gfn set of sp ids (the kernel's rmap list,
-    as a set since one sp maps one gfn once): entries, each chain length and the
-    longest chain a new batch joins must all agree."""
+    """Replays leaf installs and drops, in the order mmu_set_spte() and drop_spte() make
+    them, against a per-gfn set of sp ids (the kernel's rmap list, as a set since one sp
+    maps one gfn once): entries, each chain length and the longest chain a new batch
+    joins must all agree."""
     rmaps = Rmaps()
     lists: dict[int, set[int]] = {gfn: set() for gfn in range(16)}
-    held: dict[int, int] = {}  # sp id -> its leaf bitmap, as mmu_set_spte/drop_spte keep it
+    pages = {sp_id: leaf_page(sp_id) for sp_id in range(1, 5)}
     for is_add, sp_id, mask in sequence:
-        have = held.get(sp_id, 0)
+        sp = pages[sp_id]
         if is_add:
-            new = mask & ~have
+            new = mask & ~sp.leaf_bitmap
             if not new:
                 continue
             gfns = [g for g in range(16) if new >> g & 1]
             expected = max(len(lists[g]) for g in gfns)
-            assert rmaps.add(1, 0x4000, sp_id, new, len(gfns)) == expected
+            assert rmaps.add(sp, new, len(gfns)) == expected
+            sp.leaf_bitmap |= new
             for g in gfns:
                 lists[g].add(sp_id)
-            held[sp_id] = have | new
         else:
-            gone = mask & have
+            gone = mask & sp.leaf_bitmap
             if not gone:
                 continue
             gfns = [g for g in range(16) if gone >> g & 1]
-            rmaps.remove(1, 0x4000, sp_id, gone, len(gfns))
+            sp.leaf_bitmap &= ~gone
+            rmaps.remove(sp, len(gfns))
             for g in gfns:
                 lists[g].discard(sp_id)
-            held[sp_id] = have & ~gone
         assert rmaps.entries == sum(len(s) for s in lists.values())
         for g in range(16):
-            assert rmaps.chain_length(1, 0x4000 + g, 1) == len(lists[g])
-    assert bool(rmaps.chunks) == any(held.values())
+            assert rmaps.chain_length(1, BASE + g, 1) == len(lists[g])
+        assert {sp.id for sp in rmaps.pages_at(1, BASE)} == {
+            i for i, sp in pages.items() if sp.leaf_bitmap
+        }
 
 
 def test_rmap_floor_skips_the_search_only_when_it_cannot_matter() -> None:
-    # Two pages already map gfn 0: a chain of 2.  With floor 2 the search may be skipped
-    # (2 pages cannot make a chain longer than 2), so the answer is at most the floor.
+    # Two pages already map gfn 0: a chain of 2.  A third page joining it is told 2; with
+    # floor 3 the search may be skipped (3 pages cannot make a chain longer than 3), so the
+    # answer is then only bounded by the floor.
     rmaps = Rmaps()
-    rmaps.add(1, 0, 1, 0b1, 1)
-    rmaps.add(1, 0, 2, 0b1, 1)
-    assert rmaps.add(1, 0, 3, 0b1, 1, floor=0) == 2
-    assert rmaps.add(1, 0, 4, 0b1, 1, floor=3) <= 3
+    pages = [leaf_page(i) for i in range(1, 5)]
+    for sp in pages[:2]:
+        rmaps.add(sp, 0b1, 1)
+        sp.leaf_bitmap = 0b1
+    assert rmaps.add(pages[2], 0b1, 1, floor=0) == 2
+    pages[2].leaf_bitmap = 0b1
+    assert rmaps.add(pages[3], 0b1, 1, floor=3) <= 3
