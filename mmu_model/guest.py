@@ -223,8 +223,11 @@ class NestedGuest:
             else:
                 pt = self._ensure_table(pd, index)
                 base = self.l2_backing_base + l2_gfn
-                new = mask & ~pt.leaf_bitmap
-                pt.leaf_bitmap |= mask
+                if pt.leaf_bitmap:
+                    new = mask & ~pt.leaf_bitmap
+                    pt.leaf_bitmap |= mask
+                else:  # a new table (or an emptied one): no wide-int arithmetic
+                    new = pt.leaf_bitmap = mask
                 pt.leaf_gfn_base = base
                 if new:
                     first = (new & -new).bit_length() - 1

@@ -65,11 +65,11 @@ def check_invariants(kvm: Kvm) -> list[str]:
                 bad.append(f"{tag}[{index}] -> #{child.id}: child level is not one below")
             if sp.leaf_bitmap >> index & 1:
                 bad.append(f"{tag}[{index}] is both a leaf and a non-leaf SPTE")
-            if (child.unsync or child.unsync_children) and not sp.unsync_child_bitmap >> index & 1:
+            if (child.unsync or child.unsync_children) and index not in sp.unsync_child_bitmap:
                 bad.append(f"{tag}[{index}] leads to unsync #{child.id} but its bit is clear")
-        if sp.unsync_children != sp.unsync_child_bitmap.bit_count():
+        if sp.unsync_children != len(sp.unsync_child_bitmap):
             bad.append(f"{tag}: unsync_children {sp.unsync_children} != bits set "
-                       f"{sp.unsync_child_bitmap.bit_count()}")
+                       f"{len(sp.unsync_child_bitmap)}")
         if sp.unsync:
             unsync += 1
             if sp.role.level != PG_LEVEL_4K or sp.role.direct:

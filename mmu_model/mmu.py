@@ -18,7 +18,6 @@ event's stat deltas belong to it.  Nothing outside mmu_lock can observe the diff
 
 from __future__ import annotations
 
-from .bitmap import for_each_set_bit
 from .constants import (
     KVM_MIN_FREE_MMU_PAGES,
     KVM_MMU_NUM_PREV_ROOTS,
@@ -123,6 +122,8 @@ def kvm_sync_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList) -> bool:
     if not sp.leaf_bitmap:
         return False
     still = kvm.guest.present_leaves(sp.gfn, sp.leaf_gfn_base, sp.role.level)
+    if still == sp.leaf_bitmap:
+        return False
     stale = sp.leaf_bitmap & ~still
     if stale:
         drop_spte(kvm, sp, stale)
@@ -219,7 +220,7 @@ def mmu_set_spte(kvm: Kvm, sp: KvmMmuPage, mask: int, leaf_gfn_base: int) -> int
     if sp.leaf_gfn_base != leaf_gfn_base and sp.leaf_bitmap:
         drop_spte(kvm, sp, sp.leaf_bitmap)
     sp.leaf_gfn_base = leaf_gfn_base
-    new = mask & ~sp.leaf_bitmap
+    new = mask & ~sp.leaf_bitmap if sp.leaf_bitmap else mask
     if not new:
         return 0
     count = new.bit_count()
@@ -235,12 +236,17 @@ def mmu_set_spte(kvm: Kvm, sp: KvmMmuPage, mask: int, leaf_gfn_base: int) -> int
 
 def drop_spte(kvm: Kvm, sp: KvmMmuPage, mask: int) -> None:
     """Model of mmu.c: drop_spte(): clear leaf SPTEs and remove their rmap entries."""
-    mask &= sp.leaf_bitmap
-    if not mask:
-        return
+    if mask == sp.leaf_bitmap:  # all of them (the zap path), without wide-int arithmetic
+        if not mask:
+            return
+        sp.leaf_bitmap = 0
+    else:
+        mask &= sp.leaf_bitmap
+        if not mask:
+            return
+        sp.leaf_bitmap ^= mask
     count = mask.bit_count()
     kvm_update_page_stats(kvm, sp.role.level, -count)
-    sp.leaf_bitmap ^= mask
     kvm.rmaps.remove(sp, count)
     kvm.touch(sp)
 
@@ -248,9 +254,9 @@ def drop_spte(kvm: Kvm, sp: KvmMmuPage, mask: int) -> None:
 # -- unsync -----------------------------------------------------------------------------------
 def mark_unsync(kvm: Kvm, parent: KvmMmuPage, index: int) -> None:
     """Model of mmu.c: mark_unsync(): set the parent's bit; propagate on its 0 -> 1."""
-    if parent.unsync_child_bitmap >> index & 1:
+    if index in parent.unsync_child_bitmap:
         return
-    parent.unsync_child_bitmap |= 1 << index
+    parent.unsync_child_bitmap.add(index)
     parent.unsync_children += 1
     kvm.touch(parent)
     if parent.unsync_children != 1:
@@ -266,8 +272,8 @@ def kvm_mmu_mark_parents_unsync(kvm: Kvm, sp: KvmMmuPage) -> None:
 
 def clear_unsync_child_bit(kvm: Kvm, sp: KvmMmuPage, index: int) -> None:
     """Model of mmu.c: clear_unsync_child_bit()."""
-    if sp.unsync_child_bitmap >> index & 1:
-        sp.unsync_child_bitmap ^= 1 << index
+    if index in sp.unsync_child_bitmap:
+        sp.unsync_child_bitmap.discard(index)
         sp.unsync_children -= 1
         kvm.touch(sp)
 
@@ -307,7 +313,7 @@ def __mmu_unsync_walk(
 ) -> int:
     """Model of mmu.c: __mmu_unsync_walk(): follow unsync_child_bitmap, clear stale bits."""
     found = 0
-    for index in for_each_set_bit(sp.unsync_child_bitmap):
+    for index in sorted(sp.unsync_child_bitmap):  # find_next_bit() order
         child = sp.spt.get(index)
         if child is None:
             clear_unsync_child_bit(kvm, sp, index)

@@ -63,7 +63,9 @@ class KvmMmuPage:
         self.parent_ptes: list[tuple[KvmMmuPage, int]] = []
         self.unsync = False
         self.unsync_children = 0
-        self.unsync_child_bitmap = 0
+        # The indices whose bit is set in the kernel's unsync_child_bitmap (a set: with
+        # 512 bits, an int bitmap would be reallocated on every change).
+        self.unsync_child_bitmap: set[int] = set()
         self.write_flooding_count = 0
         self.root_count = 0
         self.freed = False

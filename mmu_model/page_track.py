@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from typing import Literal
 
+from .bitmap import for_each_set_bit
 from .constants import PAGE_SHIFT, SPTE_BYTES
 from .kvm import Kvm
 from .mmu import kvm_mmu_track_write, mmu_try_to_unsync_pages
 
-__all__ = ["l1_store", "l1_store_many"]
+__all__ = ["l1_store", "l1_store_many", "l1_write_fault"]
 
 Outcome = Literal["emulated", "fault", "native"]
 
@@ -30,32 +31,41 @@ def l1_store(kvm: Kvm, gfn: int, index: int, new: int) -> Outcome:
         kvm_mmu_track_write(kvm, (gfn << PAGE_SHIFT) | index * SPTE_BYTES, new, SPTE_BYTES)
         kvm.path.pop()
         return "emulated"
-    if gfn in kvm.l1_wp:
+    return "fault" if l1_write_fault(kvm, gfn) else "native"
+
+
+def l1_write_fault(kvm: Kvm, gfn: int) -> bool:
+    """A store by L1 to its page `gfn`, which L0 does not write-track: returns whether it
+    faulted.  It does if L0 maps the page read-only; make_spte() then unsyncs the page's
+    level-1 shadow pages and maps it writable.  Which entry was written does not matter."""
+    if gfn not in kvm.l1_wp:
+        return False
+    kvm.path.append("make_spte")
+    unsync_before = kvm.stat.mmu_unsync
+    mmu_try_to_unsync_pages(kvm, gfn)
+    kvm.l1_wp.discard(gfn)
+    kvm.path.pop()
+    if kvm.stat.mmu_unsync == unsync_before:
         kvm.path.append("make_spte")
-        unsync_before = kvm.stat.mmu_unsync
-        mmu_try_to_unsync_pages(kvm, gfn)
-        kvm.l1_wp.discard(gfn)
+        kvm.emit("make_spte_writable", gfn=gfn)
         kvm.path.pop()
-        if kvm.stat.mmu_unsync == unsync_before:
-            kvm.path.append("make_spte")
-            kvm.emit("make_spte_writable", gfn=gfn)
-            kvm.path.pop()
-        return "fault"
-    return "native"
+    return True
 
 
 def l1_store_many(kvm: Kvm, gfn: int, mask: int, new: int) -> int:
     """Stores of `new` to the entries of page `gfn` set in `mask`, lowest index first;
     returns how many L0 saw (emulated or faulted).
 
-    Once a store lands natively, the rest of the run does too: nothing in between can make
-    the page read-only again.
+    Once a store faults or lands natively, the rest of the run lands natively: nothing in
+    between can make the page read-only again.
     """
+    if not mask:
+        return 0
+    if not kvm.write_track.get(gfn):
+        return 1 if l1_write_fault(kvm, gfn) else 0
     seen = 0
-    while mask:
-        low = mask & -mask
-        mask ^= low
-        outcome = l1_store(kvm, gfn, low.bit_length() - 1, new)
+    for index in for_each_set_bit(mask):
+        outcome = l1_store(kvm, gfn, index, new)
         if outcome == "native":
             break
         seen += 1

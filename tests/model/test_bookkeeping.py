@@ -1,18 +1,26 @@
 """The model's shortcuts agree with the plain definitions they stand in for.
 
-hash_64() avoids big-number products for gfns, and Rmaps keeps per-chunk bitmaps instead
-of one list per gfn; both must give exactly what the straightforward formula gives.
+hash_64() avoids big-number products for gfns, and Rmaps keeps per-chunk page lists instead
+of one list per gfn; both must give exactly what the straightforward formula gives.  And
+run_scenario() pauses the cyclic garbage collector, which is only sound if a run leaves no
+reference cycles behind.
 """
 
 from __future__ import annotations
 
+import gc
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mmu_model import get_scenario, run_scenario
 from mmu_model.constants import GOLDEN_RATIO_64, hash_64
+from mmu_model.fixes import DEFAULT_FIXES
 from mmu_model.page import KvmMmuPage
 from mmu_model.rmap import Rmaps
 from mmu_model.role import shadow_ept_root_role
+from mmu_model.scenario import ScenarioSpec
 
 
 def plain_hash_64(val: int, bits: int) -> int:
@@ -94,3 +102,34 @@ def test_rmap_floor_skips_the_search_only_when_it_cannot_matter() -> None:
     assert rmaps.add(pages[2], 0b1, 1, floor=0) == 2
     pages[2].leaf_bitmap = 0b1
     assert rmaps.add(pages[3], 0b1, 1, floor=3) <= 3
+
+
+def spec_of(name: str, **changes: object) -> ScenarioSpec:
+    spec = get_scenario(name).spec
+    assert spec is not None
+    return spec.replace(**changes)
+
+
+@pytest.mark.parametrize(("name", "fixes", "record"), [
+    ("teaching-small", DEFAULT_FIXES, True),
+    ("boot-loop-bottom-up", DEFAULT_FIXES, False),
+    ("boot-loop-top-down", DEFAULT_FIXES | {"track-write-zap"}, True),
+])
+def test_a_run_leaves_no_garbage_cycles_and_restores_the_collector(
+    name: str, fixes: frozenset[str], record: bool
+) -> None:
+    gc.collect()
+    run = run_scenario(spec_of(name, boots=3, fixes=fixes), record=record)
+    assert gc.isenabled()
+    del run
+    # Whatever the run allocated was freed by reference counting alone.
+    assert gc.collect() == 0
+
+
+def test_a_caller_that_paused_the_collector_keeps_it_paused() -> None:
+    gc.disable()
+    try:
+        run_scenario(spec_of("teaching-small"), record=False)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
