@@ -455,6 +455,8 @@ def kvm_mmu_page_unlink_children(kvm: Kvm, sp: KvmMmuPage, invalid_list: Invalid
     """Model of mmu.c: kvm_mmu_page_unlink_children(): mmu_page_zap_pte() on all 512."""
     if sp.leaf_bitmap:
         drop_spte(kvm, sp, sp.leaf_bitmap)
+    if not sp.spt:
+        return 0
     zapped = 0
     kvm.path.append("kvm_mmu_page_unlink_children")
     for index in sorted(sp.spt):
