@@ -209,8 +209,8 @@ class NestedGuest:
             return
         gib_l2_gfn = gib * SPTE_ENT_PER_PAGE * SPTE_ENT_PER_PAGE
         # Every region of the GiB sits under one PD: walk (and fill) down to it once.
-        upper, pd = self._walk_tables(gib_l2_gfn, 2)
-        upper_gfns = tuple(upper)
+        # table_gfns[0] is the PT of the region at hand (unused for a 2 MiB leaf).
+        table_gfns, pd = self._walk_tables(gib_l2_gfn, 2)
         for index, huge, mask in regions:
             l2_gfn = gib_l2_gfn + index * SPTE_ENT_PER_PAGE
             if huge:
@@ -219,7 +219,7 @@ class NestedGuest:
                     pd.leaf_bitmap |= 1 << index
                     pd.leaf_gfn_base = base
                     l1_store(kvm, pd.gfn, index, leaf_entry(base + index * SPTE_ENT_PER_PAGE, True))
-                walk = GuestWalk(l2_gfn, upper_gfns, 2, 1 << index, base)
+                walk = GuestWalk(l2_gfn, table_gfns, 2, 1 << index, base)
             else:
                 pt = self._ensure_table(pd, index)
                 base = self.l2_backing_base + l2_gfn
@@ -232,7 +232,8 @@ class NestedGuest:
                 if new:
                     first = (new & -new).bit_length() - 1
                     l1_store_many(kvm, pt.gfn, new, leaf_entry(base + first, False))
-                walk = GuestWalk(l2_gfn, (pt.gfn, *upper_gfns[1:]), 1, mask, base)
+                table_gfns[0] = pt.gfn
+                walk = GuestWalk(l2_gfn, table_gfns, 1, mask, base)
             ept_page_fault(kvm, walk)
 
     def invept(self, reload: bool) -> None:
@@ -318,7 +319,8 @@ class NestedGuest:
         child = table.children.get(index)
         if child is not None:
             del table.children[index]
-        table.leaf_bitmap &= ~(1 << index)
+        if table.leaf_bitmap:
+            table.leaf_bitmap &= ~(1 << index)
         l1_store(self.kvm, table.gfn, index, new)
         if child is not None:
             self._handle_removed_pt(child)

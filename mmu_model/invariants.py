@@ -94,7 +94,7 @@ def check_invariants(kvm: Kvm) -> list[str]:
             accounted += 1
         if sp.root_count != rooted.get(sp.id, 0):
             bad.append(f"{tag}: root_count {sp.root_count} but {rooted.get(sp.id, 0)} root slots")
-        if kvm.mmu_page_hash[hash_64(sp.gfn)].get(sp.id) is not sp:
+        if sp not in kvm.mmu_page_hash[hash_64(sp.gfn)]:
             bad.append(f"{tag}: missing from its hash bucket")
         if sp.leaf_bitmap:
             leaves[sp.role.level] = leaves.get(sp.role.level, 0) + sp.leaf_bitmap.bit_count()
@@ -108,13 +108,12 @@ def check_invariants(kvm: Kvm) -> list[str]:
     if hashed != len(sps):
         bad.append(f"mmu_page_hash holds {hashed} pages, {len(sps)} are allocated")
     for bucket in kvm.mmu_page_hash:
-        for sp in bucket.values():
-            chain = kvm.gfn_sps.get(sp.gfn, {})
-            if chain.get(sp.id) is not sp:
+        for sp in bucket:
+            if sp not in kvm.gfn_sps.get(sp.gfn, []):
                 bad.append(f"sp #{sp.id}: hashed but missing from gfn_sps")
     for gfn, chain in kvm.gfn_sps.items():
         bucket = kvm.mmu_page_hash[hash_64(gfn)]
-        if [i for i in bucket if bucket[i].gfn == gfn] != list(chain):
+        if [sp.id for sp in bucket if sp.gfn == gfn] != [sp.id for sp in chain]:
             bad.append(f"gfn {gfn:#x}: gfn_sps disagrees with the hash chain")
     with_leaves = [sp for sp in sps.values() if sp.leaf_bitmap]
     for sp in with_leaves:

@@ -50,7 +50,9 @@ class Kvm:
     ) -> None:
         # kvm->arch
         self.active_mmu_pages: dict[int, KvmMmuPage] = {}  # oldest first; head = newest
-        self.mmu_page_hash: list[dict[int, KvmMmuPage]] = [{} for _ in range(KVM_NUM_MMU_PAGES)]
+        # Each chain is oldest first: hlist_add_head() puts the newest at the head, so a
+        # walk of a chain runs from the end.
+        self.mmu_page_hash: list[list[KvmMmuPage]] = [[] for _ in range(KVM_NUM_MMU_PAGES)]
         self.indirect_shadow_pages = 0
         self.n_max_mmu_pages = n_max_mmu_pages
         self.mmu_valid_gen = 0
@@ -73,7 +75,7 @@ class Kvm:
         # The same pages as mmu_page_hash, per gfn and in chain order, so that a walk of
         # one gfn's chain visits only that gfn's pages (the cost is still charged in full
         # to hash_walked).
-        self.gfn_sps: dict[int, dict[int, KvmMmuPage]] = {}
+        self.gfn_sps: dict[int, list[KvmMmuPage]] = {}
         self.orphans: dict[int, KvmMmuPage] = {}
         self.orphans_unsync = 0
         self.hash_walked = 0
@@ -146,22 +148,23 @@ class Kvm:
             self.recorder.begin_action(self, kind, args)
         self.touched.clear()
 
-    def hash_add(self, sp: KvmMmuPage, bucket: dict[int, KvmMmuPage]) -> None:
+    def hash_add(self, sp: KvmMmuPage, bucket: list[KvmMmuPage]) -> None:
         """hlist_add_head(&sp->hash_link, bucket), mirrored in gfn_sps."""
-        bucket[sp.id] = sp
+        bucket.append(sp)
         same_gfn = self.gfn_sps.get(sp.gfn)
         if same_gfn is None:
-            self.gfn_sps[sp.gfn] = {sp.id: sp}
+            self.gfn_sps[sp.gfn] = [sp]
         else:
-            same_gfn[sp.id] = sp
+            same_gfn.append(sp)
 
     def hash_del(self, sp: KvmMmuPage) -> None:
         """hlist_del(&sp->hash_link), mirrored in gfn_sps."""
-        del self.mmu_page_hash[hash_64(sp.gfn)][sp.id]
+        self.mmu_page_hash[hash_64(sp.gfn)].remove(sp)
         same_gfn = self.gfn_sps[sp.gfn]
-        del same_gfn[sp.id]
-        if not same_gfn:
+        if len(same_gfn) == 1:
             del self.gfn_sps[sp.gfn]
+        else:
+            same_gfn.remove(sp)
 
     def mmu_page_hash_get(self, gfn: int) -> list[KvmMmuPage]:
         """Valid pages of `gfn` (bookkeeping lookup: not a walk the kernel does here)."""
@@ -169,7 +172,7 @@ class Kvm:
         same_gfn = self.gfn_sps.get(gfn)
         if same_gfn is None:
             return []
-        return [sp for sp in same_gfn.values() if not sp.role.invalid and sp.mmu_valid_gen == gen]
+        return [sp for sp in same_gfn if not sp.role.invalid and sp.mmu_valid_gen == gen]
 
     def orphan_summary(self) -> OrphanSummary:
         by_level: dict[str, int] = {}

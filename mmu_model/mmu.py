@@ -55,10 +55,15 @@ def for_each_gfn_valid_sp_with_gptes(kvm: Kvm, gfn: int) -> list[KvmMmuPage]:
     if same_gfn is None:
         return []
     gen = kvm.mmu_valid_gen
-    chain = list(same_gfn.values())  # oldest first; the chain runs newest first
-    return [sp for i in range(len(chain) - 1, -1, -1)
-            if not (sp := chain[i]).role.invalid and sp.mmu_valid_gen == gen
-            and not sp.role.direct]
+    if len(same_gfn) == 1:
+        sp = same_gfn[0]
+        return [sp] if _valid_with_gptes(sp, gen) else []
+    return [sp for i in range(len(same_gfn) - 1, -1, -1)
+            if _valid_with_gptes(sp := same_gfn[i], gen)]
+
+
+def _valid_with_gptes(sp: KvmMmuPage, gen: int) -> bool:
+    return not sp.role.invalid and sp.mmu_valid_gen == gen and not sp.role.direct
 
 
 def kvm_flush_remote_tlbs(kvm: Kvm) -> None:
@@ -98,7 +103,7 @@ def unaccount_shadowed(kvm: Kvm, sp: KvmMmuPage) -> None:
 
 
 def kvm_mmu_alloc_shadow_page(
-    kvm: Kvm, gfn: int, bucket: dict[int, KvmMmuPage], role: KvmMmuPageRole, l2_gfn: int
+    kvm: Kvm, gfn: int, bucket: list[KvmMmuPage], role: KvmMmuPageRole, l2_gfn: int
 ) -> KvmMmuPage:
     """Model of mmu.c: kvm_mmu_alloc_shadow_page(): new page at the head of the lists."""
     sp = KvmMmuPage(kvm.next_sp_id, gfn, role, kvm.mmu_valid_gen, l2_gfn)
@@ -132,7 +137,7 @@ def kvm_sync_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList) -> bool:
 
 
 def kvm_mmu_find_shadow_page(
-    kvm: Kvm, gfn: int, bucket: dict[int, KvmMmuPage], role: KvmMmuPageRole
+    kvm: Kvm, gfn: int, bucket: list[KvmMmuPage], role: KvmMmuPageRole
 ) -> KvmMmuPage | None:
     """Model of mmu.c: kvm_mmu_find_shadow_page(): hash lookup by (gfn, role.word).
 
@@ -143,9 +148,9 @@ def kvm_mmu_find_shadow_page(
     invalid_list: InvalidList = []
     collisions = 0
     found: KvmMmuPage | None = None
-    chain = list(bucket.values())  # oldest first; hlist_add_head() makes newest first
-    for i in range(len(chain) - 1, -1, -1):
-        sp = chain[i]
+    # Newest first.  Nothing below changes the chain: zapped pages leave it at the commit.
+    for i in range(len(bucket) - 1, -1, -1):
+        sp = bucket[i]
         kvm.hash_walked += 1
         if is_obsolete_sp(kvm, sp):
             continue

@@ -30,11 +30,12 @@ class GuestWalk:
 
     table_gfns[level - 1] is the L1 gfn of the table *at* that level (root first in use);
     ``level`` is the level whose entry maps the memory (1 = 4 KiB leaf, 2 = 2 MiB leaf).
+    A walk is used up by the fault it describes (the caller may reuse table_gfns after).
     """
 
     __slots__ = ("l2_gfn", "leaf_gfn_base", "leaf_mask", "level", "table_gfns")
 
-    def __init__(self, l2_gfn: int, table_gfns: tuple[int, ...], level: int, leaf_mask: int,
+    def __init__(self, l2_gfn: int, table_gfns: list[int], level: int, leaf_mask: int,
                  leaf_gfn_base: int) -> None:
         self.l2_gfn = l2_gfn
         self.table_gfns = table_gfns

@@ -43,7 +43,7 @@ def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 
 
 def in_hash(kvm, sp) -> bool:
-    return kvm.mmu_page_hash[hash_64(sp.gfn)].get(sp.id) is sp
+    return any(other is sp for other in kvm.mmu_page_hash[hash_64(sp.gfn)])
 
 
 def reachable(root) -> set[int]:
