@@ -119,8 +119,15 @@ def check_invariants(kvm: Kvm) -> list[str]:
     for sp in with_leaves:
         if sp not in kvm.rmaps.pages_at(sp.role.level, sp.leaf_gfn_base):
             bad.append(f"sp #{sp.id}: has leaves but is missing from their rmap chunk")
-    if sum(len(pages) for pages in kvm.rmaps.chunks.values()) != len(with_leaves):
+    if sum(len(chunk.pages) for chunk in kvm.rmaps.chunks.values()) != len(with_leaves):
         bad.append("rmap chunks hold pages that have no leaves there")
+    for key, chunk in kvm.rmaps.chunks.items():
+        if chunk.tally is not None:
+            tally: dict[int, int] = {}
+            for sp in chunk.pages:
+                tally[sp.leaf_bitmap] = tally.get(sp.leaf_bitmap, 0) + 1
+            if tally != chunk.tally:
+                bad.append(f"rmap chunk {key:#x}: bitmap tally disagrees with its pages")
     if len(kvm.active_mmu_pages) != sum(1 for sp in sps.values() if not sp.role.invalid):
         bad.append("active_mmu_pages holds pages that are invalid or freed")
     checks = [

@@ -241,18 +241,19 @@ def mmu_set_spte(kvm: Kvm, sp: KvmMmuPage, mask: int, leaf_gfn_base: int) -> int
 
 def drop_spte(kvm: Kvm, sp: KvmMmuPage, mask: int) -> None:
     """Model of mmu.c: drop_spte(): clear leaf SPTEs and remove their rmap entries."""
-    if mask == sp.leaf_bitmap:  # all of them (the zap path), without wide-int arithmetic
+    old = sp.leaf_bitmap
+    if mask == old:  # all of them (the zap path), without wide-int arithmetic
         if not mask:
             return
         sp.leaf_bitmap = 0
     else:
-        mask &= sp.leaf_bitmap
+        mask &= old
         if not mask:
             return
-        sp.leaf_bitmap ^= mask
+        sp.leaf_bitmap = old ^ mask
     count = mask.bit_count()
     kvm_update_page_stats(kvm, sp.role.level, -count)
-    kvm.rmaps.remove(sp, count)
+    kvm.rmaps.remove(sp, old, count)
     kvm.touch(sp)
 
 

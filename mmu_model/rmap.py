@@ -5,8 +5,10 @@ needs only how long each list is: the rmap entry total and the peak chain length
 (max_mmu_rmap_size).  A shadow page's leaves map one aligned run of 512 gfns (one "chunk",
 at sp.leaf_gfn_base), so per chunk the model keeps the pages with leaves in it; their
 leaf_bitmaps say which gfns each maps.  The chain length of one gfn is how many of those
-bitmaps contain its bit; the longest chain a new batch of leaves joins is found by
-splitting the batch along the few distinct bitmaps.
+bitmaps contain its bit.  Once a chunk has been searched for its longest chain it also
+keeps a tally of its distinct bitmaps, so that later searches split a new batch of leaves
+along those few bitmaps instead of visiting every page (leaked pages pile up in a chunk,
+all with the same bitmap).
 """
 
 from __future__ import annotations
@@ -16,37 +18,52 @@ from .page import KvmMmuPage
 __all__ = ["Rmaps"]
 
 
+class _Chunk:
+    __slots__ = ("pages", "tally")
+
+    def __init__(self, sp: KvmMmuPage) -> None:
+        self.pages = [sp]
+        self.tally: dict[int, int] | None = None  # leaf bitmap -> pages with it
+
+    def count(self, bitmap: int, delta: int) -> None:
+        assert self.tally is not None
+        left = self.tally.get(bitmap, 0) + delta
+        if left:
+            self.tally[bitmap] = left
+        else:
+            del self.tally[bitmap]
+
+    def longest(self, mask: int) -> int:
+        """Longest chain among the gfns of `mask`: the most leaf bitmaps any bit is in."""
+        if self.tally is None:
+            self.tally = {}
+            for sp in self.pages:
+                self.count(sp.leaf_bitmap, 1)
+        parts = [(mask, 0)]
+        for value, count in self.tally.items():
+            if not value & mask:
+                continue
+            split = []
+            for bits, n in parts:
+                inside = bits & value
+                if inside:
+                    split.append((inside, n + count))
+                outside = bits & ~value
+                if outside:
+                    split.append((outside, n))
+            parts = split
+        return max(n for _, n in parts)
+
+
 def _chunk_key(level: int, base_gfn: int) -> int:
     return base_gfn << 3 | level
-
-
-def _longest(pages: list[KvmMmuPage], mask: int) -> int:
-    """Longest chain among the gfns of `mask`: the most leaf bitmaps any one bit is in."""
-    tally: dict[int, int] = {}
-    for sp in pages:
-        value = sp.leaf_bitmap
-        if value & mask:
-            tally[value] = tally.get(value, 0) + 1
-    parts = [(mask, 0)]
-    for value, count in tally.items():
-        split = []
-        for bits, n in parts:
-            inside = bits & value
-            if inside:
-                split.append((inside, n + count))
-            outside = bits & ~value
-            if outside:
-                split.append((outside, n))
-        parts = split
-    return max(n for _, n in parts)
 
 
 class Rmaps:
     __slots__ = ("chunks", "entries")
 
     def __init__(self) -> None:
-        # by _chunk_key(level, leaf_gfn_base): the pages with leaves in that run
-        self.chunks: dict[int, list[KvmMmuPage]] = {}
+        self.chunks: dict[int, _Chunk] = {}  # by _chunk_key(level, leaf_gfn_base)
         self.entries = 0
 
     def add(self, sp: KvmMmuPage, mask: int, count: int, floor: int = 0) -> int:
@@ -55,31 +72,42 @@ class Rmaps:
         chain joined (its old length) if it is longer than `floor`, else at most `floor`."""
         self.entries += count
         key = _chunk_key(sp.role.level, sp.leaf_gfn_base)
-        pages = self.chunks.get(key)
-        if pages is None:
-            self.chunks[key] = [sp]
+        chunk = self.chunks.get(key)
+        if chunk is None:
+            self.chunks[key] = _Chunk(sp)
             return 0
         # No chain in the chunk is longer than the number of pages with leaves in it.
-        longest = _longest(pages, mask) if len(pages) > floor else 0
-        if not sp.leaf_bitmap:
-            pages.append(sp)
+        longest = chunk.longest(mask) if len(chunk.pages) > floor else 0
+        old = sp.leaf_bitmap
+        if chunk.tally is not None:
+            if old:
+                chunk.count(old, -1)
+            chunk.count(old | mask, 1)
+        if not old:
+            chunk.pages.append(sp)
         return longest
 
-    def remove(self, sp: KvmMmuPage, count: int) -> None:
-        """pte_list_remove() for `count` leaves sp has just dropped from its leaf_bitmap."""
+    def remove(self, sp: KvmMmuPage, old: int, count: int) -> None:
+        """pte_list_remove() for `count` leaves sp has just dropped: its leaf_bitmap was
+        `old` before."""
         self.entries -= count
+        key = _chunk_key(sp.role.level, sp.leaf_gfn_base)
+        chunk = self.chunks[key]
+        if chunk.tally is not None:
+            chunk.count(old, -1)
+            if sp.leaf_bitmap:
+                chunk.count(sp.leaf_bitmap, 1)
         if sp.leaf_bitmap:
             return
-        key = _chunk_key(sp.role.level, sp.leaf_gfn_base)
-        pages = self.chunks[key]
-        if len(pages) == 1:
+        if len(chunk.pages) == 1:
             del self.chunks[key]
         else:
-            pages.remove(sp)
+            chunk.pages.remove(sp)
 
     def pages_at(self, level: int, base_gfn: int) -> list[KvmMmuPage]:
         """The pages with leaves in the run of 512 level-`level` entries at `base_gfn`."""
-        return self.chunks.get(_chunk_key(level, base_gfn), [])
+        chunk = self.chunks.get(_chunk_key(level, base_gfn))
+        return chunk.pages if chunk is not None else []
 
     def chain_length(self, level: int, gfn: int, stride: int) -> int:
         """Number of rmap entries for one gfn (stride = gfns per leaf at that level)."""

@@ -52,12 +52,15 @@ def leaf_page(sp_id: int) -> KvmMmuPage:
     return sp
 
 
-@given(ops)
-def test_rmap_chain_lengths_match_a_list_per_gfn(sequence: list[tuple[bool, int, int]]) -> None:
+@given(ops, st.integers(0, 3))
+def test_rmap_chain_lengths_match_a_list_per_gfn(
+    sequence: list[tuple[bool, int, int]], floor: int
+) -> None:
     """Replays leaf installs and drops, in the order mmu_set_spte() and drop_spte() make
     them, against a per-gfn set of sp ids (the kernel's rmap list, as a set since one sp
     maps one gfn once): entries, each chain length and the longest chain a new batch
-    joins must all agree."""
+    joins must all agree (unless both are at most `floor`, max_mmu_rmap_size so far, when
+    the search may be skipped)."""
     rmaps = Rmaps()
     lists: dict[int, set[int]] = {gfn: set() for gfn in range(16)}
     pages = {sp_id: leaf_page(sp_id) for sp_id in range(1, 5)}
@@ -69,7 +72,8 @@ def test_rmap_chain_lengths_match_a_list_per_gfn(sequence: list[tuple[bool, int,
                 continue
             gfns = [g for g in range(16) if new >> g & 1]
             expected = max(len(lists[g]) for g in gfns)
-            assert rmaps.add(sp, new, len(gfns)) == expected
+            got = rmaps.add(sp, new, len(gfns), floor)
+            assert got == expected or (got <= floor and expected <= floor)
             sp.leaf_bitmap |= new
             for g in gfns:
                 lists[g].add(sp_id)
@@ -78,8 +82,9 @@ def test_rmap_chain_lengths_match_a_list_per_gfn(sequence: list[tuple[bool, int,
             if not gone:
                 continue
             gfns = [g for g in range(16) if gone >> g & 1]
+            old = sp.leaf_bitmap
             sp.leaf_bitmap &= ~gone
-            rmaps.remove(sp, len(gfns))
+            rmaps.remove(sp, old, len(gfns))
             for g in gfns:
                 lists[g].discard(sp_id)
         assert rmaps.entries == sum(len(s) for s in lists.values())
@@ -88,6 +93,10 @@ def test_rmap_chain_lengths_match_a_list_per_gfn(sequence: list[tuple[bool, int,
         assert {sp.id for sp in rmaps.pages_at(1, BASE)} == {
             i for i, sp in pages.items() if sp.leaf_bitmap
         }
+        chunk = rmaps.chunks.get(BASE << 3 | 1)
+        if chunk is not None and chunk.tally is not None:
+            bitmaps = [sp.leaf_bitmap for sp in chunk.pages]
+            assert chunk.tally == {b: bitmaps.count(b) for b in bitmaps}
 
 
 def test_rmap_floor_skips_the_search_only_when_it_cannot_matter() -> None:
