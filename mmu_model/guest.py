@@ -32,7 +32,7 @@ from .constants import (
     SPTE_ENT_PER_PAGE,
     level_size_gfns,
 )
-from .kvm import Kvm
+from .kvm import GuestMemory, Kvm
 from .mmu import kvm_mmu_free_roots, kvm_mmu_load, kvm_mmu_new_pgd, kvm_mmu_reload
 from .page_track import l1_store, l1_store_many
 from .paging_tmpl import GuestWalk, ept_page_fault, shadow_page_table_clear_flood
@@ -73,8 +73,8 @@ class Ept12Table:
         return sorted({*self.children, *for_each_set_bit(self.leaf_bitmap)})
 
 
-class L1Guest:
-    """L1's memory as far as its EPT12 tables go (implements kvm.GuestMemory)."""
+class L1Guest(GuestMemory):
+    """L1's memory as far as its EPT12 tables go."""
 
     def __init__(self, *, pool_lo: int, pool_hi: int, rng: random.Random) -> None:
         self.tables: dict[int, Ept12Table] = {}

@@ -21,15 +21,19 @@ from .stats import KvmVmStat
 __all__ = ["GuestMemory", "Kvm", "Recorder"]
 
 
-class GuestMemory(Protocol):
-    """What L0 can read of L1's memory: the current value of one EPT12 entry."""
+class GuestMemory:
+    """What L0 can read of L1's memory: the current value of one EPT12 entry.
 
-    def read_gpte(self, gfn: int, index: int) -> int: ...
+    A base class rather than a Protocol so that compiled code calls the methods directly.
+    """
+
+    def read_gpte(self, gfn: int, index: int) -> int:
+        raise NotImplementedError
 
     def present_leaves(self, gfn: int, leaf_gfn_base: int, level: int) -> int:
         """Bitmap of entries of table `gfn` that are present leaves mapping, for entry i,
         L1 gfn ``leaf_gfn_base + i * frames-per-entry`` (what FNAME(sync_spte) re-reads)."""
-        ...
+        raise NotImplementedError
 
 
 class Recorder(Protocol):
