@@ -96,6 +96,8 @@ def check_invariants(kvm: Kvm) -> list[str]:
             bad.append(f"{tag}: root_count {sp.root_count} but {rooted.get(sp.id, 0)} root slots")
         if sp not in kvm.mmu_page_hash[hash_64(sp.gfn)]:
             bad.append(f"{tag}: missing from its hash bucket")
+        if sp.n_leaves != sp.leaf_bitmap.bit_count():
+            bad.append(f"{tag}: n_leaves {sp.n_leaves} but {sp.leaf_bitmap.bit_count()} leaves")
         if sp.leaf_bitmap:
             leaves[sp.role.level] = leaves.get(sp.role.level, 0) + sp.leaf_bitmap.bit_count()
         is_orphan = (not sp.role.invalid and not sp.root_count and not sp.parent_ptes

@@ -233,7 +233,8 @@ def mmu_set_spte(kvm: Kvm, sp: KvmMmuPage, mask: int, leaf_gfn_base: int) -> int
     longest = kvm.rmaps.add(sp, new, count, kvm.stat.max_mmu_rmap_size)
     if longest > kvm.stat.max_mmu_rmap_size:
         kvm.stat.max_mmu_rmap_size = longest
-    sp.leaf_bitmap |= new
+    sp.leaf_bitmap = sp.leaf_bitmap | new if sp.leaf_bitmap else new
+    sp.n_leaves += count
     kvm.hash_walked += (count * len(kvm.sps) + KVM_NUM_MMU_PAGES // 2) // KVM_NUM_MMU_PAGES
     kvm.touch(sp)
     return count
@@ -246,12 +247,14 @@ def drop_spte(kvm: Kvm, sp: KvmMmuPage, mask: int) -> None:
         if not mask:
             return
         sp.leaf_bitmap = 0
+        count = sp.n_leaves
     else:
         mask &= old
         if not mask:
             return
         sp.leaf_bitmap = old ^ mask
-    count = mask.bit_count()
+        count = mask.bit_count()
+    sp.n_leaves -= count
     kvm_update_page_stats(kvm, sp.role.level, -count)
     kvm.rmaps.remove(sp, old, count)
     kvm.touch(sp)

@@ -37,6 +37,7 @@ class KvmMmuPage:
         "leaf_bitmap",
         "leaf_gfn_base",
         "mmu_valid_gen",
+        "n_leaves",
         "orphan",
         "parent_ptes",
         "role",
@@ -59,6 +60,7 @@ class KvmMmuPage:
         self.l2_gfn = l2_gfn
         self.spt: dict[int, KvmMmuPage] = {}
         self.leaf_bitmap = 0
+        self.n_leaves = 0  # bits set in leaf_bitmap, kept by mmu_set_spte() and drop_spte()
         self.leaf_gfn_base = -1
         self.parent_ptes: list[tuple[KvmMmuPage, int]] = []
         self.unsync = False
@@ -74,10 +76,6 @@ class KvmMmuPage:
     @property
     def level(self) -> int:
         return self.role.level
-
-    @property
-    def n_leaves(self) -> int:
-        return self.leaf_bitmap.bit_count()
 
     def spte_present(self, index: int) -> bool:
         return index in self.spt or bool(self.leaf_bitmap >> index & 1)

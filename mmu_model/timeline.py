@@ -85,7 +85,7 @@ def _state_of(sp: KvmMmuPage) -> State | None:
         sp.unsync_children,
         sp.write_flooding_count,
         sp.root_count,
-        sp.leaf_bitmap.bit_count(),
+        sp.n_leaves,
         tuple((p.id, i) for p, i in sp.parent_ptes),
     )
 
