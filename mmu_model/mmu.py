@@ -314,11 +314,21 @@ def mmu_try_to_unsync_pages(kvm: Kvm, gfn: int) -> int:
     return 0
 
 
-UnsyncPath = list[tuple[KvmMmuPage, int]]
+class UnsyncPath:
+    """struct mmu_page_path, as a chain: the parent SPTE (page and index) that leads to an
+    unsync page, then the one leading to that parent, and so on up to the walk's start."""
+
+    __slots__ = ("index", "parent", "up")
+
+    def __init__(self, up: UnsyncPath | None, parent: KvmMmuPage, index: int) -> None:
+        self.up = up
+        self.parent = parent
+        self.index = index
 
 
 def __mmu_unsync_walk(
-    kvm: Kvm, sp: KvmMmuPage, path: UnsyncPath, out: list[tuple[KvmMmuPage, UnsyncPath]]
+    kvm: Kvm, sp: KvmMmuPage, path: UnsyncPath | None,
+    out: list[tuple[KvmMmuPage, UnsyncPath]],
 ) -> int:
     """Model of mmu.c: __mmu_unsync_walk(): follow unsync_child_bitmap, clear stale bits."""
     found = 0
@@ -328,14 +338,14 @@ def __mmu_unsync_walk(
             clear_unsync_child_bit(kvm, sp, index)
             continue
         if child.unsync_children:
-            sub = __mmu_unsync_walk(kvm, child, [*path, (sp, index)], out)
+            sub = __mmu_unsync_walk(kvm, child, UnsyncPath(path, sp, index), out)
             if not sub:
                 clear_unsync_child_bit(kvm, sp, index)
                 continue
             found += sub
         elif child.unsync:
             found += 1
-            out.append((child, [*path, (sp, index)]))
+            out.append((child, UnsyncPath(path, sp, index)))
         else:
             clear_unsync_child_bit(kvm, sp, index)
     return found
@@ -345,16 +355,18 @@ def mmu_unsync_walk(kvm: Kvm, sp: KvmMmuPage) -> list[tuple[KvmMmuPage, UnsyncPa
     """Model of mmu.c: mmu_unsync_walk(): unsync level-1 pages reachable from sp."""
     out: list[tuple[KvmMmuPage, UnsyncPath]] = []
     if sp.unsync_children:
-        __mmu_unsync_walk(kvm, sp, [], out)
+        __mmu_unsync_walk(kvm, sp, None, out)
     return out
 
 
 def mmu_pages_clear_parents(kvm: Kvm, path: UnsyncPath) -> None:
     """Model of mmu.c: mmu_pages_clear_parents(): clear bits upward while counts hit 0."""
-    for parent, index in reversed(path):
-        clear_unsync_child_bit(kvm, parent, index)
-        if parent.unsync_children:
+    step: UnsyncPath | None = path
+    while step is not None:
+        clear_unsync_child_bit(kvm, step.parent, step.index)
+        if step.parent.unsync_children:
             break
+        step = step.up
 
 
 def kvm_unlink_unsync_page(kvm: Kvm, sp: KvmMmuPage) -> None:
