@@ -234,6 +234,9 @@ class NestedGuest:
                     l1_store_many(kvm, pt.gfn, new, leaf_entry(base + first, False))
                 table_gfns[0] = pt.gfn
                 walk = GuestWalk(l2_gfn, table_gfns, 1, mask, base)
+            # L1 resumes L2, which faults: the VM entry first frees a root that L1's stores
+            # just made obsolete (KVM_REQ_MMU_FREE_OBSOLETE_ROOTS) and loads a new one.
+            kvm_mmu_reload(kvm, self.root.gfn)
             ept_page_fault(kvm, walk)
 
     def invept(self, reload: bool) -> None:

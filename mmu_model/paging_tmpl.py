@@ -12,6 +12,7 @@ from __future__ import annotations
 from .kvm import Kvm
 from .mmu import (
     clear_sp_write_flooding_count,
+    is_obsolete_sp,
     kvm_mmu_commit_zap_page,
     kvm_mmu_get_shadow_page,
     link_shadow_page,
@@ -48,6 +49,8 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
     """Model of paging_tmpl.h: FNAME(fetch): build the shadow path, install the leaves."""
     root = kvm.root
     assert root is not None, "FNAME(fetch) needs a loaded root"
+    # is_page_fault_stale() would retry the fault; the guest reloads the root before it.
+    assert not is_obsolete_sp(kvm, root), "FNAME(fetch) on an obsolete root"
     kvm.path.append("FNAME(fetch)")
     sp = root
     level = sp.role.level

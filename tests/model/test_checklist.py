@@ -807,6 +807,36 @@ def test_checklist_14_live_root_stays_accounted_until_its_last_reference_goes(ma
     assert root.id not in kvm.sps
 
 
+def test_checklist_14_a_root_flooded_by_l1_mid_touch_is_replaced_before_l2_faults(make_world):
+    """L1's third store into its root table without an intervening use floods the root sp:
+    it is zapped but stays allocated (root_count 1), invalid, with
+    KVM_REQ_MMU_FREE_OBSOLETE_ROOTS pending.  If that store was L1 mapping a new PDPT for
+    L2's fault, L2's next fault follows a VM entry that frees the obsolete root and loads
+    a new one, so nothing is built below the invalid root (the kernel's
+    is_page_fault_stale() retries a fault that raced with this)."""
+    w = make_world()
+    root_t = w.boot()
+    w.touch(0, [0])
+    old_root = w.sp(root_t)
+    # L1 unmaps GiB 0 twice (entry 0 of the root table): flood count 1, then 2.
+    w.guest._zap_entry(root_t, 0, NP, "test")
+    w.guest._zap_entry(root_t, 0, NP, "test")
+    assert old_root.write_flooding_count == 2
+    # L2 touches GiB 0 again: L1's store of the new PDPT is the third write.
+    w.touch(0, [0])
+    assert old_root.freed
+    new_root = w.kvm.root
+    assert new_root is not None and new_root is not old_root
+    assert new_root.gfn == root_t.gfn and not new_root.role.invalid
+    # The new path root -> PDPT -> PD -> PT is built from valid pages only.
+    path = [new_root]
+    while path[-1].spt:
+        (child,) = path[-1].spt.values()
+        path.append(child)
+    assert [sp.role.level for sp in path] == [4, 3, 2, 1]
+    assert not any(sp.role.invalid for sp in path)
+
+
 # -- 15. an orphan stays -------------------------------------------------------------------
 def _orphan_world(make_world, **kw):
     """PD 0 with PTs 0..3; PT 0 unsync and then orphaned by one trapped PDE write."""
