@@ -8,7 +8,8 @@ leaf_bitmaps say which gfns each maps.  The chain length of one gfn is how many 
 bitmaps contain its bit.  Once a chunk has been searched for its longest chain it also
 keeps a tally of its distinct bitmaps, so that later searches split a new batch of leaves
 along those few bitmaps instead of visiting every page (leaked pages pile up in a chunk,
-all with the same bitmap).
+all with the same bitmap).  A chunk emptied of pages is kept for the next page that maps
+the run; there are at most as many as 512-entry runs of L1 memory.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ class Rmaps:
         if chunk is None:
             self.chunks[key] = _Chunk(sp)
             return 0
+        if not chunk.pages:
+            chunk.pages.append(sp)
+            return 0
         # No chain in the chunk is longer than the number of pages with leaves in it.
         longest = chunk.longest(mask) if len(chunk.pages) > floor else 0
         old = sp.leaf_bitmap
@@ -97,12 +101,10 @@ class Rmaps:
             chunk.count(old, -1)
             if sp.leaf_bitmap:
                 chunk.count(sp.leaf_bitmap, 1)
-        if sp.leaf_bitmap:
-            return
-        if len(chunk.pages) == 1:
-            del self.chunks[key]
-        else:
+        if not sp.leaf_bitmap:
             chunk.pages.remove(sp)
+            if not chunk.pages:
+                chunk.tally = None
 
     def pages_at(self, level: int, base_gfn: int) -> list[KvmMmuPage]:
         """The pages with leaves in the run of 512 level-`level` entries at `base_gfn`."""
