@@ -826,8 +826,10 @@ def test_checklist_14_a_root_flooded_by_l1_mid_touch_is_replaced_before_l2_fault
     w.touch(0, [0])
     assert old_root.freed
     new_root = w.kvm.root
-    assert new_root is not None and new_root is not old_root
-    assert new_root.gfn == root_t.gfn and not new_root.role.invalid
+    assert new_root is not None
+    assert new_root is not old_root
+    assert new_root.gfn == root_t.gfn
+    assert not new_root.role.invalid
     # The new path root -> PDPT -> PD -> PT is built from valid pages only.
     path = [new_root]
     while path[-1].spt:
