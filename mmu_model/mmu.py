@@ -654,8 +654,8 @@ def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
             continue
         index = get_written_sptes(sp, gpa, nbytes)
         child = sp.spt.get(index)
-        was_present = sp.spte_present(index)
-        was_leaf = was_present and child is None
+        was_leaf = child is None and bool(sp.leaf_bitmap >> index & 1)
+        was_present = child is not None or was_leaf
         kvm.path.append("mmu_page_zap_pte")
         zapped = mmu_page_zap_pte(
             kvm, sp, index, invalid_list if kvm.fixes.track_write_zap else None

@@ -38,12 +38,13 @@ def l1_write_fault(kvm: Kvm, gfn: int) -> bool:
     """A store by L1 to its page `gfn`, which L0 does not write-track: returns whether it
     faulted.  It does if L0 maps the page read-only; make_spte() then unsyncs the page's
     level-1 shadow pages and maps it writable.  Which entry was written does not matter."""
-    if gfn not in kvm.l1_wp:
+    protected = len(kvm.l1_wp)
+    kvm.l1_wp.discard(gfn)  # mapped writable from now on
+    if len(kvm.l1_wp) == protected:
         return False
     kvm.path.append("make_spte")
     unsync_before = kvm.stat.mmu_unsync
     mmu_try_to_unsync_pages(kvm, gfn)
-    kvm.l1_wp.discard(gfn)
     kvm.path.pop()
     if kvm.stat.mmu_unsync == unsync_before:
         kvm.path.append("make_spte")
