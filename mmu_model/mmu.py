@@ -464,12 +464,12 @@ def mmu_zap_unsync_children(kvm: Kvm, parent: KvmMmuPage, invalid_list: InvalidL
         pages = mmu_unsync_walk(kvm, parent)
         if not pages:
             return zapped
+        kvm.path.append("mmu_zap_unsync_children")
         for sp, path in pages:
-            kvm.path.append("mmu_zap_unsync_children")
             kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
-            kvm.path.pop()
-            mmu_pages_clear_parents(kvm, path)
+            mmu_pages_clear_parents(kvm, path)  # records nothing itself
             zapped += 1
+        kvm.path.pop()
 
 
 def kvm_mmu_page_unlink_children(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList) -> int:
@@ -552,16 +552,18 @@ def kvm_mmu_commit_zap_page(kvm: Kvm, invalid_list: InvalidList) -> None:
     if not invalid_list:
         return
     kvm_flush_remote_tlbs(kvm)
-    freed = []
+    freed = [sp.id for sp in invalid_list] if kvm.recording else []
     for sp in invalid_list:
         # kvm_mmu_free_shadow_page(): hlist_del(hash_link), list_del(link), free spt.
         kvm.hash_del(sp)
         del kvm.sps[sp.id]
         sp.freed = True
         kvm.update_orphan(sp)
-        freed.append(sp.id)
     invalid_list.clear()
-    kvm.emit("kvm_mmu_commit_zap_page", freed=freed)
+    if kvm.recording:
+        kvm.emit("kvm_mmu_commit_zap_page", freed=freed)
+    else:
+        kvm.count_event()
 
 
 def kvm_mmu_remote_flush_or_zap(kvm: Kvm, invalid_list: InvalidList, flush: bool) -> None:
