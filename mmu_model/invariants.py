@@ -8,6 +8,7 @@ from __future__ import annotations
 from .constants import PG_LEVEL_1G, PG_LEVEL_2M, PG_LEVEL_4K, hash_64
 from .kvm import Kvm
 from .page import KvmMmuPage
+from .rmap import tally_of
 
 __all__ = ["check_invariants"]
 
@@ -124,12 +125,8 @@ def check_invariants(kvm: Kvm) -> list[str]:
     if sum(len(chunk.pages) for chunk in kvm.rmaps.chunks.values()) != len(with_leaves):
         bad.append("rmap chunks hold pages that have no leaves there")
     for key, chunk in kvm.rmaps.chunks.items():
-        if chunk.tally is not None:
-            tally: dict[int, int] = {}
-            for sp in chunk.pages:
-                tally[sp.leaf_bitmap] = tally.get(sp.leaf_bitmap, 0) + 1
-            if tally != chunk.tally:
-                bad.append(f"rmap chunk {key:#x}: bitmap tally disagrees with its pages")
+        if chunk.tally is not None and chunk.tally != tally_of(chunk.pages):
+            bad.append(f"rmap chunk {key:#x}: bitmap tally disagrees with its pages")
     if len(kvm.active_mmu_pages) != sum(1 for sp in sps.values() if not sp.role.invalid):
         bad.append("active_mmu_pages holds pages that are invalid or freed")
     checks = [

@@ -55,15 +55,9 @@ def for_each_gfn_valid_sp_with_gptes(kvm: Kvm, gfn: int) -> list[KvmMmuPage]:
     if same_gfn is None:
         return []
     gen = kvm.mmu_valid_gen
-    if len(same_gfn) == 1:
-        sp = same_gfn[0]
-        return [sp] if _valid_with_gptes(sp, gen) else []
-    return [sp for i in range(len(same_gfn) - 1, -1, -1)
-            if _valid_with_gptes(sp := same_gfn[i], gen)]
-
-
-def _valid_with_gptes(sp: KvmMmuPage, gen: int) -> bool:
-    return not sp.role.invalid and sp.mmu_valid_gen == gen and not sp.role.direct
+    return [sp for i in range(len(same_gfn) - 1, -1, -1)  # the chain runs newest first
+            if not (sp := same_gfn[i]).role.invalid and sp.mmu_valid_gen == gen
+            and not sp.role.direct]
 
 
 def kvm_flush_remote_tlbs(kvm: Kvm) -> None:
@@ -225,7 +219,8 @@ def mmu_set_spte(kvm: Kvm, sp: KvmMmuPage, mask: int, leaf_gfn_base: int) -> int
     if sp.leaf_gfn_base != leaf_gfn_base and sp.leaf_bitmap:
         drop_spte(kvm, sp, sp.leaf_bitmap)
     sp.leaf_gfn_base = leaf_gfn_base
-    new = mask & ~sp.leaf_bitmap if sp.leaf_bitmap else mask
+    old = sp.leaf_bitmap
+    new = mask & ~old if old else mask  # (no wide-int arithmetic on a page's first leaves)
     if not new:
         return 0
     count = new.bit_count()
@@ -233,7 +228,7 @@ def mmu_set_spte(kvm: Kvm, sp: KvmMmuPage, mask: int, leaf_gfn_base: int) -> int
     longest = kvm.rmaps.add(sp, new, count, kvm.stat.max_mmu_rmap_size)
     if longest > kvm.stat.max_mmu_rmap_size:
         kvm.stat.max_mmu_rmap_size = longest
-    sp.leaf_bitmap = sp.leaf_bitmap | new if sp.leaf_bitmap else new
+    sp.leaf_bitmap = old | new if old else new
     sp.n_leaves += count
     kvm.hash_walked += (count * len(kvm.sps) + KVM_NUM_MMU_PAGES // 2) // KVM_NUM_MMU_PAGES
     kvm.touch(sp)
@@ -552,18 +547,17 @@ def kvm_mmu_commit_zap_page(kvm: Kvm, invalid_list: InvalidList) -> None:
     if not invalid_list:
         return
     kvm_flush_remote_tlbs(kvm)
-    freed = [sp.id for sp in invalid_list] if kvm.recording else []
     for sp in invalid_list:
         # kvm_mmu_free_shadow_page(): hlist_del(hash_link), list_del(link), free spt.
         kvm.hash_del(sp)
         del kvm.sps[sp.id]
         sp.freed = True
         kvm.update_orphan(sp)
-    invalid_list.clear()
     if kvm.recording:
-        kvm.emit("kvm_mmu_commit_zap_page", freed=freed)
+        kvm.emit("kvm_mmu_commit_zap_page", freed=[sp.id for sp in invalid_list])
     else:
         kvm.count_event()
+    invalid_list.clear()
 
 
 def kvm_mmu_remote_flush_or_zap(kvm: Kvm, invalid_list: InvalidList, flush: bool) -> None:

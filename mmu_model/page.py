@@ -77,9 +77,6 @@ class KvmMmuPage:
     def level(self) -> int:
         return self.role.level
 
-    def spte_present(self, index: int) -> bool:
-        return index in self.spt or bool(self.leaf_bitmap >> index & 1)
-
     def __repr__(self) -> str:
         flag = " unsync" if self.unsync else ""
         return f"<sp #{self.id} gfn {self.gfn:#x} l{self.role.level}{flag}>"

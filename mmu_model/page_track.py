@@ -45,11 +45,9 @@ def l1_write_fault(kvm: Kvm, gfn: int) -> bool:
     kvm.path.append("make_spte")
     unsync_before = kvm.stat.mmu_unsync
     mmu_try_to_unsync_pages(kvm, gfn)
-    kvm.path.pop()
     if kvm.stat.mmu_unsync == unsync_before:
-        kvm.path.append("make_spte")
         kvm.emit("make_spte_writable", gfn=gfn)
-        kvm.path.pop()
+    kvm.path.pop()
     return True
 
 

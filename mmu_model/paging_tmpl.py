@@ -56,8 +56,7 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
     level = sp.role.level
     l2_gfn, table_gfns, leaf_level = walk.l2_gfn, walk.table_gfns, walk.level
     while True:
-        if sp.write_flooding_count:
-            clear_sp_write_flooding_count(kvm, sp)
+        clear_sp_write_flooding_count(kvm, sp)
         if level == leaf_level:
             break
         index = (l2_gfn >> (9 * (level - 1))) & 511

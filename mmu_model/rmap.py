@@ -37,9 +37,7 @@ class _Chunk:
     def longest(self, mask: int) -> int:
         """Longest chain among the gfns of `mask`: the most leaf bitmaps any bit is in."""
         if self.tally is None:
-            self.tally = {}
-            for sp in self.pages:
-                self.count(sp.leaf_bitmap, 1)
+            self.tally = tally_of(self.pages)
         parts = [(mask, 0)]
         for value, count in self.tally.items():
             if not value & mask:
@@ -54,6 +52,14 @@ class _Chunk:
                     split.append((outside, n))
             parts = split
         return max(n for _, n in parts)
+
+
+def tally_of(pages: list[KvmMmuPage]) -> dict[int, int]:
+    """How many of `pages` have each distinct leaf bitmap."""
+    tally: dict[int, int] = {}
+    for sp in pages:
+        tally[sp.leaf_bitmap] = tally.get(sp.leaf_bitmap, 0) + 1
+    return tally
 
 
 def _chunk_key(level: int, base_gfn: int) -> int:
@@ -76,9 +82,6 @@ class Rmaps:
         chunk = self.chunks.get(key)
         if chunk is None:
             self.chunks[key] = _Chunk(sp)
-            return 0
-        if not chunk.pages:
-            chunk.pages.append(sp)
             return 0
         # No chain in the chunk is longer than the number of pages with leaves in it.
         longest = chunk.longest(mask) if len(chunk.pages) > floor else 0

@@ -93,24 +93,28 @@ def test_rmap_chain_lengths_match_a_list_per_gfn(
         assert {sp.id for sp in rmaps.pages_at(1, BASE)} == {
             i for i, sp in pages.items() if sp.leaf_bitmap
         }
-        chunk = rmaps.chunks.get(BASE << 3 | 1)
-        if chunk is not None and chunk.tally is not None:
-            bitmaps = [sp.leaf_bitmap for sp in chunk.pages]
-            assert chunk.tally == {b: bitmaps.count(b) for b in bitmaps}
+        for chunk in rmaps.chunks.values():  # the one chunk, at BASE
+            if chunk.tally is not None:
+                bitmaps = [sp.leaf_bitmap for sp in chunk.pages]
+                assert chunk.tally == {b: bitmaps.count(b) for b in bitmaps}
 
 
 def test_rmap_floor_skips_the_search_only_when_it_cannot_matter() -> None:
-    # Two pages already map gfn 0: a chain of 2.  A third page joining it is told 2; with
-    # floor 3 the search may be skipped (3 pages cannot make a chain longer than 3), so the
-    # answer is then only bounded by the floor.
+    # Pages join gfn 0 one by one, each told the chain it joins (its old length).  The
+    # floor is max_mmu_rmap_size so far: the search must run whenever the chunk has more
+    # pages than the floor (a longer chain may be news), and may be skipped otherwise
+    # (n pages cannot make a chain longer than n), the answer then only bounded by the floor.
     rmaps = Rmaps()
-    pages = [leaf_page(i) for i in range(1, 5)]
-    for sp in pages[:2]:
-        rmaps.add(sp, 0b1, 1)
-        sp.leaf_bitmap = 0b1
-    assert rmaps.add(pages[2], 0b1, 1, floor=0) == 2
-    pages[2].leaf_bitmap = 0b1
-    assert rmaps.add(pages[3], 0b1, 1, floor=3) <= 3
+    pages = [leaf_page(i) for i in range(1, 6)]
+
+    def join(sp: KvmMmuPage, floor: int) -> int:
+        longest = rmaps.add(sp, 0b1, 1, floor)
+        sp.leaf_bitmap = 0b1  # as mmu_set_spte() does after rmap_add()
+        return longest
+
+    assert [join(sp, floor=0) for sp in pages[:3]] == [0, 1, 2]
+    assert join(pages[3], floor=2) == 3  # 3 pages > floor 2: searched
+    assert join(pages[4], floor=4) <= 4  # 4 pages, floor 4: may be skipped
 
 
 def spec_of(name: str, **changes: object) -> ScenarioSpec:
