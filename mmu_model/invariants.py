@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .constants import PG_LEVEL_1G, PG_LEVEL_2M, PG_LEVEL_4K, hash_64
 from .kvm import Kvm
-from .page import KvmMmuPage
+from .page import EMPTY_SPT, EMPTY_UNSYNC_CHILD_BITMAP, KvmMmuPage
 from .rmap import tally_of
 
 __all__ = ["check_invariants"]
@@ -120,8 +120,14 @@ def check_invariants(kvm: Kvm) -> list[str]:
             bad.append(f"gfn {gfn:#x}: gfn_sps disagrees with the hash chain")
     with_leaves = [sp for sp in sps.values() if sp.leaf_bitmap]
     for sp in with_leaves:
-        if sp not in kvm.rmaps.pages_at(sp.role.level, sp.leaf_gfn_base):
+        chunk = kvm.rmaps.chunk_at(sp.role.level, sp.leaf_gfn_base)
+        if chunk is None or sp not in chunk.pages:
             bad.append(f"sp #{sp.id}: has leaves but is missing from their rmap chunk")
+        elif sp.rmap_chunk is not chunk:
+            bad.append(f"sp #{sp.id}: rmap_chunk is not the chunk of its leaves")
+    for sp in sps.values():
+        if not sp.leaf_bitmap and sp.rmap_chunk is not None:
+            bad.append(f"sp #{sp.id}: has no leaves but keeps an rmap chunk")
     if sum(len(chunk.pages) for chunk in kvm.rmaps.chunks.values()) != len(with_leaves):
         bad.append("rmap chunks hold pages that have no leaves there")
     for key, chunk in kvm.rmaps.chunks.items():
@@ -148,6 +154,8 @@ def check_invariants(kvm: Kvm) -> list[str]:
         bad.append("the orphan set differs from the pages with no parent")
     if tracked != kvm.write_track:
         bad.append(f"write_track {kvm.write_track} != level>=2 pages per gfn {tracked}")
+    if EMPTY_SPT or EMPTY_UNSYNC_CHILD_BITMAP:
+        bad.append("a level-1 page was given a child: the shared empty spt is not empty")
     if not _acyclic(kvm):
         bad.append("the shadow page graph has a cycle")
     return bad

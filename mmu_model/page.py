@@ -23,9 +23,20 @@ orphan
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Final
+
+from .constants import PG_LEVEL_4K
 from .role import KvmMmuPageRole
 
-__all__ = ["KvmMmuPage"]
+if TYPE_CHECKING:
+    from .rmap import RmapChunk
+
+__all__ = ["EMPTY_SPT", "EMPTY_UNSYNC_CHILD_BITMAP", "KvmMmuPage"]
+
+# A level-1 page never has child SPTEs, so all of them share these two empty containers
+# instead of allocating their own (check_invariants() checks that they stay empty).
+EMPTY_SPT: Final[dict[int, KvmMmuPage]] = {}
+EMPTY_UNSYNC_CHILD_BITMAP: Final[set[int]] = set()
 
 
 class KvmMmuPage:
@@ -40,6 +51,7 @@ class KvmMmuPage:
         "n_leaves",
         "orphan",
         "parent_ptes",
+        "rmap_chunk",
         "role",
         "root_count",
         "spt",
@@ -58,16 +70,21 @@ class KvmMmuPage:
         self.mmu_valid_gen = mmu_valid_gen
         # Where in L2's guest-physical space this sp's coverage begins (for layout only).
         self.l2_gfn = l2_gfn
-        self.spt: dict[int, KvmMmuPage] = {}
+        self.spt: dict[int, KvmMmuPage] = {} if role.level > PG_LEVEL_4K else EMPTY_SPT
         self.leaf_bitmap = 0
         self.n_leaves = 0  # bits set in leaf_bitmap, kept by mmu_set_spte() and drop_spte()
         self.leaf_gfn_base = -1
+        # The rmap chunk holding this page while it has leaves (rmap.py), so that only its
+        # first leaves look the chunk up.
+        self.rmap_chunk: RmapChunk | None = None
         self.parent_ptes: list[tuple[KvmMmuPage, int]] = []
         self.unsync = False
         self.unsync_children = 0
         # The indices whose bit is set in the kernel's unsync_child_bitmap (a set: with
         # 512 bits, an int bitmap would be reallocated on every change).
-        self.unsync_child_bitmap: set[int] = set()
+        self.unsync_child_bitmap: set[int] = (
+            set() if role.level > PG_LEVEL_4K else EMPTY_UNSYNC_CHILD_BITMAP
+        )
         self.write_flooding_count = 0
         self.root_count = 0
         self.freed = False

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from .page import KvmMmuPage
 
-__all__ = ["Rmaps"]
+__all__ = ["RmapChunk", "Rmaps"]
 
 
-class _Chunk:
+class RmapChunk:
     __slots__ = ("pages", "tally")
 
     def __init__(self, sp: KvmMmuPage) -> None:
@@ -70,7 +70,7 @@ class Rmaps:
     __slots__ = ("chunks", "entries")
 
     def __init__(self) -> None:
-        self.chunks: dict[int, _Chunk] = {}  # by _chunk_key(level, leaf_gfn_base)
+        self.chunks: dict[int, RmapChunk] = {}  # by _chunk_key(level, leaf_gfn_base)
         self.entries = 0
 
     def add(self, sp: KvmMmuPage, mask: int, count: int, floor: int = 0) -> int:
@@ -78,14 +78,18 @@ class Rmaps:
         (at sp.leaf_gfn_base, none of them in sp.leaf_bitmap yet).  Returns the longest
         chain joined (its old length) if it is longer than `floor`, else at most `floor`."""
         self.entries += count
-        key = _chunk_key(sp.role.level, sp.leaf_gfn_base)
-        chunk = self.chunks.get(key)
-        if chunk is None:
-            self.chunks[key] = _Chunk(sp)
-            return 0
+        old = sp.leaf_bitmap
+        chunk = sp.rmap_chunk
+        if chunk is None:  # the page's first leaves
+            key = _chunk_key(sp.role.level, sp.leaf_gfn_base)
+            chunk = self.chunks.get(key)
+            if chunk is None:
+                chunk = self.chunks[key] = RmapChunk(sp)
+                sp.rmap_chunk = chunk
+                return 0
+            sp.rmap_chunk = chunk
         # No chain in the chunk is longer than the number of pages with leaves in it.
         longest = chunk.longest(mask) if len(chunk.pages) > floor else 0
-        old = sp.leaf_bitmap
         if chunk.tally is not None:
             if old:
                 chunk.count(old, -1)
@@ -98,20 +102,25 @@ class Rmaps:
         """pte_list_remove() for `count` leaves sp has just dropped: its leaf_bitmap was
         `old` before."""
         self.entries -= count
-        key = _chunk_key(sp.role.level, sp.leaf_gfn_base)
-        chunk = self.chunks[key]
+        chunk = sp.rmap_chunk
+        assert chunk is not None, "rmap_remove() of a page without leaves"
         if chunk.tally is not None:
             chunk.count(old, -1)
             if sp.leaf_bitmap:
                 chunk.count(sp.leaf_bitmap, 1)
         if not sp.leaf_bitmap:
             chunk.pages.remove(sp)
+            sp.rmap_chunk = None
             if not chunk.pages:
                 chunk.tally = None
 
+    def chunk_at(self, level: int, base_gfn: int) -> RmapChunk | None:
+        """The chunk of the run of 512 level-`level` entries at `base_gfn`, if any."""
+        return self.chunks.get(_chunk_key(level, base_gfn))
+
     def pages_at(self, level: int, base_gfn: int) -> list[KvmMmuPage]:
         """The pages with leaves in the run of 512 level-`level` entries at `base_gfn`."""
-        chunk = self.chunks.get(_chunk_key(level, base_gfn))
+        chunk = self.chunk_at(level, base_gfn)
         return chunk.pages if chunk is not None else []
 
     def chain_length(self, level: int, gfn: int, stride: int) -> int:

@@ -37,8 +37,10 @@ def run_scenario(spec: ScenarioSpec, *, record: bool = True) -> Run:
     """Simulate `spec` and return the run (with a seekable timeline when `record`).
 
     The cyclic garbage collector is paused meanwhile: a zapped page is unlinked from its
-    parents and children before it is freed, so reference counting frees everything, and
-    a collection would only walk the ever larger heap of live pages and recorded events.
+    parents, children and rmap chunk before it is freed, so reference counting frees it,
+    and a collection would only walk the ever larger heap of live pages and recorded
+    events.  Pages that have leaves when the run ends refer to their rmap chunk and back;
+    the collector frees those once it runs again.
     """
     collecting = gc.isenabled()
     gc.disable()
