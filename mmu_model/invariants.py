@@ -15,7 +15,7 @@ __all__ = ["check_invariants"]
 
 def _acyclic(kvm: Kvm) -> bool:
     color: dict[int, int] = {}
-    for start in kvm.sps.values():
+    for start in kvm.sps:
         if start.id in color:
             continue
         stack: list[tuple[KvmMmuPage, list[KvmMmuPage]]] = [(start, list(start.spt.values()))]
@@ -46,8 +46,8 @@ def check_invariants(kvm: Kvm) -> list[str]:
     rooted: dict[int, int] = {}
     for root in ([kvm.root] if kvm.root else []) + kvm.prev_roots:
         rooted[root.id] = rooted.get(root.id, 0) + 1
-    orphans = set()
-    for sp in sps.values():
+    orphans: set[KvmMmuPage] = set()
+    for sp in sps:
         tag = f"sp #{sp.id}"
         if sp.freed:
             bad.append(f"{tag} is freed but still listed")
@@ -55,7 +55,7 @@ def check_invariants(kvm: Kvm) -> list[str]:
             if parent.spt.get(index) is not sp:
                 bad.append(f"{tag}: parent_ptes names #{parent.id}[{index}], "
                            "which does not point here")
-            if parent.freed or parent.id not in sps:
+            if parent.freed or parent not in sps:
                 bad.append(f"{tag}: parent #{parent.id} is freed")
         if len({(p.id, i) for p, i in sp.parent_ptes}) != len(sp.parent_ptes):
             bad.append(f"{tag}: duplicate parent_ptes entries")
@@ -82,10 +82,10 @@ def check_invariants(kvm: Kvm) -> list[str]:
                 bad.append(f"{tag}: invalid but still linked or holding SPTEs")
             if not sp.root_count:
                 bad.append(f"{tag}: invalid with root_count 0 but never committed")
-            if sp.id in kvm.active_mmu_pages:
+            if sp in kvm.active_mmu_pages:
                 bad.append(f"{tag}: invalid but still on active_mmu_pages")
         else:
-            if sp.id not in kvm.active_mmu_pages:
+            if sp not in kvm.active_mmu_pages:
                 bad.append(f"{tag}: valid but missing from active_mmu_pages")
             if sp.role.has_gptes:
                 indirect += 1
@@ -104,7 +104,7 @@ def check_invariants(kvm: Kvm) -> list[str]:
         is_orphan = (not sp.role.invalid and not sp.root_count and not sp.parent_ptes
                      and sp.role.level < kvm.root_level)
         if is_orphan:
-            orphans.add(sp.id)
+            orphans.add(sp)
         if is_orphan != sp.orphan:
             bad.append(f"{tag}: orphan flag {sp.orphan} but the links say {is_orphan}")
     hashed = sum(len(b) for b in kvm.mmu_page_hash)
@@ -118,14 +118,14 @@ def check_invariants(kvm: Kvm) -> list[str]:
         bucket = kvm.mmu_page_hash[hash_64(gfn)]
         if [sp.id for sp in bucket if sp.gfn == gfn] != [sp.id for sp in chain]:
             bad.append(f"gfn {gfn:#x}: gfn_sps disagrees with the hash chain")
-    with_leaves = [sp for sp in sps.values() if sp.leaf_bitmap]
+    with_leaves = [sp for sp in sps if sp.leaf_bitmap]
     for sp in with_leaves:
         chunk = kvm.rmaps.chunk_at(sp.role.level, sp.leaf_gfn_base)
         if chunk is None or sp not in chunk.pages:
             bad.append(f"sp #{sp.id}: has leaves but is missing from their rmap chunk")
         elif sp.rmap_chunk is not chunk:
             bad.append(f"sp #{sp.id}: rmap_chunk is not the chunk of its leaves")
-    for sp in sps.values():
+    for sp in sps:
         if not sp.leaf_bitmap and sp.rmap_chunk is not None:
             bad.append(f"sp #{sp.id}: has no leaves but keeps an rmap chunk")
     if sum(len(chunk.pages) for chunk in kvm.rmaps.chunks.values()) != len(with_leaves):
@@ -133,7 +133,7 @@ def check_invariants(kvm: Kvm) -> list[str]:
     for key, chunk in kvm.rmaps.chunks.items():
         if chunk.tally is not None and chunk.tally != tally_of(chunk.pages):
             bad.append(f"rmap chunk {key:#x}: bitmap tally disagrees with its pages")
-    if len(kvm.active_mmu_pages) != sum(1 for sp in sps.values() if not sp.role.invalid):
+    if len(kvm.active_mmu_pages) != sum(1 for sp in sps if not sp.role.invalid):
         bad.append("active_mmu_pages holds pages that are invalid or freed")
     checks = [
         ("mmu_unsync", kvm.stat.mmu_unsync, unsync),
@@ -145,7 +145,7 @@ def check_invariants(kvm: Kvm) -> list[str]:
         ("rmap entries", kvm.rmaps.entries, sum(leaves.values())),
         ("orphans", len(kvm.orphans), len(orphans)),
         ("orphans_unsync", kvm.orphans_unsync,
-         sum(1 for i in orphans if sps[i].unsync)),
+         sum(1 for sp in orphans if sp.unsync)),
     ]
     for name, have, want in checks:
         if have != want:

@@ -53,7 +53,9 @@ class Kvm:
         recorder: Recorder | None = None,
     ) -> None:
         # kvm->arch
-        self.active_mmu_pages: dict[int, KvmMmuPage] = {}  # oldest first; head = newest
+        # Pages are kept in dicts used as ordered sets: keyed by the page itself (identity
+        # hash, no int boxing), oldest first.
+        self.active_mmu_pages: dict[KvmMmuPage, None] = {}  # head = newest = last
         # Each chain is oldest first: hlist_add_head() puts the newest at the head, so a
         # walk of a chain runs from the end.
         self.mmu_page_hash: list[list[KvmMmuPage]] = [[] for _ in range(KVM_NUM_MMU_PAGES)]
@@ -75,12 +77,12 @@ class Kvm:
         self.fixes = fixes
         self.guest = guest
         # Model bookkeeping.
-        self.sps: dict[int, KvmMmuPage] = {}  # every sp not yet freed
+        self.sps: dict[KvmMmuPage, None] = {}  # every sp not yet freed
         # The same pages as mmu_page_hash, per gfn and in chain order, so that a walk of
         # one gfn's chain visits only that gfn's pages (the cost is still charged in full
         # to hash_walked).
         self.gfn_sps: dict[int, list[KvmMmuPage]] = {}
-        self.orphans: dict[int, KvmMmuPage] = {}
+        self.orphans: dict[KvmMmuPage, None] = {}
         self.orphans_unsync = 0
         self.hash_walked = 0
         self.next_sp_id = 1
@@ -108,11 +110,11 @@ class Kvm:
         if now != sp.orphan:
             sp.orphan = now
             if now:
-                self.orphans[sp.id] = sp
+                self.orphans[sp] = None
                 if sp.unsync:
                     self.orphans_unsync += 1
             else:
-                del self.orphans[sp.id]
+                del self.orphans[sp]
                 if sp.unsync:
                     self.orphans_unsync -= 1
         self.touch(sp)
@@ -180,7 +182,7 @@ class Kvm:
 
     def orphan_summary(self) -> OrphanSummary:
         by_level: dict[str, int] = {}
-        for sp in self.orphans.values():
+        for sp in self.orphans:
             key = str(sp.role.level)
             by_level[key] = by_level.get(key, 0) + 1
         return OrphanSummary(len(self.orphans), self.orphans_unsync, dict(sorted(by_level.items())))

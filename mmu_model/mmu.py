@@ -102,8 +102,8 @@ def kvm_mmu_alloc_shadow_page(
     """Model of mmu.c: kvm_mmu_alloc_shadow_page(): new page at the head of the lists."""
     sp = KvmMmuPage(kvm.next_sp_id, gfn, role, kvm.mmu_valid_gen, l2_gfn)
     kvm.next_sp_id += 1
-    kvm.sps[sp.id] = sp
-    kvm.active_mmu_pages[sp.id] = sp
+    kvm.sps[sp] = None
+    kvm.active_mmu_pages[sp] = None
     kvm.stat.mmu_shadow_pages += 1  # kvm_account_mmu_page()
     kvm.hash_add(sp, bucket)
     if role.has_gptes:
@@ -512,8 +512,8 @@ def kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList
             kvm.emit("kvm_mmu_sync_page", sp=sp.id, zapping=True)
         else:
             kvm.count_event()
-    if sp.id in kvm.active_mmu_pages:  # list_del(); not there if zapped before
-        del kvm.active_mmu_pages[sp.id]
+    if sp in kvm.active_mmu_pages:  # list_del(); not there if zapped before
+        del kvm.active_mmu_pages[sp]
     root = sp.root_count > 0
     if not root:
         nr_zapped += 1
@@ -550,7 +550,7 @@ def kvm_mmu_commit_zap_page(kvm: Kvm, invalid_list: InvalidList) -> None:
     for sp in invalid_list:
         # kvm_mmu_free_shadow_page(): hlist_del(hash_link), list_del(link), free spt.
         kvm.hash_del(sp)
-        del kvm.sps[sp.id]
+        del kvm.sps[sp]
         sp.freed = True
         kvm.update_orphan(sp)
     if kvm.recording:
@@ -694,7 +694,7 @@ def kvm_mmu_zap_oldest_mmu_pages(kvm: Kvm, nr_to_zap: int) -> int:
     total = 0
     kvm.path.append("kvm_mmu_zap_oldest_mmu_pages")
     while total < nr_to_zap:
-        victim = next((sp for sp in kvm.active_mmu_pages.values() if not sp.root_count), None)
+        victim = next((sp for sp in kvm.active_mmu_pages if not sp.root_count), None)
         if victim is None:
             break
         total += kvm_mmu_prepare_zap_page(kvm, victim, invalid_list)
@@ -738,7 +738,7 @@ def kvm_mmu_zap_all_fast(kvm: Kvm) -> None:
     )
     invalid_list: InvalidList = []
     kvm.path.append("kvm_zap_obsolete_pages")
-    for sp in list(kvm.active_mmu_pages.values()):
+    for sp in list(kvm.active_mmu_pages):
         if sp.role.invalid or not is_obsolete_sp(kvm, sp):
             continue
         kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)

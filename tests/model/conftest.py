@@ -189,7 +189,7 @@ class World:
         return not sp.freed and not sp.role.invalid
 
     def unsync_orphans(self) -> set[int]:
-        return {sp.id for sp in self.kvm.orphans.values() if sp.unsync}
+        return {sp.id for sp in self.kvm.orphans if sp.unsync}
 
     def stats(self) -> dict[str, int]:
         return self.kvm.stat.as_dict()

@@ -74,7 +74,7 @@ def test_checklist_01_lookup_is_keyed_by_gfn_and_role_word(make_world):
     s = w.stats()
     assert (s["mmu_cache_miss"], s["mmu_shadow_pages"], kvm.indirect_shadow_pages) == (2, 2, 2)
     # list_add() puts a new page at the head; the model keeps the list oldest first.
-    assert list(kvm.active_mmu_pages.values())[-1] is pdpt
+    assert list(kvm.active_mmu_pages)[-1] is pdpt
     assert in_hash(kvm, pdpt)
 
     w.step()
@@ -218,11 +218,11 @@ def test_checklist_04_mark_unsync_sets_parent_bits_and_recurses_only_on_first(ma
     assert not pt14.unsync
     # frozenset: a snapshot, not the live set
     others = {sp.id: (sp.unsync, frozenset(sp.unsync_child_bitmap), sp.unsync_children)
-              for sp in w.kvm.sps.values() if sp is not pt14}
+              for sp in w.kvm.sps if sp is not pt14}
     assert w.l1_write(pt14.gfn, 0, NP) == "fault"
     assert pt14.unsync
     assert others == {sp.id: (sp.unsync, frozenset(sp.unsync_child_bitmap), sp.unsync_children)
-                      for sp in w.kvm.sps.values() if sp is not pt14}
+                      for sp in w.kvm.sps if sp is not pt14}
 
 
 # -- 5. emulation and the early exit ---------------------------------------------------------
@@ -356,7 +356,7 @@ def test_checklist_08_writes_1_and_2_zap_one_spte_orphaning_or_zapping_the_child
             # two leaves and their rmap entries dropped, freed after one flush.
             assert sp.freed
             assert not in_hash(kvm, sp)
-            assert sp.id not in kvm.sps
+            assert sp not in kvm.sps
             assert d == {
                 "mmu_pte_write": 1, "mmu_pde_zapped": 1, "mmu_shadow_zapped": 1,
                 "mmu_shadow_pages": -1, "pages_4k": -2, "remote_tlb_flush": 1,
@@ -371,7 +371,7 @@ def test_checklist_08_writes_1_and_2_zap_one_spte_orphaning_or_zapping_the_child
             assert not sp.role.invalid
             assert not sp.parent_ptes
             assert in_hash(kvm, sp)
-            assert sp.id in kvm.active_mmu_pages
+            assert sp in kvm.active_mmu_pages
             assert sp.unsync is was_unsync
             assert sp.n_leaves == 2
             assert d == {"mmu_pte_write": 1, "mmu_pde_zapped": 1, "remote_tlb_flush": 1,
@@ -625,7 +625,7 @@ def test_checklist_11_l2_activity_never_clears_pages_unreachable_from_the_root(
             on_path = reachable(self.root)
             for sp_id in args["cleared"]:
                 if sp_id not in on_path:
-                    sp = self.sps[sp_id]
+                    sp = next(sp for sp in self.sps if sp.id == sp_id)
                     why = "an orphan" if sp.orphan else "not under the current root"
                     bad.append(f"{sp!r} ({why}) cleared, action #{self.actions_emitted}")
         original_emit(self, kind, **args)
@@ -750,7 +750,7 @@ def test_checklist_13_prepare_unaccounts_commit_flushes_once_then_frees(make_wor
     d = delta(before, w.stats())
     assert d["mmu_shadow_pages"] == -2
     assert "remote_tlb_flush" not in d
-    assert all(not sp.freed and in_hash(kvm, sp) and sp.id in kvm.sps for sp in (pt1, pt2))
+    assert all(not sp.freed and in_hash(kvm, sp) and sp in kvm.sps for sp in (pt1, pt2))
 
     seen_at_flush: list[list[bool]] = []
     original = mmu.kvm_flush_remote_tlbs
@@ -793,8 +793,8 @@ def test_checklist_14_live_root_stays_accounted_until_its_last_reference_goes(ma
     assert delta(before, w.stats())["mmu_shadow_pages"] == -3
     assert root.role.invalid
     assert not root.freed
-    assert root.id in kvm.sps
-    assert root.id not in kvm.active_mmu_pages
+    assert root in kvm.sps
+    assert root not in kvm.active_mmu_pages
     assert kvm.root_zapped
 
     w.step()
@@ -804,7 +804,7 @@ def test_checklist_14_live_root_stays_accounted_until_its_last_reference_goes(ma
     assert d["mmu_shadow_zapped"] == 1  # zapped again
     assert d["mmu_shadow_pages"] == -1
     assert root.freed
-    assert root.id not in kvm.sps
+    assert root not in kvm.sps
 
 
 def test_checklist_14_a_root_flooded_by_l1_mid_touch_is_replaced_before_l2_faults(make_world):
@@ -859,7 +859,7 @@ def _orphan_state(w, sp):
     kvm = w.kvm
     return (
         sp.unsync, sp.orphan, sp.role.invalid, sp.freed, in_hash(kvm, sp),
-        sp.id in kvm.active_mmu_pages, sp.n_leaves,
+        sp in kvm.active_mmu_pages, sp.n_leaves,
         [kvm.rmaps.chain_length(1, sp.leaf_gfn_base + i, 1) for i in range(2)],
     )
 
@@ -878,7 +878,7 @@ def test_checklist_15_unsync_orphan_keeps_everything_under_steady_state(make_wor
         w.touch(1, [4, 5])
         assert _orphan_state(w, orphan) == kept
     # Its contribution is still in every count (the invariants recount them per page).
-    assert orphan.id in w.kvm.orphans
+    assert orphan in w.kvm.orphans
     assert w.kvm.orphans_unsync == 1
 
 
@@ -970,7 +970,7 @@ def test_checklist_19_top_down_leaks_four_per_pdpt(make_world, fixes):
     old = w.guest.new_eptp()
     w.guest.zap_root(old, "top-down")
     assert w.unsync_orphans() == (set() if "track-write-zap" in fixes else leaked)
-    assert all(sp.role.level == 1 for sp in w.kvm.orphans.values())
+    assert all(sp.role.level == 1 for sp in w.kvm.orphans)
 
 
 # -- 20. recycling ----------------------------------------------------------------------------
@@ -984,11 +984,11 @@ def test_checklist_20_recycling_zaps_oldest_non_roots_on_faults_only(make_world)
     w.guest.new_eptp()
     w.touch(0, range(3))  # new tree: PDPT, PD, 3 PTs under root B
     kvm = w.kvm
-    old_tree = {sp.id for sp in kvm.sps.values() if sp.id in w.reachable(old_root)} - {
+    old_tree = {sp.id for sp in kvm.sps if sp.id in w.reachable(old_root)} - {
         old_root.id}
     assert len(old_tree) == 22
     w.l1_unmap(w.pd(0), 0, NP)  # an orphan in the *new* tree (newer than the old tree)
-    orphan = next(iter(kvm.orphans.values()))
+    orphan = next(iter(kvm.orphans))
 
     used = w.stats()["mmu_shadow_pages"]
     w.step()
@@ -1005,7 +1005,7 @@ def test_checklist_20_recycling_zaps_oldest_non_roots_on_faults_only(make_world)
     # goes and takes the 21 pages below it (22 >= 21), so nothing else is zapped.  The
     # newer orphan is not preferred and survives.
     assert w.stats()["mmu_recycled"] == 22 >= KVM_REFILL_PAGES - 4
-    assert all(i not in kvm.sps for i in old_tree)
+    assert not old_tree & {sp.id for sp in kvm.sps}
     assert not old_root.freed
     assert not orphan.freed
 
@@ -1018,7 +1018,7 @@ def test_checklist_20_zap_oldest_takes_age_order_not_orphans_first(make_world):
     w.touch(0, [0])
     w.touch(1, [0])
     w.l1_unmap(w.pd(1), 0, NP)  # the newest pages include an orphan
-    orphan = next(iter(w.kvm.orphans.values()))
+    orphan = next(iter(w.kvm.orphans))
     w.step()
     total = mmu.kvm_mmu_zap_oldest_mmu_pages(w.kvm, 1)
     # The oldest non-root is the PDPT (created right after the root); it takes everything
@@ -1077,7 +1077,7 @@ def test_checklist_22_zap_all_fast_zaps_everything_including_orphans(make_world,
     assert orphan.freed
     assert not kvm.orphans
     # Everything but the vCPU's root is freed; the root waits for its reference to drop.
-    assert set(kvm.sps) == {root.id}
+    assert set(kvm.sps) == {root}
     assert root.role.invalid
     w.touch(0, [0])  # next entry frees the obsolete root and builds a fresh tree
     assert root.freed
@@ -1100,12 +1100,12 @@ def test_checklist_23_trapped_writes_leave_one_orphan_per_cleared_last_parent(
     def track_write(k, gpa, new, nbytes=8):
         gfn, index = gpa >> PAGE_SHIFT, (gpa & 0xFFF) // 8
         # children whose every parent SPTE is the one being written
-        lone = [sp for sp in k.sps.values() if sp.parent_ptes and all(
+        lone = [sp for sp in k.sps if sp.parent_ptes and all(
             p.gfn == gfn and i == index for p, i in sp.parent_ptes)]
         before = set(k.orphans)
         original(k, gpa, new, nbytes)
         new_orphans = set(k.orphans) - before
-        assert new_orphans <= {sp.id for sp in lone}
+        assert new_orphans <= set(lone)
         orphaned.append(len(new_orphans))
 
     monkeypatch.setattr(page_track, "kvm_mmu_track_write", track_write)

@@ -128,7 +128,7 @@ def parentless(kvm) -> set[int]:
     """Valid guest_mode pages below the root level that no root holds and no SPTE points
     to: unreachable from every root (the leak).  A dropped root (an ex-root, at the root
     level) is a separate, pre-existing category and not counted."""
-    return {sp.id for sp in kvm.sps.values()
+    return {sp.id for sp in kvm.sps
             if not sp.role.invalid and not sp.root_count and sp.role.guest_mode
             and sp.role.level < kvm.root_level and not sp.parent_ptes}
 
@@ -142,7 +142,7 @@ def watch_trapped_writes(monkeypatch, invariants, tally):
 
     def track_write(kvm, gpa, new, nbytes=8):
         gfn, index = gpa >> PAGE_SHIFT, (gpa & 0xFFF) // 8
-        lone = [sp for sp in kvm.sps.values() if sp.parent_ptes and all(
+        lone = [sp for sp in kvm.sps if sp.parent_ptes and all(
             p.gfn == gfn and i == index and not p.role.invalid for p, i in sp.parent_ptes)]
         before = parentless(kvm)
         original(kvm, gpa, new, nbytes)
@@ -177,7 +177,7 @@ def test_random_workloads_keep_invariants_and_the_fix_leaves_no_orphan(
                 # Post-patch nothing else leaves one either: every other path that clears
                 # a last parent passes an invalid_list (2de4085cccea).
                 assert not parentless(w.kvm), step
-            assert parentless(w.kvm) == set(w.kvm.orphans)  # the model's own bookkeeping
+            assert parentless(w.kvm) == {sp.id for sp in w.kvm.orphans}
         invariants.finish(w.kvm)
         stats = w.kvm.stat
         event(f"trapped writes: {min(tally['writes'], 50) // 10 * 10}+")

@@ -40,7 +40,7 @@ def live_state(kvm: Kvm) -> tuple[dict, dict]:
                 sp.unsync, sp.role.invalid, sp.orphan, sp.unsync_children,
                 sp.write_flooding_count, sp.root_count, sp.n_leaves,
                 tuple((p.id, i) for p, i in sp.parent_ptes))
-        for sp in kvm.sps.values()
+        for sp in kvm.sps
     }
     counters = {**kvm.stat.as_dict(), "orphans": len(kvm.orphans),
                 "orphans_unsync": kvm.orphans_unsync, "rmap_entries": kvm.rmaps.entries,
