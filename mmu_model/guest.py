@@ -44,6 +44,7 @@ __all__ = ["Ept12Table", "L1Guest", "NestedGuest"]
 _TABLE_ENTRY_BITS: Final = SHADOW_NONPRESENT_VALUE | EPT_TABLE_FLAGS
 _LEAF_ENTRY_BITS: Final = SHADOW_NONPRESENT_VALUE | EPT_LEAF_FLAGS
 _HUGE_LEAF_ENTRY_BITS: Final = _LEAF_ENTRY_BITS | EPT_LARGE_PAGE_MASK
+_EVERY_ENTRY: Final = (1 << SPTE_ENT_PER_PAGE) - 1
 
 
 def table_entry(child_gfn: int) -> int:
@@ -211,6 +212,9 @@ class NestedGuest:
         # Every region of the GiB sits under one PD: walk (and fill) down to it once.
         # table_gfns[0] is the PT of the region at hand (unused for a 2 MiB leaf).
         table_gfns, pd = self._walk_tables(gib_l2_gfn, 2)
+        # The regions of one touch mostly share one page mask: count its bits and find its
+        # lowest bit once (wide-int arithmetic allocates).
+        last_mask = lowest = counted_mask = mask_count = 0
         for index, huge, mask in regions:
             l2_gfn = gib_l2_gfn + index * SPTE_ENT_PER_PAGE
             if huge:
@@ -219,21 +223,29 @@ class NestedGuest:
                     pd.leaf_bitmap |= 1 << index
                     pd.leaf_gfn_base = base
                     l1_store(kvm, pd.gfn, index, leaf_entry(base + index * SPTE_ENT_PER_PAGE, True))
-                walk = GuestWalk(l2_gfn, table_gfns, 2, 1 << index, base)
+                walk = GuestWalk(l2_gfn, table_gfns, 2, 1 << index, 1, base)
             else:
                 pt = self._ensure_table(pd, index)
                 base = self.l2_backing_base + l2_gfn
-                if pt.leaf_bitmap:
-                    new = mask & ~pt.leaf_bitmap
-                    pt.leaf_bitmap |= mask
-                else:  # a new table (or an emptied one): no wide-int arithmetic
+                old = pt.leaf_bitmap
+                if not old:  # a new table (or an emptied one): no wide-int arithmetic
                     new = pt.leaf_bitmap = mask
+                elif mask & old:
+                    new = mask & ~old
+                    pt.leaf_bitmap = old | mask
+                else:  # pages the table does not map yet (the second touch)
+                    new = mask
+                    pt.leaf_bitmap = old | mask
                 pt.leaf_gfn_base = base
                 if new:
-                    first = (new & -new).bit_length() - 1
-                    l1_store_many(kvm, pt.gfn, new, leaf_entry(base + first, False))
+                    if new != last_mask:
+                        last_mask = new
+                        lowest = (new & -new).bit_length() - 1
+                    l1_store_many(kvm, pt.gfn, new, leaf_entry(base + lowest, False))
                 table_gfns[0] = pt.gfn
-                walk = GuestWalk(l2_gfn, table_gfns, 1, mask, base)
+                if mask != counted_mask:
+                    counted_mask, mask_count = mask, mask.bit_count()
+                walk = GuestWalk(l2_gfn, table_gfns, 1, mask, mask_count, base)
             # L1 resumes L2, which faults: the VM entry first frees a root that L1's stores
             # just made obsolete (KVM_REQ_MMU_FREE_OBSOLETE_ROOTS) and loads a new one.
             kvm_mmu_reload(kvm, self.root.gfn)
@@ -339,7 +351,7 @@ class NestedGuest:
                 else:
                     kvm.count_action()
                 table.leaf_bitmap = 0
-                entries = (1 << SPTE_ENT_PER_PAGE) - 1 if self.shared else mask
+                entries = _EVERY_ENTRY if self.shared else mask
                 l1_store_many(kvm, table.gfn, entries, FROZEN_SPTE)
         else:
             prev = -1

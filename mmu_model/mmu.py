@@ -208,22 +208,31 @@ def kvm_update_page_stats(kvm: Kvm, level: int, count: int) -> None:
         kvm.stat.pages_1g += count
 
 
-def mmu_set_spte(kvm: Kvm, sp: KvmMmuPage, mask: int, leaf_gfn_base: int) -> int:
+def mmu_set_spte(
+    kvm: Kvm, sp: KvmMmuPage, mask: int, leaf_gfn_base: int, mask_count: int
+) -> int:
     """Model of mmu.c: mmu_set_spte() + rmap_add(), for every leaf index set in `mask`.
 
     Leaf i maps L1 gfn ``leaf_gfn_base + i * (frames per entry)``.  Each new writable leaf
     also runs mmu_try_to_unsync_pages() on its target gfn, walking one hash bucket; for a
     batch the model charges the mean bucket length instead of hashing every gfn.
-    Returns how many leaves were installed.
+    `mask_count` is the number of bits set in `mask`.  Returns how many leaves were
+    installed.
     """
     if sp.leaf_gfn_base != leaf_gfn_base and sp.leaf_bitmap:
         drop_spte(kvm, sp, sp.leaf_bitmap)
     sp.leaf_gfn_base = leaf_gfn_base
     old = sp.leaf_bitmap
-    new = mask & ~old if old else mask  # (no wide-int arithmetic on a page's first leaves)
-    if not new:
-        return 0
-    count = new.bit_count()
+    if old and mask & old:
+        new = mask & ~old
+        if not new:
+            return 0
+        count = new.bit_count()
+    else:  # all of the mask is new
+        new = mask
+        count = mask_count
+        if not count:
+            return 0
     kvm_update_page_stats(kvm, sp.role.level, count)
     longest = kvm.rmaps.add(sp, new, count, kvm.stat.max_mmu_rmap_size)
     if longest > kvm.stat.max_mmu_rmap_size:

@@ -34,14 +34,15 @@ class GuestWalk:
     A walk is used up by the fault it describes (the caller may reuse table_gfns after).
     """
 
-    __slots__ = ("l2_gfn", "leaf_gfn_base", "leaf_mask", "level", "table_gfns")
+    __slots__ = ("l2_gfn", "leaf_count", "leaf_gfn_base", "leaf_mask", "level", "table_gfns")
 
     def __init__(self, l2_gfn: int, table_gfns: list[int], level: int, leaf_mask: int,
-                 leaf_gfn_base: int) -> None:
+                 leaf_count: int, leaf_gfn_base: int) -> None:
         self.l2_gfn = l2_gfn
         self.table_gfns = table_gfns
         self.level = level
         self.leaf_mask = leaf_mask
+        self.leaf_count = leaf_count  # bits set in leaf_mask
         self.leaf_gfn_base = leaf_gfn_base
 
 
@@ -88,7 +89,7 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
             kvm.count_event()
         sp = child
         level -= 1
-    installed = mmu_set_spte(kvm, sp, walk.leaf_mask, walk.leaf_gfn_base)
+    installed = mmu_set_spte(kvm, sp, walk.leaf_mask, walk.leaf_gfn_base, walk.leaf_count)
     if installed:
         if kvm.recording:
             kvm.emit("mmu_set_spte", sp=sp.id, count=installed, level=sp.role.level)
