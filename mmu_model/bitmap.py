@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["for_each_set_bit"]
+__all__ = ["for_each_set_bit", "lowest_set_bit"]
 
 # Compiled code keeps ints below 2**62 in a machine word; wider ones are heap objects, so a
 # wide bitmap is scanned one 62-bit word at a time.
@@ -26,3 +26,8 @@ def for_each_set_bit(mask: int) -> list[int]:
             word ^= low
         base += _WORD_BITS
     return out
+
+
+def lowest_set_bit(mask: int) -> int:
+    """Model of bitops.h: __ffs(): the index of the lowest bit set in `mask` (non-zero)."""
+    return (mask & -mask).bit_length() - 1

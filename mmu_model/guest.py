@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 from typing import Final
 
-from .bitmap import for_each_set_bit
+from .bitmap import for_each_set_bit, lowest_set_bit
 from .constants import (
     EPT_LARGE_PAGE_MASK,
     EPT_LEAF_FLAGS,
@@ -214,7 +214,7 @@ class NestedGuest:
         table_gfns, pd = self._walk_tables(gib_l2_gfn, 2)
         # The regions of one touch mostly share one page mask: count its bits and find its
         # lowest bit once (wide-int arithmetic allocates).
-        last_mask = lowest = counted_mask = mask_count = 0
+        known_mask = mask_count = mask_lowest = 0
         for index, huge, mask in regions:
             l2_gfn = gib_l2_gfn + index * SPTE_ENT_PER_PAGE
             if huge:
@@ -225,26 +225,22 @@ class NestedGuest:
                     l1_store(kvm, pd.gfn, index, leaf_entry(base + index * SPTE_ENT_PER_PAGE, True))
                 walk = GuestWalk(l2_gfn, table_gfns, 2, 1 << index, 1, base)
             else:
+                if mask != known_mask:
+                    known_mask = mask
+                    mask_count, mask_lowest = mask.bit_count(), lowest_set_bit(mask)
                 pt = self._ensure_table(pd, index)
                 base = self.l2_backing_base + l2_gfn
                 old = pt.leaf_bitmap
-                if not old:  # a new table (or an emptied one): no wide-int arithmetic
-                    new = pt.leaf_bitmap = mask
-                elif mask & old:
+                if old and mask & old:
                     new = mask & ~old
-                    pt.leaf_bitmap = old | mask
-                else:  # pages the table does not map yet (the second touch)
-                    new = mask
-                    pt.leaf_bitmap = old | mask
+                    first = lowest_set_bit(new) if new else 0
+                else:  # none of the pages mapped yet: no wide-int arithmetic
+                    new, first = mask, mask_lowest
+                pt.leaf_bitmap = old | mask if old else mask
                 pt.leaf_gfn_base = base
                 if new:
-                    if new != last_mask:
-                        last_mask = new
-                        lowest = (new & -new).bit_length() - 1
-                    l1_store_many(kvm, pt.gfn, new, leaf_entry(base + lowest, False))
+                    l1_store_many(kvm, pt.gfn, new, leaf_entry(base + first, False))
                 table_gfns[0] = pt.gfn
-                if mask != counted_mask:
-                    counted_mask, mask_count = mask, mask.bit_count()
                 walk = GuestWalk(l2_gfn, table_gfns, 1, mask, mask_count, base)
             # L1 resumes L2, which faults: the VM entry first frees a root that L1's stores
             # just made obsolete (KVM_REQ_MMU_FREE_OBSOLETE_ROOTS) and loads a new one.

@@ -118,17 +118,19 @@ def check_invariants(kvm: Kvm) -> list[str]:
         bucket = kvm.mmu_page_hash[hash_64(gfn)]
         if [sp.id for sp in bucket if sp.gfn == gfn] != [sp.id for sp in chain]:
             bad.append(f"gfn {gfn:#x}: gfn_sps disagrees with the hash chain")
-    with_leaves = [sp for sp in sps if sp.leaf_bitmap]
-    for sp in with_leaves:
+    with_leaves = 0
+    for sp in sps:
+        if not sp.leaf_bitmap:
+            if sp.rmap_chunk is not None:
+                bad.append(f"sp #{sp.id}: has no leaves but keeps an rmap chunk")
+            continue
+        with_leaves += 1
         chunk = kvm.rmaps.chunk_at(sp.role.level, sp.leaf_gfn_base)
         if chunk is None or sp not in chunk.pages:
             bad.append(f"sp #{sp.id}: has leaves but is missing from their rmap chunk")
         elif sp.rmap_chunk is not chunk:
             bad.append(f"sp #{sp.id}: rmap_chunk is not the chunk of its leaves")
-    for sp in sps:
-        if not sp.leaf_bitmap and sp.rmap_chunk is not None:
-            bad.append(f"sp #{sp.id}: has no leaves but keeps an rmap chunk")
-    if sum(len(chunk.pages) for chunk in kvm.rmaps.chunks.values()) != len(with_leaves):
+    if sum(len(chunk.pages) for chunk in kvm.rmaps.chunks.values()) != with_leaves:
         bad.append("rmap chunks hold pages that have no leaves there")
     for key, chunk in kvm.rmaps.chunks.items():
         if chunk.tally is not None and chunk.tally != tally_of(chunk.pages):

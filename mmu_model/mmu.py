@@ -508,7 +508,7 @@ def kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList
     kvm.path.append("kvm_mmu_prepare_zap_page")
     was_invalid = sp.role.invalid
     was_unsync = sp.unsync
-    leaves = sp.leaf_bitmap.bit_count() if kvm.recording else 0
+    leaves = sp.n_leaves
     parents = [p.id for p, _ in sp.parent_ptes] if kvm.recording else []
     nr_zapped = mmu_zap_unsync_children(kvm, sp, invalid_list)
     nr_zapped += kvm_mmu_page_unlink_children(kvm, sp, invalid_list)

@@ -84,8 +84,7 @@ class Rmaps:
             key = _chunk_key(sp.role.level, sp.leaf_gfn_base)
             chunk = self.chunks.get(key)
             if chunk is None:
-                chunk = self.chunks[key] = RmapChunk(sp)
-                sp.rmap_chunk = chunk
+                self.chunks[key] = sp.rmap_chunk = RmapChunk(sp)
                 return 0
             sp.rmap_chunk = chunk
         # No chain in the chunk is longer than the number of pages with leaves in it.

@@ -1,9 +1,10 @@
 """The model's shortcuts agree with the plain definitions they stand in for.
 
 hash_64() avoids big-number products for gfns, and Rmaps keeps per-chunk page lists instead
-of one list per gfn; both must give exactly what the straightforward formula gives.  And
-run_scenario() pauses the cyclic garbage collector, which is only sound if a run leaves no
-reference cycles behind.
+of one list per gfn; both must give exactly what the straightforward formula gives.
+run_scenario() pauses the cyclic garbage collector, which is only sound if reference
+counting alone frees every zapped page.  Pages cache their rmap chunk and level-1 pages
+share one empty spt: check_invariants() must notice if either goes wrong.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from mmu_model import get_scenario, run_scenario
 from mmu_model.constants import GOLDEN_RATIO_64, hash_64
 from mmu_model.fixes import DEFAULT_FIXES
+from mmu_model.invariants import check_invariants
 from mmu_model.page import KvmMmuPage
 from mmu_model.rmap import Rmaps
 from mmu_model.role import shadow_ept_root_role
@@ -159,3 +161,30 @@ def test_a_caller_that_paused_the_collector_keeps_it_paused() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_invariants_catch_a_child_given_to_a_level_1_page(make_world) -> None:
+    w = make_world()
+    w.boot()
+    w.touch(0, [0])
+    pt_sp = w.sp(w.pt(0, 0))
+    assert check_invariants(w.kvm) == []
+    pt_sp.spt[5] = pt_sp  # the dict every level-1 page shares
+    try:
+        assert any("shared empty spt" in line for line in check_invariants(w.kvm))
+    finally:
+        pt_sp.spt.clear()
+
+
+def test_invariants_catch_a_stale_rmap_chunk(make_world) -> None:
+    w = make_world()
+    w.boot()
+    w.touch(0, [0])
+    pt_sp = w.sp(w.pt(0, 0))
+    assert pt_sp.leaf_bitmap
+    chunk = pt_sp.rmap_chunk
+    pt_sp.rmap_chunk = None
+    try:
+        assert any("rmap_chunk is not the chunk" in line for line in check_invariants(w.kvm))
+    finally:
+        pt_sp.rmap_chunk = chunk
