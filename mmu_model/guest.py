@@ -251,9 +251,9 @@ class NestedGuest:
         """L1 flushes L2's TLB: L0 drops its guest_mmu roots (handle_invept)."""
         kvm = self.kvm
         kvm.begin_action("l1_invept", reload=reload)
-        kvm.path.append("handle_invept")
+        kvm.enter("handle_invept")
         kvm_mmu_free_roots(kvm)
-        kvm.path.pop()
+        kvm.leave()
         if reload and self.root is not None:
             kvm_mmu_load(kvm, self.root.gfn)
 
@@ -313,10 +313,10 @@ class NestedGuest:
             return
         kvm = self.kvm
         kvm.begin_action("l2_activity", gfn=table.gfn)
-        kvm.path.append("shadow_page_table_clear_flood")
+        kvm.enter("shadow_page_table_clear_flood")
         cleared = shadow_page_table_clear_flood(kvm, table.l2_gfn, table.level)
         kvm.emit("clear_sp_write_flooding_count", gfn=table.gfn, cleared=cleared)
-        kvm.path.pop()
+        kvm.leave()
 
     def _zap_entry(self, table: Ept12Table, index: int, new: int, name: str) -> None:
         self._maybe_l2_activity(table, index)

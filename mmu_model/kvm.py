@@ -87,7 +87,7 @@ class Kvm:
         self.hash_walked = 0
         self.next_sp_id = 1
         self.touched: dict[int, KvmMmuPage] = {}
-        self.path: list[str] = []
+        self.path: list[str] = []  # kernel call path, outermost first (see enter())
         self.events_emitted = 0
         self.actions_emitted = 0
         self.recorder = recorder
@@ -124,6 +124,18 @@ class Kvm:
             self.orphans_unsync += 1 if unsync else -1
         sp.unsync = unsync
         self.touch(sp)
+
+    def enter(self, function: str) -> None:
+        """A modelled kernel function starts: events record the call path they happen in.
+
+        Nothing reads the path unless a recorder is attached, so it is kept only then.
+        """
+        if self.recorder is not None:
+            self.path.append(function)
+
+    def leave(self) -> None:
+        if self.recorder is not None:
+            self.path.pop()
 
     def emit(self, kind: str, **args: Any) -> None:
         """One kernel operation finished: everything touched since the last one is its diff."""

@@ -153,9 +153,9 @@ def kvm_mmu_find_shadow_page(
             continue
         if sp.role != role:
             if role.level > PG_LEVEL_4K and sp.unsync:
-                kvm.path.append("kvm_mmu_find_shadow_page")
+                kvm.enter("kvm_mmu_find_shadow_page")
                 kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
-                kvm.path.pop()
+                kvm.leave()
             continue
         if sp.role.direct:
             found = sp
@@ -385,7 +385,7 @@ def mmu_sync_children(kvm: Kvm, parent: KvmMmuPage) -> int:
     Returns the number of pages synced.  Orphans have no parent bit and are never reached.
     """
     synced = 0
-    kvm.path.append("mmu_sync_children")
+    kvm.enter("mmu_sync_children")
     while True:
         pages = mmu_unsync_walk(kvm, parent)
         if not pages:
@@ -405,7 +405,7 @@ def mmu_sync_children(kvm: Kvm, parent: KvmMmuPage) -> int:
                 kvm.count_event()
             synced += 1
         kvm_mmu_commit_zap_page(kvm, invalid_list)
-    kvm.path.pop()
+    kvm.leave()
     return synced
 
 
@@ -414,9 +414,9 @@ def kvm_mmu_sync_roots(kvm: Kvm) -> int:
     root = kvm.root
     if root is None or not (root.unsync or root.unsync_children):
         return 0
-    kvm.path.append("kvm_mmu_sync_roots")
+    kvm.enter("kvm_mmu_sync_roots")
     synced = mmu_sync_children(kvm, root)
-    kvm.path.pop()
+    kvm.leave()
     return synced
 
 
@@ -468,12 +468,12 @@ def mmu_zap_unsync_children(kvm: Kvm, parent: KvmMmuPage, invalid_list: InvalidL
         pages = mmu_unsync_walk(kvm, parent)
         if not pages:
             return zapped
-        kvm.path.append("mmu_zap_unsync_children")
+        kvm.enter("mmu_zap_unsync_children")
         for sp, path in pages:
             kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
             mmu_pages_clear_parents(kvm, path)  # records nothing itself
             zapped += 1
-        kvm.path.pop()
+        kvm.leave()
 
 
 def kvm_mmu_page_unlink_children(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList) -> int:
@@ -483,12 +483,12 @@ def kvm_mmu_page_unlink_children(kvm: Kvm, sp: KvmMmuPage, invalid_list: Invalid
     if not sp.spt:
         return 0
     zapped = 0
-    kvm.path.append("kvm_mmu_page_unlink_children")
+    kvm.enter("kvm_mmu_page_unlink_children")
     for index in sorted(sp.spt):
-        kvm.path.append("mmu_page_zap_pte")
+        kvm.enter("mmu_page_zap_pte")
         zapped += mmu_page_zap_pte(kvm, sp, index, invalid_list)
-        kvm.path.pop()
-    kvm.path.pop()
+        kvm.leave()
+    kvm.leave()
     return zapped
 
 
@@ -505,7 +505,7 @@ def kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList
 
     Returns nr_zapped: this page (unless it is a live root) plus every child zapped with it.
     """
-    kvm.path.append("kvm_mmu_prepare_zap_page")
+    kvm.enter("kvm_mmu_prepare_zap_page")
     was_invalid = sp.role.invalid
     was_unsync = sp.unsync
     leaves = sp.n_leaves
@@ -534,7 +534,7 @@ def kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList
         sp.role = sp.role.invalidated()
     kvm.update_orphan(sp)
     kvm.stat.mmu_shadow_zapped += 1
-    kvm.path.pop()
+    kvm.leave()
     if not kvm.recording:
         kvm.count_event()
         return nr_zapped
@@ -635,7 +635,7 @@ def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
     gfn = gpa >> PAGE_SHIFT
     if not kvm.indirect_shadow_pages:
         return
-    kvm.path.append("kvm_mmu_track_write")
+    kvm.enter("kvm_mmu_track_write")
     invalid_list: InvalidList = []
     flush = False
     gpa, nbytes, gentry = mmu_pte_write_fetch_gpte(kvm, gpa, new, nbytes)
@@ -653,19 +653,19 @@ def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
             reason = "detect_write_misaligned" if misaligned else "detect_write_flooding"
             kvm.stat.mmu_flooded += 1
             kvm.emit(reason, sp=sp.id, flood_before=before, gpa=gpa)
-            kvm.path.append(reason)
+            kvm.enter(reason)
             kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
-            kvm.path.pop()
+            kvm.leave()
             continue
         index = get_written_sptes(sp, gpa, nbytes)
         child = sp.spt.get(index)
         was_leaf = child is None and bool(sp.leaf_bitmap >> index & 1)
         was_present = child is not None or was_leaf
-        kvm.path.append("mmu_page_zap_pte")
+        kvm.enter("mmu_page_zap_pte")
         zapped = mmu_page_zap_pte(
             kvm, sp, index, invalid_list if kvm.fixes.track_write_zap else None
         )
-        kvm.path.pop()
+        kvm.leave()
         if gentry and sp.role.level != PG_LEVEL_4K:
             kvm.stat.mmu_pde_zapped += 1
         if was_present:
@@ -685,7 +685,7 @@ def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
             was_leaf=was_leaf,
         )
     kvm_mmu_remote_flush_or_zap(kvm, invalid_list, flush)
-    kvm.path.pop()
+    kvm.leave()
 
 
 # -- recycling and zap-all ------------------------------------------------------------------
@@ -701,7 +701,7 @@ def kvm_mmu_zap_oldest_mmu_pages(kvm: Kvm, nr_to_zap: int) -> int:
     """
     invalid_list: InvalidList = []
     total = 0
-    kvm.path.append("kvm_mmu_zap_oldest_mmu_pages")
+    kvm.enter("kvm_mmu_zap_oldest_mmu_pages")
     while total < nr_to_zap:
         victim = next((sp for sp in kvm.active_mmu_pages if not sp.root_count), None)
         if victim is None:
@@ -709,7 +709,7 @@ def kvm_mmu_zap_oldest_mmu_pages(kvm: Kvm, nr_to_zap: int) -> int:
         total += kvm_mmu_prepare_zap_page(kvm, victim, invalid_list)
     kvm_mmu_commit_zap_page(kvm, invalid_list)
     kvm.stat.mmu_recycled += total
-    kvm.path.pop()
+    kvm.leave()
     kvm.emit("kvm_mmu_zap_oldest_mmu_pages", nr_to_zap=nr_to_zap, total=total)
     return total
 
@@ -719,9 +719,9 @@ def make_mmu_pages_available(kvm: Kvm) -> int:
     avail = kvm_mmu_available_pages(kvm)
     if avail >= KVM_MIN_FREE_MMU_PAGES:
         return 0
-    kvm.path.append("make_mmu_pages_available")
+    kvm.enter("make_mmu_pages_available")
     kvm_mmu_zap_oldest_mmu_pages(kvm, KVM_REFILL_PAGES - avail)
-    kvm.path.pop()
+    kvm.leave()
     return 0 if kvm_mmu_available_pages(kvm) else ENOSPC
 
 
@@ -740,20 +740,20 @@ def kvm_mmu_zap_all_fast(kvm: Kvm) -> None:
     Live roots stay allocated until the vCPU drops them (kvm_mmu_free_obsolete_roots).
     """
     kvm.mmu_valid_gen = 0 if kvm.mmu_valid_gen else 1
-    kvm.path.append("kvm_mmu_zap_all_fast")
+    kvm.enter("kvm_mmu_zap_all_fast")
     kvm.emit(
         "kvm_mmu_zap_all_fast", mmu_valid_gen=kvm.mmu_valid_gen,
         used_pages=kvm.stat.mmu_shadow_pages,
     )
     invalid_list: InvalidList = []
-    kvm.path.append("kvm_zap_obsolete_pages")
+    kvm.enter("kvm_zap_obsolete_pages")
     for sp in list(kvm.active_mmu_pages):
         if sp.role.invalid or not is_obsolete_sp(kvm, sp):
             continue
         kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
-    kvm.path.pop()
+    kvm.leave()
     kvm_mmu_commit_zap_page(kvm, invalid_list)
-    kvm.path.pop()
+    kvm.leave()
     kvm.root_zapped = True
 
 
@@ -773,7 +773,7 @@ def mmu_free_root_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList) -> N
 def kvm_mmu_free_roots(kvm: Kvm, *, current: bool = True, previous: bool = True) -> None:
     """Model of mmu.c: kvm_mmu_free_roots() for guest_mmu (INVEPT, root eviction)."""
     invalid_list: InvalidList = []
-    kvm.path.append("kvm_mmu_free_roots")
+    kvm.enter("kvm_mmu_free_roots")
     freed = []
     if current and kvm.root is not None:
         freed.append(kvm.root.id)
@@ -785,7 +785,7 @@ def kvm_mmu_free_roots(kvm: Kvm, *, current: bool = True, previous: bool = True)
             mmu_free_root_page(kvm, sp, invalid_list)
         kvm.prev_roots = []
     kvm_mmu_commit_zap_page(kvm, invalid_list)
-    kvm.path.pop()
+    kvm.leave()
     kvm.emit("kvm_mmu_free_roots", roots=freed)
 
 
@@ -793,7 +793,7 @@ def kvm_mmu_free_obsolete_roots(kvm: Kvm) -> None:
     """Model of mmu.c: kvm_mmu_free_obsolete_roots(): drop roots zapped or made obsolete."""
     kvm.root_zapped = False
     invalid_list: InvalidList = []
-    kvm.path.append("kvm_mmu_free_obsolete_roots")
+    kvm.enter("kvm_mmu_free_obsolete_roots")
     freed = []
     if kvm.root is not None and is_obsolete_sp(kvm, kvm.root):
         freed.append(kvm.root.id)
@@ -808,20 +808,20 @@ def kvm_mmu_free_obsolete_roots(kvm: Kvm) -> None:
             keep.append(sp)
     kvm.prev_roots = keep
     kvm_mmu_commit_zap_page(kvm, invalid_list)
-    kvm.path.pop()
+    kvm.leave()
     if freed:
         kvm.emit("kvm_mmu_free_roots", roots=freed)
 
 
 def mmu_alloc_shadow_roots(kvm: Kvm, root_gfn: int) -> KvmMmuPage:
     """Model of mmu.c: mmu_alloc_shadow_roots() / mmu_alloc_root() for a shadow EPT root."""
-    kvm.path.append("mmu_alloc_shadow_roots")
+    kvm.enter("mmu_alloc_shadow_roots")
     make_mmu_pages_available(kvm)
     sp, created = kvm_mmu_get_shadow_page(kvm, root_gfn, shadow_ept_root_role(kvm.root_level), 0)
     sp.root_count += 1
     kvm.update_orphan(sp)
     kvm.root = sp
-    kvm.path.pop()
+    kvm.leave()
     kvm.emit("kvm_mmu_get_page", sp=sp.id, created=created, root=True)
     return sp
 
@@ -829,14 +829,14 @@ def mmu_alloc_shadow_roots(kvm: Kvm, root_gfn: int) -> KvmMmuPage:
 def kvm_mmu_load(kvm: Kvm, root_gfn: int) -> KvmMmuPage:
     """Model of mmu.c: kvm_mmu_load() at nested VM-entry: free obsolete roots, allocate
     the root if there is none, then kvm_mmu_sync_roots()."""
-    kvm.path.append("kvm_mmu_load")
+    kvm.enter("kvm_mmu_load")
     if kvm.root_zapped:
         kvm_mmu_free_obsolete_roots(kvm)
     root = kvm.root
     if root is None or root.gfn != root_gfn:
         root = mmu_alloc_shadow_roots(kvm, root_gfn)
     kvm_mmu_sync_roots(kvm)
-    kvm.path.pop()
+    kvm.leave()
     return root
 
 
@@ -856,7 +856,7 @@ def kvm_mmu_new_pgd(kvm: Kvm, root_gfn: int) -> None:
     reuse; if none fits, the least recently used cached root is freed and the next
     kvm_mmu_load() allocates the new root.  A reused root's flood count is cleared.
     """
-    kvm.path.append("kvm_mmu_new_pgd")
+    kvm.enter("kvm_mmu_new_pgd")
     role = shadow_ept_root_role(kvm.root_level)
 
     def usable(sp: KvmMmuPage | None) -> bool:
@@ -889,5 +889,5 @@ def kvm_mmu_new_pgd(kvm: Kvm, root_gfn: int) -> None:
         clear_sp_write_flooding_count(kvm, kvm.root)
     else:
         kvm_mmu_load(kvm, root_gfn)
-    kvm.path.pop()
+    kvm.leave()
     kvm.emit("kvm_mmu_new_pgd", root_gfn=root_gfn, reused=found)

@@ -27,9 +27,9 @@ Outcome = Literal["emulated", "fault", "native"]
 def l1_store(kvm: Kvm, gfn: int, index: int, new: int) -> Outcome:
     """One 8-byte store by L1 to entry `index` of its page `gfn` (already in memory)."""
     if kvm.write_track.get(gfn):
-        kvm.path.append("kvm_page_track_write")
+        kvm.enter("kvm_page_track_write")
         kvm_mmu_track_write(kvm, (gfn << PAGE_SHIFT) | index * SPTE_BYTES, new, SPTE_BYTES)
-        kvm.path.pop()
+        kvm.leave()
         return "emulated"
     return "fault" if l1_write_fault(kvm, gfn) else "native"
 
@@ -42,12 +42,12 @@ def l1_write_fault(kvm: Kvm, gfn: int) -> bool:
     kvm.l1_wp.discard(gfn)  # mapped writable from now on
     if len(kvm.l1_wp) == protected:
         return False
-    kvm.path.append("make_spte")
+    kvm.enter("make_spte")
     unsync_before = kvm.stat.mmu_unsync
     mmu_try_to_unsync_pages(kvm, gfn)
     if kvm.stat.mmu_unsync == unsync_before:
         kvm.emit("make_spte_writable", gfn=gfn)
-    kvm.path.pop()
+    kvm.leave()
     return True
 
 

@@ -52,7 +52,7 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
     assert root is not None, "FNAME(fetch) needs a loaded root"
     # is_page_fault_stale() would retry the fault; the guest reloads the root before it.
     assert not is_obsolete_sp(kvm, root), "FNAME(fetch) on an obsolete root"
-    kvm.path.append("FNAME(fetch)")
+    kvm.enter("FNAME(fetch)")
     sp = root
     level = sp.role.level
     l2_gfn, table_gfns, leaf_level = walk.l2_gfn, walk.table_gfns, walk.level
@@ -75,9 +75,9 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
             kvm_mmu_commit_zap_page(kvm, invalid_list)
         span = 9 * (level - 1)
         l2_base = (l2_gfn >> span) << span
-        kvm.path.append("kvm_mmu_get_child_sp")
+        kvm.enter("kvm_mmu_get_child_sp")
         child, created = kvm_mmu_get_shadow_page(kvm, table_gfn, sp.role.child(), l2_base)
-        kvm.path.pop()
+        kvm.leave()
         if child.unsync_children:
             mmu_sync_children(kvm, child)
         was_orphan = child.orphan
@@ -95,16 +95,16 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
             kvm.emit("mmu_set_spte", sp=sp.id, count=installed, level=sp.role.level)
         else:
             kvm.count_event()
-    kvm.path.pop()
+    kvm.leave()
     return sp
 
 
 def ept_page_fault(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
     """Model of paging_tmpl.h: FNAME(page_fault) for an EPT violation L0 can resolve."""
-    kvm.path.append("FNAME(page_fault)")
+    kvm.enter("FNAME(page_fault)")
     make_mmu_pages_available(kvm)
     sp = fetch(kvm, walk)
-    kvm.path.pop()
+    kvm.leave()
     return sp
 
 

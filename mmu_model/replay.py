@@ -131,9 +131,9 @@ def replay_parsed(trace: ParsedTrace, *, fixes: frozenset[str] = DEFAULT_FIXES,
     unsync: list[KvmMmuPage] = []
     _shadow(kvm, root_table, root, 0, unsync)
     for sp in unsync:
-        kvm.path.append("mmu_try_to_unsync_pages")
+        kvm.enter("mmu_try_to_unsync_pages")
         kvm_unsync_page(kvm, sp)
-        kvm.path.pop()
+        kvm.leave()
         kvm.l1_wp.discard(sp.gfn)
     discrepancies: list[Discrepancy] = []
     for line in trace.lines:

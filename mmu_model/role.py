@@ -6,6 +6,7 @@ Two shadow pages for the same gfn are the same page only if their whole role wor
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 from .constants import ACC_ALL
 
@@ -18,6 +19,7 @@ _ACCESS_SHIFT = 8
 _INVALID_SHIFT = 11
 _AD_DISABLED_SHIFT = 16
 _GUEST_MODE_SHIFT = 17
+_DIRECT_KEY: Final = 1 << 3  # above the 3 access bits, in child()'s memo key
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,13 @@ class KvmMmuPageRole:
     access: int = ACC_ALL
     ad_disabled: bool = False
     word: int = field(init=False, repr=False, compare=False)
+    # Memo of child() and invalidated(), so hot paths reuse role objects: keyed by a
+    # small int (direct, access), which needs no boxing.
+    _children: dict[int, KvmMmuPageRole] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _invalid: KvmMmuPageRole | None = field(init=False, repr=False, compare=False,
+                                            default=None)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "word", self._compute_word())
@@ -57,17 +66,18 @@ class KvmMmuPageRole:
 
     def child(self, *, direct: bool = False, access: int = ACC_ALL) -> KvmMmuPageRole:
         """Model of mmu.c: kvm_mmu_child_role(): one level down, same guest_mode."""
-        key = (self.word, direct, access)
-        role = _CHILD_CACHE.get(key)
+        key = access | (_DIRECT_KEY if direct else 0)
+        role = self._children.get(key)
         if role is None:
-            role = _CHILD_CACHE[key] = replace(self, level=self.level - 1, direct=direct,
-                                               access=access)
+            role = replace(self, level=self.level - 1, direct=direct, access=access)
+            self._children[key] = role
         return role
 
     def invalidated(self) -> KvmMmuPageRole:
-        role = _INVALID_CACHE.get(self.word)
+        role = self._invalid
         if role is None:
-            role = _INVALID_CACHE[self.word] = replace(self, invalid=True)
+            role = replace(self, invalid=True)
+            object.__setattr__(self, "_invalid", role)
         return role
 
     def describe(self) -> str:
@@ -88,8 +98,6 @@ class KvmMmuPageRole:
         return " ".join(parts)
 
 
-_CHILD_CACHE: dict[tuple[int, bool, int], KvmMmuPageRole] = {}
-_INVALID_CACHE: dict[int, KvmMmuPageRole] = {}
 
 
 def shadow_ept_root_role(level: int) -> KvmMmuPageRole:
