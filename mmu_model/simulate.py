@@ -64,6 +64,10 @@ def _run_scenario(spec: ScenarioSpec, record: bool) -> Run:
                         shared=spec.mode == "shared", flood_clear_prob=spec.flood_clear_prob,
                         seed=spec.seed)
     plan = working_set(spec)
+    # Every root's life sees the same touches: build their region lists once.
+    first_touches = [[(i, huge, m1) for i, huge, m1, _ in regions] for regions in plan]
+    second_touches = [[(i, False, m2) for i, huge, _, m2 in regions if not huge and m2]
+                      for regions in plan]
     per_boot: list[BootStats] = []
     default_step = 0
     for boot in range(1, spec.boots + 1):
@@ -72,12 +76,11 @@ def _run_scenario(spec: ScenarioSpec, record: bool) -> Run:
         walked_before = kvm.hash_walked
         guest.vm_entry(boot)
         for zap in range(spec.root_zaps_per_boot):
-            for gib, regions in enumerate(plan):
-                guest.touch(gib, [(i, huge, m1) for i, huge, m1, _ in regions], second=False)
-            for gib, regions in enumerate(plan):
-                rest = [(i, False, m2) for i, huge, _, m2 in regions if not huge and m2]
-                if rest:
-                    guest.touch(gib, rest, second=True)
+            for gib, regions in enumerate(first_touches):
+                guest.touch(gib, regions, second=False)
+            for gib, regions in enumerate(second_touches):
+                if regions:
+                    guest.touch(gib, regions, second=True)
             guest.invept(reload=True)
             # L1 tears down the current root at L2's shutdown, else the one it replaces.
             last = zap == spec.root_zaps_per_boot - 1
