@@ -5,7 +5,7 @@ Each returned string names one violated invariant; an empty list means the state
 
 from __future__ import annotations
 
-from .constants import PG_LEVEL_1G, PG_LEVEL_2M, PG_LEVEL_4K, hash_64
+from .constants import PG_LEVEL_1G, PG_LEVEL_2M, PG_LEVEL_4K, SPTE_ENT_PER_PAGE, hash_64
 from .kvm import Kvm
 from .page import EMPTY_SPT, EMPTY_UNSYNC_CHILD_BITMAP, KvmMmuPage
 from .rmap import tally_of
@@ -13,12 +13,16 @@ from .rmap import tally_of
 __all__ = ["check_invariants"]
 
 
+def _child_pages(sp: KvmMmuPage) -> list[KvmMmuPage]:
+    return [child for _, child in sp.children()]
+
+
 def _acyclic(kvm: Kvm) -> bool:
     color: dict[int, int] = {}
     for start in kvm.sps:
         if start.id in color:
             continue
-        stack: list[tuple[KvmMmuPage, list[KvmMmuPage]]] = [(start, list(start.spt.values()))]
+        stack: list[tuple[KvmMmuPage, list[KvmMmuPage]]] = [(start, _child_pages(start))]
         color[start.id] = 1
         while stack:
             sp, todo = stack[-1]
@@ -32,7 +36,7 @@ def _acyclic(kvm: Kvm) -> bool:
                 return False
             if state is None:
                 color[child.id] = 1
-                stack.append((child, list(child.spt.values())))
+                stack.append((child, _child_pages(child)))
     return True
 
 
@@ -52,14 +56,14 @@ def check_invariants(kvm: Kvm) -> list[str]:
         if sp.freed:
             bad.append(f"{tag} is freed but still listed")
         for parent, index in sp.parent_ptes:
-            if parent.spt.get(index) is not sp:
+            if parent.spt[index] is not sp:
                 bad.append(f"{tag}: parent_ptes names #{parent.id}[{index}], "
                            "which does not point here")
             if parent.freed or parent not in sps:
                 bad.append(f"{tag}: parent #{parent.id} is freed")
         if len({(p.id, i) for p, i in sp.parent_ptes}) != len(sp.parent_ptes):
             bad.append(f"{tag}: duplicate parent_ptes entries")
-        for index, child in sp.spt.items():
+        for index, child in sp.children():
             if (sp, index) not in child.parent_ptes:
                 bad.append(f"{tag}[{index}] -> #{child.id} missing from the child's parent_ptes")
             if child.role.level != sp.role.level - 1:
@@ -78,7 +82,7 @@ def check_invariants(kvm: Kvm) -> list[str]:
             if sp.role.invalid:
                 bad.append(f"{tag}: unsync and invalid")
         if sp.role.invalid:
-            if sp.parent_ptes or sp.spt or sp.leaf_bitmap:
+            if sp.parent_ptes or sp.children() or sp.leaf_bitmap:
                 bad.append(f"{tag}: invalid but still linked or holding SPTEs")
             if not sp.root_count:
                 bad.append(f"{tag}: invalid with root_count 0 but never committed")
@@ -156,7 +160,8 @@ def check_invariants(kvm: Kvm) -> list[str]:
         bad.append("the orphan set differs from the pages with no parent")
     if tracked != kvm.write_track:
         bad.append(f"write_track {kvm.write_track} != level>=2 pages per gfn {tracked}")
-    if EMPTY_SPT or EMPTY_UNSYNC_CHILD_BITMAP:
+    if any(child is not None for child in EMPTY_SPT) or len(EMPTY_SPT) != SPTE_ENT_PER_PAGE \
+            or EMPTY_UNSYNC_CHILD_BITMAP:
         bad.append("a level-1 page was given a child: the shared empty spt is not empty")
     if not _acyclic(kvm):
         bad.append("the shadow page graph has a cycle")

@@ -337,7 +337,7 @@ def __mmu_unsync_walk(
     """Model of mmu.c: __mmu_unsync_walk(): follow unsync_child_bitmap, clear stale bits."""
     found = 0
     for index in sorted(sp.unsync_child_bitmap):  # find_next_bit() order
-        child = sp.spt.get(index)
+        child = sp.spt[index]
         if child is None:
             clear_unsync_child_bit(kvm, sp, index)
             continue
@@ -427,7 +427,7 @@ def drop_parent_pte(kvm: Kvm, sp: KvmMmuPage, parent: KvmMmuPage, index: int) ->
     The parent's unsync_child_bitmap bit is deliberately left set (cleared lazily).
     """
     sp.parent_ptes.remove((parent, index))  # mmu_page_remove_parent_pte()
-    del parent.spt[index]  # mmu_spte_clear_no_track()
+    parent.spt[index] = None  # mmu_spte_clear_no_track()
     kvm.touch(parent)
     kvm.update_orphan(sp)
 
@@ -442,7 +442,7 @@ def mmu_page_zap_pte(
     caller passes an invalid_list.  kvm_mmu_track_write() passes NULL before patch 1/2 of
     the series, which is how unsync children get orphaned.
     """
-    child = sp.spt.get(index)
+    child = sp.spt[index]
     if child is not None:
         drop_parent_pte(kvm, child, sp, index)
         if (
@@ -480,11 +480,11 @@ def kvm_mmu_page_unlink_children(kvm: Kvm, sp: KvmMmuPage, invalid_list: Invalid
     """Model of mmu.c: kvm_mmu_page_unlink_children(): mmu_page_zap_pte() on all 512."""
     if sp.leaf_bitmap:
         drop_spte(kvm, sp, sp.leaf_bitmap)
-    if not sp.spt:
+    if sp.role.level == PG_LEVEL_4K:
         return 0
     zapped = 0
     kvm.enter("kvm_mmu_page_unlink_children")
-    for index in sorted(sp.spt):
+    for index, _ in sp.children():
         kvm.enter("mmu_page_zap_pte")
         zapped += mmu_page_zap_pte(kvm, sp, index, invalid_list)
         kvm.leave()
@@ -658,7 +658,7 @@ def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
             kvm.leave()
             continue
         index = get_written_sptes(sp, gpa, nbytes)
-        child = sp.spt.get(index)
+        child = sp.spt[index]
         was_leaf = child is None and bool(sp.leaf_bitmap >> index & 1)
         was_present = child is not None or was_leaf
         kvm.enter("mmu_page_zap_pte")

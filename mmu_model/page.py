@@ -6,9 +6,10 @@ sp
     a shadow page: one 4 KiB page of SPTEs that L0 built to shadow one guest table page.
 spte
     a shadow page-table entry.  Here an spte is either non-present, a *non-leaf* entry
-    pointing to a child sp (``spt[index]``), or a *leaf* mapping guest memory (a bit in
-    ``leaf_bitmap``).  Leaves are kept as a bitmap plus a base gfn, not one object each,
-    so a fully populated 16 GiB guest (4 M leaf SPTEs) stays small.
+    pointing to a child sp (``spt[index]``: 512 slots as in the kernel, None where not
+    present), or a *leaf* mapping guest memory (a bit in ``leaf_bitmap``).  Leaves are
+    kept as a bitmap plus a base gfn, not one object each, so a fully populated 16 GiB
+    guest (4 M leaf SPTEs) stays small.
 gfn
     for a nested-EPT sp, the L1 frame holding the EPT12 table it shadows.
 parent_ptes
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from .constants import PG_LEVEL_4K
+from .constants import PG_LEVEL_4K, SPTE_ENT_PER_PAGE
 from .role import KvmMmuPageRole
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ __all__ = ["EMPTY_SPT", "EMPTY_UNSYNC_CHILD_BITMAP", "KvmMmuPage"]
 
 # A level-1 page never has child SPTEs, so all of them share these two empty containers
 # instead of allocating their own (check_invariants() checks that they stay empty).
-EMPTY_SPT: Final[dict[int, KvmMmuPage]] = {}
+EMPTY_SPT: Final[list[KvmMmuPage | None]] = [None] * SPTE_ENT_PER_PAGE
 EMPTY_UNSYNC_CHILD_BITMAP: Final[set[int]] = set()
 
 
@@ -70,7 +71,9 @@ class KvmMmuPage:
         self.mmu_valid_gen = mmu_valid_gen
         # Where in L2's guest-physical space this sp's coverage begins (for layout only).
         self.l2_gfn = l2_gfn
-        self.spt: dict[int, KvmMmuPage] = {} if role.level > PG_LEVEL_4K else EMPTY_SPT
+        self.spt: list[KvmMmuPage | None] = (
+            [None] * SPTE_ENT_PER_PAGE if role.level > PG_LEVEL_4K else EMPTY_SPT
+        )
         self.leaf_bitmap = 0
         self.n_leaves = 0  # bits set in leaf_bitmap, kept by mmu_set_spte() and drop_spte()
         self.leaf_gfn_base = -1
@@ -93,6 +96,10 @@ class KvmMmuPage:
     @property
     def level(self) -> int:
         return self.role.level
+
+    def children(self) -> list[tuple[int, KvmMmuPage]]:
+        """(index, child sp) for every non-leaf SPTE, in index order."""
+        return [(index, child) for index, child in enumerate(self.spt) if child is not None]
 
     def __repr__(self) -> str:
         flag = " unsync" if self.unsync else ""

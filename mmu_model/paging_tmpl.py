@@ -62,7 +62,7 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
             break
         index = (l2_gfn >> (9 * (level - 1))) & 511
         table_gfn = table_gfns[level - 2]
-        child = sp.spt.get(index)
+        child = sp.spt[index]
         if child is not None and child.gfn == table_gfn:  # kvm_mmu_get_child_sp(): -EEXIST
             sp = child
             level -= 1
@@ -123,5 +123,5 @@ def shadow_page_table_clear_flood(kvm: Kvm, l2_gfn: int, level: int) -> list[int
             clear_sp_write_flooding_count(kvm, sp)
         if sp.role.level <= level:
             break
-        sp = sp.spt.get((l2_gfn >> (9 * (sp.role.level - 1))) & 511)
+        sp = sp.spt[(l2_gfn >> (9 * (sp.role.level - 1))) & 511]
     return cleared

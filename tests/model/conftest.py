@@ -214,7 +214,7 @@ class World:
             sp = stack.pop()
             if sp.id not in seen:
                 seen.add(sp.id)
-                stack.extend(sp.spt.values())
+                stack.extend(child for _, child in sp.children())
         return seen
 
 

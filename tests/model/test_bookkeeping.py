@@ -169,11 +169,11 @@ def test_invariants_catch_a_child_given_to_a_level_1_page(make_world) -> None:
     w.touch(0, [0])
     pt_sp = w.sp(w.pt(0, 0))
     assert check_invariants(w.kvm) == []
-    pt_sp.spt[5] = pt_sp  # the dict every level-1 page shares
+    pt_sp.spt[5] = pt_sp  # the list every level-1 page shares
     try:
         assert any("shared empty spt" in line for line in check_invariants(w.kvm))
     finally:
-        pt_sp.spt.clear()
+        pt_sp.spt[5] = None
 
 
 def test_invariants_catch_a_stale_rmap_chunk(make_world) -> None:

@@ -53,7 +53,7 @@ def reachable(root) -> set[int]:
         sp = stack.pop()
         if sp.id not in seen:
             seen.add(sp.id)
-            stack.extend(sp.spt.values())
+            stack.extend(child for _, child in sp.children())
     return seen
 
 
@@ -324,7 +324,7 @@ def test_checklist_07_third_trapped_write_floods(make_world):
     assert pd_sp.freed
     assert all(sp.freed for sp in pts)
     assert not w.kvm.orphans
-    assert 0 not in pdpt_sp.spt  # kvm_mmu_unlink_parents() cleared the PDPTE
+    assert pdpt_sp.spt[0] is None  # kvm_mmu_unlink_parents() cleared the PDPTE
 
 
 # -- 8. writes #1 and #2 ----------------------------------------------------------------------
@@ -349,7 +349,8 @@ def test_checklist_08_writes_1_and_2_zap_one_spte_orphaning_or_zapping_the_child
         before, indirect = w.stats(), kvm.indirect_shadow_pages
         assert w.l1_unmap(pd_t, n - 1, NP) == "emulated"
         assert pd_sp.write_flooding_count == n
-        assert sorted(pd_sp.spt) == list(range(n, 4))  # just the written SPTE is gone
+        # just the written SPTE is gone
+        assert [i for i, _ in pd_sp.children()] == list(range(n, 4))
         d = delta(before, w.stats())
         if post:
             # The child is prepare-zapped and committed: unaccounted, unsync cleared, its
@@ -677,10 +678,10 @@ def test_checklist_12_prepare_zap_unlinks_everything_and_zaps_lone_children(make
     assert pt1.role.invalid
     assert not pt2.role.invalid
     assert pt2.parent_ptes == [(pd1, 300)]
-    assert not pd0.spt
+    assert not pd0.children()
     assert not pd0.leaf_bitmap
     assert not pd0.parent_ptes
-    assert 0 not in pdpt.spt  # the parent SPTE is cleared
+    assert pdpt.spt[0] is None  # the parent SPTE is cleared
     assert not pt0.unsync
     assert delta(before, w.stats()) == {
         "mmu_shadow_zapped": 3,
@@ -832,8 +833,8 @@ def test_checklist_14_a_root_flooded_by_l1_mid_touch_is_replaced_before_l2_fault
     assert not new_root.role.invalid
     # The new path root -> PDPT -> PD -> PT is built from valid pages only.
     path = [new_root]
-    while path[-1].spt:
-        (child,) = path[-1].spt.values()
+    while path[-1].children():
+        ((_, child),) = path[-1].children()
         path.append(child)
     assert [sp.role.level for sp in path] == [4, 3, 2, 1]
     assert not any(sp.role.invalid for sp in path)
