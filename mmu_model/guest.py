@@ -37,7 +37,7 @@ from .mmu import kvm_mmu_free_roots, kvm_mmu_load, kvm_mmu_new_pgd, kvm_mmu_relo
 from .page_track import l1_store, l1_store_many
 from .paging_tmpl import GuestWalk, ept_page_fault, shadow_page_table_clear_flood
 
-__all__ = ["Ept12Table", "L1Guest", "NestedGuest"]
+__all__ = ["NO_CHILD_TABLES", "Ept12Table", "L1Guest", "NestedGuest"]
 
 
 # An EPT12 entry is one of these plus the target frame << 12 (one wide OR in compiled code).
@@ -58,7 +58,8 @@ def leaf_entry(target_gfn: int, huge: bool) -> int:
 
 
 class Ept12Table:
-    """One page of L1's EPT12 for L2: child tables by index plus a bitmap of leaves."""
+    """One page of L1's EPT12 for L2: its 512 entries as child tables (None where an entry
+    is not a table pointer) plus a bitmap of leaves."""
 
     __slots__ = ("children", "gfn", "l2_gfn", "leaf_bitmap", "leaf_gfn_base", "level")
 
@@ -66,12 +67,24 @@ class Ept12Table:
         self.gfn = gfn
         self.level = level
         self.l2_gfn = l2_gfn  # first L2 frame this table maps
-        self.children: dict[int, Ept12Table] = {}
+        self.children: list[Ept12Table | None] = (
+            [None] * SPTE_ENT_PER_PAGE if level > 1 else NO_CHILD_TABLES
+        )
         self.leaf_bitmap = 0
         self.leaf_gfn_base = -1
 
+    def child_tables(self) -> list[tuple[int, Ept12Table]]:
+        """(index, table) for every entry pointing at a child table, in index order."""
+        return [(index, child) for index, child in enumerate(self.children)
+                if child is not None]
+
     def present(self) -> list[int]:
-        return sorted({*self.children, *for_each_set_bit(self.leaf_bitmap)})
+        return sorted({*(i for i, _ in self.child_tables()),
+                       *for_each_set_bit(self.leaf_bitmap)})
+
+
+# Entries of a level-1 table are leaves or nothing: every PT shares this all-None list.
+NO_CHILD_TABLES: Final[list[Ept12Table | None]] = [None] * SPTE_ENT_PER_PAGE
 
 
 class L1Guest(GuestMemory):
@@ -88,7 +101,7 @@ class L1Guest(GuestMemory):
         table = self.tables.get(gfn)
         if table is None:
             return SHADOW_NONPRESENT_VALUE
-        child = table.children.get(index)
+        child = table.children[index]
         if child is not None:
             return table_entry(child.gfn)
         if table.leaf_bitmap >> index & 1:
@@ -177,7 +190,7 @@ class NestedGuest:
         return root
 
     def _ensure_table(self, parent: Ept12Table, index: int) -> Ept12Table:
-        child = parent.children.get(index)
+        child = parent.children[index]
         if child is None:
             child = self.l1.alloc_table(parent.level - 1)
             child.l2_gfn = parent.l2_gfn + index * level_size_gfns(parent.level)
@@ -284,8 +297,7 @@ class NestedGuest:
                 self._zap_entry(table, index, SHADOW_NONPRESENT_VALUE, name)
             return
         if zap_level == 1 and table.level == 2:
-            pts = [table.children[i] for i in sorted(table.children)]
-            pts = [pt for pt in pts if pt.leaf_bitmap]
+            pts = [pt for _, pt in table.child_tables() if pt.leaf_bitmap]
             if not pts:
                 return
             kvm = self.kvm
@@ -301,8 +313,8 @@ class NestedGuest:
                 pt.leaf_bitmap = 0
                 l1_store_many(kvm, pt.gfn, present, SHADOW_NONPRESENT_VALUE)
             return
-        for index in sorted(table.children):
-            child = table.children.get(index)
+        for index, _ in table.child_tables():
+            child = table.children[index]  # still there unless an earlier pass removed it
             if child is not None:
                 self._zap_pass(child, zap_level, name)
 
@@ -327,9 +339,9 @@ class NestedGuest:
             )
         else:
             self.kvm.count_action()
-        child = table.children.get(index)
+        child = table.children[index]
         if child is not None:
-            del table.children[index]
+            table.children[index] = None
         if table.leaf_bitmap:
             table.leaf_bitmap &= ~(1 << index)
         l1_store(self.kvm, table.gfn, index, new)

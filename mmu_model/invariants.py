@@ -6,6 +6,7 @@ Each returned string names one violated invariant; an empty list means the state
 from __future__ import annotations
 
 from .constants import PG_LEVEL_1G, PG_LEVEL_2M, PG_LEVEL_4K, SPTE_ENT_PER_PAGE, hash_64
+from .guest import NO_CHILD_TABLES
 from .kvm import Kvm
 from .page import EMPTY_SPT, EMPTY_UNSYNC_CHILD_BITMAP, KvmMmuPage
 from .rmap import tally_of
@@ -163,6 +164,8 @@ def check_invariants(kvm: Kvm) -> list[str]:
     if any(child is not None for child in EMPTY_SPT) or len(EMPTY_SPT) != SPTE_ENT_PER_PAGE \
             or EMPTY_UNSYNC_CHILD_BITMAP:
         bad.append("a level-1 page was given a child: the shared empty spt is not empty")
+    if any(table is not None for table in NO_CHILD_TABLES):
+        bad.append("an L1 PT was given a child table: the PTs' shared entry list is not empty")
     if not _acyclic(kvm):
         bad.append("the shadow page graph has a cycle")
     return bad

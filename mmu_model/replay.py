@@ -61,7 +61,7 @@ def _build_tables(trace: ParsedTrace, l1: L1Guest) -> tuple[Ept12Table, list[str
                 notes.append(f"line {line.lineno}: table {child.gfn:#x} already hangs under "
                              f"{parent_of[child.gfn]:#x}; the second parent is ignored")
                 continue
-            existing = table.children.get(line.index)
+            existing = table.children[line.index]
             if existing is not None and existing is not child:
                 notes.append(f"line {line.lineno}: entry {line.index} of {table.gfn:#x} named "
                              f"{existing.gfn:#x} earlier; keeping the first")
@@ -73,7 +73,7 @@ def _build_tables(trace: ParsedTrace, l1: L1Guest) -> tuple[Ept12Table, list[str
     synthetic = _SYNTHETIC_BASE
 
     def free_index(table: Ept12Table) -> int:
-        used = set(table.children) | written.get(table.gfn, set())
+        used = {i for i, _ in table.child_tables()} | written.get(table.gfn, set())
         return next(i for i in range(SPTE_ENT_PER_PAGE) if i not in used)
 
     roots = [t for t in l1.tables.values() if t.level == top and t.gfn not in parent_of]
@@ -105,8 +105,7 @@ def _build_tables(trace: ParsedTrace, l1: L1Guest) -> tuple[Ept12Table, list[str
 
 def _shadow(kvm: Kvm, table: Ept12Table, sp: KvmMmuPage, l2_gfn: int,
             unsync: list[KvmMmuPage]) -> None:
-    for index in sorted(table.children):
-        child_table = table.children[index]
+    for index, child_table in table.child_tables():
         child_l2 = l2_gfn + index * (1 << (9 * (table.level - 1)))
         child, created = kvm_mmu_get_shadow_page(kvm, child_table.gfn, sp.role.child(), child_l2)
         link_shadow_page(kvm, sp, index, child)
@@ -162,7 +161,8 @@ def _replay_line(kvm: Kvm, l1: L1Guest, line: TraceLine) -> list[Discrepancy]:
                 break
     table = l1.tables.get(line.gfn)
     if table is not None and not line.new & EPT_PRESENT_MASK:
-        table.children.pop(line.index, None)
+        if table.children[line.index] is not None:
+            table.children[line.index] = None
         table.leaf_bitmap &= ~(1 << line.index)
     l1_store(kvm, line.gfn, line.index, line.new)
     if model == line.flood:

@@ -176,6 +176,19 @@ def test_invariants_catch_a_child_given_to_a_level_1_page(make_world) -> None:
         pt_sp.spt[5] = None
 
 
+def test_invariants_catch_a_child_table_given_to_an_l1_pt(make_world) -> None:
+    w = make_world()
+    w.boot()
+    w.touch(0, [0])
+    pt_t = w.pt(0, 0)
+    assert check_invariants(w.kvm) == []
+    pt_t.children[7] = pt_t  # the list every L1 PT shares
+    try:
+        assert any("PTs' shared entry list" in line for line in check_invariants(w.kvm))
+    finally:
+        pt_t.children[7] = None
+
+
 def test_invariants_catch_a_stale_rmap_chunk(make_world) -> None:
     w = make_world()
     w.boot()

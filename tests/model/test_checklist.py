@@ -500,7 +500,7 @@ def test_checklist_10_pde_zapped_counts_processed_upper_sptes_with_nonzero_value
 
     def pde_zapped(table, index, new):
         before = w.stats()["mmu_pde_zapped"]
-        if index in table.children:
+        if table.children[index] is not None:
             w.l1_unmap(table, index, new)
         else:
             w.l1_write(table, index, new)
