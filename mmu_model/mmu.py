@@ -55,6 +55,10 @@ def for_each_gfn_valid_sp_with_gptes(kvm: Kvm, gfn: int) -> list[KvmMmuPage]:
     if same_gfn is None:
         return []
     gen = kvm.mmu_valid_gen
+    if len(same_gfn) == 1:  # the usual chain: one page per table gfn
+        sp = same_gfn[0]
+        valid = not sp.role.invalid and sp.mmu_valid_gen == gen and not sp.role.direct
+        return [sp] if valid else []
     return [sp for i in range(len(same_gfn) - 1, -1, -1)  # the chain runs newest first
             if not (sp := same_gfn[i]).role.invalid and sp.mmu_valid_gen == gen
             and not sp.role.direct]
@@ -426,7 +430,14 @@ def drop_parent_pte(kvm: Kvm, sp: KvmMmuPage, parent: KvmMmuPage, index: int) ->
 
     The parent's unsync_child_bitmap bit is deliberately left set (cleared lazily).
     """
-    sp.parent_ptes.remove((parent, index))  # mmu_page_remove_parent_pte()
+    parent_ptes = sp.parent_ptes  # mmu_page_remove_parent_pte()
+    for i in range(len(parent_ptes)):  # like list.remove(), without building the pair
+        pte_parent, pte_index = parent_ptes[i]
+        if pte_parent is parent and pte_index == index:
+            del parent_ptes[i]
+            break
+    else:
+        raise ValueError(f"{sp!r} has no parent SPTE {parent!r}[{index}]")
     parent.spt[index] = None  # mmu_spte_clear_no_track()
     kvm.touch(parent)
     kvm.update_orphan(sp)
