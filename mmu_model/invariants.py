@@ -43,6 +43,8 @@ def _acyclic(kvm: Kvm) -> bool:
 
 def check_invariants(kvm: Kvm) -> list[str]:
     """Check that the shadow MMU state is internally consistent (see module docstring)."""
+    if kvm.released:
+        return ["the Kvm was released at the end of its run: there is nothing left to check"]
     bad: list[str] = []
     sps = kvm.sps
     unsync = accounted = indirect = 0

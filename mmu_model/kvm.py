@@ -91,6 +91,7 @@ class Kvm:
         self.events_emitted = 0
         self.actions_emitted = 0
         self.recorder = recorder
+        self.released = False  # see release()
 
     # -- bookkeeping -------------------------------------------------------------------
     def touch(self, sp: KvmMmuPage) -> None:
@@ -124,6 +125,16 @@ class Kvm:
             self.orphans_unsync += 1 if unsync else -1
         sp.unsync = unsync
         self.touch(sp)
+
+    def release(self) -> None:
+        """The run is over and the VM goes away: every page lets go of its rmap chunk.
+
+        Pages that still have leaves and their chunks refer to each other; breaking that
+        lets reference counting free the whole model, so a finished run leaves nothing for
+        the cyclic collector.  Nothing may use the Kvm afterwards.
+        """
+        self.rmaps.release()
+        self.released = True
 
     def enter(self, function: str) -> None:
         """A modelled kernel function starts: events record the call path they happen in.

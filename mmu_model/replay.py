@@ -140,12 +140,14 @@ def replay_parsed(trace: ParsedTrace, *, fixes: frozenset[str] = DEFAULT_FIXES,
     report = ReplayReport(lines=len(trace.lines), tables=len(l1.tables),
                           discrepancies=tuple(discrepancies), notes=tuple(notes),
                           warnings=trace.warnings)
-    return Run(
+    run = Run(
         kind="replay", spec=None, fixes=fixset.names, final_stats=kvm.stat.as_dict(),
         orphans=kvm.orphan_summary(),
         n_events=kvm.events_emitted, n_actions=kvm.actions_emitted, timeline=timeline,
         replay=report, default_step=1, hash_walked=kvm.hash_walked,
     )
+    kvm.release()
+    return run
 
 
 def _replay_line(kvm: Kvm, l1: L1Guest, line: TraceLine) -> list[Discrepancy]:

@@ -113,6 +113,14 @@ class Rmaps:
             if not chunk.pages:
                 chunk.tally = None
 
+    def release(self) -> None:
+        """The run is over: drop every chunk, and each page's reference to its chunk, so that
+        no page and chunk keep each other alive and reference counting frees them all."""
+        for chunk in self.chunks.values():
+            for sp in chunk.pages:
+                sp.rmap_chunk = None
+        self.chunks.clear()
+
     def chunk_at(self, level: int, base_gfn: int) -> RmapChunk | None:
         """The chunk of the run of 512 level-`level` entries at `base_gfn`, if any."""
         return self.chunks.get(_chunk_key(level, base_gfn))

@@ -39,8 +39,8 @@ def run_scenario(spec: ScenarioSpec, *, record: bool = True) -> Run:
     The cyclic garbage collector is paused meanwhile: a zapped page is unlinked from its
     parents, children and rmap chunk before it is freed, so reference counting frees it,
     and a collection would only walk the ever larger heap of live pages and recorded
-    events.  Pages that have leaves when the run ends refer to their rmap chunk and back;
-    the collector frees those once it runs again.
+    events.  At the end the pages that still have leaves let go of their rmap chunks, which
+    refer back to them, so a finished run leaves nothing for the collector either.
     """
     collecting = gc.isenabled()
     gc.disable()
@@ -95,9 +95,11 @@ def _run_scenario(spec: ScenarioSpec, record: bool) -> Run:
             rmap_entries=kvm.rmaps.entries, hash_walked=kvm.hash_walked - walked_before,
             action_step=kvm.actions_emitted,
         ))
-    return Run(
+    run = Run(
         kind="simulate", spec=spec, fixes=fixes.names, final_stats=kvm.stat.as_dict(),
         orphans=kvm.orphan_summary(),
         n_events=kvm.events_emitted, n_actions=kvm.actions_emitted, timeline=timeline,
         per_boot=per_boot, default_step=default_step, hash_walked=kvm.hash_walked,
     )
+    kvm.release()
+    return run

@@ -71,6 +71,7 @@ def invariants(monkeypatch: pytest.MonkeyPatch) -> Iterator[InvariantWatch]:
     watch = InvariantWatch()
     original_init = Kvm.__init__
     original_begin = Kvm.begin_action
+    original_release = Kvm.release
 
     def init(self: Kvm, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
@@ -80,11 +81,17 @@ def invariants(monkeypatch: pytest.MonkeyPatch) -> Iterator[InvariantWatch]:
         watch.check(self, f"after action #{self.actions_emitted} (before {kind!r} starts)")
         original_begin(self, kind, **args)
 
+    def release(self: Kvm) -> None:
+        watch.check(self, "at the end of the run (before Kvm.release())")
+        original_release(self)
+
     monkeypatch.setattr(Kvm, "__init__", init)
     monkeypatch.setattr(Kvm, "begin_action", begin_action)
+    monkeypatch.setattr(Kvm, "release", release)
     yield watch
     for kvm in watch.kvms:
-        watch.check(kvm, "at the end of the test")
+        if not kvm.released:  # a released Kvm was checked just before it let go
+            watch.check(kvm, "at the end of the test")
 
 
 class EventLog:
