@@ -48,12 +48,11 @@ def case(name: str, boots: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         run = run_scenario(spec.replace(boots=boots), record=True)
         out["seconds"] = time.perf_counter() - t0
-        # What the web layer does once per run it caches (app/runs.py): collect what the
-        # run left behind, then freeze the recorded run out of the collector's sight.
-        # Without it, the first collections after the run walk every recorded object and
-        # stall whatever request triggers them for seconds.
+        # What the web layer does once per run it caches (app/runs.py): freeze the recorded
+        # run out of the collector's sight (a run leaves no cycles, so there is nothing to
+        # collect first).  Without it, the first collections after the run walk every
+        # recorded object and stall whatever request triggers them for seconds.
         s0 = time.perf_counter()
-        gc.collect()
         gc.freeze()
         settle = time.perf_counter() - s0
         timeline = run.timeline
@@ -78,8 +77,8 @@ def case(name: str, boots: int) -> dict[str, Any]:
             f"p50 {statistics.median(seeks):.1f} ms, p95 {seeks[189]:.1f} ms, max "
             f"{seeks[-1]:.1f} ms; full snapshot with all page views: p50 "
             f"{statistics.median(snaps):.0f} ms, max {snaps[-1]:.0f} ms "
-            f"({len(snap.pages):,} pages in the last one); collect and freeze once the run "
-            f"is built, as the web layer does: {settle:.1f} s"
+            f"({len(snap.pages):,} pages in the last one); freezing the run once it is "
+            f"built, as the web layer does: {settle * 1e3:.0f} ms"
         )
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
