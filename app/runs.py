@@ -10,10 +10,13 @@ Left to the cyclic garbage collector, every full collection walks them all, whic
 100+ ms pauses on ordinary step requests. So a run is built with the collector paused and its
 objects are moved out of the collector's sight (gc.freeze) as soon as it is built: the model
 leaves no reference cycles behind (a model test checks it), so there is nothing to collect
-first, and an evicted run is freed by reference counting alone. Handing everything back to
-the collector on each eviction (gc.unfreeze, then a full collection) would walk every other
-cached run: 7.9 s with two million-event runs cached. The price is that cyclic garbage other
-requests made while a run was being built stays frozen until the cache is cleared.
+first, and an evicted run is freed by reference counting alone.
+
+What does need the collector is cyclic garbage that other requests make while a build keeps
+it paused (about 200 objects per page request): the freeze catches that too. So every
+SETTLE_EVERY_BUILDS builds, everything is handed back (gc.unfreeze), collected once and
+frozen again. That walks every cached run (7.9 s with two million-event runs cached), which
+is why it is not done on every build or eviction.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ __all__ = ["RunCache", "RunEntry"]
 
 # About 300 MB of timelines at the model's current footprint per event.
 DEFAULT_EVENT_BUDGET = 3_000_000
+SETTLE_EVERY_BUILDS = 8
 _SNAPSHOTS_PER_RUN = 8
 
 
@@ -81,6 +85,7 @@ class RunCache:
         self._key_locks: dict[Hashable, threading.Lock] = {}
         self.hits = 0
         self.misses = 0
+        self._builds_since_settled = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -106,6 +111,12 @@ class RunCache:
             with self._lock:
                 self._entries[key] = entry
                 self._evict()
+                self._builds_since_settled += 1
+                settle = self._builds_since_settled >= SETTLE_EVERY_BUILDS
+                if settle:
+                    self._builds_since_settled = 0
+            if settle:
+                _settle_garbage()
             return entry
 
     def _lookup(self, key: Hashable) -> RunEntry | None:
@@ -126,6 +137,7 @@ class RunCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._builds_since_settled = 0
         _settle_garbage()
 
 

@@ -1,6 +1,7 @@
 """RunCache and the garbage collector: a cached run is frozen out of the collector's sight as
 soon as it is built, and an evicted run is freed by reference counting alone (a model run
-leaves no reference cycles), so neither needs a full collection over every cached run."""
+leaves no reference cycles), so neither needs a full collection over every cached run; what
+else gets frozen with a build is collected every few builds."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import weakref
 
 import pytest
 
-from app.runs import RunCache
-from mmu_model import run_named
+from app.runs import SETTLE_EVERY_BUILDS, RunCache
+from mmu_model import Run, run_named
 
 
 def _in_a_collected_generation(obj: object) -> bool:
@@ -56,3 +57,31 @@ def test_a_build_that_fails_gives_the_collector_back() -> None:
         cache.get("broken", broken)  # type: ignore[arg-type]
     assert gc.isenabled()
     assert len(cache) == 0
+
+
+class _Node:
+    """Something that can be in a reference cycle and be watched with a weakref."""
+
+    def __init__(self) -> None:
+        self.me: _Node | None = None
+
+
+def test_garbage_frozen_with_a_build_is_collected_every_few_builds() -> None:
+    # Another request's cyclic garbage, made while a build keeps the collector paused, is
+    # frozen along with the run; every SETTLE_EVERY_BUILDS builds it is collected.
+    cache = RunCache()
+    strays: list[weakref.ref[_Node]] = []
+
+    def build_with_a_stray() -> Run:
+        node = _Node()
+        node.me = node
+        strays.append(weakref.ref(node))
+        del node  # garbage now, but only the collector can free it
+        return run_named("seed-bottom-up")
+
+    for n in range(1, SETTLE_EVERY_BUILDS + 1):
+        cache.get(n, build_with_a_stray)
+        gc.collect()  # an ordinary collection: frozen objects are out of its sight
+        if n < SETTLE_EVERY_BUILDS:
+            assert all(ref() is not None for ref in strays)
+    assert all(ref() is None for ref in strays)
