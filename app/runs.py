@@ -85,7 +85,7 @@ class RunCache:
         self._key_locks: dict[Hashable, threading.Lock] = {}
         self.hits = 0
         self.misses = 0
-        self._builds_since_settled = 0
+        self._builds = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -111,10 +111,8 @@ class RunCache:
             with self._lock:
                 self._entries[key] = entry
                 self._evict()
-                self._builds_since_settled += 1
-                settle = self._builds_since_settled >= SETTLE_EVERY_BUILDS
-                if settle:
-                    self._builds_since_settled = 0
+                self._builds += 1
+                settle = self._builds % SETTLE_EVERY_BUILDS == 0
             if settle:
                 _settle_garbage()
             return entry
@@ -137,7 +135,6 @@ class RunCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-            self._builds_since_settled = 0
         _settle_garbage()
 
 

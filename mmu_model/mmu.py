@@ -55,13 +55,10 @@ def for_each_gfn_valid_sp_with_gptes(kvm: Kvm, gfn: int) -> list[KvmMmuPage]:
     if same_gfn is None:
         return []
     gen = kvm.mmu_valid_gen
-    if len(same_gfn) == 1:  # the usual chain: one page per table gfn
-        sp = same_gfn[0]
-        valid = not sp.role.invalid and sp.mmu_valid_gen == gen and not sp.role.direct
-        return [sp] if valid else []
-    return [sp for i in range(len(same_gfn) - 1, -1, -1)  # the chain runs newest first
-            if not (sp := same_gfn[i]).role.invalid and sp.mmu_valid_gen == gen
-            and not sp.role.direct]
+    # The chain runs newest first; most gfns have a single page, which needs no reversing.
+    chain = same_gfn if len(same_gfn) == 1 else same_gfn[::-1]
+    return [sp for sp in chain
+            if not sp.role.invalid and sp.mmu_valid_gen == gen and not sp.role.direct]
 
 
 def kvm_flush_remote_tlbs(kvm: Kvm) -> None:

@@ -163,8 +163,7 @@ def _replay_line(kvm: Kvm, l1: L1Guest, line: TraceLine) -> list[Discrepancy]:
                 break
     table = l1.tables.get(line.gfn)
     if table is not None and not line.new & EPT_PRESENT_MASK:
-        if table.children[line.index] is not None:
-            table.children[line.index] = None
+        table.children[line.index] = None
         table.leaf_bitmap &= ~(1 << line.index)
     l1_store(kvm, line.gfn, line.index, line.new)
     if model == line.flood:

@@ -98,8 +98,13 @@ class KvmMmuPageRole:
         return " ".join(parts)
 
 
+_ROOT_ROLES: dict[int, KvmMmuPageRole] = {}  # one per level, so their memos are shared
 
 
 def shadow_ept_root_role(level: int) -> KvmMmuPageRole:
     """Model of mmu.c: kvm_calc_shadow_ept_root_page_role(): guest_mode, indirect, ACC_ALL."""
-    return KvmMmuPageRole(level=level, direct=False, guest_mode=True, access=ACC_ALL)
+    role = _ROOT_ROLES.get(level)
+    if role is None:
+        role = KvmMmuPageRole(level=level, direct=False, guest_mode=True, access=ACC_ALL)
+        _ROOT_ROLES[level] = role
+    return role

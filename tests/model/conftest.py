@@ -163,8 +163,7 @@ class World:
 
     def l1_unmap(self, table: Ept12Table, index: int, new: int) -> str:
         """L1 drops entry `index` of `table` from its tables and stores `new` there."""
-        if table.children[index] is not None:
-            table.children[index] = None
+        table.children[index] = None
         table.leaf_bitmap &= ~(1 << index)
         return self.l1_write(table, index, new)
 

@@ -166,30 +166,25 @@ def test_a_caller_that_paused_the_collector_keeps_it_paused() -> None:
         gc.enable()
 
 
-def test_invariants_catch_a_child_given_to_a_level_1_page(make_world) -> None:
-    w = make_world()
-    w.boot()
-    w.touch(0, [0])
-    pt_sp = w.sp(w.pt(0, 0))
-    assert check_invariants(w.kvm) == []
-    pt_sp.spt[5] = pt_sp  # the list every level-1 page shares
-    try:
-        assert any("shared empty spt" in line for line in check_invariants(w.kvm))
-    finally:
-        pt_sp.spt[5] = None
-
-
-def test_invariants_catch_a_child_table_given_to_an_l1_pt(make_world) -> None:
+@pytest.mark.parametrize(("shared", "message"), [
+    ("spt", "shared empty spt"),  # the slot list every level-1 shadow page shares
+    ("children", "PTs' shared entry list"),  # the entry list every L1 PT shares
+])
+def test_invariants_catch_an_entry_written_to_a_shared_empty_list(
+    make_world, shared: str, message: str
+) -> None:
     w = make_world()
     w.boot()
     w.touch(0, [0])
     pt_t = w.pt(0, 0)
+    owner = w.sp(pt_t) if shared == "spt" else pt_t
+    entries = getattr(owner, shared)
     assert check_invariants(w.kvm) == []
-    pt_t.children[7] = pt_t  # the list every L1 PT shares
+    entries[5] = owner
     try:
-        assert any("PTs' shared entry list" in line for line in check_invariants(w.kvm))
+        assert any(message in line for line in check_invariants(w.kvm))
     finally:
-        pt_t.children[7] = None
+        entries[5] = None
 
 
 def test_invariants_catch_a_stale_rmap_chunk(make_world) -> None:
