@@ -443,7 +443,9 @@ def drop_parent_pte(kvm: Kvm, sp: KvmMmuPage, parent: KvmMmuPage, index: int) ->
 def mmu_page_zap_pte(
     kvm: Kvm, sp: KvmMmuPage, index: int, invalid_list: InvalidList | None
 ) -> int:
-    """Model of mmu.c: mmu_page_zap_pte(): zap one SPTE; returns child pages zapped.
+    """Model of mmu.c: mmu_page_zap_pte(): zap one SPTE; returns 1 if it zapped the child.
+
+    The count is kvm_mmu_prepare_zap_page()'s bool, so 0 or 1 whatever went with it.
 
     A leaf is dropped with its rmap entry.  A non-leaf is unlinked from its child; since
     2de4085cccea a guest_mode child left with no parent is zapped too, but only when the
@@ -509,9 +511,23 @@ def kvm_mmu_unlink_parents(kvm: Kvm, sp: KvmMmuPage) -> None:
 
 
 def kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList) -> int:
-    """Model of mmu.c: kvm_mmu_prepare_zap_page() / __kvm_mmu_prepare_zap_page().
+    """Model of mmu.c: kvm_mmu_prepare_zap_page(): __kvm_mmu_prepare_zap_page() as a bool.
 
-    Returns nr_zapped: this page (unless it is a live root) plus every child zapped with it.
+    The kernel declares it ``static bool`` and returns the int nr_zapped through it, so
+    every caller that counts with it (mmu_page_zap_pte(), hence
+    kvm_mmu_page_unlink_children()) gets 1 for a zapped page however many pages went with
+    it, and 0 only for a live root (which does not count itself).
+    """
+    return 1 if __kvm_mmu_prepare_zap_page(kvm, sp, invalid_list) else 0
+
+
+def __kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList) -> int:
+    """Model of mmu.c: __kvm_mmu_prepare_zap_page(): returns the int *nr_zapped.
+
+    nr_zapped is the unsync pages mmu_zap_unsync_children() zapped (each counted once, at
+    any depth), plus kvm_mmu_page_unlink_children()'s count (one per child zapped with
+    it: grandchildren are hidden by the bool above), plus this page unless it is a live
+    root.  Only kvm_mmu_zap_oldest_mmu_pages() reads this int directly.
     """
     kvm.enter("kvm_mmu_prepare_zap_page")
     was_invalid = sp.role.invalid
@@ -705,7 +721,10 @@ def kvm_mmu_available_pages(kvm: Kvm) -> int:
 def kvm_mmu_zap_oldest_mmu_pages(kvm: Kvm, nr_to_zap: int) -> int:
     """Model of mmu.c: kvm_mmu_zap_oldest_mmu_pages(): oldest non-root pages first.
 
-    Pure age order: orphans are not preferred.  Adds the total zapped to mmu_recycled.
+    Pure age order: orphans are not preferred.  Stops once the summed nr_zapped of the
+    pages it prepare-zapped reaches `nr_to_zap`, and adds that sum to mmu_recycled.  A
+    linked subtree counts its top page, its unsync pages and its direct children only,
+    so a target can free many more pages than the count says.
     """
     invalid_list: InvalidList = []
     total = 0
@@ -714,7 +733,9 @@ def kvm_mmu_zap_oldest_mmu_pages(kvm: Kvm, nr_to_zap: int) -> int:
         victim = next((sp for sp in kvm.active_mmu_pages if not sp.root_count), None)
         if victim is None:
             break
-        total += kvm_mmu_prepare_zap_page(kvm, victim, invalid_list)
+        # The kernel calls __kvm_mmu_prepare_zap_page() here and adds its int nr_zapped:
+        # the bool truncation happens one level down, in mmu_page_zap_pte().
+        total += __kvm_mmu_prepare_zap_page(kvm, victim, invalid_list)
     kvm_mmu_commit_zap_page(kvm, invalid_list)
     kvm.stat.mmu_recycled += total
     kvm.leave()

@@ -156,8 +156,11 @@ def _flush(a: Args, d: Describe) -> str:
 
 def _zap_oldest(a: Args, d: Describe) -> str:
     return (
-        f"Fewer than 5 pages left under the quota: L0 recycled the oldest pages "
-        f"({_i(a, 'total')} zapped for a target of {_i(a, 'nr_to_zap')}), orphans or not."
+        f"Fewer than 5 pages left under the quota: L0 recycled the oldest pages, orphans "
+        f"or not, until their nr_zapped reached {_i(a, 'total')} for a target of "
+        f"{_i(a, 'nr_to_zap')} (mmu_recycled +{_i(a, 'total')}). Each page counts itself, "
+        f"its unsync pages and its direct children only (kvm_mmu_prepare_zap_page() returns "
+        f"bool), so the commit may free more pages than that."
     )
 
 
