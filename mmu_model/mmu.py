@@ -27,6 +27,7 @@ from .constants import (
     PG_LEVEL_1G,
     PG_LEVEL_2M,
     PG_LEVEL_4K,
+    RMAP_RECYCLE_THRESHOLD,
     hash_64,
 )
 from .kvm import Kvm
@@ -235,14 +236,56 @@ def mmu_set_spte(
         if not count:
             return 0
     kvm_update_page_stats(kvm, sp.role.level, count)
-    longest = kvm.rmaps.add(sp, new, count, kvm.stat.max_mmu_rmap_size)
+    # A chain longer than the threshold must be found even once the peak is above it.
+    floor = min(kvm.stat.max_mmu_rmap_size, RMAP_RECYCLE_THRESHOLD)
+    longest = kvm.rmaps.add(sp, new, count, floor)
     if longest > kvm.stat.max_mmu_rmap_size:
         kvm.stat.max_mmu_rmap_size = longest
     sp.leaf_bitmap = old | new if old else new
     sp.n_leaves += count
     kvm.hash_walked += (count * len(kvm.sps) + KVM_NUM_MMU_PAGES // 2) // KVM_NUM_MMU_PAGES
     kvm.touch(sp)
+    if longest > RMAP_RECYCLE_THRESHOLD:
+        rmap_recycle(kvm, sp, new)
     return count
+
+
+def rmap_recycle(kvm: Kvm, sp: KvmMmuPage, new: int) -> None:
+    """Model of mmu.c: __rmap_add()'s recycle: a chain past RMAP_RECYCLE_THRESHOLD goes.
+
+    pte_list_add() returns the chain's length before the add; when that is over 1000,
+    kvm_zap_all_rmap_sptes() clears every SPTE in the chain (the new one too) and
+    kvm_flush_remote_tlbs_gfn() flushes, once per gfn.  So max_mmu_rmap_size stops at
+    1001.  The pages whose leaves go stay, linked or orphaned as they were.
+    """
+    chunk = sp.rmap_chunk
+    assert chunk is not None
+    # Lengths before this page's leaves joined: one less than now for each gfn of `new`.
+    gfns = chunk.longer_than(new, RMAP_RECYCLE_THRESHOLD + 1)
+    if not gfns:
+        return
+    kvm.enter("__rmap_add")
+    sptes = kvm_zap_all_rmap_sptes(kvm, chunk.pages_with(gfns), gfns)
+    n_gfns = gfns.bit_count()
+    for _ in range(n_gfns):
+        kvm_flush_remote_tlbs(kvm)  # kvm_flush_remote_tlbs_gfn(): no ranged flush for EPT
+    kvm.leave()
+    kvm.emit("kvm_zap_all_rmap_sptes", sp=sp.id, level=sp.role.level, gfns=n_gfns,
+             sptes=sptes)
+
+
+def kvm_zap_all_rmap_sptes(kvm: Kvm, pages: list[KvmMmuPage], gfns: int) -> int:
+    """Model of mmu.c: kvm_zap_all_rmap_sptes(): mmu_spte_clear_track_bits() on every SPTE
+    of the rmaps of `gfns` (bits of one 512-entry run); `pages` hold those SPTEs.
+
+    Returns how many SPTEs were cleared.  Each drops its rmap entry and pages_* count.
+    """
+    cleared = 0
+    for page in pages:
+        hit = page.leaf_bitmap & gfns
+        cleared += hit.bit_count()
+        drop_spte(kvm, page, hit)
+    return cleared
 
 
 def drop_spte(kvm: Kvm, sp: KvmMmuPage, mask: int) -> None:

@@ -154,6 +154,17 @@ def _flush(a: Args, d: Describe) -> str:
     return "A present SPTE was zapped, so L0 flushed remote TLBs."
 
 
+def _zap_all_rmap_sptes(a: Args, d: Describe) -> str:
+    n = _i(a, "gfns")
+    return (
+        f"Installing leaves in {d(_i(a, 'sp'))} made the rmap chain of {n} L1 page"
+        f"{'s' if n != 1 else ''} longer than RMAP_RECYCLE_THRESHOLD (1000): __rmap_add() "
+        f"ran kvm_zap_all_rmap_sptes(), clearing all {_i(a, 'sptes')} SPTEs in those chains "
+        f"(stale leaves of leaked pages included) and flushing remote TLBs once per page. "
+        f"The shadow pages themselves stay."
+    )
+
+
 def _zap_oldest(a: Args, d: Describe) -> str:
     return (
         f"Fewer than 5 pages left under the quota: L0 recycled the oldest pages, orphans "
@@ -217,6 +228,7 @@ KERNEL_KINDS: dict[str, Callable[[Args, Describe], str]] = {
     "kvm_mmu_commit_zap_page": _commit,
     "kvm_flush_remote_tlbs": _flush,
     "kvm_mmu_zap_oldest_mmu_pages": _zap_oldest,
+    "kvm_zap_all_rmap_sptes": _zap_all_rmap_sptes,
     "kvm_mmu_zap_all_fast": _zap_all_fast,
     "kvm_mmu_free_roots": _free_roots,
     "kvm_mmu_new_pgd": _new_pgd,

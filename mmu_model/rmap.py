@@ -36,6 +36,22 @@ class RmapChunk:
 
     def longest(self, mask: int) -> int:
         """Longest chain among the gfns of `mask`: the most leaf bitmaps any bit is in."""
+        return max(n for _, n in self.chains(mask))
+
+    def longer_than(self, mask: int, length: int) -> int:
+        """The gfns of `mask` (as bits) whose chain is longer than `length`."""
+        out = 0
+        for bits, n in self.chains(mask):
+            if n > length:
+                out |= bits
+        return out
+
+    def pages_with(self, gfns: int) -> list[KvmMmuPage]:
+        """The pages with a leaf for any of `gfns` (bits), as a new list."""
+        return [sp for sp in self.pages if sp.leaf_bitmap & gfns]
+
+    def chains(self, mask: int) -> list[tuple[int, int]]:
+        """`mask` split into (bits, chain length shared by those gfns)."""
         if self.tally is None:
             self.tally = tally_of(self.pages)
         parts = [(mask, 0)]
@@ -51,7 +67,7 @@ class RmapChunk:
                 if outside:
                     split.append((outside, n))
             parts = split
-        return max(n for _, n in parts)
+        return parts
 
 
 def tally_of(pages: list[KvmMmuPage]) -> dict[int, int]:
