@@ -59,6 +59,9 @@ class Kvm:
         # Each chain is oldest first: hlist_add_head() puts the newest at the head, so a
         # walk of a chain runs from the end.
         self.mmu_page_hash: list[list[KvmMmuPage]] = [[] for _ in range(KVM_NUM_MMU_PAGES)]
+        # Per bucket, how many of its pages are invalid (zapped, awaiting their free), so a
+        # lookup of a gfn with no page in the bucket counts its collisions without a walk.
+        self.mmu_page_hash_invalid: list[int] = [0] * KVM_NUM_MMU_PAGES
         self.indirect_shadow_pages = 0
         self.n_max_mmu_pages = n_max_mmu_pages
         self.mmu_valid_gen = 0
@@ -188,7 +191,10 @@ class Kvm:
 
     def hash_del(self, sp: KvmMmuPage) -> None:
         """hlist_del(&sp->hash_link), mirrored in gfn_sps."""
-        self.mmu_page_hash[hash_64(sp.gfn)].remove(sp)
+        index = hash_64(sp.gfn)
+        self.mmu_page_hash[index].remove(sp)
+        if sp.role.invalid:
+            self.mmu_page_hash_invalid[index] -= 1
         same_gfn = self.gfn_sps[sp.gfn]
         if len(same_gfn) == 1:
             del self.gfn_sps[sp.gfn]

@@ -18,6 +18,8 @@ event's stat deltas belong to it.  Nothing outside mmu_lock can observe the diff
 
 from __future__ import annotations
 
+from itertools import islice
+
 from .constants import (
     KVM_MIN_FREE_MMU_PAGES,
     KVM_MMU_NUM_PREV_ROOTS,
@@ -141,6 +143,17 @@ def kvm_mmu_find_shadow_page(
     which stays unsync); a miss counts mmu_cache_miss.  Looking up an upper-level role zaps
     unsync pages of the same gfn, because the new page will write-protect the gfn.
     """
+    if gfn not in kvm.gfn_sps:
+        # No page of this gfn in the bucket (the common miss): the walk would skip the
+        # invalid pages and count every other one as a collision.  Obsolete pages are all
+        # invalid here (kvm_mmu_zap_all_fast() invalidates the old generation at once).
+        walked = len(bucket)
+        kvm.hash_walked += walked
+        kvm.stat.mmu_cache_miss += 1
+        collisions = walked - kvm.mmu_page_hash_invalid[hash_64(gfn)]
+        if collisions > kvm.stat.max_mmu_page_hash_collisions:
+            kvm.stat.max_mmu_page_hash_collisions = collisions
+        return None
     invalid_list: InvalidList = []
     collisions = 0
     found: KvmMmuPage | None = None
@@ -599,6 +612,7 @@ def __kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidLi
         kvm.root_zapped = True  # KVM_REQ_MMU_FREE_OBSOLETE_ROOTS
     if not was_invalid:
         sp.role = sp.role.invalidated()
+        kvm.mmu_page_hash_invalid[hash_64(sp.gfn)] += 1
     kvm.update_orphan(sp)
     kvm.stat.mmu_shadow_zapped += 1
     kvm.leave()
@@ -772,10 +786,25 @@ def kvm_mmu_zap_oldest_mmu_pages(kvm: Kvm, nr_to_zap: int) -> int:
     invalid_list: InvalidList = []
     total = 0
     kvm.enter("kvm_mmu_zap_oldest_mmu_pages")
+    active = kvm.active_mmu_pages
+    # The oldest pages in age order, taken a batch at a time: zapping only removes pages
+    # from active_mmu_pages, so a victim is the next candidate still there, which is what
+    # the kernel's restart from the tail finds.  (Looking for each victim from the start
+    # of the dict would step over every slot freed since it was last compacted.)
+    candidates: list[KvmMmuPage] = []
+    next_candidate = 0
     while total < nr_to_zap:
-        victim = next((sp for sp in kvm.active_mmu_pages if not sp.root_count), None)
-        if victim is None:
-            break
+        if next_candidate == len(candidates):
+            candidates = list(islice(active, len(candidates) + nr_to_zap - total + 8))
+            next_candidate = 0
+            if not candidates:
+                break
+        victim = candidates[next_candidate]
+        next_candidate += 1
+        if victim.root_count or victim not in active:
+            if next_candidate == len(candidates) and len(candidates) >= len(active):
+                break  # every page left is a root
+            continue
         # The kernel calls __kvm_mmu_prepare_zap_page() here and adds its int nr_zapped:
         # the bool truncation happens one level down, in mmu_page_zap_pte().
         total += __kvm_mmu_prepare_zap_page(kvm, victim, invalid_list)

@@ -14,6 +14,8 @@ the run; there are at most as many as 512-entry runs of L1 memory.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .page import KvmMmuPage
 
 __all__ = ["RmapChunk", "Rmaps"]
@@ -23,7 +25,8 @@ class RmapChunk:
     __slots__ = ("pages", "tally")
 
     def __init__(self, sp: KvmMmuPage) -> None:
-        self.pages = [sp]
+        # An ordered set (insertion order, O(1) removal): leaked pages pile up here.
+        self.pages: dict[KvmMmuPage, None] = {sp: None}
         self.tally: dict[int, int] | None = None  # leaf bitmap -> pages with it
 
     def count(self, bitmap: int, delta: int) -> None:
@@ -70,7 +73,7 @@ class RmapChunk:
         return parts
 
 
-def tally_of(pages: list[KvmMmuPage]) -> dict[int, int]:
+def tally_of(pages: Iterable[KvmMmuPage]) -> dict[int, int]:
     """How many of `pages` have each distinct leaf bitmap."""
     tally: dict[int, int] = {}
     for sp in pages:
@@ -110,7 +113,7 @@ class Rmaps:
                 chunk.count(old, -1)
             chunk.count(old | mask, 1)
         if not old:
-            chunk.pages.append(sp)
+            chunk.pages[sp] = None
         return longest
 
     def remove(self, sp: KvmMmuPage, old: int, count: int) -> None:
@@ -124,7 +127,7 @@ class Rmaps:
             if sp.leaf_bitmap:
                 chunk.count(sp.leaf_bitmap, 1)
         if not sp.leaf_bitmap:
-            chunk.pages.remove(sp)
+            del chunk.pages[sp]
             sp.rmap_chunk = None
             if not chunk.pages:
                 chunk.tally = None
@@ -141,10 +144,10 @@ class Rmaps:
         """The chunk of the run of 512 level-`level` entries at `base_gfn`, if any."""
         return self.chunks.get(_chunk_key(level, base_gfn))
 
-    def pages_at(self, level: int, base_gfn: int) -> list[KvmMmuPage]:
+    def pages_at(self, level: int, base_gfn: int) -> Iterable[KvmMmuPage]:
         """The pages with leaves in the run of 512 level-`level` entries at `base_gfn`."""
         chunk = self.chunk_at(level, base_gfn)
-        return chunk.pages if chunk is not None else []
+        return chunk.pages if chunk is not None else ()
 
     def chain_length(self, level: int, gfn: int, stride: int) -> int:
         """Number of rmap entries for one gfn (stride = gfns per leaf at that level)."""
