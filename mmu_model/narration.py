@@ -26,11 +26,22 @@ def _ids(args: Args, key: str) -> list[int]:
     return []
 
 
+# Every shadow page of the nested-EPT MMU has guest_mode in its role (inherited from
+# kvm_calc_shadow_ept_root_page_role() by kvm_mmu_child_role()); KVM_MMU_PAGE_PRINTK does
+# not print it.
+_GUEST_MODE_UNPRINTED = (
+    "Its role word has guest_mode set (bit 17), which the kvm_mmu_get_page tracepoint's "
+    "role text does not print; trace-cmd shows only level, gpte size, quadrant, direct, "
+    "access, invalid, nxe and ad."
+)
+
+
 def _get_page(a: Args, d: Describe) -> str:
     sp = d(_i(a, "sp"))
     if a.get("root"):
         how = "allocated" if a.get("created") else "found in the hash and reused"
-        return f"L0 {how} {sp} as the shadow root for L2's EPT pointer (root_count +1)."
+        tail = f" {_GUEST_MODE_UNPRINTED}" if a.get("created") else ""
+        return f"L0 {how} {sp} as the shadow root for L2's EPT pointer (root_count +1).{tail}"
     parent = d(_i(a, "parent"))
     if a.get("relinked_orphan"):
         return (
@@ -40,7 +51,7 @@ def _get_page(a: Args, d: Describe) -> str:
     if a.get("created"):
         return (
             f"L0 built {sp} to shadow the L1 table it found in the guest walk and linked it "
-            f"at entry {_i(a, 'index')} of {parent}."
+            f"at entry {_i(a, 'index')} of {parent}. {_GUEST_MODE_UNPRINTED}"
         )
     return (
         f"L0 found {sp} in the hash (write flooding count cleared) and linked it at entry "
