@@ -214,4 +214,21 @@ class Kvm:
         for sp in self.orphans:
             key = str(sp.role.level)
             by_level[key] = by_level.get(key, 0) + 1
-        return OrphanSummary(len(self.orphans), self.orphans_unsync, dict(sorted(by_level.items())))
+        lost = self.unreachable_pages()
+        return OrphanSummary(len(self.orphans), self.orphans_unsync, dict(sorted(by_level.items())),
+                             unreachable=len(lost),
+                             unreachable_unsync=sum(1 for sp in lost if sp.unsync))
+
+    def unreachable_pages(self) -> list[KvmMmuPage]:
+        """Valid pages no walk from a valid root the vCPU holds reaches (see OrphanSummary)."""
+        roots = [self.root] if self.root is not None else []
+        stack = [sp for sp in roots + self.prev_roots if not sp.role.invalid]
+        seen: set[KvmMmuPage] = set()
+        while stack:
+            sp = stack.pop()
+            if sp in seen:
+                continue
+            seen.add(sp)
+            if sp.role.level > 1:
+                stack.extend(child for _, child in sp.children())
+        return [sp for sp in self.sps if not sp.role.invalid and sp not in seen]
