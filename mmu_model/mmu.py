@@ -769,6 +769,32 @@ def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
     kvm.leave()
 
 
+def kvm_mmu_unprotect_gfn_and_retry(kvm: Kvm, gfn: int) -> bool:
+    """Model of mmu.c: __kvm_mmu_unprotect_gfn_and_retry(): zap every page of the gfn.
+
+    x86_emulate_instruction() takes this path for a write-protection fault on an
+    instruction the emulator does not flag as page-table writing (``rep stos``: L1's
+    clear_page / memset64 of a page it reuses), when not in guest mode: "the vCPU is
+    likely no longer using the gfn as a page table".  Every valid shadow page of the gfn
+    with gptes is prepare-zapped (for_each_gfn_valid_sp_with_gptes), so its write tracking
+    goes, and the instruction is retried natively.  Returns whether anything was zapped.
+    """
+    if not kvm.indirect_shadow_pages:
+        return False
+    kvm.enter("__kvm_mmu_unprotect_gfn_and_retry")
+    invalid_list: InvalidList = []
+    for sp in for_each_gfn_valid_sp_with_gptes(kvm, gfn):
+        if is_obsolete_sp(kvm, sp):  # zapped with an earlier page of the loop
+            continue
+        kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
+    zapped = [sp.id for sp in invalid_list]
+    kvm_mmu_commit_zap_page(kvm, invalid_list)
+    kvm.leave()
+    if zapped:
+        kvm.emit("kvm_mmu_unprotect_gfn_and_retry", gfn=gfn, zapped=zapped)
+    return bool(zapped)
+
+
 # -- recycling and zap-all ------------------------------------------------------------------
 def kvm_mmu_available_pages(kvm: Kvm) -> int:
     """Model of mmu.c: kvm_mmu_available_pages(): quota minus mmu_shadow_pages, floor 0."""

@@ -176,6 +176,18 @@ def _zap_all_rmap_sptes(a: Args, d: Describe) -> str:
     )
 
 
+def _unprotect(a: Args, d: Describe) -> str:
+    zapped = _ids(a, "zapped")
+    return (
+        f"L1 cleared the page at gfn {_i(a, 'gfn'):#x} with rep stos, a write L0 traps since "
+        f"it shadows that page as a table. The emulator does not count rep stos as a "
+        f"page-table write, so __kvm_mmu_unprotect_gfn_and_retry() zapped every shadow page "
+        f"of the gfn ({', '.join(d(i) for i in zapped[:6])}{' ...' if len(zapped) > 6 else ''}) "
+        f"and let L1 retry the store natively: L1 reusing a freed table page reclaims what "
+        f"L0 kept for it."
+    )
+
+
 def _zap_oldest(a: Args, d: Describe) -> str:
     return (
         f"Fewer than 5 pages left under the quota: L0 recycled the oldest pages, orphans "
@@ -240,6 +252,7 @@ KERNEL_KINDS: dict[str, Callable[[Args, Describe], str]] = {
     "kvm_flush_remote_tlbs": _flush,
     "kvm_mmu_zap_oldest_mmu_pages": _zap_oldest,
     "kvm_zap_all_rmap_sptes": _zap_all_rmap_sptes,
+    "kvm_mmu_unprotect_gfn_and_retry": _unprotect,
     "kvm_mmu_zap_all_fast": _zap_all_fast,
     "kvm_mmu_free_roots": _free_roots,
     "kvm_mmu_new_pgd": _new_pgd,
@@ -337,6 +350,16 @@ def _a_replay_write(a: Args, d: Describe) -> str:
     )
 
 
+def _a_reuse_freed_pages(a: Args, d: Describe) -> str:
+    return (
+        f"L2 boot {_i(a, 'boot')}: L2's RAM is faulted in from L1's free lists, which hand "
+        f"out the {_i(a, 'pages')} EPT table page(s) L1 freed since the last boot first. L1 "
+        f"clears each (clear_page, rep stos): L0 traps the pages it still write-tracks and "
+        f"zaps their shadow pages; unsync 4 KiB ones are mapped writable, so L0 sees nothing "
+        f"and their leak stands."
+    )
+
+
 def _a_zap_all_fast(a: Args, d: Describe) -> str:
     return "L1 deletes or moves a memslot; L0 runs kvm_mmu_zap_all_fast()."
 
@@ -354,6 +377,7 @@ ACTION_KINDS: dict[str, Callable[[Args, Describe], str]] = {
     "replay_setup": _a_replay_setup,
     "replay_write": _a_replay_write,
     "memslot_change": _a_zap_all_fast,
+    "l1_reuse_freed_pages": _a_reuse_freed_pages,
 }
 
 
