@@ -77,6 +77,9 @@ class Kvm:
         self.prev_roots: list[KvmMmuPage] = []
         self.root_level = root_level
         self.root_zapped = False  # KVM_REQ_MMU_FREE_OBSOLETE_ROOTS pending
+        # CPUs a KVM_REQ_TLB_FLUSH would IPI: vCPUs in guest mode other than the
+        # requester's (see mmu.kvm_flush_remote_tlbs()).
+        self.ipi_targets = 0
         self.fixes = fixes
         self.guest = guest
         # Model bookkeeping.

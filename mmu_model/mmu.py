@@ -65,9 +65,18 @@ def for_each_gfn_valid_sp_with_gptes(kvm: Kvm, gfn: int) -> list[KvmMmuPage]:
 
 
 def kvm_flush_remote_tlbs(kvm: Kvm) -> None:
-    """Model of kvm_main.c: kvm_flush_remote_tlbs(): one request, one flush."""
+    """Model of kvm_main.c: kvm_flush_remote_tlbs(): every call is a request; a flush is
+    counted only if kvm_make_all_cpus_request(KVM_REQ_TLB_FLUSH) sent an IPI.
+
+    On x86 without Hyper-V, kvm_arch_flush_remote_tlbs() returns -ENOTSUPP, so
+    remote_tlb_flush counts only requests that kicked another CPU: one running a vCPU in
+    guest mode that is not the requester's.  The model's one vCPU requests its flushes
+    from its own exits (kvm.ipi_targets 0); a memslot change comes from the VMM's thread
+    while the vCPU runs (kvm_mmu_zap_all_fast() sets it to 1).
+    """
     kvm.stat.remote_tlb_flush_requests += 1
-    kvm.stat.remote_tlb_flush += 1
+    if kvm.ipi_targets:
+        kvm.stat.remote_tlb_flush += 1
 
 
 def clear_sp_write_flooding_count(kvm: Kvm, sp: KvmMmuPage) -> None:
@@ -86,7 +95,12 @@ def account_shadowed(kvm: Kvm, sp: KvmMmuPage) -> None:
     kvm.indirect_shadow_pages += 1
     if sp.role.level > PG_LEVEL_4K:
         kvm.write_track[sp.gfn] = kvm.write_track.get(sp.gfn, 0) + 1
-    kvm.l1_wp.add(sp.gfn)
+    # kvm_mmu_slot_gfn_write_protect() (for level >= 2 inside __kvm_write_track_add_gfn())
+    # returns true if it made a writable mapping read-only, and then the caller flushes.
+    wp = kvm.l1_wp
+    if sp.gfn not in wp:
+        wp.add(sp.gfn)
+        kvm_flush_remote_tlbs(kvm)
 
 
 def unaccount_shadowed(kvm: Kvm, sp: KvmMmuPage) -> None:
@@ -448,9 +462,13 @@ def mmu_sync_children(kvm: Kvm, parent: KvmMmuPage) -> int:
         if not pages:
             break
         invalid_list: InvalidList = []
-        for sp, _ in pages:
-            kvm.l1_wp.add(sp.gfn)  # kvm_vcpu_write_protect_gfn()
-        kvm_flush_remote_tlbs(kvm)
+        protected = False
+        for sp, _ in pages:  # kvm_vcpu_write_protect_gfn(): true if it changed a mapping
+            if sp.gfn not in kvm.l1_wp:
+                kvm.l1_wp.add(sp.gfn)
+                protected = True
+        if protected:
+            kvm_flush_remote_tlbs(kvm)
         for sp, path in pages:
             kvm_unlink_unsync_page(kvm, sp)
             if kvm_sync_page(kvm, sp, invalid_list):
@@ -867,6 +885,7 @@ def kvm_mmu_zap_all_fast(kvm: Kvm) -> None:
     Live roots stay allocated until the vCPU drops them (kvm_mmu_free_obsolete_roots).
     """
     kvm.mmu_valid_gen = 0 if kvm.mmu_valid_gen else 1
+    kvm.ipi_targets = 1  # the VMM's memslot ioctl, while the vCPU runs
     kvm.enter("kvm_mmu_zap_all_fast")
     kvm.emit(
         "kvm_mmu_zap_all_fast", mmu_valid_gen=kvm.mmu_valid_gen,
@@ -881,6 +900,7 @@ def kvm_mmu_zap_all_fast(kvm: Kvm) -> None:
     kvm.leave()
     kvm_mmu_commit_zap_page(kvm, invalid_list)
     kvm.leave()
+    kvm.ipi_targets = 0
     kvm.root_zapped = True
 
 
