@@ -34,7 +34,7 @@ from .constants import (
     level_size_gfns,
 )
 from .kvm import GuestMemory, Kvm
-from .mmu import kvm_mmu_free_roots, kvm_mmu_load, kvm_mmu_new_pgd, kvm_mmu_reload
+from .mmu import handle_invept, kvm_mmu_load, kvm_mmu_new_pgd, kvm_mmu_reload
 from .page_track import l1_store, l1_store_many, l1_zero_page
 from .paging_tmpl import GuestWalk, ept_page_fault, shadow_page_table_clear_flood
 
@@ -216,8 +216,10 @@ class NestedGuest:
         shared: bool,
         flood_clear_prob: float = 0.0,
         seed: int = 0,
+        single_context: bool = False,
     ) -> None:
         self.kvm = kvm
+        self.single_context = single_context  # INVEPT single-context instead of global
         self.l1 = l1
         self.levels = ept_levels
         self.l2_backing_base = l2_backing_base
@@ -327,13 +329,22 @@ class NestedGuest:
             kvm_mmu_reload(kvm, self.root.gfn)
             ept_page_fault(kvm, walk)
 
-    def invept(self, reload: bool) -> None:
-        """L1 flushes L2's TLB: L0 drops its guest_mmu roots (handle_invept)."""
+    def invept(self, reload: bool, eptp_gfn: int | None = None) -> None:
+        """L1 flushes L2's TLB: L0 drops guest_mmu roots (handle_invept).
+
+        With `single_context` L1 issues INVEPT single-context for the EPTP `eptp_gfn`
+        (default: L2's current root), as vmx_flush_tlb_current() -> ept_sync_context()
+        does; otherwise global, as vmx_flush_tlb_all() -> ept_sync_global() does for a
+        KVM_REQ_TLB_FLUSH.  Single-context frees only the matching roots.
+        """
         kvm = self.kvm
-        kvm.begin_action("l1_invept", reload=reload)
-        kvm.enter("handle_invept")
-        kvm_mmu_free_roots(kvm)
-        kvm.leave()
+        target: int | None = None
+        if self.single_context:
+            target = eptp_gfn if eptp_gfn is not None else (
+                self.root.gfn if self.root is not None else -1)
+        kvm.begin_action("l1_invept", reload=reload,
+                         eptp_gfn=target if target is not None else -1)  # -1: global
+        handle_invept(kvm, target)
         if reload and self.root is not None:
             kvm_mmu_load(kvm, self.root.gfn)
 

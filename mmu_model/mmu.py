@@ -917,23 +917,59 @@ def mmu_free_root_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList) -> N
         kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
 
 
-def kvm_mmu_free_roots(kvm: Kvm, *, current: bool = True, previous: bool = True) -> None:
-    """Model of mmu.c: kvm_mmu_free_roots() for guest_mmu (INVEPT, root eviction)."""
+KVM_MMU_ROOT_CURRENT = 1
+
+
+def KVM_MMU_ROOT_PREVIOUS(i: int) -> int:
+    """Model of kvm_host.h: KVM_MMU_ROOT_PREVIOUS(i), the bit of prev_roots[i]."""
+    return 1 << (i + 1)
+
+
+KVM_MMU_ROOTS_ALL = (1 << (KVM_MMU_NUM_PREV_ROOTS + 1)) - 1
+
+
+def kvm_mmu_free_roots(kvm: Kvm, roots_to_free: int = KVM_MMU_ROOTS_ALL) -> None:
+    """Model of mmu.c: kvm_mmu_free_roots() for guest_mmu: drop the roots in the mask."""
     invalid_list: InvalidList = []
     kvm.enter("kvm_mmu_free_roots")
     freed = []
-    if current and kvm.root is not None:
+    if roots_to_free & KVM_MMU_ROOT_CURRENT and kvm.root is not None:
         freed.append(kvm.root.id)
         mmu_free_root_page(kvm, kvm.root, invalid_list)
         kvm.root = None
-    if previous:
-        for sp in kvm.prev_roots:
+    keep = []
+    for i, sp in enumerate(kvm.prev_roots):
+        if roots_to_free & KVM_MMU_ROOT_PREVIOUS(i):
             freed.append(sp.id)
             mmu_free_root_page(kvm, sp, invalid_list)
-        kvm.prev_roots = []
+        else:
+            keep.append(sp)
+    kvm.prev_roots = keep
     kvm_mmu_commit_zap_page(kvm, invalid_list)
     kvm.leave()
     kvm.emit("kvm_mmu_free_roots", roots=freed)
+
+
+def handle_invept(kvm: Kvm, single_context_eptp_gfn: int | None) -> None:
+    """Model of vmx/nested.c: handle_invept() for L1's INVEPT.
+
+    VMX_EPT_EXTENT_GLOBAL (`single_context_eptp_gfn` None) frees every guest_mmu root;
+    VMX_EPT_EXTENT_CONTEXT frees only the current root and the prev_roots whose EPTP
+    matches the operand's (nested_ept_root_matches()), leaving the others cached.
+    """
+    kvm.enter("handle_invept")
+    if single_context_eptp_gfn is None:
+        roots_to_free = KVM_MMU_ROOTS_ALL
+    else:
+        roots_to_free = 0
+        if kvm.root is not None and kvm.root.gfn == single_context_eptp_gfn:
+            roots_to_free |= KVM_MMU_ROOT_CURRENT
+        for i, sp in enumerate(kvm.prev_roots):
+            if sp.gfn == single_context_eptp_gfn:
+                roots_to_free |= KVM_MMU_ROOT_PREVIOUS(i)
+    if roots_to_free:
+        kvm_mmu_free_roots(kvm, roots_to_free)
+    kvm.leave()
 
 
 def kvm_mmu_free_obsolete_roots(kvm: Kvm) -> None:

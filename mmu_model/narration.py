@@ -285,11 +285,15 @@ def _a_new_eptp(a: Args, d: Describe) -> str:
 
 
 def _a_invept(a: Args, d: Describe) -> str:
-    return (
-        "L1 flushes L2's TLB (INVEPT). L0 drops all its shadow roots for L2"
-        + (" and reloads the current one, syncing unsync pages reachable from it."
-           if a.get("reload") else ".")
-    )
+    eptp = a.get("eptp_gfn", -1)
+    if isinstance(eptp, int) and eptp >= 0:
+        what = (f"L1 flushes L2's TLB for one EPT context (INVEPT single-context, EPTP gfn "
+                f"{eptp:#x}). L0 drops only the shadow roots for that EPTP, keeping the others "
+                f"cached")
+    else:
+        what = "L1 flushes L2's TLB (INVEPT global). L0 drops all its shadow roots for L2"
+    return what + (" and reloads the current one, syncing unsync pages reachable from it."
+                   if a.get("reload") else ".")
 
 
 def _a_zap_4k(a: Args, d: Describe) -> str:

@@ -73,6 +73,12 @@ _FIELDS: tuple[FieldInfo, ...] = (
               "page is cleared first (rep stos), which zaps what L0 still shadows there if "
               "L0 write-tracks it.",
               "choice", choices=("lifo", "lifo-tables", "uniform", "never-reuse")),
+    FieldInfo("invept", "L1's INVEPT",
+              "global: L1 flushes with INVEPT global (vmx_flush_tlb_all, its response to a "
+              "KVM_REQ_TLB_FLUSH after it tears a root down) and L0 drops every shadow root; "
+              "single-context: INVEPT for L2's current EPTP only (vmx_flush_tlb_current), "
+              "and L0 drops only the roots for that EPTP.",
+              "choice", choices=("global", "single-context")),
     FieldInfo("seed", "Random seed", "Seeds L1's table-page allocator and L2's choices.",
               "int", 0, 2**32 - 1),
 )
@@ -93,6 +99,7 @@ class ScenarioSpec:
     flood_clear_prob: float = 0.0
     quota: int | None = None
     l1_allocator: str = "lifo"
+    invept: str = "global"
     seed: int = 1
     fixes: frozenset[str] = field(default=DEFAULT_FIXES)
 

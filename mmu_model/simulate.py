@@ -63,7 +63,7 @@ def _run_scenario(spec: ScenarioSpec, record: bool) -> Run:
     kvm.recorder = timeline
     guest = NestedGuest(kvm, l1, ept_levels=spec.ept_levels, l2_backing_base=L2_BACKING_BASE,
                         shared=spec.mode == "shared", flood_clear_prob=spec.flood_clear_prob,
-                        seed=spec.seed)
+                        seed=spec.seed, single_context=spec.invept == "single-context")
     plan = working_set(spec)
     # Every root's life sees the same touches: build their region lists once.
     first_touches = [[(i, huge, m1) for i, huge, m1, _ in regions] for regions in plan]
