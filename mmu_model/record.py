@@ -36,7 +36,7 @@ from typing import Any, Final
 from .exceptions import RecordError, RunFormatError
 from .kvm import Kvm
 from .page import KvmMmuPage
-from .stats import STAT_NAMES
+from .stats import STAT_NAMES, KvmVmStat
 
 __all__ = ["CHUNK", "MODEL_COUNTERS", "TRACKED_COUNTERS", "EventRecord", "PageStates",
            "counters_of", "unpack_state"]
@@ -44,8 +44,21 @@ __all__ = ["CHUNK", "MODEL_COUNTERS", "TRACKED_COUNTERS", "EventRecord", "PageSt
 # Model counters recorded beside the KVM stats (not kernel stats).
 MODEL_COUNTERS: Final = ("orphans", "orphans_unsync", "rmap_entries", "indirect_shadow_pages",
                          "hash_walked")
-TRACKED_COUNTERS: tuple[str, ...] = STAT_NAMES + MODEL_COUNTERS
-_read_stats = attrgetter(*STAT_NAMES)
+TRACKED_COUNTERS: Final[tuple[str, ...]] = STAT_NAMES + MODEL_COUNTERS
+# The stats are read by name (attrgetter), whatever stats.py declares.  Reading them that
+# way costs about half a microsecond per event, so while STAT_NAMES is the set below a
+# compiled reader of those fields does the same job (checked at import: any other set of
+# stats falls back to reading by name).
+_FAST_STAT_NAMES: Final = (
+    "remote_tlb_flush", "remote_tlb_flush_requests", "mmu_shadow_zapped", "mmu_pte_write",
+    "mmu_pde_zapped", "mmu_flooded", "mmu_recycled", "mmu_cache_miss", "mmu_unsync",
+    "mmu_shadow_pages", "pages_4k", "pages_2m", "pages_1g", "nx_lpage_splits",
+    "max_mmu_rmap_size", "max_mmu_page_hash_collisions",
+)
+_BY_NAME: Final = STAT_NAMES != _FAST_STAT_NAMES
+_stats_by_name: Final = attrgetter(*STAT_NAMES)
+
+
 
 CHUNK_SHIFT: Final = 7
 CHUNK: Final = 1 << CHUNK_SHIFT
@@ -68,8 +81,15 @@ _MASK8: Final = 0xFF
 _WFC_LIMIT: Final = 1 << 31
 
 # Value tags (low 3 bits of a value's first varint).
-_NONE, _FALSE, _TRUE, _STR, _LIST, _TUPLE, _FLOAT, _INT = range(8)
-_DOUBLE = struct.Struct("<d")
+_NONE: Final = 0
+_FALSE: Final = 1
+_TRUE: Final = 2
+_STR: Final = 3
+_LIST: Final = 4
+_TUPLE: Final = 5
+_FLOAT: Final = 6
+_INT: Final = 7
+_DOUBLE: Final = struct.Struct("<d")
 
 Parents = tuple[tuple[int, int], ...]
 # (flags, unsync_children, write_flooding_count, root_count, leaf_sptes, parents)
@@ -79,7 +99,7 @@ Shape = tuple[str, tuple[str, ...], int]  # kind, argument names, call path id
 
 def counters_of(kvm: Kvm) -> list[int]:
     """Every tracked counter's current value, in TRACKED_COUNTERS order."""
-    values: list[int] = list(_read_stats(kvm.stat))
+    values: list[int] = list(_stats_by_name(kvm.stat))
     values.append(len(kvm.orphans))
     values.append(kvm.orphans_unsync)
     values.append(kvm.rmaps.entries)
@@ -221,6 +241,9 @@ class EventRecord:
         # Interned tables.
         self.shapes: list[Shape] = []
         self._shape_ids: dict[Shape, int] = {}
+        self._last_shape: dict[str, tuple[int, tuple[str, ...], int]] = {}
+        self._last_path: list[str] | None = None  # the path whose id is _last_path_id
+        self._last_path_id = -1
         self.paths: list[tuple[str, ...]] = []
         self._path_ids: dict[tuple[str, ...], int] = {}
         self.strings: list[str] = []
@@ -255,7 +278,9 @@ class EventRecord:
         # Page states: the current ones while recording, the pool of checkpointed chunks.
         self._cur_words: list[int] = []
         self._cur_pcodes: list[int] = []
-        self._dirty: set[int] = set()
+        self._seen: list[bool] = []  # by sp id: has a static row
+        self._dirty: list[int] = []  # chunks changed since the last checkpoint
+        self._is_dirty: list[bool] = []  # by chunk
         self._directory: list[int] = []
         self.pool_words = array("q")
         self.pool_pcodes = array("q")
@@ -285,31 +310,36 @@ class EventRecord:
             self.block_offsets.append(self._args_len + len(abuf))
             self.block_offsets.append(self._state_len + len(sbuf))
         # Args stream: shape, then each value.
-        path = tuple(kvm.path)
-        path_id = self._path_ids.get(path)
-        if path_id is None:
-            path_id = len(self.paths)
-            self.paths.append(path)
-            self._path_ids[path] = path_id
-        shape = (kind, tuple(args), path_id)
-        shape_id = self._shape_ids.get(shape)
-        if shape_id is None:
-            shape_id = len(self.shapes)
-            self.shapes.append(shape)
-            self._shape_ids[shape] = shape_id
-        _put(abuf, shape_id)
+        if kvm.path != self._last_path:
+            self._last_path = list(kvm.path)
+            path = tuple(kvm.path)
+            path_id = self._path_ids.get(path)
+            if path_id is None:
+                path_id = len(self.paths)
+                self.paths.append(path)
+                self._path_ids[path] = path_id
+            self._last_path_id = path_id
+        path_id = self._last_path_id
+        _put(abuf, self._shape_id(kind, args, path_id))
         for value in args.values():
-            self._put_value(abuf, value)
+            if type(value) is int:  # the usual argument, inline (see _put_value)
+                v: int = value
+                z = (v << 1 if v >= 0 else ((-v) << 1) - 1) << 3 | _INT
+                if z < 0x80:
+                    abuf.append(z)
+                else:
+                    _put(abuf, z)
+            else:
+                self._put_value(abuf, value)
         # State stream: changed pages, then counter deltas.
         words = self._cur_words
         pcodes = self._cur_pcodes
         for sp in kvm.touched.values():
             sp_id = sp.id
-            if sp_id >= len(words):  # whole chunks, so that a chunk's slice is CHUNK long
-                grow = ((sp_id >> CHUNK_SHIFT) + 4 << CHUNK_SHIFT) - len(words)
-                words.extend([0] * grow)
-                pcodes.extend([0] * grow)
-            if sp_id >= len(self.row_of) or self.row_of[sp_id] < 0:
+            if sp_id >= len(words):
+                self._grow(sp_id)
+            if not self._seen[sp_id]:
+                self._seen[sp_id] = True
                 self._add_static(sp, index)
             if sp.freed:
                 word = 0
@@ -323,7 +353,10 @@ class EventRecord:
                 continue
             words[sp_id] = word
             pcodes[sp_id] = pcode
-            self._dirty.add(sp_id >> CHUNK_SHIFT)
+            c = sp_id >> CHUNK_SHIFT
+            if not self._is_dirty[c]:
+                self._is_dirty[c] = True
+                self._dirty.append(c)
             if not word:
                 _put(sbuf, (sp_id << 2) + 1)  # freed
                 continue
@@ -334,14 +367,19 @@ class EventRecord:
             if mask & 2:
                 _put(sbuf, pcode)
         sbuf.append(0)
-        new = counters_of(kvm)
         old = self._counters
-        for i in range(len(new)):
-            v = new[i]
-            if v != old[i]:
-                _put(sbuf, i + 1)
-                _put(sbuf, _zigzag(v - old[i]))
-                old[i] = v
+        if _BY_NAME:
+            stats: tuple[int, ...] = _stats_by_name(kvm.stat)
+            for i in range(len(stats)):
+                self._put_counter(sbuf, old, i, stats[i])
+        else:
+            self._put_stats(sbuf, old, kvm.stat)
+        n = len(STAT_NAMES)
+        self._put_counter(sbuf, old, n, len(kvm.orphans))
+        self._put_counter(sbuf, old, n + 1, kvm.orphans_unsync)
+        self._put_counter(sbuf, old, n + 2, kvm.rmaps.entries)
+        self._put_counter(sbuf, old, n + 3, kvm.indirect_shadow_pages)
+        self._put_counter(sbuf, old, n + 4, kvm.hash_walked)
         sbuf.append(0)
         self.n_events = index + 1
         if len(sbuf) > _FLUSH:
@@ -355,15 +393,70 @@ class EventRecord:
         if self.n_events % self.checkpoint_every == 0:
             self._checkpoint()
 
+    def _shape_id(self, kind: str, args: dict[str, Any], path_id: int) -> int:
+        """The interned (kind, argument names, path); the last one per kind is checked first."""
+        last = self._last_shape.get(kind)
+        if last is not None and last[0] == path_id:
+            keys = last[1]
+            if len(keys) == len(args):
+                j = 0
+                for key in args:
+                    if key is not keys[j] and key != keys[j]:
+                        break
+                    j += 1
+                if j == len(keys):
+                    return last[2]
+        shape = (kind, tuple(args), path_id)
+        shape_id = self._shape_ids.get(shape)
+        if shape_id is None:
+            shape_id = len(self.shapes)
+            self.shapes.append(shape)
+            self._shape_ids[shape] = shape_id
+        self._last_shape[kind] = (path_id, shape[1], shape_id)
+        return shape_id
+
+    def _put_stats(self, buf: list[int], old: list[int], stat: KvmVmStat) -> None:
+        """_put_counter() for each of _FAST_STAT_NAMES, read as compiled fields."""
+        self._put_counter(buf, old, 0, stat.remote_tlb_flush)
+        self._put_counter(buf, old, 1, stat.remote_tlb_flush_requests)
+        self._put_counter(buf, old, 2, stat.mmu_shadow_zapped)
+        self._put_counter(buf, old, 3, stat.mmu_pte_write)
+        self._put_counter(buf, old, 4, stat.mmu_pde_zapped)
+        self._put_counter(buf, old, 5, stat.mmu_flooded)
+        self._put_counter(buf, old, 6, stat.mmu_recycled)
+        self._put_counter(buf, old, 7, stat.mmu_cache_miss)
+        self._put_counter(buf, old, 8, stat.mmu_unsync)
+        self._put_counter(buf, old, 9, stat.mmu_shadow_pages)
+        self._put_counter(buf, old, 10, stat.pages_4k)
+        self._put_counter(buf, old, 11, stat.pages_2m)
+        self._put_counter(buf, old, 12, stat.pages_1g)
+        self._put_counter(buf, old, 13, stat.nx_lpage_splits)
+        self._put_counter(buf, old, 14, stat.max_mmu_rmap_size)
+        self._put_counter(buf, old, 15, stat.max_mmu_page_hash_collisions)
+
+    def _put_counter(self, buf: list[int], old: list[int], i: int, v: int) -> None:
+        if v != old[i]:
+            d = v - old[i]
+            old[i] = v
+            if 0 <= d < 0x40 and i < 0x7F:  # one byte each: the usual case
+                buf.append(i + 1)
+                buf.append(d << 1)
+            else:
+                _put(buf, i + 1)
+                _put(buf, _zigzag(d))
+
     def _put_value(self, buf: list[int], value: object) -> None:
-        if value is None:
+        if type(value) is int:  # not a bool: those are tagged as themselves
+            v: int = value
+            _put(buf, (v << 1 if v >= 0 else ((-v) << 1) - 1) << 3 | _INT)
+        elif value is None:
             buf.append(_NONE)
         elif value is True:
             buf.append(_TRUE)
         elif value is False:
             buf.append(_FALSE)
-        elif isinstance(value, int):
-            _put(buf, _zigzag(value) << 3 | _INT)
+        elif isinstance(value, int):  # an int subclass other than bool: stored as an int
+            _put(buf, _zigzag(int(value)) << 3 | _INT)
         elif isinstance(value, str):
             sid = self._string_ids.get(value)
             if sid is None:
@@ -402,6 +495,14 @@ class EventRecord:
             self._parent_list_ids[key] = lid
         return (lid + 1) << 1
 
+    def _grow(self, sp_id: int) -> None:
+        """Room for page `sp_id` and a few chunks more, in whole chunks."""
+        grow = ((sp_id >> CHUNK_SHIFT) + 4 << CHUNK_SHIFT) - len(self._cur_words)
+        self._cur_words.extend([0] * grow)
+        self._cur_pcodes.extend([0] * grow)
+        self._seen.extend([False] * grow)
+        self._is_dirty.extend([False] * (grow >> CHUNK_SHIFT))
+
     def _add_static(self, sp: KvmMmuPage, index: int) -> None:
         sp_id = sp.id
         row_of = self.row_of
@@ -427,6 +528,7 @@ class EventRecord:
         pcodes = self._cur_pcodes
         patches = self.cp_patches
         for c in sorted(self._dirty):
+            self._is_dirty[c] = False
             lo = c << CHUNK_SHIFT
             chunk = words[lo:lo + CHUNK]
             while c >= len(directory):
@@ -462,7 +564,10 @@ class EventRecord:
         self._sbuf = []
         self._cur_words = []
         self._cur_pcodes = []
-        self._dirty = set()
+        self._seen = []
+        self._dirty = []
+        self._is_dirty = []
+        self._last_shape = {}
         self._shape_ids = {}
         self._path_ids = {}
         self._string_ids = {}

@@ -10,7 +10,7 @@ Snapshot), exactly as the model emitted them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 from .exceptions import StepOutOfRange
 from .kvm import Kvm, Recorder
@@ -28,7 +28,7 @@ from .snapshot import ActionView, EventView, Grain, OrphanSummary, Snapshot, SpV
 
 __all__ = ["MAX_ACTION_OPS", "TRACKED_COUNTERS", "Timeline"]
 
-MAX_ACTION_OPS = 200  # kernel operations an ActionView carries; n_ops counts them all
+MAX_ACTION_OPS: Final = 200  # kernel operations an ActionView carries; n_ops counts them all
 
 
 class Timeline(Recorder):
