@@ -893,6 +893,9 @@ class EventRecord:
             and all(len(c) == len(self.st_id) for c in (self.st_gfn, self.st_l2_gfn,
                                                           self.st_role, self.st_created))
             and len(self.boot_first) == len(self.boot_values)
+            and len(self.action_first) <= self.n_events
+            and (not self.n_events or self.action_first[0] == 0)
+            and all(0 <= b < len(self.action_first) for b in self.boot_first)
             and all(0 <= o <= len(self.state_stream) for o in self.cp_state_offset)
         )
         if not ok:

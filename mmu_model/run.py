@@ -152,6 +152,10 @@ class Run:
             timeline = None
             if meta["record"] is not None:
                 timeline = Timeline.of_record(EventRecord.from_parts(meta["record"], sections))
+            if timeline is not None and (timeline.n_events, timeline.n_actions) != (
+                    meta["n_events"], meta["n_actions"]):
+                raise RunFormatError("corrupt run record: its event columns do not hold "
+                                     "the run's events and actions")
             replay = meta["replay"]
             return cls(
                 kind=meta["kind"],
