@@ -622,7 +622,7 @@ class EventRecord:
     def _skip_value(self, data: bytes, pos: int) -> int:
         v, pos = _get(data, pos)
         tag = v & 7
-        if tag == _LIST or tag == _TUPLE:
+        if tag in (_LIST, _TUPLE):
             for _ in range(v >> 3):
                 pos = self._skip_value(data, pos)
         elif tag == _FLOAT:

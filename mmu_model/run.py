@@ -73,6 +73,10 @@ class Run:
     default_step: int = 0
     hash_walked: int = 0
 
+    def __post_init__(self) -> None:
+        if self.timeline is not None:
+            self.timeline.events.seal()  # recording is over: no first seek pays for it
+
     def _timeline(self) -> Timeline:
         if self.timeline is None:
             raise MmuModelError("this run was not recorded; run it with record=True")

@@ -136,7 +136,7 @@ class Timeline(Recorder):
         events = self.events
         row = events.row_of[sp_id]
         role_word, role, level, direct, guest_mode = events.roles[events.st_role[row]]
-        flags, unsync_children, wfc, root_count, leaves, parents = unpack_state(
+        _, unsync_children, wfc, root_count, leaves, parents = unpack_state(
             word, events.parents(pcode))
         return SpView(
             id=sp_id, gfn=events.st_gfn[row], level=level, role_word=role_word, role=role,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -133,7 +133,7 @@ class ReferenceRecorder:
         at, states, values = self._cursor
         if op_step < at:
             at, states, values = 0, {}, list(self.start)
-        for kind, _, _, _, changes, deltas in self.events[at:op_step]:
+        for _, _, _, _, changes, deltas in self.events[at:op_step]:
             for sp_id, state in changes:
                 if state is None:
                     states.pop(sp_id, None)
@@ -196,7 +196,7 @@ class ReferenceRecorder:
 class TeeTimeline(Timeline):
     """The real Timeline, with a ReferenceRecorder fed the very same events beside it."""
 
-    made: list[TeeTimeline] = []
+    made: ClassVar[list[TeeTimeline]] = []
 
     def __init__(self, kvm: Kvm | None = None, checkpoint_every: int = 1024) -> None:
         super().__init__(kvm, checkpoint_every)

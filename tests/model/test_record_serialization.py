@@ -46,7 +46,8 @@ def _same_run(a: Run, b: Run) -> None:
     assert a.events(0, a.n_events) == b.events(0, b.n_events)
     assert [a.action(i) for i in range(a.n_actions)] == [b.action(i) for i in range(b.n_actions)]
     assert a.all_pages() == b.all_pages()
-    assert a.timeline is not None and b.timeline is not None
+    assert a.timeline is not None
+    assert b.timeline is not None
     assert list(a.timeline.action_counters()) == list(b.timeline.action_counters())
     for grain in ("action", "op"):
         last = a.last_step(grain)
