@@ -9,7 +9,7 @@ hash-chain entries walked, and the hooks that turn kernel operations into record
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from .constants import KVM_NUM_MMU_PAGES, hash_64
 from .fixes import FixSet
@@ -36,10 +36,18 @@ class GuestMemory:
         raise NotImplementedError
 
 
-class Recorder(Protocol):
-    def record(self, kvm: Kvm, kind: str, args: dict[str, Any]) -> None: ...
+class Recorder:
+    """What Kvm hands every event to (timeline.Timeline; tests use simpler ones).
 
-    def begin_action(self, kvm: Kvm, kind: str, args: dict[str, Any]) -> None: ...
+    A base class rather than a Protocol so that compiled code calls it directly.  `args`
+    is the event's own keyword dict: a recorder may keep it, nobody else holds it.
+    """
+
+    def record(self, kvm: Kvm, kind: str, args: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def begin_action(self, kvm: Kvm, kind: str, args: dict[str, Any]) -> None:
+        raise NotImplementedError
 
 
 class Kvm:

@@ -292,8 +292,10 @@ def test_first_difference_is_the_first_orphaning_pde_write(invariants):
     # stores are not emulated.  The 2M pass's first PDE write is trapped with the PD's
     # count at 0, zaps one SPTE, and its PT loses its only parent: orphaned before the
     # patch, zapped with it.
-    first_2m = next(i + 1 for i, (kind, args, _, _) in enumerate(timeline.actions)
-                    if kind == "l1_zap_entry" and dict(args)["pass"] == "2M")
+    headers = (timeline.event(timeline.action(i, with_ops=False).first_event)
+               for i in range(timeline.n_actions))
+    first_2m = next(h.action_index + 1 for h in headers
+                    if h.kind == "l1_zap_entry" and h.args["pass"] == "2M")
     assert before.first_difference(after) == first_2m
     assert after.first_difference(before) == first_2m
     assert before.snapshot(first_2m).stat_deltas["orphans_unsync"] == 1
