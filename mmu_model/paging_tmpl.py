@@ -24,6 +24,7 @@ from .mmu import (
     mmu_sync_children,
 )
 from .page import KvmMmuPage
+from .role import KvmMmuPageRole
 
 __all__ = ["GuestWalk", "ept_page_fault", "shadow_page_table_clear_flood"]
 
@@ -75,27 +76,9 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
             sp = child
             level -= 1
             continue
-        if child is not None or sp.leaf_bitmap >> index & 1:
-            # The SPTE maps something else; in the kernel a trapped L1 write zapped it
-            # already, so this only runs after a fix changed what L1's writes did.
-            invalid_list: list[KvmMmuPage] = []
-            mmu_page_zap_pte(kvm, sp, index, invalid_list)
-            kvm_mmu_commit_zap_page(kvm, invalid_list)
         span = 9 * (level - 1)
-        l2_base = (l2_gfn >> span) << span
-        kvm.enter("kvm_mmu_get_child_sp")
-        child, created = kvm_mmu_get_shadow_page(kvm, table_gfn, sp.role.child(), l2_base)
-        kvm.leave()
-        if child.unsync_children:
-            mmu_sync_children(kvm, child)
-        was_orphan = child.orphan
-        link_shadow_page(kvm, sp, index, child)
-        if kvm.recording:
-            kvm.emit("kvm_mmu_get_page", sp=child.id, created=created, parent=sp.id,
-                     index=index, relinked_orphan=was_orphan)
-        else:
-            kvm.count_event()
-        sp = child
+        sp = _get_and_link_child(kvm, sp, index, table_gfn, sp.role.child(),
+                                 (l2_gfn >> span) << span)
         level -= 1
     mask, count, base = walk.leaf_mask, walk.leaf_count, walk.leaf_gfn_base
     if leaf_level > kvm.host_mapping_level:
@@ -130,24 +113,35 @@ def fetch_direct(kvm: Kvm, sp: KvmMmuPage, walk: GuestWalk) -> tuple[KvmMmuPage,
         drop_parent_pte(kvm, child, sp, index)
         kvm_flush_remote_tlbs(kvm)
         child = None
-    if child is None or child.gfn != base_gfn:
-        if child is not None or sp.leaf_bitmap >> index & 1:
-            # __link_shadow_page() zaps what the SPTE maps first (a 2 MiB leaf from before,
-            # or a direct page of another run), with an invalid_list.
-            invalid_list: list[KvmMmuPage] = []
-            mmu_page_zap_pte(kvm, sp, index, invalid_list)
-            kvm_mmu_commit_zap_page(kvm, invalid_list)
-        kvm.enter("kvm_mmu_get_child_sp")
-        child, created = kvm_mmu_get_shadow_page(kvm, base_gfn, role, walk.l2_gfn)
-        kvm.leave()
-        was_orphan = child.orphan
-        link_shadow_page(kvm, sp, index, child)
-        if kvm.recording:
-            kvm.emit("kvm_mmu_get_page", sp=child.id, created=created, parent=sp.id,
-                     index=index, relinked_orphan=was_orphan)
-        else:
-            kvm.count_event()
+    if child is None or child.gfn != base_gfn:  # else kvm_mmu_get_child_sp(): -EEXIST
+        child = _get_and_link_child(kvm, sp, index, base_gfn, role, walk.l2_gfn)
     return child, walk.page_mask, walk.page_count, base_gfn
+
+
+def _get_and_link_child(kvm: Kvm, sp: KvmMmuPage, index: int, gfn: int,
+                        role: KvmMmuPageRole, l2_gfn: int) -> KvmMmuPage:
+    """kvm_mmu_get_child_sp() + link_shadow_page() at SPTE `index` of sp, in either loop of
+    FNAME(fetch).  __link_shadow_page() first zaps what the SPTE maps (with an
+    invalid_list); in the kernel a trapped L1 write has usually zapped it already, so that
+    runs only after a fix changed what L1's writes did, or over a 2 MiB SPTE from before.
+    An upper-level child with unsync children is synced before it is linked."""
+    if sp.spt[index] is not None or sp.leaf_bitmap >> index & 1:
+        invalid_list: list[KvmMmuPage] = []
+        mmu_page_zap_pte(kvm, sp, index, invalid_list)
+        kvm_mmu_commit_zap_page(kvm, invalid_list)
+    kvm.enter("kvm_mmu_get_child_sp")
+    child, created = kvm_mmu_get_shadow_page(kvm, gfn, role, l2_gfn)
+    kvm.leave()
+    if child.unsync_children:
+        mmu_sync_children(kvm, child)
+    was_orphan = child.orphan
+    link_shadow_page(kvm, sp, index, child)
+    if kvm.recording:
+        kvm.emit("kvm_mmu_get_page", sp=child.id, created=created, parent=sp.id,
+                 index=index, relinked_orphan=was_orphan)
+    else:
+        kvm.count_event()
+    return child
 
 
 def ept_page_fault(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
