@@ -292,7 +292,10 @@ class BuildPool:
                 if task.cancelled.is_set():
                     self._finish(task, "cancelled", Cancelled())
                     return False
-                if time.monotonic() > deadline or self._closed:
+                if self._closed:
+                    self._finish(task, "cancelled", Cancelled())
+                    return False
+                if time.monotonic() > deadline:
                     self._finish(task, "stopped", BuildStopped(
                         f"the build took more than {wall_limit:.0f} s of wall time and was "
                         "stopped"))
@@ -324,11 +327,15 @@ class BuildPool:
             self.counts[outcome] += 1
         if error is not None:
             if outcome == "stopped":
-                log.warning("build %s: %s", task.job.key, error)
+                log.warning("build %s: %s", task.job.describe(), error)
             task.future.set_exception(error)
         else:
             assert data is not None
             task.future.set_result(data)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         with self._cond:

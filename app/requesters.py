@@ -14,6 +14,8 @@ import asyncio
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -22,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.builds import Busy
 
 __all__ = ["ClientBuildLimit", "RateLimited", "Requester", "RequesterMiddleware",
-           "current_requester"]
+           "current_requester", "requesting"]
 
 
 @dataclass
@@ -37,6 +39,16 @@ _current: ContextVar[Requester | None] = ContextVar("requester", default=None)
 
 def current_requester() -> Requester | None:
     return _current.get()
+
+
+@contextmanager
+def requesting(requester: Requester | None) -> Iterator[None]:
+    """Run the body as `requester`'s request (the middleware does this for each GET)."""
+    token = _current.set(requester)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 class RateLimited(Busy):
@@ -80,7 +92,11 @@ class RequesterMiddleware:
             return
         client = scope.get("client")
         requester = Requester(client[0] if client else None)
-        token = _current.set(requester)
+        with requesting(requester):
+            await self._serve(requester, scope, receive, send)
+
+    async def _serve(self, requester: Requester, scope: Scope, receive: Receive,
+                     send: Send) -> None:
         first = await receive()
         disconnected = asyncio.Event()
         pending = [first]
@@ -112,4 +128,3 @@ class RequesterMiddleware:
             await self.app(scope, app_receive, send_with_source)
         finally:
             watcher.cancel()
-            _current.reset(token)

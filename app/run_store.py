@@ -26,7 +26,7 @@ from pathlib import Path
 
 import mmu_model
 
-__all__ = ["RunStore", "model_fingerprint"]
+__all__ = ["RunStore", "fingerprint_of", "model_fingerprint"]
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +37,21 @@ _SUFFIX = ".run"
 
 @cache
 def model_fingerprint() -> str:
+    """The fingerprint of the model this process imported (see fingerprint_of)."""
+    try:
+        version = metadata.version("kvm-shadow-viz")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return fingerprint_of(Path(mmu_model.__file__).resolve().parent, version)
+
+
+def fingerprint_of(package: Path, version: str) -> str:
     """The model's version and a sha256 over the names and contents of its source files.
 
     Compiled extension modules are left out (as scripts/build_compiled.py does for its
     SOURCES.sha256): the compiled build carries the .py files it was made from, so both
     builds of one source tree share runs; tests/model/test_compiled.py holds them equal.
     """
-    try:
-        version = metadata.version("kvm-shadow-viz")
-    except metadata.PackageNotFoundError:
-        version = "unknown"
-    package = Path(mmu_model.__file__).resolve().parent
     digest = hashlib.sha256(version.encode() + b"\0")
     for path in sorted(package.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (

@@ -251,7 +251,7 @@ class RunCache:
             task = flight.task
         if task is not None and self.pool is not None:
             self.pool.cancel(task)
-        log.info("build %s cancelled: everyone waiting for it has gone", key)
+        log.info("build cancelled, everyone waiting for it has gone: %s", key)
 
     @staticmethod
     def _note(requester: Requester | None, source: str) -> None:
@@ -266,6 +266,8 @@ class RunCache:
             return 0
         built = 0
         for job in jobs:
+            if self.pool.closed:
+                break
             digest = job.digest(model_fingerprint())
             if self.store.has(digest):
                 continue
@@ -273,8 +275,10 @@ class RunCache:
                 task = self.pool.submit(job, job.check(self.max_events))
                 self.store.save(digest, task.future.result())
                 built += 1
+            except Cancelled:
+                break  # shutting down
             except Exception as exc:
-                log.warning("warming %s failed: %s", job.key, exc)
+                log.warning("warming %s failed: %s", job.describe(), exc)
         return built
 
     # -- memory ---------------------------------------------------------------------------

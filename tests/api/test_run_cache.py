@@ -1,7 +1,10 @@
-"""RunCache and the garbage collector: a cached run is frozen out of the collector's sight as
-soon as it is built, and an evicted run is freed by reference counting alone (a model run
-leaves no reference cycles), so neither needs a full collection over every cached run; what
-else gets frozen with a build is collected every few builds."""
+"""RunCache in memory: bounded in bytes, and the garbage collector kept off cached runs.
+
+A cached run is frozen out of the collector's sight as soon as it is made, and an evicted
+run is freed by reference counting alone (a model run leaves no reference cycles), so the
+cache never needs a full collection, and never asks for one: that stalled every request
+for seconds on main (a gc.unfreeze + gc.collect every 8th build).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ import weakref
 
 import pytest
 
-from app.runs import SETTLE_EVERY_BUILDS, RunCache
-from mmu_model import Run, run_named
+from app.run_codec import run_nbytes
+from app.runs import RunCache
+from mmu_model import run_named
 
 
 def _in_a_collected_generation(obj: object) -> bool:
@@ -57,31 +61,47 @@ def test_a_build_that_fails_gives_the_collector_back() -> None:
         cache.get("broken", broken)  # type: ignore[arg-type]
     assert gc.isenabled()
     assert len(cache) == 0
+    # A failed build is not remembered: the next request tries again.
+    assert cache.get("broken", lambda: run_named("teaching-small")).run.n_events > 0
 
 
-class _Node:
-    """Something that can be in a reference cycle and be watched with a weakref."""
+def test_the_cache_is_bounded_in_bytes_not_in_runs() -> None:
+    # Room for one teaching-small run and a half: the second evicts the first even though
+    # max_entries would keep twelve.
+    one = run_nbytes(run_named("teaching-small"))
+    cache = RunCache(max_entries=12, byte_budget=one * 3 // 2)
+    cache.get(("ts", 1), lambda: run_named("teaching-small"))
+    assert cache.nbytes == one
+    cache.get(("ts", 2), lambda: run_named("teaching-small"))
+    assert len(cache) == 1
+    assert cache.nbytes == one
+    assert cache.counts["built"] == 2
 
-    def __init__(self) -> None:
-        self.me: _Node | None = None
+
+def test_a_run_larger_than_the_budget_is_still_served_and_kept_alone() -> None:
+    cache = RunCache(byte_budget=1)
+    entry = cache.get("big", lambda: run_named("teaching-small"))
+    assert entry.run.n_events > 0
+    assert len(cache) == 1
+    cache.get("big", lambda: pytest.fail("a cached run is not built again"))
+    assert cache.counts["memory"] == 1
 
 
-def test_garbage_frozen_with_a_build_is_collected_every_few_builds() -> None:
-    # Another request's cyclic garbage, made while a build keeps the collector paused, is
-    # frozen along with the run; every SETTLE_EVERY_BUILDS builds it is collected.
-    cache = RunCache()
-    strays: list[weakref.ref[_Node]] = []
+def test_no_build_or_eviction_asks_for_a_full_collection(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """More builds than main's every-8th-build settle, each evicting the one before: the
+    cache collects at most the young generations (0 and 1) and never unfreezes."""
+    asked: list[int] = []
+    real_collect = gc.collect
 
-    def build_with_a_stray() -> Run:
-        node = _Node()
-        node.me = node
-        strays.append(weakref.ref(node))
-        del node  # garbage now, but only the collector can free it
-        return run_named("seed-bottom-up")
+    def collect(generation: int = 2) -> int:
+        asked.append(generation)
+        return real_collect(min(generation, 1))
 
-    for n in range(1, SETTLE_EVERY_BUILDS + 1):
-        cache.get(n, build_with_a_stray)
-        gc.collect()  # an ordinary collection: frozen objects are out of its sight
-        if n < SETTLE_EVERY_BUILDS:
-            assert all(ref() is not None for ref in strays)
-    assert all(ref() is None for ref in strays)
+    monkeypatch.setattr(gc, "collect", collect)
+    monkeypatch.setattr(gc, "unfreeze", lambda: pytest.fail("the cache unfroze the heap"))
+    cache = RunCache(max_entries=1)
+    for n in range(10):
+        cache.get(n, lambda: run_named("seed-bottom-up"))
+    assert asked, "a build collects what earlier requests left in the young generations"
+    assert max(asked) <= 1
