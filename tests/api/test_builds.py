@@ -23,7 +23,7 @@ from app.main import builtin_jobs, create_app
 from app.requesters import Requester, requesting
 from app.runs import ClientGone, RunCache
 from app.settings import Settings
-from mmu_model import BUILTINS, ScenarioSpec, get_scenario
+from mmu_model import BUILTINS, MmuModelError, ScenarioSpec, get_scenario
 
 KILLER_URL = ("/api/snapshot?scenario=populated-16g&huge_share=1&l2_mem_gib=1024"
               "&root_zaps_per_boot=16&boots=24&step=0")
@@ -68,7 +68,8 @@ def test_a_full_pool_answers_503_with_retry_after(pool: BuildPool) -> None:
     slow = pool.submit(SLOW, estimated_s=4.0)
     with pytest.raises(Busy) as busy:
         pool.submit(ScenarioBuild(SMALL), estimated_s=0.0)
-    assert "at most that many" in busy.value.message and "1 builds" in busy.value.message
+    assert "at most that many" in busy.value.message
+    assert "1 builds" in busy.value.message
     assert busy.value.retry_after >= 1
     pool.cancel(slow)
 
@@ -132,16 +133,19 @@ def test_a_build_whose_every_requester_has_gone_is_cancelled(pool: BuildPool) ->
     time.sleep(0.5)
     requesters[0].gone.set()  # one leaves: the other still waits, the build goes on
     time.sleep(0.5)
-    assert pool.in_flight() == 1 and pool.counts["cancelled"] == 0
+    assert pool.in_flight() == 1
+    assert pool.counts["cancelled"] == 0
     requesters[1].gone.set()  # the last one leaves: the build is cancelled
     for thread in threads:
         thread.join(timeout=10)
-    assert all(isinstance(o, ClientGone) for o in outcomes) and len(outcomes) == 2
+    assert all(isinstance(o, ClientGone) for o in outcomes)
+    assert len(outcomes) == 2
     deadline = time.monotonic() + 5
     while pool.in_flight() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert pool.in_flight() == 0
-    assert pool.counts["cancelled"] == 1 and pool.counts["built"] == 0
+    assert pool.counts["cancelled"] == 1
+    assert pool.counts["built"] == 0
 
 
 def test_a_model_error_in_the_worker_comes_back_as_itself(pool: BuildPool) -> None:
@@ -151,7 +155,7 @@ def test_a_model_error_in_the_worker_comes_back_as_itself(pool: BuildPool) -> No
 
     task = pool.submit(TraceBuild("0" * 64, "not a trace line\n", frozenset()),
                        estimated_s=0.0)
-    with pytest.raises(Exception) as failed:
+    with pytest.raises(MmuModelError) as failed:
         task.future.result(timeout=30)
     assert type(failed.value).__name__ == "TraceParseError"
     assert failed.value.lineno == 1  # type: ignore[attr-defined]
@@ -169,6 +173,7 @@ def test_a_job_is_built_the_same_in_the_worker_as_here(pool: BuildPool) -> None:
     cache = RunCache(pool=pool)
     there = cache.get("there", ScenarioBuild(spec)).run
     here = ScenarioBuild(spec)()
-    assert there.n_events == here.n_events and there.final_stats == here.final_stats
+    assert there.n_events == here.n_events
+    assert there.final_stats == here.final_stats
     last = here.last_step()
     assert there.snapshot(last) == here.snapshot(last)
