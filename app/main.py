@@ -27,6 +27,7 @@ from app.build_jobs import BuildJob, ScenarioBuild, SeedTraceBuild
 from app.builds import BuildStopped, Busy, model_in_use
 from app.errors import ErrorInfo, ViewError, error_info
 from app.requesters import RateLimited, RequesterMiddleware
+from app.response_cache import ResponseCache
 from app.routes import api, pages
 from app.runs import ClientGone
 from app.services import Services
@@ -238,7 +239,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", _CachedStatic(directory=settings.static_dir), name="static")
 
-    # Outermost last: responses are compressed after the requester bookkeeping.
+    # Outermost last: responses are compressed after the requester bookkeeping, and kept
+    # compressed by the response cache.
     app.add_middleware(RequesterMiddleware)
     app.add_middleware(_Compression)
+    app.add_middleware(ResponseCache, max_bytes=settings.response_cache_mb << 20)
     return app

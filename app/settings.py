@@ -6,6 +6,7 @@ HTMX_JS             htmx.min.js (default: node_modules/htmx.org/dist/htmx.min.js
 MMU_VIZ_MAX_PAGES   largest estimated shadow page count a run may have (default 150000)
 MMU_VIZ_RUN_CACHE   how many runs the in-memory cache keeps (default 12)
 MMU_VIZ_RUN_CACHE_MB     bytes of runs the in-memory cache keeps, in MiB (default 512)
+MMU_VIZ_RESPONSE_CACHE_MB bytes of whole responses kept for repeated GETs, in MiB (default 64)
 MMU_VIZ_RUN_STORE_MB     bytes of runs kept on disk beside the database, in MiB (default 2048)
 MMU_VIZ_BUILD_WORKERS    build worker processes (default: the cores this process may use)
 MMU_VIZ_BUILDS_IN_FLIGHT builds running or queued at once; more get 503 (default 2 x workers)
@@ -74,6 +75,7 @@ class Settings:
     run_cache_size: int = 12
     run_cache_mb: int = 512
     run_store_mb: int = 2048
+    response_cache_mb: int = 64
     build_workers: int = field(default_factory=_cores)
     builds_in_flight: int = 0  # 0: twice the workers
     build_cpu_s: int = 30
@@ -94,6 +96,7 @@ class Settings:
             run_cache_size=_env_int("MMU_VIZ_RUN_CACHE", 12),
             run_cache_mb=_env_int("MMU_VIZ_RUN_CACHE_MB", 512),
             run_store_mb=_env_int("MMU_VIZ_RUN_STORE_MB", 2048),
+            response_cache_mb=_env_int("MMU_VIZ_RESPONSE_CACHE_MB", 64),
             build_workers=_env_int("MMU_VIZ_BUILD_WORKERS", _cores()),
             builds_in_flight=_env_int("MMU_VIZ_BUILDS_IN_FLIGHT", 0),
             build_cpu_s=_env_int("MMU_VIZ_BUILD_CPU_S", 30),
