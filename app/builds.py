@@ -172,7 +172,7 @@ def _context() -> Any:
 
 class BuildPool:
     def __init__(self, workers: int, max_in_flight: int, cpu_limit_s: float,
-                 max_memory: int = 0, recycle_rss: int = 512 << 20) -> None:
+                 max_memory: int = 0, recycle_rss: int = 256 << 20) -> None:
         self.workers = max(1, workers)
         self.max_in_flight = max(self.workers, max_in_flight)
         self.cpu_limit_s = cpu_limit_s
