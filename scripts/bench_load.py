@@ -38,8 +38,10 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -129,6 +131,19 @@ def client_for(base: str, timeout: float = 60.0) -> httpx.AsyncClient:
                              headers={"Accept-Encoding": "gzip"})
 
 
+async def run_clients(base: str, tally: Tally, stop: asyncio.Event,
+                      clients: list[Coroutine[Any, Any, None]], seconds: float) -> None:
+    """Run the clients (and a /healthz probe) for `seconds`, then stop them and report."""
+    started = time.perf_counter()
+    async with client_for(base) as probe:
+        tasks = [asyncio.create_task(c) for c in clients]
+        health = asyncio.create_task(probe_health(probe, tally, stop, 0.5))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await asyncio.gather(*tasks, health)
+    report(tally, time.perf_counter() - started)
+
+
 # ------------------------------------------------------------------------------ closed loop
 async def last_steps(base: str) -> dict[str, int]:
     async with client_for(base, timeout=120) as client:
@@ -162,15 +177,8 @@ async def closed(base: str, clients: int, seconds: float) -> None:
                 else:
                     await tally.get(client, kind, f"/api/events?{query}&start=0&count=100")
 
-    started = time.perf_counter()
-    async with client_for(base) as probe:
-        tasks = [asyncio.create_task(one(i)) for i in range(clients)]
-        health = asyncio.create_task(probe_health(probe, tally, stop, 0.5))
-        await asyncio.sleep(seconds)
-        stop.set()
-        await asyncio.gather(*tasks, health)
     print(f"closed loop: {clients} clients, mix {MIX} over {', '.join(MIX_SCENARIOS)}")
-    report(tally, time.perf_counter() - started)
+    await run_clients(base, tally, stop, [one(i) for i in range(clients)], seconds)
 
 
 # ------------------------------------------------------------------------------ lecture hall
@@ -205,15 +213,9 @@ async def hall(base: str, clients: int, seconds: float, every_s: float) -> None:
 
     async with client_for(base, timeout=120) as warm:
         (await warm.get(LINK)).raise_for_status()  # the link's run, built or loaded
-    started = opened = time.perf_counter()
-    async with client_for(base) as probe:
-        tasks = [asyncio.create_task(student(i)) for i in range(clients)]
-        health = asyncio.create_task(probe_health(probe, tally, stop, 0.5))
-        await asyncio.sleep(seconds)
-        stop.set()
-        await asyncio.gather(*tasks, health)
+    opened = time.perf_counter()
     print(f"lecture hall: {clients} clients open {LINK}, then one step every {every_s:g} s")
-    report(tally, time.perf_counter() - started)
+    await run_clients(base, tally, stop, [student(i) for i in range(clients)], seconds)
 
 
 # ------------------------------------------------------------------------------ attack
