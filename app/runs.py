@@ -9,22 +9,17 @@ field over the limit), the client's quota of new builds (429) and the pool's fre
 key while it is being loaded or built waits for that one load; when all of them have gone
 (their connections closed), the build is cancelled.
 
-What a run costs in memory: today's recorded timeline holds about 1.1 KB per event
-(teaching-small 0.4 MB, large-10k 129 MB, boot-loop-bottom-up 159 MB, populated-16g
-226 MB; app/run_codec.py), so the cache is bounded in bytes by run_nbytes(), not by events.
+What a run costs in memory: the compact run record holds 34-89 bytes per event, measured
+by Run.nbytes (teaching-small 30 KB, large-10k 4.8 MB, boot-loop-bottom-up 5.1 MB,
+populated-16g 8.2 MB), so the cache is bounded in bytes by run_nbytes(), not by counts.
 
-The collector: a decoded run is millions of small objects that live as long as it is
-cached, and no full collection may walk them on a request path. So a run is decoded with
-the collector paused and then moved out of its sight (gc.freeze); the model leaves no
-reference cycles, so an evicted run is freed by reference counting alone. Nothing ever
-unfreezes: what else happened to be uncollected at that moment (other requests' cyclic
-garbage) stays frozen too, a few KB per load. (The compact run record makes a run a few
-large arrays, and this goes away.)
+No collection walks a cached run for long, and the cache never asks for one: a run is a
+few large arrays, not millions of objects (so the gc.freeze of each run, and main's full
+collection every 8th build, are gone), and an evicted run is freed by reference counting.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from collections import OrderedDict
@@ -46,7 +41,7 @@ __all__ = ["DEFAULT_BYTE_BUDGET", "ClientGone", "RunCache", "RunEntry"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BYTE_BUDGET = 512 << 20  # two or three of the largest built-ins at today's size
+DEFAULT_BYTE_BUDGET = 256 << 20  # dozens of the largest built-ins (8 MB each)
 _SNAPSHOTS_PER_RUN = 8
 _WAIT_POLL_S = 0.1
 
@@ -159,7 +154,7 @@ class RunCache:
                requester: Requester | None) -> None:
         try:
             if not isinstance(compute, BuildJob) or self.pool is None:
-                run = _frozen(compute)
+                run = compute()
                 self._land(key, flight, run, "built", requester)
                 return
             job = compute
@@ -184,7 +179,7 @@ class RunCache:
         if data is None:
             return False
         try:
-            run = _frozen(lambda: decode_run(data))
+            run = decode_run(data)
         except Exception as exc:
             self.counts["store_rejected"] += 1
             self.store.discard(digest, f"does not decode: {type(exc).__name__}: {exc}")
@@ -202,7 +197,7 @@ class RunCache:
                     self.store.save(digest, data)
                 except OSError as exc:
                     log.warning("run store: cannot save %s: %s", digest, exc)
-            run = _frozen(lambda: decode_run(data))
+            run = decode_run(data)
             self._land(key, flight, run, "built", requester)
         except BaseException as exc:
             self._fail(key, flight, exc)
@@ -301,17 +296,3 @@ class RunCache:
         with self._lock:
             self._entries.clear()
 
-
-def _frozen(make: Callable[[], Run]) -> Run:
-    """Make a run with the collector paused, then freeze everything alive (see the module
-    docstring): no collection ever walks a cached run."""
-    gc.collect(1)  # the young generations only: what recent requests left
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        run = make()
-        gc.freeze()
-    finally:
-        if collecting:
-            gc.enable()
-    return run

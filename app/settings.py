@@ -5,7 +5,7 @@ MMU_VIZ_ROOT        holds templates/, static/ and node_modules/ (default: the ch
 HTMX_JS             htmx.min.js (default: node_modules/htmx.org/dist/htmx.min.js under the root)
 MMU_VIZ_MAX_PAGES   largest estimated shadow page count a run may have (default 150000)
 MMU_VIZ_RUN_CACHE   how many runs the in-memory cache keeps (default 12)
-MMU_VIZ_RUN_CACHE_MB     bytes of runs the in-memory cache keeps, in MiB (default 512)
+MMU_VIZ_RUN_CACHE_MB     bytes of runs the in-memory cache keeps, in MiB (default 256)
 MMU_VIZ_RESPONSE_CACHE_MB bytes of whole responses kept for repeated GETs, in MiB (default 64)
 MMU_VIZ_RUN_STORE_MB     bytes of runs kept on disk beside the database, in MiB (default 2048)
 MMU_VIZ_BUILD_WORKERS    build worker processes (default: the cores this process may use)
@@ -73,7 +73,7 @@ class Settings:
     )
     max_shadow_pages: int = DEFAULT_MAX_SHADOW_PAGES
     run_cache_size: int = 12
-    run_cache_mb: int = 512
+    run_cache_mb: int = 256
     run_store_mb: int = 2048
     response_cache_mb: int = 64
     build_workers: int = field(default_factory=_cores)
@@ -94,7 +94,7 @@ class Settings:
             htmx_js=Path(htmx) if htmx else None,
             max_shadow_pages=_env_int("MMU_VIZ_MAX_PAGES", DEFAULT_MAX_SHADOW_PAGES),
             run_cache_size=_env_int("MMU_VIZ_RUN_CACHE", 12),
-            run_cache_mb=_env_int("MMU_VIZ_RUN_CACHE_MB", 512),
+            run_cache_mb=_env_int("MMU_VIZ_RUN_CACHE_MB", 256),
             run_store_mb=_env_int("MMU_VIZ_RUN_STORE_MB", 2048),
             response_cache_mb=_env_int("MMU_VIZ_RESPONSE_CACHE_MB", 64),
             build_workers=_env_int("MMU_VIZ_BUILD_WORKERS", _cores()),

@@ -1,8 +1,8 @@
 """What a scenario spec costs to build, counted from the spec before anything is built.
 
 A simulation's time and the size of its record both follow the number of events it
-records (about 8 us per recorded event with the compiled model, ~1.1 KB per event held in
-memory by today's timeline), and every kind of work a spec asks for adds events. Per root
+records (2-4 us per recorded event with the compiled model, 34-89 bytes per event in the
+compact run record), and every kind of work a spec asks for adds events. Per root
 life (one EPT root L1 builds and tears down; a spec has boots x root_zaps_per_boot of them):
 
 | work, per root life                                   | events each | from            |
@@ -17,23 +17,24 @@ life (one EPT root L1 builds and tears down; a spec has boots x root_zaps_per_bo
 | a shadow page over the quota (kvm_mmu_zap_oldest...)  | 0.5         | quota           |
 
 Without one of the default fixes, leaked pages stay on the hash chains and in the zap
-walks: every life then costs a third more, plus about 0.14 x l2_mem_gib events for every
-earlier life (measured on boot-loop-bottom-up with no fixes: 700 + 2.0 x lives events per
-life at 16 GiB).
+walks: every life then costs up to a fifth more (boot-loop-bottom-up with no fixes: 798
+events per life against 755, flat from 50 to 400 boots; 4 GiB x 64 PT regions: 2,368 to
+2,467 against 2,113, growing a little with the boots), plus 0.01 x l2_mem_gib events for
+every earlier life.
 
 Calibration (`python scripts/bench_cost.py`, compiled model, recorded runs, 2-core host):
 
 | spec                                     | estimated | measured events | build s |
 |------------------------------------------|-----------|-----------------|---------|
 | teaching-small                           |       403 |             407 |    0.00 |
-| boot-loop-bottom-up (100 boots)          |   144,960 |         146,167 |    1.65 |
-| boot-loop-top-down                       |   144,960 |         132,924 |    0.96 |
-| populated-16g                            |   201,958 |         197,095 |    1.57 |
-| large-10k                                |   113,900 |         112,906 |    0.82 |
-| 4 GiB x 64 PT regions, 16 zaps x 8 boots |   272,717 |         270,631 |    1.91 |
-| 4 GiB x 64 PT regions, no fixes, 50 boots|   144,502 |         117,366 |    0.69 |
-| boot-loop-bottom-up, 200 boots, no fixes |   570,144 |         605,025 |    3.68 |
-| 100k pages (bench_web's 100k spec)       |   810,862 |         800,886 |    5.96 |
+| boot-loop-bottom-up (100 boots)          |   144,960 |         150,951 |    0.40 |
+| boot-loop-top-down                       |   144,960 |         134,979 |    0.27 |
+| populated-16g                            |   201,958 |         197,095 |    0.48 |
+| large-10k                                |   113,900 |         112,906 |    0.29 |
+| 4 GiB x 64 PT regions, 16 zaps x 8 boots |   272,717 |         271,039 |    0.65 |
+| 4 GiB x 64 PT regions, no fixes, 50 boots|   127,885 |         118,475 |    0.33 |
+| boot-loop-bottom-up, 200 boots, no fixes |   360,672 |         319,447 |    0.72 |
+| 100k pages (bench_web's 100k spec)       |   810,862 |         800,886 |    2.20 |
 
 (2 MiB leaves, shared mode, flood clears, a 64-page quota and 5-level EPT each on the
 4 GiB spec: estimates 1.01-1.18x the measured events.) The killer spec of issue 11
@@ -62,11 +63,11 @@ EVENTS_PER_HUGE_REGION = 4.2
 EVENTS_PER_FROZEN_RUN = 1.2
 EVENTS_PER_FLOOD_CLEAR = 3.0
 EVENTS_PER_PAGE_OVER_QUOTA = 0.5
-LEAK_FACTOR = 1.35
-LEAK_EVENTS_PER_GIB_PER_EARLIER_LIFE = 0.14
+LEAK_FACTOR = 1.2
+LEAK_EVENTS_PER_GIB_PER_EARLIER_LIFE = 0.01
 
-SECONDS_PER_EVENT = 8e-6  # compiled model, recording; the interpreted model takes ~3x
-# 1,000,000 events: the 100k-page spec the UI is built for (800,886 events, 6.3 s) fits.
+SECONDS_PER_EVENT = 3e-6  # compiled model, recording (2.3-3.4 us measured); source ~3x
+# 1,000,000 events: the 100k-page spec the UI is built for (800,886 events, 2.2 s) fits.
 DEFAULT_MAX_EVENTS = 1_000_000
 
 

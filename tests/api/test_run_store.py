@@ -75,7 +75,7 @@ def test_a_file_that_checks_out_but_does_not_decode_is_rebuilt(tmp_path: Path) -
     store = RunStore(tmp_path / "runs", max_bytes=1 << 30)
     job = ScenarioBuild(get_scenario("teaching-small").spec)  # type: ignore[arg-type]
     digest = job.digest(model_fingerprint())
-    store.save(digest, b"not a pickled run")
+    store.save(digest, b"not a run file")
     pool = BuildPool(workers=1, max_in_flight=1, cpu_limit_s=30)
     try:
         cache = RunCache(pool=pool, store=store)
@@ -115,7 +115,7 @@ def test_the_store_is_bounded_and_drops_the_least_recently_used(tmp_path: Path) 
 
 @pytest.mark.skipif(not (COMPILED / "mmu_model").is_dir(), reason="make compiled first")
 def test_a_run_of_the_compiled_model_encodes_and_decodes() -> None:
-    """Pickling works for the mypyc-compiled classes too (run in a fresh interpreter that
+    """The run format round-trips runs of the mypyc-compiled model too (in a fresh interpreter that
     imports the compiled build first, the way `make run` does)."""
     script = (
         "import mmu_model.mmu as m; assert not m.__file__.endswith('.py'), m.__file__\n"
