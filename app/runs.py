@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Future
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.build_jobs import BuildJob
-from app.builds import BuildPool, Cancelled, Task
+from app.builds import BuildPool, Busy, Cancelled, Task
 from app.requesters import ClientBuildLimit, Requester, current_requester
 from app.run_codec import decode_run, run_nbytes
 from app.run_store import RunStore, model_fingerprint
@@ -267,7 +268,9 @@ class RunCache:
             if self.store.has(digest):
                 continue
             try:
-                task = self.pool.submit(job, job.check(self.max_events))
+                task = self._submit_when_free(job)
+                if task is None:
+                    break  # shutting down
                 self.store.save(digest, task.future.result())
                 built += 1
             except Cancelled:
@@ -275,6 +278,17 @@ class RunCache:
             except Exception as exc:
                 log.warning("warming %s failed: %s", job.describe(), exc)
         return built
+
+    def _submit_when_free(self, job: BuildJob) -> Task | None:
+        """Submit, waiting while visitors' builds fill the pool: they go first."""
+        assert self.pool is not None
+        estimated_s = job.check(self.max_events)
+        while not self.pool.closed:
+            try:
+                return self.pool.submit(job, estimated_s)
+            except Busy as busy:
+                time.sleep(min(busy.retry_after, 5))
+        return None
 
     # -- memory ---------------------------------------------------------------------------
     def _lookup(self, key: Hashable) -> RunEntry | None:
