@@ -108,11 +108,13 @@ def test_make_run_serves_the_compiled_model(tmp_path: Path) -> None:
 
 @needs_make_run
 def test_a_request_that_goes_away_cancels_its_build(tmp_path: Path) -> None:
-    # boot-loop-bottom-up at 600 boots: about a million events, seconds to build.
-    slow = "/api/snapshot?scenario=boot-loop-bottom-up&boots=600&step=0"
+    # A 100,000-page tree (195 GiB, a PT under every PDE): about 800,000 events, some 2 s
+    # to build with the compiled model, under the cost limit.
+    slow = ("/api/snapshot?scenario=populated-16g&l2_mem_gib=195&ptes_per_pt=1&ept_levels=4"
+            "&mode=exclusive&root_zaps_per_boot=1&step=0")
     with MakeRunServer(tmp_path / "traces.sqlite3").running() as server:
         with pytest.raises(httpx.ReadTimeout), httpx.Client(base_url=server.url) as client:
-            client.get(slow, timeout=1.0)  # the client gives up after a second
+            client.get(slow, timeout=0.5)  # the client gives up after half a second
         deadline = time.monotonic() + 10
         while server.health()["builds"]["cancelled"] == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
