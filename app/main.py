@@ -6,16 +6,23 @@ Run with `uvicorn app.main:create_app --factory` (what `make run` does).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from app.errors import ErrorInfo, ViewError, error_info
+import mmu_model.mmu
+from app import apidocs
+from app.assets import asset_by_name, locate
+from app.errors import ErrorInfo, StoreUnavailable, ViewError, error_info
+from app.inputs import check_query
 from app.routes import api, pages
+from app.security import HeadAsGet, Hosting, SecurityHeaders, check_same_origin
 from app.services import Services
 from app.settings import Settings
 from mmu_model import MmuModelError
@@ -34,9 +41,11 @@ def _wants_json(request: Request) -> bool:
 def _error_response(request: Request, info: ErrorInfo) -> Response:
     if _wants_json(request):
         return JSONResponse(info.as_json(), status_code=info.status,
-                            headers={"Vary": "HX-Request"})
+                            headers={"Vary": "HX-Request", **info.headers})
     services: Services = request.app.state.services
-    return pages.error_page(request, services, info, pages.state_or_none(request))
+    response = pages.error_page(request, services, info, pages.state_or_none(request))
+    response.headers.update(info.headers)
+    return response
 
 
 async def _bad_input_handler(request: Request, exc: Exception) -> Response:
@@ -70,45 +79,77 @@ async def _http_error_handler(request: Request, exc: Exception) -> Response:
     return response
 
 
-def _vendor_file(path: Path, what: str) -> FileResponse:
-    if not path.is_file():
-        log.error("%s not found at %s", what, path)
-    return FileResponse(path, media_type="text/javascript",
-                        headers={"Cache-Control": _VENDOR_CACHE})
+def app_version() -> str:
+    """The installed distribution's version (pyproject.toml holds the one number)."""
+    try:
+        return version("kvm-shadow-viz")
+    except PackageNotFoundError:  # run from a checkout that was never pip-installed
+        return "0+unknown"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def model_build() -> str:
+    """'compiled' when the mypyc build of mmu_model is the one imported, else 'interpreted'."""
+    return "compiled" if mmu_model.mmu.__file__.endswith((".so", ".pyd")) else "interpreted"
+
+
+def create_app(settings: Settings | None = None, hosting: Hosting | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
+    hosting = hosting or Hosting.from_env()
     app = FastAPI(
         title="KVM shadow MMU visualizer",
         summary="Step through L0 KVM's shadow page trees for a nested guest.",
-        version="0.1.0",
+        version=app_version(),
+        docs_url=None,  # app.apidocs serves /docs from local assets
+        redoc_url=None,
+        dependencies=[Depends(check_query), Depends(check_same_origin)],
     )
     app.state.services = Services.create(settings)
     app.state.settings = settings
+    app.state.hosting = hosting
+    # Outermost last: Host check, then headers on every answer (its refusals too), HEAD.
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(SecurityHeaders, hosting=hosting)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosting.allowed_hosts))
 
     app.add_exception_handler(MmuModelError, _bad_input_handler)
     app.add_exception_handler(ViewError, _bad_input_handler)
+    app.add_exception_handler(StoreUnavailable, _bad_input_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
 
     @app.get("/healthz", tags=["health"])
-    def read_health() -> dict[str, str]:
-        """Liveness probe."""
-        return {"status": "ok"}
+    async def read_health(request: Request) -> JSONResponse:
+        """Health: 200 when the trace store reads and writes, else 503 saying what is wrong.
 
-    @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
-    def read_plotly_js() -> FileResponse:
-        return _vendor_file(settings.plotly_js, "plotly.min.js (the plotly package)")
+        `store.notice` says when the database file vanished or was replaced since the
+        server first saw it; `model` is the build of mmu_model serving ("compiled" or
+        "interpreted").
+        """
+        services: Services = request.app.state.services
+        store = await run_in_threadpool(services.store.health)
+        ok = store.state == "ok"
+        return JSONResponse(
+            {"status": "ok" if ok else "degraded", "version": app_version(),
+             "model": model_build(), "store": store.as_json()},
+            status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
-    @app.get("/static/vendor/htmx.min.js", include_in_schema=False)
-    def read_htmx_js() -> FileResponse:
-        return _vendor_file(settings.htmx_path, "htmx.min.js (npm ci, or HTMX_JS)")
+    @app.get("/static/vendor/{name}", include_in_schema=False)
+    def read_vendor_asset(name: str) -> FileResponse:
+        asset = asset_by_name(name)
+        if asset is None:
+            raise StarletteHTTPException(404)
+        path = locate(asset, settings.root)
+        if path is None:
+            log.error("%s not found (from %s)", asset.name, asset.what)
+            raise StarletteHTTPException(404, f"{asset.name} is missing ({asset.what})")
+        return FileResponse(path, media_type=asset.media_type,
+                            headers={"Cache-Control": _VENDOR_CACHE})
 
     @app.get("/favicon.ico", include_in_schema=False)
     def read_favicon() -> FileResponse:
         return FileResponse(settings.static_dir / "favicon.svg", media_type="image/svg+xml")
 
+    app.include_router(apidocs.router)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")

@@ -161,7 +161,7 @@ async def create_trace(request: Request, services: ServicesDep) -> Response:
     content was already stored.
     """
     upload = await read_upload(request)
-    stored, created = store_upload(services.store, upload)
+    stored, created = await store_upload(services.store, upload)
     url = ViewState(trace=stored.id, lenient=upload.lenient).url()
     body = {"id": stored.id, "name": stored.name, "bytes": stored.bytes,
             "lines": stored.lines, "url": url, "created": created}

@@ -157,8 +157,15 @@ def test_openapi_documents_the_json_api(shared_client: Any) -> None:
 
 
 def test_healthz(shared_client: Any) -> None:
-    """/healthz answers ok."""
-    assert shared_client.get("/healthz").json() == {"status": "ok"}
+    """/healthz answers ok, with the store's state and the model build serving.
+
+    The suite imports mmu_model from the source tree, so the interpreted model serves.
+    """
+    body = shared_client.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert body["store"]["state"] == "ok"
+    assert body["store"]["notice"] is None
+    assert body["model"] == "interpreted"
 
 
 @pytest.mark.parametrize("path", ["/static/vendor/plotly.min.js", "/static/vendor/htmx.min.js",
