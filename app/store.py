@@ -101,8 +101,11 @@ class TraceStore:
         """Note (once per change) that the file vanished or is not the one seen before."""
         try:
             st = os.stat(self.path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             identity = None
+        except OSError as exc:
+            raise StoreUnavailable("unavailable", f"the trace database cannot be reached: "
+                                   f"{exc.strerror}", 10) from None
         else:
             identity = (st.st_dev, st.st_ino)
         with self._lock:
@@ -115,8 +118,7 @@ class TraceStore:
                                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}{held}; traces stored "
                                 "before are not in the current file")
                 log.error("%s", self._notice)
-            if identity is not None:
-                self._identity = identity
+            self._identity = identity  # after a vanish, the next file is a new start
 
     def _connect(self, busy_timeout: float) -> sqlite3.Connection:
         self._watch_identity()
