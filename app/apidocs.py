@@ -1,4 +1,4 @@
-"""/docs: Swagger UI served from this server (the swagger-ui-bundle package), so the API
+"""/docs: Swagger UI served from this server (the fastapi-offline package), so the API
 docs work offline and under the Content-Security-Policy (no inline script)."""
 
 from __future__ import annotations

@@ -42,9 +42,8 @@ ASSETS: tuple[Asset, ...] = (
     Asset("htmx.min.js", "text/javascript", npm="htmx.org/dist/htmx.min.js"),
     Asset("plotly.min.js", "text/javascript", python="plotly/package_data/plotly.min.js"),
     Asset("swagger-ui-bundle.js", "text/javascript",
-          python="swagger_ui_bundle/vendor/swagger-ui-*/swagger-ui-bundle.js"),
-    Asset("swagger-ui.css", "text/css",
-          python="swagger_ui_bundle/vendor/swagger-ui-*/swagger-ui.css"),
+          python="fastapi_offline/static/swagger-ui-bundle.js"),
+    Asset("swagger-ui.css", "text/css", python="fastapi_offline/static/swagger-ui.css"),
 )
 
 

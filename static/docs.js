@@ -1,4 +1,4 @@
-// Swagger UI for /docs, from the swagger-ui-bundle package served by this server (no CDN).
+// Swagger UI for /docs, from the fastapi-offline package served by this server (no CDN).
 "use strict";
 window.addEventListener("DOMContentLoaded", () => {
   window.SwaggerUIBundle({
