@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from app.errors import ViewError
 from app.schemas import (
@@ -123,8 +123,9 @@ def _int(values: dict[str, str], name: str, default: int) -> int:
 
 @router.get(
     "/boots.csv",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"text/csv": {}}}, **_ERRORS},
+    # Errors are JSON like every route's (a response_class would document them as text).
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                     "description": "One row per boot"}, **_ERRORS},
     openapi_extra={"parameters": _VIEW_PARAMS},
 )
 def read_boots_csv(request: Request, services: ServicesDep) -> Response:
