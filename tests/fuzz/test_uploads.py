@@ -54,7 +54,7 @@ def _record(draw: st.DrawFn) -> str:
 
 
 _JUNK = st.one_of(st.text(max_size=40), st.just("# comment"), st.just(""),
-                  st.just("gpa = \ud800"), st.just("gpa = ７, old = 0"))
+                  st.just("gpa = \ud800"), st.just("gpa = \uff17, old = 0"))
 TRACES = st.lists(st.one_of(_record(), _record(), _JUNK), min_size=0, max_size=12).map(
     "\n".join)
 NAMES = st.one_of(st.just(""), st.text(max_size=30))
