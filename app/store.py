@@ -114,9 +114,9 @@ class TraceStore:
                 held = (f"; it held {self._last_count} trace(s) when last counted"
                         if self._last_count else "")
                 what = "vanished" if identity is None else "was replaced by another file"
-                self._notice = (f"the trace database {self.path} {what} at "
-                                f"{time.strftime('%Y-%m-%d %H:%M:%S')}{held}; traces stored "
-                                "before are not in the current file")
+                when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                self._notice = (f"the trace database {self.path} {what} at {when}{held}; "
+                                "traces stored before are not in the current file")
                 log.error("%s", self._notice)
             self._identity = identity  # after a vanish, the next file is a new start
 

@@ -9,11 +9,15 @@ project; the page, htmx, plotly and the /docs assets must come from it, and
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 import tomllib
 import urllib.error
@@ -71,6 +75,15 @@ def test_version_is_the_one_in_pyproject(installed: Path, tmp_path: Path) -> Non
                 cwd=tmp_path).strip() == f"kvm-shadow-viz {expected}"
 
 
+def test_installed_model_gives_the_source_model_s_numbers(installed: Path,
+                                                          tmp_path: Path) -> None:
+    """The wheel's model (compiled where it could be) prints what the source model prints."""
+    args = ["simulate", "--scenario", "teaching-small", "--boots", "3", "--json"]
+    wheel_out = json.loads(_run(installed / "kvm-shadow-viz", *args, cwd=tmp_path))
+    source_out = json.loads(_run(sys.executable, "-m", "mmu_model", *args, cwd=ROOT))
+    assert wheel_out == source_out
+
+
 def test_installed_server_serves_the_page_and_its_assets(installed: Path,
                                                          tmp_path: Path) -> None:
     """serve from an empty directory: the page, htmx, plotly and /docs all load."""
@@ -95,6 +108,9 @@ def test_installed_server_serves_the_page_and_its_assets(installed: Path,
                 assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
                 time.sleep(0.3)
         assert status == 200, body
+        # setup.py compiles the model with mypyc where a C compiler is found.
+        has_cc = shutil.which(shlex.split(sysconfig.get_config_var("CC") or "cc")[0])
+        assert json.loads(body)["model"] == ("compiled" if has_cc else "interpreted")
         status, page = _get(f"{base}/")
         assert status == 200
         scripts = re.findall(rb'<script src="([^"]+)"', page)
