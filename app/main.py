@@ -21,7 +21,7 @@ from app import apidocs
 from app.assets import asset_by_name, locate
 from app.errors import ErrorInfo, StoreUnavailable, ViewError, error_info
 from app.inputs import check_query
-from app.routes import api, pages
+from app.routes import api, graph_api, pages
 from app.security import HeadAsGet, Hosting, SecurityHeaders, check_same_origin
 from app.services import Services
 from app.settings import Settings
@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None, hosting: Hosting | None = None)
 
     app.include_router(apidocs.router)
     app.include_router(api.router)
+    app.include_router(graph_api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     return app
