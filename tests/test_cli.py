@@ -63,9 +63,10 @@ def test_serve_passes_its_flags_to_the_app_through_the_environment(
     """serve sets the variables app.settings and app.security read, and binds as told."""
     seen: dict[str, Any] = {}
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: seen.update(app=app, **kw))
-    for name in ("MMU_VIZ_DB", "MMU_VIZ_PUBLIC_URL", "MMU_VIZ_ALLOWED_HOSTS",
-                 "MMU_VIZ_EMBED_ORIGINS"):
-        monkeypatch.delenv(name, raising=False)
+    # serve writes os.environ (uvicorn's workers read it): give it a copy, undone after,
+    # so no later test (nor the browser tests' server) inherits these values.
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items()
+                                        if not k.startswith("MMU_VIZ_")})
     code = cli.main(["serve", "--host", "10.0.0.5", "--port", "9000", "--db",
                      str(tmp_path / "t.sqlite3"), "--public-url", "https://viz.example.org",
                      "--embed-origin", "https://course.example.edu", "--workers", "2"])
