@@ -54,7 +54,7 @@ def _compiled_model() -> list[Any]:
     if os.environ.get("KVM_SHADOW_VIZ_PURE") == "1":
         _notice("KVM_SHADOW_VIZ_PURE=1: the wheel carries the pure-Python model")
         return []
-    compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")[:1]
+    compiler = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")[:1]
     if not compiler or shutil.which(compiler[0]) is None:
         _notice(f"no C compiler ({compiler[0] if compiler else 'CC unset'}): the wheel "
                 "carries the pure-Python model, which runs about 3x slower")

@@ -109,7 +109,8 @@ def test_installed_server_serves_the_page_and_its_assets(installed: Path,
                 time.sleep(0.3)
         assert status == 200, body
         # setup.py compiles the model with mypyc where a C compiler is found.
-        has_cc = shutil.which(shlex.split(sysconfig.get_config_var("CC") or "cc")[0])
+        has_cc = shutil.which(shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC")
+                                          or "cc")[0])
         assert json.loads(body)["model"] == ("compiled" if has_cc else "interpreted")
         status, page = _get(f"{base}/")
         assert status == 200
