@@ -171,6 +171,8 @@ async def read_upload(request: Request) -> TraceUpload:
     if kind == "application/json":
         try:
             payload = json.loads(decode_utf8("body", body))
+        except RecursionError:  # '[[[[...' deeper than the interpreter's stack
+            raise ViewError("trace", "the JSON body is nested too deeply") from None
         except ValueError:
             raise ViewError("trace", "the body is not valid JSON") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):

@@ -48,6 +48,18 @@ def test_lone_surrogate_in_json_is_a_422_naming_the_field(client: Any, route: st
     assert client.app.state.services.store.count() == 0
 
 
+@pytest.mark.parametrize(("body", "says"), [
+    (b"[" * 200_000, "nested too deeply"),  # json.loads would raise RecursionError
+    (b'{"text": ', "not valid JSON"),
+    (b'["text"]', "expected a JSON object"),
+])
+def test_malformed_json_is_a_422(client: Any, body: bytes, says: str) -> None:
+    response = client.post("/api/traces", content=body,
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert says in response.json()["detail"]
+
+
 BAD_UTF8 = b"gpa = 1000, old = 0, new = 0, level = 1, flood = 0 \xff\xfe\n"
 
 
