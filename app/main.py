@@ -6,7 +6,6 @@ Run with `uvicorn app.main:create_app --factory` (what `make run` does).
 from __future__ import annotations
 
 import logging
-from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +25,7 @@ from app.security import HeadAsGet, Hosting, SecurityHeaders, check_same_origin
 from app.services import Services
 from app.settings import Settings
 from mmu_model import MmuModelError
+from mmu_model.cli import package_version
 
 __all__ = ["create_app"]
 
@@ -79,14 +79,6 @@ async def _http_error_handler(request: Request, exc: Exception) -> Response:
     return response
 
 
-def app_version() -> str:
-    """The installed distribution's version (pyproject.toml holds the one number)."""
-    try:
-        return version("kvm-shadow-viz")
-    except PackageNotFoundError:  # run from a checkout that was never pip-installed
-        return "0+unknown"
-
-
 def model_build() -> str:
     """'compiled' when the mypyc build of mmu_model is the one imported, else 'interpreted'."""
     return "compiled" if mmu_model.mmu.__file__.endswith((".so", ".pyd")) else "interpreted"
@@ -98,7 +90,7 @@ def create_app(settings: Settings | None = None, hosting: Hosting | None = None)
     app = FastAPI(
         title="KVM shadow MMU visualizer",
         summary="Step through L0 KVM's shadow page trees for a nested guest.",
-        version=app_version(),
+        version=package_version(),
         docs_url=None,  # app.apidocs serves /docs from local assets
         redoc_url=None,
         dependencies=[Depends(check_query), Depends(check_same_origin)],
@@ -106,10 +98,11 @@ def create_app(settings: Settings | None = None, hosting: Hosting | None = None)
     app.state.services = Services.create(settings)
     app.state.settings = settings
     app.state.hosting = hosting
-    # Outermost last: Host check, then headers on every answer (its refusals too), HEAD.
+    # The last added is outermost: headers on every answer (the Host check's 400 too),
+    # then the Host check, then HEAD answered as GET.
     app.add_middleware(HeadAsGet)
-    app.add_middleware(SecurityHeaders, hosting=hosting)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosting.allowed_hosts))
+    app.add_middleware(SecurityHeaders, hosting=hosting)
 
     app.add_exception_handler(MmuModelError, _bad_input_handler)
     app.add_exception_handler(ViewError, _bad_input_handler)
@@ -129,7 +122,7 @@ def create_app(settings: Settings | None = None, hosting: Hosting | None = None)
         store = await run_in_threadpool(services.store.health)
         ok = store.state == "ok"
         return JSONResponse(
-            {"status": "ok" if ok else "degraded", "version": app_version(),
+            {"status": "ok" if ok else "degraded", "version": package_version(),
              "model": model_build(), "store": store.as_json()},
             status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 

@@ -154,6 +154,7 @@ def test_forged_host_is_refused_not_reflected(shared_client: Any) -> None:
     response = shared_client.get("/", headers={"Host": "evil.example"})
     assert response.status_code == 400
     assert "evil.example" not in response.text
+    assert response.headers["x-content-type-options"] == "nosniff"  # headers on refusals too
 
 
 def test_share_link_uses_the_public_url(settings: Any) -> None:
