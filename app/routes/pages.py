@@ -70,9 +70,11 @@ async def create_trace_page(request: Request, services: ServicesDep) -> Response
         if is_fragment_request(request):
             return services.renderer.render(
                 request, "trace-form.html.jinja", context, block="trace_form",
-                status_code=info.status, headers={"HX-Reswap": "outerHTML"},
+                status_code=info.status, headers={"HX-Reswap": "outerHTML", **info.headers},
             )
-        return error_page(request, services, info, None, trace_error=info.message)
+        response = error_page(request, services, info, None, trace_error=info.message)
+        response.headers.update(info.headers)  # Retry-After when the store is unavailable
+        return response
     state = ViewState(trace=stored.id, lenient=upload.lenient)
     url = state.url()
     if is_fragment_request(request):

@@ -61,6 +61,7 @@ def test_a_database_locked_by_another_process(stored: tuple[Any, str], settings:
         assert client.get(f"/api/traces/{trace_id}").status_code == 200
         page = client.post("/traces", data={"text": LINE.format(gpa=0x3000)}, headers=HX)
         assert page.status_code == 503
+        assert int(page.headers["retry-after"]) > 0
         assert "locked" in page.text
     finally:
         other.rollback()
