@@ -2,6 +2,8 @@
 
     kvm-shadow-viz serve [--host H] [--port P] [--db FILE] [--public-url URL] ...
     kvm-shadow-viz simulate|replay|scenarios ...   (python -m mmu_model, same options)
+    kvm-shadow-viz graph [--scenario NAME | --trace FILE] [--step N] [--sp ID]
+                         [--format json|graphml|dot]
     kvm-shadow-viz --version
 
 Bad arguments exit with status 2 and one line on stderr, as the model's CLI does.
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from mmu_model import MmuModelError
 from mmu_model import cli as model_cli
 
 __all__ = ["main"]
@@ -43,6 +46,12 @@ def _port(raw: str) -> int:
 def _workers(raw: str) -> int:
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 64:
         raise argparse.ArgumentTypeError(f"workers must be 1-64, got {raw!r}")
+    return int(raw)
+
+
+def _whole(raw: str) -> int:
+    if not (raw.isascii() and raw.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {raw!r}")
     return int(raw)
 
 
@@ -74,6 +83,16 @@ def _build_parser() -> argparse.ArgumentParser:
                        "reverse proxy that sets them)")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug"])
+    graph = sub.add_parser("graph", help="a step's shadow-page DAG: analyses (JSON), "
+                           "GraphML or DOT")
+    source = graph.add_mutually_exclusive_group()
+    source.add_argument("--scenario", default="teaching-small", metavar="NAME")
+    source.add_argument("--trace", type=Path, metavar="FILE", help="a trace file to replay")
+    graph.add_argument("--step", type=_whole, metavar="N",
+                       help="action step (default: the run's opening step)")
+    graph.add_argument("--sp", type=_whole, metavar="ID",
+                       help="a shadow page: add its subtree and blast radius")
+    graph.add_argument("--format", choices=["json", "graphml", "dot"], default="json")
     for name in _MODEL_COMMANDS:
         sub.add_parser(name, help=f"the model's {name} (see {PROG} {name} --help)",
                        add_help=False)
@@ -130,15 +149,42 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _graph(args: argparse.Namespace) -> int:
+    import json
+
+    from app.graph_export import analyses, dot_lines, graphml_lines
+    from mmu_model import replay_trace, run_named
+
+    if args.trace is not None:
+        try:
+            text = args.trace.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise _UsageError(f"{PROG} graph: cannot read {args.trace}: "
+                              f"{getattr(err, 'strerror', None) or err}") from None
+        run = replay_trace(text)
+    else:
+        run = run_named(args.scenario)
+    snap = run.snapshot(run.default_step if args.step is None else args.step)
+    if args.format == "json":
+        print(json.dumps(analyses(snap, args.sp), indent=2))
+    else:
+        for line in (graphml_lines if args.format == "graphml" else dot_lines)(snap):
+            print(line)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _MODEL_COMMANDS:
         return model_cli.main(argv, prog=PROG)
     try:
         args = _build_parser().parse_args(argv)
-        return _serve(args)
+        return _graph(args) if args.command == "graph" else _serve(args)
     except _UsageError as err:
         print(str(err), file=sys.stderr)
+        return 2
+    except MmuModelError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

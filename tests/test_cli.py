@@ -110,3 +110,35 @@ def test_no_progress_when_not_a_terminal_or_asked_to_be_quiet(
         assert model_cli.main(["simulate", "--scenario", "teaching-small", "--boots", "2",
                                *flags]) == 0
         assert ("boot 2/2" in capsys.readouterr().err) is shown, flags
+
+
+def test_graph_prints_the_step_s_analyses(capsys: pytest.CaptureFixture[str]) -> None:
+    """`graph` reads the step the model gives: one node per shadow page of that snapshot.
+
+    teaching-small's first orphan appears at step 7 (README); no root reaches it, so it is
+    among the stranded pages.
+    """
+    from mmu_model import run_named
+
+    snap = run_named("teaching-small").snapshot(7)
+    code, out, _ = _run(capsys, "graph", "--scenario", "teaching-small", "--step", "7")
+    assert code == 0
+    got = json.loads(out)
+    assert got["pages"] == len(snap.pages)
+    assert got["orphans"] == sorted(p.id for p in snap.pages if p.orphan)
+    assert set(got["orphans"]) <= set(got["stranded"])
+    code, out, _ = _run(capsys, "graph", "--step", "7", "--format", "dot")
+    assert out.startswith("digraph shadow_mmu_step_7 {")
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["graph", "--step", "99999"], "out of range"),
+    (["graph", "--scenario", "nope"], "unknown scenario"),
+    (["graph", "--step", "-1"], "whole number"),
+    (["graph", "--trace", "/nonexistent.trace"], "cannot read"),
+])
+def test_graph_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                    says: str) -> None:
+    code, _out, err = _run(capsys, *argv)
+    assert code == 2
+    assert says in err
