@@ -157,11 +157,11 @@ async def read_upload(request: Request) -> TraceUpload:
         file: tuple[str, str] | None = None
         for part in _multipart(body, ctype):
             data = bytes(part.data or b"")
-            if part.name == "file" and part.filename is not None:
+            if part.name == "file":  # with a filename (a browser) or without (curl -F file=<f)
                 if len(data) > MAX_TRACE_BYTES:
                     raise _too_large(len(data))
                 if data and file is None:
-                    file = (check_text("filename", part.filename),
+                    file = (check_text("filename", part.filename or ""),
                             decode_utf8("trace", data))
             else:
                 fields.append((part.name, decode_utf8(part.name or "form field", data)))
