@@ -17,24 +17,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
-from mmu_model import MmuModelError
 from mmu_model import cli as model_cli
+from mmu_model.cli import Parser, UsageError, exit_code
 
 __all__ = ["main"]
 
 PROG = "kvm-shadow-viz"
 _MODEL_COMMANDS = ("simulate", "replay", "scenarios")
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(f"{self.prog}: {message}")
 
 
 def _port(raw: str) -> int:
@@ -56,11 +46,11 @@ def _whole(raw: str) -> int:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Interactive visualizer of KVM shadow paging "
+    parser = Parser(prog=PROG, description="Interactive visualizer of KVM shadow paging "
                      "trees, and the model's command line.")
     parser.add_argument("--version", action="version",
                         version=f"{PROG} {model_cli.package_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     serve = sub.add_parser("serve", help="serve the visualizer over HTTP")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1: this machine only)")
@@ -129,7 +119,7 @@ def _serve_env(args: argparse.Namespace) -> dict[str, str]:
                      [h for h in merged.get("MMU_VIZ_ALLOWED_HOSTS", "").split(",") if h],
                      merged.get("MMU_VIZ_EMBED_ORIGINS", "").split() or None)
     except ValueError as exc:
-        raise _UsageError(f"{PROG} serve: {exc}") from None
+        raise UsageError(f"{PROG} serve: {exc}") from None
     return env
 
 
@@ -159,7 +149,7 @@ def _graph(args: argparse.Namespace) -> int:
         try:
             text = args.trace.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
-            raise _UsageError(f"{PROG} graph: cannot read {args.trace}: "
+            raise UsageError(f"{PROG} graph: cannot read {args.trace}: "
                               f"{getattr(err, 'strerror', None) or err}") from None
         run = replay_trace(text)
     else:
@@ -177,17 +167,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _MODEL_COMMANDS:
         return model_cli.main(argv, prog=PROG)
-    try:
+
+    def command() -> int:
         args = _build_parser().parse_args(argv)
         return _graph(args) if args.command == "graph" else _serve(args)
-    except _UsageError as err:
-        print(str(err), file=sys.stderr)
-        return 2
-    except MmuModelError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+
+    return exit_code(command)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NoReturn, TextIO
 
@@ -26,7 +26,7 @@ from .scenario import ScenarioSpec, get_scenario, list_scenarios
 from .simulate import BootProgress, run_scenario
 from .stats import DISPLAY_ORDER
 
-__all__ = ["DISTRIBUTION", "main", "package_version"]
+__all__ = ["DISTRIBUTION", "Parser", "UsageError", "exit_code", "main", "package_version"]
 
 DISTRIBUTION = "kvm-shadow-viz"
 
@@ -43,17 +43,19 @@ class UsageError(Exception):
     pass
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (one line, exit 2) instead of printing usage."""
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
 
 
 def _build_parser(prog: str) -> argparse.ArgumentParser:
-    parser = _Parser(prog=prog,
+    parser = Parser(prog=prog,
                      description="Model of KVM's shadow MMU leaking unsync shadow pages.")
     parser.add_argument("--version", action="version",
                         version=f"{DISTRIBUTION} {package_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     sub.add_parser("scenarios", help="list the built-in scenarios").add_argument(
         "--json", action="store_true")
 
@@ -222,9 +224,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m mmu_model") -> int:
+    return exit_code(lambda: _run(_build_parser(prog).parse_args(argv)))
+
+
+def exit_code(command: Callable[[], int]) -> int:
+    """command()'s status, under the CLI contract: bad arguments or input exit 2 with one
+    line on stderr, never a traceback."""
     try:
-        args = _build_parser(prog).parse_args(argv)
-        return _run(args)
+        return command()
     except UsageError as err:
         print(str(err), file=sys.stderr)
         return 2
