@@ -8,8 +8,9 @@ root, mmu->root, or a cached one in mmu->prev_roots: where a walk of L0's shadow
 starts).
 
 - reachable: the pages a walk from some root can reach through present SPTEs;
-- stranded: the valid pages no root reaches (the model's orphans, plus every page that
-  hangs only below orphans, which the orphan count alone does not show);
+- stranded: the valid pages no root reaches: the model's orphans, ex-roots (top-level
+  pages no vCPU holds any more), and every page that hangs only below those, which the
+  orphan count alone does not show;
 - subtree(sp): sp and everything below it;
 - blast_radius(sp): the pages a root reaches only through sp (sp's dominator subtree,
   from a virtual node above all roots): what no vCPU walk could find once sp is zapped.
@@ -54,6 +55,7 @@ def subtree(graph: nx.MultiDiGraph, sp: int) -> set[int]:
 def blast_radius(graph: nx.MultiDiGraph, sp: int) -> set[int]:
     """The pages every root-to-page path of which passes through `sp` (sp included)."""
     rooted = nx.DiGraph(graph)  # dominators need no parallel edges
+    rooted.add_node(_TOP)  # also when no root is left (every tree torn down)
     rooted.add_edges_from((_TOP, root) for root in _roots(graph))
     if sp not in rooted or not nx.has_path(rooted, _TOP, sp):
         return {sp} if sp in graph else set()

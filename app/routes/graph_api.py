@@ -30,7 +30,7 @@ def read_graph(request: Request, services: ServicesDep) -> JSONResponse:
     """Graph analyses of the step's shadow pages (networkx).
 
     `reachable`: pages a walk from some root reaches; `stranded`: valid pages no root
-    reaches (orphans and all that hangs below them); with `sp`, its `subtree` and its
+    reaches (orphans, ex-roots and all that hangs below them); with `sp`, its `subtree` and its
     `blast_radius` (the pages roots reach only through it).
     """
     state, _ = _view(request)

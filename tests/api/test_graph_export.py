@@ -3,8 +3,8 @@
 The definitions (app/graph_export.py) are checked against a brute-force reading of the
 snapshot's parent_ptes, not against the networkx calls that compute them:
 - a page is reachable iff it is a root (root_count > 0) or one of its parents is reachable;
-- a valid page no root reaches is stranded: every orphan (no parent, not a root) is, and
-  so is every page whose parents are all stranded;
+- a valid page no root reaches is stranded: every orphan and ex-root (no parent, not a
+  root) is, and so is every page whose parents are all stranded;
 - the blast radius of sp is the set of pages that no root reaches once sp is taken out.
 """
 
@@ -61,9 +61,17 @@ def test_step_7_strands_the_first_orphan(shared_client: Any) -> None:
     assert graph["orphans"][0] in graph["stranded"]
 
 
-def test_blast_radius_is_what_no_root_reaches_without_the_page(shared_client: Any) -> None:
-    """For every page of step 7: subtree = sp and all below; blast radius by removal."""
-    snap = shared_client.get(f"{STEPS}&step=7").json()
+@pytest.mark.parametrize("step", [7, None])  # None: the last step
+def test_blast_radius_is_what_no_root_reaches_without_the_page(shared_client: Any,
+                                                               step: int | None,
+                                                               last_step: int) -> None:
+    """For every page of the step: subtree = sp and all below; blast radius by removal.
+
+    At teaching-small's last step L2 has shut down and its trees are torn down: whatever
+    is left hangs under no root, so each page's blast radius is itself.
+    """
+    step = last_step if step is None else step
+    snap = shared_client.get(f"{STEPS}&step={step}").json()
     pages = snap["pages"]
     before = _reachable(pages)
     children: dict[int, set[int]] = {p["id"]: set() for p in pages}
@@ -71,7 +79,8 @@ def test_blast_radius_is_what_no_root_reaches_without_the_page(shared_client: An
         for parent, _ in p["parents"]:
             children[parent].add(p["id"])
     for sp in (p["id"] for p in pages):
-        got = shared_client.get(f"/api/graph?scenario=teaching-small&step=7&sp={sp}").json()
+        got = shared_client.get(
+            f"/api/graph?scenario=teaching-small&step={step}&sp={sp}").json()
         below, todo = {sp}, [sp]
         while todo:
             for child in children[todo.pop()] - below:
