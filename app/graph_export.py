@@ -3,14 +3,14 @@
 Nodes are the live shadow pages (struct kvm_mmu_page) of the step; an edge parent -> child
 is one entry of the child's parent_ptes (the SPTE at `index` of the parent that points at
 it).  A child may hang under several parents, and under one parent at several entries, so
-the graph is a MultiDiGraph.  Roots are the pages with root_count > 0 (a vCPU's current
+the graph is a MultiDiGraph.  Roots are the valid pages with root_count > 0 (a vCPU's current
 root, mmu->root, or a cached one in mmu->prev_roots: where a walk of L0's shadow tables
 starts).
 
 - reachable: the pages a walk from some root can reach through present SPTEs;
 - stranded: the valid pages no root reaches: the model's orphans, ex-roots (top-level
-  pages no vCPU holds any more), and every page that hangs only below those, which the
-  orphan count alone does not show;
+  pages no vCPU holds any more), and every page that hangs only below those; the ids of
+  the pages the model counts as OrphanSummary.unreachable;
 - subtree(sp): sp and everything below it;
 - blast_radius(sp): the pages a root reaches only through sp (sp's dominator subtree,
   from a virtual node above all roots): what no vCPU walk could find once sp is zapped.
@@ -45,7 +45,8 @@ def shadow_dag(snap: Snapshot) -> nx.MultiDiGraph:
 
 
 def _roots(graph: nx.MultiDiGraph) -> list[int]:
-    return [n for n, root_count in graph.nodes(data="root_count") if root_count]
+    """As OrphanSummary.with_reachability() takes them: an invalid root leads nowhere."""
+    return [n for n, data in graph.nodes(data=True) if data["root_count"] and not data["invalid"]]
 
 
 def subtree(graph: nx.MultiDiGraph, sp: int) -> set[int]:

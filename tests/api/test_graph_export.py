@@ -2,7 +2,8 @@
 
 The definitions (app/graph_export.py) are checked against a brute-force reading of the
 snapshot's parent_ptes, not against the networkx calls that compute them:
-- a page is reachable iff it is a root (root_count > 0) or one of its parents is reachable;
+- a page is reachable iff it is a valid root (root_count > 0, not invalid) or one of its
+  parents is reachable;
 - a valid page no root reaches is stranded: every orphan and ex-root (no parent, not a
   root) is, and so is every page whose parents are all stranded;
 - the blast radius of sp is the set of pages that no root reaches once sp is taken out.
@@ -21,7 +22,8 @@ STEPS = "/api/snapshot?scenario=teaching-small"
 
 def _reachable(pages: list[dict[str, Any]], without: int | None = None) -> set[int]:
     """Fixed point of "root, or child of a reachable page", optionally with a page removed."""
-    reach = {p["id"] for p in pages if p["root_count"] and p["id"] != without}
+    reach = {p["id"] for p in pages
+             if p["root_count"] and not p["invalid"] and p["id"] != without}
     changed = True
     while changed:
         changed = False
@@ -52,6 +54,8 @@ def test_reachable_and_stranded_follow_the_parent_ptes(shared_client: Any, step:
     assert graph["stranded"] == sorted(p["id"] for p in pages
                                        if p["id"] not in reach and not p["invalid"])
     assert set(graph["orphans"]) <= set(graph["stranded"])
+    # the model counts the same pages, walking its own kvm_mmu_page links
+    assert len(graph["stranded"]) == snap["orphans"]["unreachable"]
 
 
 def test_step_7_strands_the_first_orphan(shared_client: Any) -> None:
