@@ -1,11 +1,23 @@
 # syntax=docker/dockerfile:1
-# Same steps as `make install` + `make run`: npm ci for htmx, pip install the
-# project, uvicorn app.main:create_app. Node.js only exists in the first stage.
+# The image runs the wheel, as `pipx install` would: node only collects the npm assets,
+# the build stage makes the wheel (setup.py copies templates/, static/ and htmx into it),
+# and the final stage installs that wheel alone, no checkout.
 
 FROM node:20-slim AS assets
 WORKDIR /build
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
+
+FROM python:3.11-slim AS wheel
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /build
+COPY pyproject.toml setup.py README.md ./
+COPY mmu_model ./mmu_model
+COPY app ./app
+COPY templates ./templates
+COPY static ./static
+COPY --from=assets /build/node_modules ./node_modules
+RUN pip wheel --no-cache-dir --no-deps -w /dist .
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -18,22 +30,16 @@ RUN groupadd --gid 10001 viz \
     && mkdir /data \
     && chown viz:viz /data
 
-WORKDIR /srv/kvm-shadow-viz
-COPY pyproject.toml README.md ./
-COPY mmu_model ./mmu_model
-COPY app ./app
-RUN pip install --no-cache-dir .
-COPY templates ./templates
-COPY static ./static
-# The app serves htmx from this path, relative to the project directory.
-COPY --from=assets /build/node_modules/htmx.org/dist ./node_modules/htmx.org/dist
+COPY --from=wheel /dist /dist
+RUN pip install --no-cache-dir /dist/*.whl && rm -rf /dist
 
 # Numeric, so the host and orchestrators can tell it is not root.
 USER 10001:10001
+WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
-# uvicorn puts the working directory first on sys.path, so app/ and the
-# templates/, static/ and node_modules/ beside it are the ones in this image.
-CMD ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000"]
+# Listening on every address of the container: name the Host clients use with
+# MMU_VIZ_ALLOWED_HOSTS or MMU_VIZ_PUBLIC_URL (docker run -e ...), else only localhost is answered.
+CMD ["kvm-shadow-viz", "serve", "--host", "0.0.0.0", "--port", "8000"]

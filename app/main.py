@@ -17,24 +17,31 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import apidocs
+from app.assets import asset_by_name, locate
 from app.build_jobs import BuildJob, ScenarioBuild, SeedTraceBuild
 from app.builds import BuildStopped, Busy, model_in_use
-from app.errors import ErrorInfo, ViewError, error_info
+from app.errors import ErrorInfo, StoreUnavailable, ViewError, error_info
+from app.inputs import check_query
 from app.requesters import RateLimited, RequesterMiddleware
 from app.response_cache import ResponseCache
-from app.routes import api, pages
+from app.routes import api, graph_api, pages
 from app.runs import ClientGone
+from app.security import HeadAsGet, Hosting, SecurityHeaders, check_same_origin
 from app.services import Services
 from app.settings import Settings
 from mmu_model import DEFAULT_FIXES, MmuModelError, list_scenarios
+from mmu_model.cli import package_version
 
 __all__ = ["create_app"]
 
@@ -53,9 +60,11 @@ def _wants_json(request: Request) -> bool:
 def _error_response(request: Request, info: ErrorInfo) -> Response:
     if _wants_json(request):
         return JSONResponse(info.as_json(), status_code=info.status,
-                            headers={"Vary": "HX-Request"})
+                            headers={"Vary": "HX-Request", **info.headers})
     services: Services = request.app.state.services
-    return pages.error_page(request, services, info, pages.state_or_none(request))
+    response = pages.error_page(request, services, info, pages.state_or_none(request))
+    response.headers.update(info.headers)
+    return response
 
 
 async def _bad_input_handler(request: Request, exc: Exception) -> Response:
@@ -136,19 +145,16 @@ def _gzipped(path: Path, mtime: float) -> tuple[bytes, str]:
     return data, f'"{hashlib.sha256(data).hexdigest()[:32]}"'
 
 
-def _vendor_file(request: Request, path: Path, what: str) -> Response:
-    """A vendored script, compressed once and kept (plotly.min.js: 4.8 MB, 1.4 MB gzipped)
+def _vendor_file(request: Request, path: Path, media_type: str) -> Response:
+    """A vendored asset, compressed once and kept (plotly.min.js: 4.8 MB, 1.4 MB gzipped)
     rather than by GZipMiddleware on every request."""
-    if not path.is_file():
-        log.error("%s not found at %s", what, path)
-        raise StarletteHTTPException(404, f"{what} is not installed")
     data, etag = _gzipped(path, path.stat().st_mtime)
     headers = {"Cache-Control": _VENDOR_CACHE, "ETag": etag, "Vary": "Accept-Encoding"}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     if "gzip" not in request.headers.get("accept-encoding", ""):
-        return FileResponse(path, media_type="text/javascript", headers=headers)
-    return Response(data, media_type="text/javascript",
+        return FileResponse(path, media_type=media_type, headers=headers)
+    return Response(data, media_type=media_type,
                     headers={**headers, "Content-Encoding": "gzip"})
 
 
@@ -205,19 +211,30 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.builds.close()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, hosting: Hosting | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
+    hosting = hosting or Hosting.from_env()
     app = FastAPI(
         title="KVM shadow MMU visualizer",
         summary="Step through L0 KVM's shadow page trees for a nested guest.",
-        version="0.1.0",
+        version=package_version(),
         lifespan=_lifespan,
+        docs_url=None,  # app.apidocs serves /docs from local assets
+        redoc_url=None,
+        dependencies=[Depends(check_query), Depends(check_same_origin)],
     )
     app.state.services = Services.create(settings)
     app.state.settings = settings
+    app.state.hosting = hosting
+    # The last added is outermost: headers on every answer (the Host check's 400 too),
+    # then the Host check, then HEAD answered as GET.
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosting.allowed_hosts))
+    app.add_middleware(SecurityHeaders, hosting=hosting)
 
     app.add_exception_handler(MmuModelError, _bad_input_handler)
     app.add_exception_handler(ViewError, _bad_input_handler)
+    app.add_exception_handler(StoreUnavailable, _bad_input_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(Busy, _busy_handler)
@@ -225,33 +242,44 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(ClientGone, _client_gone_handler)
 
     @app.get("/healthz", tags=["health"])
-    async def read_health() -> dict[str, Any]:
-        """Liveness probe, and what this server serves: which model (compiled or source,
-        in this process and in its build workers) and what its runs came from."""
-        services: Services = app.state.services
-        return {
-            "status": "ok",
-            "model": model_in_use(),
-            "worker_model": services.builds.model,
-            "runs": dict(services.runs.counts),
-            "run_cache_bytes": services.runs.nbytes,
-            "builds": dict(services.builds.counts),
-            "builds_in_flight": services.builds.in_flight(),
-        }
+    async def read_health(request: Request) -> JSONResponse:
+        """Health: 200 when the trace store reads and writes, else 503 saying what is wrong.
 
-    @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
-    def read_plotly_js(request: Request) -> Response:
-        return _vendor_file(request, settings.plotly_js, "plotly.min.js (the plotly package)")
+        `store.notice` says when the database file vanished or was replaced since the
+        server first saw it; `model` is the build of mmu_model this process serves
+        (compiled or source), `worker_model` the one its build workers serve, and the
+        counters say where its runs came from.
+        """
+        services: Services = request.app.state.services
+        store = await run_in_threadpool(services.store.health)
+        ok = store.state == "ok"
+        return JSONResponse(
+            {"status": "ok" if ok else "degraded", "version": package_version(),
+             "model": model_in_use(), "worker_model": services.builds.model,
+             "store": store.as_json(),
+             "runs": dict(services.runs.counts), "run_cache_bytes": services.runs.nbytes,
+             "builds": dict(services.builds.counts),
+             "builds_in_flight": services.builds.in_flight()},
+            status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
-    @app.get("/static/vendor/htmx.min.js", include_in_schema=False)
-    def read_htmx_js(request: Request) -> Response:
-        return _vendor_file(request, settings.htmx_path, "htmx.min.js (npm ci, or HTMX_JS)")
+    @app.get("/static/vendor/{name}", include_in_schema=False)
+    def read_vendor_asset(request: Request, name: str) -> Response:
+        asset = asset_by_name(name)
+        if asset is None:
+            raise StarletteHTTPException(404)
+        path = locate(asset, settings.root)
+        if path is None:
+            log.error("%s not found (from %s)", asset.name, asset.what)
+            raise StarletteHTTPException(404, f"{asset.name} is missing ({asset.what})")
+        return _vendor_file(request, path, asset.media_type)
 
     @app.get("/favicon.ico", include_in_schema=False)
     def read_favicon() -> FileResponse:
         return FileResponse(settings.static_dir / "favicon.svg", media_type="image/svg+xml")
 
+    app.include_router(apidocs.router)
     app.include_router(api.router)
+    app.include_router(graph_api.router)
     app.include_router(pages.router)
     app.mount("/static", _CachedStatic(directory=settings.static_dir), name="static")
 

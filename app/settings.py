@@ -1,8 +1,8 @@
 """Settings read from the environment once, at app creation.
 
 MMU_VIZ_DB          SQLite file of stored traces (default ./data/traces.sqlite3; made on first use)
-MMU_VIZ_ROOT        holds templates/, static/ and node_modules/ (default: the checkout)
-HTMX_JS             htmx.min.js (default: node_modules/htmx.org/dist/htmx.min.js under the root)
+MMU_VIZ_ROOT        holds templates/, static/ and node_modules/ (default: the checkout, else
+                    the copy an installed wheel carries)
 MMU_VIZ_MAX_PAGES   largest estimated shadow page count a run may have (default 150000)
 MMU_VIZ_RUN_CACHE   how many runs the in-memory cache keeps (default 12)
 MMU_VIZ_RUN_CACHE_MB     bytes of runs the in-memory cache keeps, in MiB (default 256)
@@ -24,8 +24,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import plotly
-
+from app.assets import BUNDLE
 from mmu_model.cost import DEFAULT_MAX_EVENTS
 
 __all__ = ["DEFAULT_MAX_SHADOW_PAGES", "Settings"]
@@ -36,13 +35,15 @@ DEFAULT_MAX_SHADOW_PAGES = 150_000
 
 
 def _project_root() -> Path:
-    """The directory with templates/ and static/: the checkout, or the working directory."""
+    """The directory with templates/ and static/: the checkout, or the wheel's copy."""
     env = os.environ.get("MMU_VIZ_ROOT")
     if env:
         return Path(env)
     checkout = Path(__file__).resolve().parent.parent
     if (checkout / "templates").is_dir():
         return checkout
+    if (BUNDLE / "templates").is_dir():
+        return BUNDLE
     return Path.cwd()
 
 
@@ -67,10 +68,6 @@ def _env_int(name: str, default: int) -> int:
 class Settings:
     db_path: Path = field(default_factory=lambda: Path("data/traces.sqlite3"))
     root: Path = field(default_factory=_project_root)
-    htmx_js: Path | None = None
-    plotly_js: Path = field(
-        default_factory=lambda: Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-    )
     max_shadow_pages: int = DEFAULT_MAX_SHADOW_PAGES
     run_cache_size: int = 12
     run_cache_mb: int = 256
@@ -87,11 +84,9 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         root = _project_root()
-        htmx = os.environ.get("HTMX_JS")
         return cls(
             db_path=Path(os.environ.get("MMU_VIZ_DB") or "data/traces.sqlite3"),
             root=root,
-            htmx_js=Path(htmx) if htmx else None,
             max_shadow_pages=_env_int("MMU_VIZ_MAX_PAGES", DEFAULT_MAX_SHADOW_PAGES),
             run_cache_size=_env_int("MMU_VIZ_RUN_CACHE", 12),
             run_cache_mb=_env_int("MMU_VIZ_RUN_CACHE_MB", 256),
@@ -118,9 +113,3 @@ class Settings:
     @property
     def static_dir(self) -> Path:
         return self.root / "static"
-
-    @property
-    def htmx_path(self) -> Path:
-        if self.htmx_js is not None:
-            return self.htmx_js
-        return self.root / "node_modules" / "htmx.org" / "dist" / "htmx.min.js"

@@ -1,7 +1,10 @@
-"""Command line: ``python -m mmu_model {scenarios,replay,simulate}``.
+"""Command line: ``python -m mmu_model {scenarios,replay,simulate}`` (also
+``kvm-shadow-viz simulate ...``).
 
 A contract other tools script against: ``--json`` prints one JSON object; bad arguments or
-input exit with status 2 and one line on stderr, never a traceback.
+input exit with status 2 and one line on stderr, never a traceback.  While a simulation
+runs, a progress line per boot goes to stderr when it is a terminal (not with ``--json``
+or ``--quiet``).
 """
 
 from __future__ import annotations
@@ -9,34 +12,50 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
-from typing import Any, NoReturn
+import time
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, NoReturn, TextIO
 
 from . import run_named
 from .exceptions import MmuModelError
 from .fixes import DEFAULT_FIXES, FIXES, resolve_fixes
 from .replay import replay_trace
-from .run import Run
+from .run import BootStats, Run
 from .scenario import ScenarioSpec, get_scenario, list_scenarios
-from .simulate import run_scenario
+from .simulate import BootProgress, run_scenario
 from .stats import DISPLAY_ORDER
 
-__all__ = ["main"]
+__all__ = ["DISTRIBUTION", "Parser", "UsageError", "exit_code", "main", "package_version"]
+
+DISTRIBUTION = "kvm-shadow-viz"
+
+
+def package_version() -> str:
+    """The installed distribution's version: pyproject.toml is the one place it is written."""
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "0+unknown (not installed)"
 
 
 class UsageError(Exception):
     pass
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (one line, exit 2) instead of printing usage."""
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m mmu_model",
+def _build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = Parser(prog=prog,
                      description="Model of KVM's shadow MMU leaking unsync shadow pages.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version",
+                        version=f"{DISTRIBUTION} {package_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     sub.add_parser("scenarios", help="list the built-in scenarios").add_argument(
         "--json", action="store_true")
 
@@ -46,6 +65,7 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-fix", action="append", default=[], metavar="NAME",
                        help="turn a fix off")
         p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
 
     replay = sub.add_parser("replay", help="replay a kvm_mmu_track_write debug trace")
     replay.add_argument("file", help="trace file ('-' for standard input)")
@@ -135,6 +155,27 @@ def _print_human(result: dict[str, Any]) -> None:
         print(f"warning: {warning}")
 
 
+def _progress_printer(out: TextIO) -> BootProgress:
+    """One line per boot, rewritten in place, ending with a newline after the last boot."""
+    start = time.monotonic()
+
+    def show(boot: BootStats, boots: int) -> None:
+        out.write(f"\rboot {boot.boot}/{boots}: {boot.shadow_pages:,} shadow pages, "
+                  f"{boot.unsync:,} unsync, {boot.orphans:,} orphans "
+                  f"({time.monotonic() - start:.1f} s)\x1b[K")
+        if boot.boot == boots:
+            out.write("\n")
+        out.flush()
+
+    return show
+
+
+def _progress(args: argparse.Namespace) -> BootProgress | None:
+    if args.json or args.quiet or not sys.stderr.isatty():
+        return None
+    return _progress_printer(sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "scenarios":
         infos = list_scenarios()
@@ -174,7 +215,7 @@ def _run(args: argparse.Namespace) -> int:
         else:
             assert info.spec is not None
             spec = ScenarioSpec.from_mapping(overrides, base=info.spec.replace(fixes=fixes))
-            run = run_scenario(spec, record=False)
+            run = run_scenario(spec, record=False, progress=_progress(args))
         result = _result(run, info.name)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -183,10 +224,15 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m mmu_model") -> int:
+    return exit_code(lambda: _run(_build_parser(prog).parse_args(argv)))
+
+
+def exit_code(command: Callable[[], int]) -> int:
+    """command()'s status, under the CLI contract: bad arguments or input exit 2 with one
+    line on stderr, never a traceback."""
     try:
-        args = _build_parser().parse_args(argv)
-        return _run(args)
+        return command()
     except UsageError as err:
         print(str(err), file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import random
+from collections.abc import Callable
 
 from .fixes import FixSet
 from .guest import L1Guest, NestedGuest
@@ -12,7 +13,10 @@ from .run import BootStats, Run
 from .scenario import GIB_PAGES, ScenarioSpec
 from .timeline import Timeline
 
-__all__ = ["run_scenario", "working_set"]
+__all__ = ["BootProgress", "run_scenario", "working_set"]
+
+# Called after each L2 boot with that boot's stats and the number of boots in the run.
+BootProgress = Callable[[BootStats, int], None]
 
 L2_BACKING_BASE = GIB_PAGES  # L1 backs L2 memory from its second GiB on
 
@@ -33,8 +37,11 @@ def working_set(spec: ScenarioSpec) -> list[list[tuple[int, bool, int, int]]]:
     return out
 
 
-def run_scenario(spec: ScenarioSpec, *, record: bool = True) -> Run:
+def run_scenario(spec: ScenarioSpec, *, record: bool = True,
+                 progress: BootProgress | None = None) -> Run:
     """Simulate `spec` and return the run (with a seekable timeline when `record`).
+
+    `progress`, if given, is called after every boot (the CLI's progress line).
 
     The cyclic garbage collector is paused meanwhile: a zapped page is unlinked from its
     parents, children and rmap chunk before it is freed, so reference counting frees it,
@@ -45,13 +52,13 @@ def run_scenario(spec: ScenarioSpec, *, record: bool = True) -> Run:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _run_scenario(spec, record)
+        return _run_scenario(spec, record, progress)
     finally:
         if collecting:
             gc.enable()
 
 
-def _run_scenario(spec: ScenarioSpec, record: bool) -> Run:
+def _run_scenario(spec: ScenarioSpec, record: bool, progress: BootProgress | None) -> Run:
     fixes = FixSet.from_names(spec.fixes)
     l1_pages = spec.l1_gib * GIB_PAGES
     pool_lo = L2_BACKING_BASE + spec.l2_mem_gib * GIB_PAGES
@@ -97,6 +104,8 @@ def _run_scenario(spec: ScenarioSpec, record: bool) -> Run:
             rmap_entries=kvm.rmaps.entries, hash_walked=kvm.hash_walked - walked_before,
             action_step=kvm.actions_emitted,
         ))
+        if progress is not None:
+            progress(per_boot[-1], spec.boots)
     run = Run(
         kind="simulate", spec=spec, fixes=fixes.names, final_stats=kvm.stat.as_dict(),
         orphans=kvm.orphan_summary(),

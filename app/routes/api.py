@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from app.errors import ViewError
 from app.schemas import (
@@ -40,17 +40,24 @@ def _param(name: str, description: str, schema: dict[str, Any] | None = None) ->
             "schema": schema or {"type": "string"}}
 
 
+def _whole(minimum: int, maximum: int | None = None) -> dict[str, Any]:
+    """A whole-number parameter; empty means absent, as the page's forms send it."""
+    bounds: dict[str, Any] = {"type": "integer", "minimum": minimum}
+    if maximum is not None:
+        bounds["maximum"] = maximum
+    return {"anyOf": [bounds, {"type": "string", "maxLength": 0}]}
+
+
 _VIEW_PARAMS = [
     _param("v", "View-state version (1).", {"type": "integer", "enum": [1]}),
     _param("scenario", "Built-in scenario name (default teaching-small)."),
     _param("trace", "Id of a stored trace (64 hex digits), instead of scenario."),
     _param("fixes", "Comma-separated fix names, or 'none'; absent: the defaults."),
     _param("grain", "Timeline grain.", {"type": "string", "enum": ["action", "op"]}),
-    _param("step", "Step in `grain` (default: the run's opening step).",
-           {"type": "integer", "minimum": 0}),
+    _param("step", "Step in `grain` (default: the run's opening step).", _whole(0)),
     _param("step_grain", "Grain `step` is counted in, if not `grain`.",
            {"type": "string", "enum": ["action", "op"]}),
-    _param("sp", "Selected shadow page id.", {"type": "integer", "minimum": 0}),
+    _param("sp", "Selected shadow page id.", _whole(0)),
     _param("lenient", "Skip malformed trace lines.", {"type": "boolean"}),
     *[_param(name, f"Scenario spec field {name} (overrides the scenario's value).")
       for name in SPEC_FIELDS],
@@ -98,9 +105,8 @@ def read_snapshot(request: Request, services: ServicesDep) -> Response:
     responses={200: {"model": EventsOut}, **_ERRORS},
     openapi_extra={"parameters": [
         *_VIEW_PARAMS,
-        _param("start", "First event index (0-based).", {"type": "integer", "minimum": 0}),
-        _param("count", "How many events (1..1000, default 100).",
-               {"type": "integer", "minimum": 1, "maximum": 1000}),
+        _param("start", "First event index (0-based).", _whole(0)),
+        _param("count", "How many events (1..1000, default 100).", _whole(1, 1000)),
     ]},
 )
 def read_events(request: Request, services: ServicesDep) -> Response:
@@ -123,8 +129,9 @@ def _int(values: dict[str, str], name: str, default: int) -> int:
 
 @router.get(
     "/boots.csv",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"text/csv": {}}}, **_ERRORS},
+    # Errors are JSON like every route's (a response_class would document them as text).
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                     "description": "One row per boot"}, **_ERRORS},
     openapi_extra={"parameters": _VIEW_PARAMS},
 )
 def read_boots_csv(request: Request, services: ServicesDep) -> Response:
@@ -161,7 +168,7 @@ async def create_trace(request: Request, services: ServicesDep) -> Response:
     content was already stored.
     """
     upload = await read_upload(request)
-    stored, created = store_upload(services.store, upload)
+    stored, created = await store_upload(services.store, upload)
     url = ViewState(trace=stored.id, lenient=upload.lenient).url()
     body = {"id": stored.id, "name": stored.name, "bytes": stored.bytes,
             "lines": stored.lines, "url": url, "created": created}

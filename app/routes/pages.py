@@ -7,6 +7,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from app.errors import ErrorInfo, ViewError, error_info
 from app.rendering import is_fragment_request
+from app.security import share_url
 from app.services import Services, ServicesDep
 from app.uploads import read_upload, store_upload
 from app.viewmodel import boots_context, form_context, page_context, resolve, scenarios_list
@@ -42,8 +43,8 @@ def read_view(request: Request, services: ServicesDep) -> Response:
 
 
 def absolute_url(request: Request, path: str) -> str:
-    """`path` (a view URL like /?v=1&...) on this server, as the browser reached it."""
-    return str(request.base_url).rstrip("/") + path
+    """`path` (a view URL like /?v=1&...) as a link to share (app.security.share_url)."""
+    return share_url(request, path)
 
 
 @router.get("/boots")
@@ -62,16 +63,18 @@ async def create_trace_page(request: Request, services: ServicesDep) -> Response
     """Trace import from the page: store, then go to the trace's own URL."""
     try:
         upload = await read_upload(request)
-        stored, _ = store_upload(services.store, upload)
+        stored, _ = await store_upload(services.store, upload)
     except Exception as exc:
         info = _bad_input(exc)
         context = {"trace_form": {"text": "", "name": "", "error": info.message}}
         if is_fragment_request(request):
             return services.renderer.render(
                 request, "trace-form.html.jinja", context, block="trace_form",
-                status_code=info.status, headers={"HX-Reswap": "outerHTML"},
+                status_code=info.status, headers={"HX-Reswap": "outerHTML", **info.headers},
             )
-        return error_page(request, services, info, None, trace_error=info.message)
+        response = error_page(request, services, info, None, trace_error=info.message)
+        response.headers.update(info.headers)  # Retry-After when the store is unavailable
+        return response
     state = ViewState(trace=stored.id, lenient=upload.lenient)
     url = state.url()
     if is_fragment_request(request):

@@ -157,11 +157,16 @@ def test_openapi_documents_the_json_api(shared_client: Any) -> None:
 
 
 def test_healthz(shared_client: Any) -> None:
-    """/healthz answers ok, and says which model this process serves (tests import the
-    source tree: pytest puts the checkout first on sys.path)."""
-    health = shared_client.get("/healthz").json()
-    assert health["status"] == "ok"
-    assert health["model"]["kind"] == "source"
+    """/healthz answers ok, with the store's state and the model build serving.
+
+    The suite imports mmu_model from the source tree (pytest puts the checkout first on
+    sys.path), so the source model serves.
+    """
+    body = shared_client.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert body["store"]["state"] == "ok"
+    assert body["store"]["notice"] is None
+    assert body["model"]["kind"] == "source"
 
 
 @pytest.mark.parametrize("path", ["/static/vendor/plotly.min.js", "/static/vendor/htmx.min.js",

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import pytest
 
+from app.main import create_app
+from app.security import Hosting
 from tests.api.conftest import HX, TOP_DOWN_TRACE
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
 
 PAYLOAD = "<script>alert(1)</script>"
 
@@ -64,3 +71,115 @@ def test_page_references_no_external_host(client: Any, url: str) -> None:
     assert re.search(r"""(src|href|action)=["']?//""", page) is None
     for src in re.findall(r"""(?:src|href)=["']([^"']+)["']""", page):
         assert src.startswith(("/", "#", "?")), src
+
+
+# ---------------------------------------------------------------- hosting headers
+
+def _csp(response: Any) -> dict[str, str]:
+    """The Content-Security-Policy as {directive: sources}."""
+    out = {}
+    for part in response.headers["content-security-policy"].split(";"):
+        name, _, value = part.strip().partition(" ")
+        out[name] = value
+    return out
+
+
+@pytest.mark.parametrize(("url", "framing"), [
+    ("/", "'none'"), ("/?embed=1", "*"), ("/api/scenarios", "'none'"),
+    ("/static/app.js", "'none'"), ("/static/vendor/htmx.min.js", "'none'"),
+    ("/nowhere", "'none'"),
+])
+def test_security_headers_on_every_kind_of_response(shared_client: Any, url: str,
+                                                    framing: str) -> None:
+    """Scripts only from this server (no inline, no eval); only an embed may be framed."""
+    response = shared_client.get(url)
+    csp = _csp(response)
+    assert csp["script-src"] == "'self'"
+    assert csp["object-src"] == "'none'"
+    assert csp["frame-ancestors"] == framing
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "same-origin"
+    embed = framing != "'none'"
+    assert response.headers["cross-origin-resource-policy"] == (
+        "cross-origin" if embed else "same-origin")
+    assert ("x-frame-options" in response.headers) is not embed
+
+
+def test_page_holds_no_inline_script(shared_client: Any) -> None:
+    """Every <script> loads a file of this server or is inert JSON data, as the CSP needs."""
+    page = shared_client.get("/").text
+    for attrs, body in re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S):
+        assert "src=" in attrs or 'type="application/json"' in attrs, attrs
+        assert "src=" not in attrs or not body.strip()
+    assert re.search(r"\son[a-z]+=", page) is None  # no inline event handler
+
+
+def test_embedding_origins_are_configurable(settings: Any) -> None:
+    """MMU_VIZ_EMBED_ORIGINS narrows who may frame an embed; other pages stay unframeable."""
+    hosting = Hosting.make(None, embed_origins=["https://course.example.edu"])
+    with TestClient(create_app(settings, hosting)) as client:
+        assert _csp(client.get("/?embed=1"))["frame-ancestors"] == "https://course.example.edu"
+        assert _csp(client.get("/"))["frame-ancestors"] == "'none'"
+
+
+@pytest.mark.parametrize("route", ["/traces", "/api/traces"])
+@pytest.mark.parametrize("headers", [
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},
+    {"Origin": "https://evil.example"},
+    {"Origin": "null"},
+])
+def test_cross_site_post_is_refused(client: Any, route: str, headers: dict[str, str]) -> None:
+    """A form on another site posting here is a 403 and stores nothing."""
+    response = client.post(route, data={"text": TOP_DOWN_TRACE.read_text()}, headers=headers,
+                           follow_redirects=False)
+    assert response.status_code == 403
+    assert client.app.state.services.store.count() == 0
+
+
+@pytest.mark.parametrize("headers", [
+    {"Sec-Fetch-Site": "same-origin"},
+    {"Origin": "http://testserver"},
+    {},  # curl and scripts send neither header
+])
+def test_same_origin_post_is_accepted(client: Any, headers: dict[str, str]) -> None:
+    """The page's own form (and a script without browser headers) may upload."""
+    response = client.post("/traces", data={"text": TOP_DOWN_TRACE.read_text()},
+                           headers=headers, follow_redirects=False)
+    assert response.status_code == 303
+
+
+def test_forged_host_is_refused_not_reflected(shared_client: Any) -> None:
+    """Host: evil.example is not an allowed host: 400, and the name is not in the answer."""
+    response = shared_client.get("/", headers={"Host": "evil.example"})
+    assert response.status_code == 400
+    assert "evil.example" not in response.text
+    assert response.headers["x-content-type-options"] == "nosniff"  # headers on refusals too
+
+
+def test_share_link_uses_the_public_url(settings: Any) -> None:
+    """With a public base URL, the "Link to this view" is on it whatever Host was used."""
+    hosting = Hosting.make("https://viz.example.org/")
+    with TestClient(create_app(settings, hosting)) as client:
+        page = client.get("/")
+        share = page.context["urls"]["share"]
+        assert share.startswith("https://viz.example.org/?v=1&")
+        assert client.get("/", headers={"Host": "viz.example.org"}).status_code == 200
+        assert client.get("/", headers={"Host": "other.example"}).status_code == 400
+
+
+def test_bad_hosting_settings_name_the_variable() -> None:
+    with pytest.raises(ValueError, match="MMU_VIZ_PUBLIC_URL"):
+        Hosting.make("ftp://x")
+    with pytest.raises(ValueError, match="MMU_VIZ_EMBED_ORIGINS"):
+        Hosting.make(None, embed_origins=["course.example"])
+
+
+def test_docs_load_swagger_ui_from_this_server(shared_client: Any) -> None:
+    """/docs names only this server's files; each of them is served."""
+    page = shared_client.get("/docs").text
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page)
+    assert urls
+    for url in urls:
+        assert url.startswith("/"), url
+        assert shared_client.get(url).status_code == 200, url

@@ -1,0 +1,56 @@
+"""The shadow-page DAG of any view's step: analyses as JSON, and GraphML / DOT downloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from app.graph_export import analyses, dot_lines, graphml_lines
+from app.routes.api import _ERRORS, _VIEW_PARAMS, _view
+from app.services import ServicesDep
+from app.viewmodel import resolve
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+def _download(resolved: Any, lines: Any, suffix: str, media_type: str) -> Response:
+    state = resolved.state
+    name = state.trace[:12] if state.trace else state.scenario_name
+    return Response("\n".join(lines(resolved.snap)) + "\n", media_type=media_type,
+                    headers={"Content-Disposition":
+                             f'attachment; filename="{name}-step{resolved.snap.step}.{suffix}"'})
+
+
+@router.get("/graph", responses=_ERRORS, openapi_extra={"parameters": _VIEW_PARAMS})
+def read_graph(request: Request, services: ServicesDep) -> JSONResponse:
+    """Graph analyses of the step's shadow pages (networkx).
+
+    `reachable`: pages a walk from some root reaches; `stranded`: valid pages no root
+    reaches (orphans, ex-roots and all that hangs below them); with `sp`, its `subtree` and its
+    `blast_radius` (the pages roots reach only through it).
+    """
+    state, _ = _view(request)
+    resolved = resolve(services, state)
+    return JSONResponse(analyses(resolved.snap, state.sp))
+
+
+@router.get("/graph.graphml", responses={200: {"content": {"application/graphml+xml": {
+    "schema": {"type": "string"}}}, "description": "GraphML"}, **_ERRORS},
+    openapi_extra={"parameters": _VIEW_PARAMS})
+def read_graphml(request: Request, services: ServicesDep) -> Response:
+    """The step's shadow-page DAG as GraphML (nodes: pages with their fields; edges: SPTEs)."""
+    resolved = resolve(services, _view(request)[0])
+    return _download(resolved, graphml_lines, "graphml", "application/graphml+xml")
+
+
+@router.get("/graph.dot", responses={200: {"content": {"text/vnd.graphviz": {
+    "schema": {"type": "string"}}}, "description": "Graphviz DOT"}, **_ERRORS},
+    openapi_extra={"parameters": _VIEW_PARAMS})
+def read_dot(request: Request, services: ServicesDep) -> Response:
+    """The step's shadow-page DAG as Graphviz DOT (`dot -Tsvg` draws it)."""
+    resolved = resolve(services, _view(request)[0])
+    return _download(resolved, dot_lines, "dot", "text/vnd.graphviz")
