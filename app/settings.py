@@ -3,6 +3,8 @@
 MMU_VIZ_DB          SQLite file of stored traces (default ./data/traces.sqlite3; made on first use)
 MMU_VIZ_ROOT        holds templates/, static/ and node_modules/ (default: the checkout)
 HTMX_JS             htmx.min.js (default: node_modules/htmx.org/dist/htmx.min.js under the root)
+PLOTLY_JS           the plotly.js bundle (default: npm's plotly.js-basic-dist-min under the root:
+                    scatter and bar are all the page draws)
 MMU_VIZ_MAX_PAGES   largest estimated shadow page count a run may have (default 150000)
 MMU_VIZ_RUN_CACHE   how many runs the in-memory cache keeps (default 12)
 """
@@ -12,8 +14,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import plotly
 
 __all__ = ["DEFAULT_MAX_SHADOW_PAGES", "Settings"]
 
@@ -48,9 +48,7 @@ class Settings:
     db_path: Path = field(default_factory=lambda: Path("data/traces.sqlite3"))
     root: Path = field(default_factory=_project_root)
     htmx_js: Path | None = None
-    plotly_js: Path = field(
-        default_factory=lambda: Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-    )
+    plotly_js: Path | None = None
     max_shadow_pages: int = DEFAULT_MAX_SHADOW_PAGES
     run_cache_size: int = 12
 
@@ -58,10 +56,12 @@ class Settings:
     def from_env(cls) -> Settings:
         root = _project_root()
         htmx = os.environ.get("HTMX_JS")
+        plotly_js = os.environ.get("PLOTLY_JS")
         return cls(
             db_path=Path(os.environ.get("MMU_VIZ_DB") or "data/traces.sqlite3"),
             root=root,
             htmx_js=Path(htmx) if htmx else None,
+            plotly_js=Path(plotly_js) if plotly_js else None,
             max_shadow_pages=_env_int("MMU_VIZ_MAX_PAGES", DEFAULT_MAX_SHADOW_PAGES),
             run_cache_size=_env_int("MMU_VIZ_RUN_CACHE", 12),
         )
@@ -79,3 +79,9 @@ class Settings:
         if self.htmx_js is not None:
             return self.htmx_js
         return self.root / "node_modules" / "htmx.org" / "dist" / "htmx.min.js"
+
+    @property
+    def plotly_path(self) -> Path:
+        if self.plotly_js is not None:
+            return self.plotly_js
+        return self.root / "node_modules" / "plotly.js-basic-dist-min" / "plotly-basic.min.js"

@@ -11,18 +11,21 @@ import io
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qsl
 
 from app.errors import ViewError
-from app.figures import boots_figure, tree_figure
-from app.graph import Layout, children_of, layout_for_run, path_to_root, tree_view
+from app.figures import boots_figure
+from app.graph import children_of, path_to_root
 from app.runs import RunEntry
 from app.services import Services
 from app.store import StoredTrace
-from app.viewstate import SPEC_FIELDS, ViewState, fixes_param
+from app.treepanel import tree_figure_at, tree_panel
+from app.viewstate import SPEC_FIELDS, ViewState, fixes_param, open_param, parse_query
 from mmu_model import (
     DISPLAY_ORDER,
     FIXES,
     EventView,
+    MmuModelError,
     Run,
     ScenarioInfo,
     ScenarioSpec,
@@ -146,16 +149,10 @@ class Resolved:
     source: Source
     entry: RunEntry
     snap: Snapshot
-    layout: Layout
 
     @property
     def run(self) -> Run:
         return self.entry.run
-
-
-def _layout(entry: RunEntry) -> Layout:
-    layout: Layout = entry.derive("layout", lambda: layout_for_run(entry.run))
-    return layout
 
 
 def resolve(services: Services, state: ViewState) -> Resolved:
@@ -172,23 +169,7 @@ def resolve(services: Services, state: ViewState) -> Resolved:
         step = state.step
     snap = entry.snapshot(step, grain)  # StepOutOfRange -> 422 naming "step"
     canonical = state.with_(step=step, step_grain=None, params=_canonical_params(source))
-    return Resolved(canonical, source, entry, snap, _layout(entry))
-
-
-# ------------------------------------------------------------------------------- figures
-def _max_level(snap: Snapshot, run: Run) -> int:
-    if run.spec is not None:
-        return run.spec.ept_levels
-    return max((p.level for p in (*snap.pages, *snap.ghosts)), default=4)
-
-
-def _figure(r: Resolved, entry: RunEntry, snap: Snapshot, title: str = "") -> dict[str, Any]:
-    layout = _layout(entry)
-    view = tree_view(snap, layout, selected=r.state.sp)
-    uirevision = f"{r.state.scenario_name}:{r.state.trace or ''}:{r.state.grain}"
-    return tree_figure(
-        view, layout, max_level=_max_level(snap, entry.run), uirevision=uirevision, title=title
-    ) | {"meta": {"n_pages": view.n_pages, "n_nodes": view.n_nodes, "folded": view.folded}}
+    return Resolved(canonical, source, entry, snap)
 
 
 # ------------------------------------------------------------------------------- JSON shapes
@@ -364,7 +345,9 @@ def _timeline_urls(r: Resolved) -> dict[str, str]:
         "full": s.with_(embed=False).url(),
         "snapshot_json": s.url("/api/snapshot"),
         "boots_csv": s.url("/api/boots.csv"),
-        "boots_panel": s.url("/boots"),
+        "boots_panel": s.run_state().url("/boots"),
+        "open": open_param(s.open),
+        "open_base": s.url(omit=("open",)),
         "compare": _compare_toggle(r).url(),
     }
 
@@ -397,7 +380,7 @@ def _compare(services: Services, r: Resolved) -> dict[str, Any] | None:
     return {
         "base_label": fixes_param(s.base_set),
         "label": fixes_param(s.fix_set),
-        "figure": _figure(r, base_entry, base_snap),
+        "figure": tree_figure_at(base_entry, s, base_snap),
         "step": base_step,
         "stats": _stat_rows(base_snap),
         "orphans_unsync": base_snap.orphans.unsync,
@@ -464,9 +447,22 @@ def scenarios_list() -> list[dict[str, Any]]:
             for i in list_scenarios()]
 
 
-def page_context(services: Services, r: Resolved) -> dict[str, Any]:
+def drawn_view(r: Resolved, url: str | None) -> tuple[ViewState, Snapshot] | None:
+    """The view the browser has drawn (its URL, from X-Mmu-Drawn), if it is of r's run."""
+    if not url or not url.startswith("/?"):
+        return None
+    try:
+        state, _ = parse_query(parse_qsl(url[2:], keep_blank_values=True))
+        if state.step is None or state.run_state().url() != r.state.run_state().url():
+            return None
+        return state, r.entry.snapshot(state.step, state.grain)
+    except (ViewError, MmuModelError, ValueError):
+        return None
+
+
+def page_context(services: Services, r: Resolved,
+                 drawn: tuple[ViewState, Snapshot] | None = None) -> dict[str, Any]:
     snap = r.snap
-    figure = _figure(r, r.entry, snap)
     run = r.run
     return {
         "state": r.state,
@@ -487,7 +483,7 @@ def page_context(services: Services, r: Resolved) -> dict[str, Any]:
             "boot": snap.action.boot if snap.action is not None else 0,
             "boots": len(run.per_boot),
         },
-        "figure": figure,
+        "tree": tree_panel(r.entry, r.state, snap, drawn),
         "orphans": snap.orphans.as_dict(),
         "n_pages": len(snap.pages),
         "stats": _stat_rows(snap),
@@ -521,13 +517,15 @@ def _boot_variants(services: Services, r: Resolved) -> list[tuple[str, Run, bool
 
 def boots_context(services: Services, r: Resolved) -> dict[str, Any]:
     if not r.run.per_boot:
-        return {"figure": None, "boots": 0, "csv_url": r.state.url("/api/boots.csv")}
+        return {"figure": None, "boots": 0, "csv_url": r.state.url("/api/boots.csv"),
+                "url": r.state.run_state().url("/boots")}
     variants = _boot_variants(services, r)
     boot = r.snap.action.boot if r.snap.action is not None else None
     figure = boots_figure([(label, run.per_boot, dashed) for label, run, dashed in variants],
                           current_boot=boot)
     return {"figure": figure, "boots": len(r.run.per_boot),
-            "csv_url": r.state.url("/api/boots.csv")}
+            "csv_url": r.state.run_state().url("/api/boots.csv"),
+            "url": r.state.run_state().url("/boots")}
 
 
 BOOT_COLUMNS = ("boot", "shadow_pages", "unsync", "orphans", "orphans_unsync", "rmap_entries",

@@ -14,6 +14,7 @@ step_grain   the grain `step` is counted in, when it differs from `grain` (conve
 compare      1: side by side with the `base` fix set
 base         fix set of the compare baseline (default: the model's defaults)
 sp           selected shadow page id
+open         folded leak groups drawn page by page: comma-separated <boot>:<level> pairs
 embed        1: tree and controls only
 lenient      1: skip malformed trace lines instead of refusing the trace
 """
@@ -35,7 +36,9 @@ __all__ = [
     "VIEW_VERSION",
     "ViewState",
     "fixes_param",
+    "open_param",
     "parse_fixes",
+    "parse_open",
     "parse_query",
 ]
 
@@ -43,6 +46,7 @@ VIEW_VERSION = 1
 DEFAULT_SCENARIO = "teaching-small"
 SPEC_FIELDS: tuple[str, ...] = tuple(info.name for info in ScenarioSpec.FIELDS)
 _MAX_PARAM_CHARS = 200
+MAX_OPEN_GROUPS = 16
 
 Grain = Literal["action", "op"]
 
@@ -58,6 +62,27 @@ def parse_fixes(raw: str, field: str = "fixes") -> frozenset[str]:
             field, f"unknown fix {unknown[0]!r}; known: {', '.join(FIXES)} (or 'none')"
         )
     return frozenset(names)
+
+
+def parse_open(raw: str) -> tuple[tuple[int, int], ...]:
+    """'3:4,5:1' -> ((3, 4), (5, 1)), sorted and without repeats; ViewError naming `open`."""
+    groups: set[tuple[int, int]] = set()
+    for item in (i.strip() for i in raw.split(",")):
+        if not item:
+            continue
+        boot, sep, level = item.partition(":")
+        if not (sep and boot.isdigit() and level.isdigit() and 1 <= int(level) <= 5):
+            raise ViewError("open", f"open must list <boot>:<level> pairs (level 1..5), "
+                            f"got {item[:40]!r}")
+        groups.add((int(boot), int(level)))
+    if len(groups) > MAX_OPEN_GROUPS:
+        raise ViewError("open", f"open lists {len(groups)} groups; at most {MAX_OPEN_GROUPS} "
+                        "can be open at once")
+    return tuple(sorted(groups))
+
+
+def open_param(groups: Iterable[tuple[int, int]]) -> str:
+    return ",".join(f"{boot}:{level}" for boot, level in sorted(groups))
 
 
 def fixes_param(fixes: Iterable[str]) -> str:
@@ -82,6 +107,7 @@ class ViewState(BaseModel):
     step_grain: Grain | None = None
     compare: bool = False
     sp: int | None = Field(default=None, ge=0)
+    open: tuple[tuple[int, int], ...] = ()
     embed: bool = False
     lenient: bool = False
 
@@ -103,6 +129,11 @@ class ViewState(BaseModel):
 
     def with_(self, **changes: Any) -> ViewState:
         return self.model_copy(update=changes)
+
+    def run_state(self) -> ViewState:
+        """Only what picks the run (source, spec overrides, fixes, lenient): keys per-run URLs."""
+        return ViewState(scenario=self.scenario, trace=self.trace, params=self.params,
+                         fixes=self.fixes, lenient=self.lenient)
 
     def query_pairs(self, omit: Iterable[str] = ()) -> list[tuple[str, str]]:
         """Canonical query parameters, in a fixed order, without the names in `omit`.
@@ -131,6 +162,8 @@ class ViewState(BaseModel):
                 pairs.append(("base", fixes_param(self.base)))
         if self.sp is not None:
             pairs.append(("sp", str(self.sp)))
+        if self.open:
+            pairs.append(("open", open_param(self.open)))
         if self.embed:
             pairs.append(("embed", "1"))
         if self.lenient:
@@ -174,10 +207,13 @@ def parse_query(
             data["fixes"] = parse_fixes(value, "fixes")
         elif key == "base":
             data["base"] = parse_fixes(value, "base")
+        elif key == "open":
+            data["open"] = parse_open(value)
         elif key in SPEC_FIELDS:
             params.append((key, value.strip()))
         else:
-            known = ", ".join([*_SIMPLE, "fixes", "base", *SPEC_FIELDS, *sorted(extra_names)])
+            known = ", ".join(
+                [*_SIMPLE, "fixes", "base", "open", *SPEC_FIELDS, *sorted(extra_names)])
             raise ViewError(key, f"unknown parameter {key!r}; known: {known}")
     version = data.pop("v", str(VIEW_VERSION))
     if version != str(VIEW_VERSION):

@@ -19,8 +19,9 @@ from app.schemas import (
 )
 from app.services import ServicesDep
 from app.store import is_trace_id
+from app.treepanel import run_layout
 from app.uploads import read_upload, store_upload
-from app.viewmodel import boots_csv, events_json, resolve, snapshot_json
+from app.viewmodel import boots_csv, events_json, resolve, run_entry, snapshot_json, source_of
 from app.viewstate import SPEC_FIELDS, ViewState, parse_query
 from mmu_model import FIXES, list_scenarios
 
@@ -91,6 +92,33 @@ def read_snapshot(request: Request, services: ServicesDep) -> Response:
     """
     state, _ = _view(request)
     return JSONResponse(snapshot_json(resolve(services, state)))
+
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@router.get(
+    "/layout",
+    responses={200: {"description": "The run's tree figure and page positions"}, **_ERRORS},
+    openapi_extra={"parameters": [
+        *_VIEW_PARAMS, _param("h", "The layout's hash, as the page links it (optional).")]},
+)
+def read_layout(request: Request, services: ServicesDep) -> Response:
+    """The tree figure of a run and the (x, y) of every page it ever creates.
+
+    Fixed for the run, so the page gets it once: with the hash it links (`h`), the response
+    is cacheable for good; a request without it, or with an old one, is revalidated.
+    """
+    state, extra = _view(request, extra=("h",))
+    entry = run_entry(services, source_of(services, state), state.fix_set,
+                      lenient=state.lenient)
+    rl = run_layout(entry, state)
+    etag = f'"{rl.hash}"'
+    current = extra.get("h") == rl.hash
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE if current else "no-cache"}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(rl.body, media_type="application/json", headers=headers)
 
 
 @router.get(

@@ -9,7 +9,14 @@ from app.errors import ErrorInfo, ViewError, error_info
 from app.rendering import is_fragment_request
 from app.services import Services, ServicesDep
 from app.uploads import read_upload, store_upload
-from app.viewmodel import boots_context, form_context, page_context, resolve, scenarios_list
+from app.viewmodel import (
+    boots_context,
+    drawn_view,
+    form_context,
+    page_context,
+    resolve,
+    scenarios_list,
+)
 from app.viewstate import SPEC_FIELDS, ViewState, parse_query
 
 __all__ = ["absolute_url", "error_page", "router"]
@@ -18,6 +25,7 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 
 PAGE = "viz.html.jinja"
 SCENARIO_FORM_ID = "scenario-form"
+DRAWN_HEADER = "X-Mmu-Drawn"
 
 
 def _history_headers(request: Request, url: str) -> dict[str, str]:
@@ -34,11 +42,17 @@ def read_view(request: Request, services: ServicesDep) -> Response:
     """The visualizer: every control's URL leads here, with the whole view in the query."""
     state, _ = parse_query(request.query_params.multi_items())
     resolved = resolve(services, state)
-    context = page_context(services, resolved)
+    # The tree is sent as a change from the view the browser has drawn (a fragment only:
+    # a full page draws from nothing).
+    fragment = is_fragment_request(request)
+    drawn = drawn_view(resolved, request.headers.get(DRAWN_HEADER)) if fragment else None
+    context = page_context(services, resolved, drawn)
     context["urls"]["share"] = absolute_url(request, context["urls"]["self"])
-    return services.renderer.render(
+    response = services.renderer.render(
         request, PAGE, context, headers=_history_headers(request, resolved.state.url())
     )
+    response.headers["Vary"] = f"HX-Request, {DRAWN_HEADER}"
+    return response
 
 
 def absolute_url(request: Request, path: str) -> str:
@@ -48,12 +62,16 @@ def absolute_url(request: Request, path: str) -> str:
 
 @router.get("/boots")
 def read_boots_panel(request: Request, services: ServicesDep) -> Response:
-    """The per-boot chart, loaded after the page (a second run may be needed)."""
+    """The per-boot chart of a run, loaded once after the page (a second run may be needed).
+
+    It is the same at every step: the page moves its cursor to the step's boot.
+    """
     state, _ = parse_query(request.query_params.multi_items())
     resolved = resolve(services, state)
     context = {"boots": boots_context(services, resolved)}
     response = services.renderer.render(request, "boots-panel.html.jinja", context,
                                         block="boots_panel")
+    response.headers["Cache-Control"] = "private, max-age=3600"
     return response
 
 

@@ -77,24 +77,37 @@ function figureFacts(data) {
 }
 """
 
+# Whether a tree shows the view its panel is of: the main tree is updated by deltas and says
+# which view it last drew (data-drawn-url); a whole figure sent as JSON (the compare
+# baseline) must equal what is drawn.
+_DRAWN_JS = """
+function drawnIsCurrent(id, el, panel) {
+  if (el.dataset.drawnUrl !== undefined || document.getElementById("tree-delta") && id === "tree") {
+    return !!panel && el.dataset.drawnUrl === panel.dataset.url;
+  }
+  const script = document.querySelector('script[data-figure-for="' + id + '"]');
+  if (!script) return true;
+  const sig = (data) => JSON.stringify(
+    data.map((t) => [t.meta ?? t.name ?? null, t.x, t.y, t.customdata ?? null]));
+  try { return sig(JSON.parse(script.textContent).data) === sig(el.data); }
+  catch (e) { return false; }
+}
+"""
+
 # The drawn tree: its data facts, a signature of the whole figure data (to tell "changed"),
 # and whether it is in step with the figure JSON the server sent alongside it (if any).
 _TREE_JS = (
     "(id) => {"
     + _FIGURE_FACTS_JS
+    + _DRAWN_JS
     + """
   const el = document.getElementById(id);
   if (!el || !Array.isArray(el.data) || el.data.length === 0 || !el._fullLayout) return null;
   if (!el.querySelector(".main-svg")) return null;
   const sig = (data) => JSON.stringify(
     data.map((t) => [t.meta ?? t.name ?? null, t.x, t.y, t.customdata ?? null]));
-  const script = document.querySelector('script[data-figure-for="' + id + '"]');
-  let synced = true;
-  if (script) {
-    try { synced = sig(JSON.parse(script.textContent).data) === sig(el.data); }
-    catch (e) { synced = false; }
-  }
   const panel = el.closest("[data-step]");
+  const synced = drawnIsCurrent(id, el, panel);
   return {
     facts: figureFacts(el.data),
     signature: sig(el.data),
@@ -108,19 +121,14 @@ _TREE_JS = (
 """
 )
 
-_READY_JS = """([id, step]) => {
+_READY_JS = "([id, step]) => {" + _DRAWN_JS + """
   const el = document.getElementById(id);
   if (!el || !Array.isArray(el.data) || el.data.length === 0 || !el._fullLayout) return false;
   if (!el.querySelector(".main-svg")) return false;
   const panel = el.closest("[data-step]");
   if (panel && panel.dataset.qaStale === "1") return false;
   if (step !== null && (!panel || panel.dataset.step !== String(step))) return false;
-  const script = document.querySelector('script[data-figure-for="' + id + '"]');
-  if (!script) return true;
-  const sig = (data) => JSON.stringify(
-    data.map((t) => [t.meta ?? t.name ?? null, t.x, t.y, t.customdata ?? null]));
-  try { return sig(JSON.parse(script.textContent).data) === sig(el.data); }
-  catch (e) { return false; }
+  return drawnIsCurrent(id, el, panel);
 }"""
 
 # Marks the current tree panel; a swapped-in (or reloaded) panel does not carry the mark,
