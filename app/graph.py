@@ -31,6 +31,7 @@ nx.is_directed_acyclic_graph, not nx.is_arborescence.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
@@ -173,7 +174,6 @@ class Node:
 
 @dataclass(slots=True)
 class TreeView:
-    graph: nx.DiGraph
     nodes: list[Node]
     edges: list[tuple[int, int]]
     n_pages: int
@@ -186,6 +186,14 @@ class TreeView:
     @property
     def n_nodes(self) -> int:
         return len(self.nodes)
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The drawn nodes and edges as a DiGraph (built on demand: a step does not need it)."""
+        graph = nx.DiGraph()
+        graph.add_nodes_from(node.id for node in self.nodes)
+        graph.add_edges_from(self.edges)
+        return graph
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,25 +226,32 @@ def tree_view(
     collapse = busy or len(snap.pages) > collapse_threshold
     foldable = _FOLDABLE_WHEN_BUSY if busy else _FOLDABLE
 
-    by_status: dict[str, int] = {}
     individual: list[tuple[SpView, str]] = []
     status: str
     groups: dict[tuple[int, str], list[SpView]] = {}
+    ringed_groups: set[tuple[int, str]] = set()
     detached: list[tuple[SpView, str]] = []
-    for sp in pages:
-        status = sp.status
-        by_status[status] = by_status.get(status, 0) + 1
+    statuses = [sp.status for sp in pages]
+    by_status = dict(Counter(statuses))
+    for sp, status in zip(pages, statuses, strict=True):
+        touched = sp.id in changed
         if (
             collapse
             and status in foldable
             and sp.level == 1
             and (sp.parents or status == "zapped")
-            and (busy or sp.id not in changed)
+            and (busy or not touched)
             and sp.id != selected
         ):
-            parent = sp.parents[0][0] if sp.parents else -1
-            groups.setdefault((parent, status), []).append(sp)
-        elif status in DETACHED and sp.id not in changed and sp.id != selected:
+            key = (sp.parents[0][0] if sp.parents else -1, status)
+            members = groups.get(key)
+            if members is None:
+                groups[key] = [sp]
+            else:
+                members.append(sp)
+            if touched:
+                ringed_groups.add(key)
+        elif status in DETACHED and not touched and sp.id != selected:
             detached.append((sp, status))
         else:
             individual.append((sp, status))
@@ -264,7 +279,7 @@ def tree_view(
         )
     folded = 0
     next_id = -1
-    by_id = {sp.id: sp for sp in snap.pages}
+    by_id = {sp.id: sp for sp, _status in individual}
     for (parent, status), members in sorted(groups.items()):
         if len(members) == 1:
             sp = members[0]
@@ -274,7 +289,7 @@ def tree_view(
                      changed=sp.id in changed, created=sp.id in created)
             )
             continue
-        above = by_id.get(parent)
+        above = by_id.get(parent)  # a parent of linked pages is never folded
         if above is not None:
             x = layout.x(above.level, above.l2_gfn)
         else:
@@ -284,7 +299,7 @@ def tree_view(
                 id=next_id, key=f"s{parent}:{status}", x=x, y=1.0 - _SUMMARY_DY[status],
                 status="summary", level=1, count=len(members), fold_status=status,
                 parent=parent if parent >= 0 else None,
-                changed=any(m.id in changed for m in members),
+                changed=(parent, status) in ringed_groups,
             )
         )
         folded += len(members)
@@ -317,11 +332,7 @@ def tree_view(
                     edges.append((parent_id, node.id))
         elif node.parent is not None and node.parent in drawn:
             edges.append((node.parent, node.id))
-    graph = nx.DiGraph()
-    graph.add_nodes_from(drawn)
-    graph.add_edges_from(edges)
     return TreeView(
-        graph=graph,
         nodes=nodes,
         edges=edges,
         n_pages=len(snap.pages),

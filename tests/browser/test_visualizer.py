@@ -662,3 +662,117 @@ def test_large_10k_scenario_renders_and_stays_responsive(
     assert first_tree_s < LARGE_SANITY_BOUND_S
     assert next_step_s < LARGE_SANITY_BOUND_S
     assert_no_console_errors(page)
+
+
+# Every drawn point of the tree: its trace's meta, customdata and marker colour.
+_POINTS_JS = """() => {
+  const gd = document.getElementById("tree");
+  const out = [];
+  for (const t of gd.data) {
+    const n = t.x ? t.x.length : 0;
+    const colours = t.marker ? t.marker.color : undefined;
+    for (let i = 0; i < n; i++) {
+      out.push({meta: t.meta, cd: Array.isArray(t.customdata) ? t.customdata[i] : null,
+                colour: Array.isArray(colours) ? colours[i] : colours,
+                x: t.x[i], y: t.y[i]});
+    }
+  }
+  return out;
+}"""
+
+
+def test_stepping_a_10k_tree_updates_its_nodes_as_the_model_says(page: Any) -> None:
+    """Five steps of large-10k, each applied as a delta, each drawing the model's states.
+
+    Each of these steps is an L1 write (l1_zap_4k) that makes the 512 PT pages under one PD
+    unsync (the model's snapshot says which); a tree past COLLAPSE_THRESHOLD folds them into
+    one summary node per parent and state. So after each step, per state, the pages drawn one
+    by one plus the summary counts must equal the model's count of pages in that state; every
+    page point has its state's colour (figures.STATUS_STYLES); and the step must have come as
+    a change from the drawn view (the delta's base), not a whole figure.
+    """
+    from app.figures import STATUS_STYLES
+
+    run = named_run("large-10k")
+    start = run.default_step
+    page.goto("/?v=1&scenario=large-10k", timeout=120_000)
+    wait_tree(page, start, timeout_ms=120_000)
+    changed_states = 0
+    for step in range(start + 1, start + 6):
+        before_url = page.evaluate("() => document.getElementById('tree').dataset.drawnUrl")
+        blur(page)
+        act(page, lambda: page.keyboard.press("ArrowRight"), step, timeout_ms=60_000)
+        delta = page.evaluate("() => JSON.parse(document.getElementById('tree-delta').textContent)")
+        assert delta["base"] == before_url, "the step was not sent as a delta"
+
+        snap, prev = run.snapshot(step), run.snapshot(step - 1)
+        want: dict[str, int] = {}
+        for sp in (*snap.pages, *snap.ghosts):
+            want[sp.status] = want.get(sp.status, 0) + 1
+        got: dict[str, int] = {}
+        statuses = page_statuses(snap)
+        for point in page.evaluate(_POINTS_JS):
+            meta, cd = point["meta"], point["cd"]
+            if meta == "summary" or meta.startswith("group:"):
+                got[cd[2]] = got.get(cd[2], 0) + cd[1]
+            elif meta in STATUS_STYLES:
+                assert statuses[cd[0]] == meta == cd[9], (step, cd)
+                assert point["colour"] == STATUS_STYLES[meta][1], (step, cd)
+                got[meta] = got.get(meta, 0) + 1
+        assert got == want, step
+        if page_statuses(prev) != statuses:
+            changed_states += 1
+    assert changed_states >= 3, "the model changed no page state in these steps"
+    assert_no_console_errors(page)
+
+
+def test_a_leak_group_marker_opens_into_its_pages(page: Any) -> None:
+    """boot-loop-bottom-up booted 8 times ends with every page detached (543 of them, more
+    than LEAK_FOLD_THRESHOLD): they fold into one marker per boot that detached them, level
+    and state. Clicking a marker opens its group: `open=<boot>:<level>` joins the URL and
+    the group's pages are drawn one by one, in their states; the other groups stay folded.
+
+    Expected members come from the model: the detached pages of that level whose first
+    boot-end snapshot with them detached is that boot (the current boot for the rest).
+    """
+    from app.graph import DETACHED
+
+    spec = mmu_model.get_scenario("boot-loop-bottom-up").spec
+    assert spec is not None
+    run = mmu_model.run_scenario(spec.replace(boots=8))
+    last = run.last_step("action")
+    page.goto(f"/?v=1&scenario=boot-loop-bottom-up&boots=8&step={last}", timeout=120_000)
+    wait_tree(page, last, timeout_ms=120_000)
+
+    groups = [p for p in page.evaluate(_POINTS_JS) if p["meta"].startswith("group:")]
+    assert len({g["cd"][3] for g in groups}) == 8, "not one group per boot"
+    target = max(groups, key=lambda g: g["cd"][1])
+    count, status, boot, level = target["cd"][1:5]
+    pos = page.evaluate(
+        """([x, y]) => {
+          const gd = document.getElementById("tree"), fl = gd._fullLayout;
+          gd.scrollIntoView();
+          const r = gd.getBoundingClientRect();
+          return [r.left + fl._size.l + fl.xaxis.l2p(x), r.top + fl._size.t + fl.yaxis.l2p(y)];
+        }""",
+        [target["x"], target["y"]],
+    )
+    act(page, lambda: page.mouse.click(pos[0], pos[1]), last, timeout_ms=60_000)
+    assert query(page.url).get("open") == f"{boot}:{level}", page.url
+
+    snap = run.snapshot(last)
+    first_boot: dict[int, int] = {}
+    for b in run.per_boot:
+        for sp in run.snapshot(b.action_step).pages:
+            if sp.status in DETACHED:
+                first_boot.setdefault(sp.id, b.boot)
+    current = snap.action.boot if snap.action is not None else 8
+    members = {sp.id: sp.status for sp in snap.pages if sp.status in DETACHED
+               and sp.level == level and first_boot.get(sp.id, current) == boot}
+    assert sum(1 for s in members.values() if s == status) >= count
+    drawn = drawn_statuses(tree(page))
+    assert {i: drawn.get(i) for i in members} == members
+    still = [p for p in page.evaluate(_POINTS_JS) if p["meta"].startswith("group:")]
+    assert not any(g["cd"][3] == boot and g["cd"][4] == level for g in still)
+    assert len(still) > 0
+    assert_no_console_errors(page)
