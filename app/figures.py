@@ -68,6 +68,9 @@ TRACE_METAS: tuple[str, ...] = (
 _TRACE = {meta: i for i, meta in enumerate(TRACE_METAS)}
 LEVEL_NAMES = {1: "l1 PT", 2: "l2 PD", 3: "l3 PDPT", 4: "l4 PML4", 5: "l5 PML5"}
 GROUP_LABEL_MAX_BOOTS = 24  # leak groups show their count as text up to this many boots
+# About the plot's width in pixels: a boot's leak group is never wider than its share of it,
+# so 100 boots make a strip of 100 markers, not a wall.
+GROUP_STRIP_PX = 1_100
 
 _SP_HOVER = (
     "<b>sp #%{customdata[0]}</b> (%{customdata[9]})<br>gfn %{customdata[1]}<br>"
@@ -126,7 +129,7 @@ class TreeState:
     positions: dict[str, tuple[float, float]] = field(repr=False, compare=False)
 
 
-def _record(node: Node, layout: Layout, group_text: bool) -> Record:
+def _record(node: Node, layout: Layout, boots: int) -> Record:
     fixed = layout.pos.get(node.id) if node.sp is not None else None
     x, y = (None, None) if fixed == (node.x, node.y) else (_num(node.x), _num(node.y))
     if node.status == "summary":
@@ -134,9 +137,10 @@ def _record(node: Node, layout: Layout, group_text: bool) -> Record:
         return (_TRACE["summary"], x, y, _count_size(node.count, 16), colour,
                 f"{node.count:,}", (node.id, node.count, node.fold_status, node.parent))
     if node.status == "group":
-        size = _count_size(node.count, STATUS_STYLES[node.fold_status][3] // 2)
+        size = min(_count_size(node.count, STATUS_STYLES[node.fold_status][3] // 2),
+                   max(GROUP_STRIP_PX // boots, 7))
         return (_TRACE[f"group:{node.fold_status}"], x, y, size, None,
-                f"{node.count:,}" if group_text else None,
+                f"{node.count:,}" if boots <= GROUP_LABEL_MAX_BOOTS else None,
                 (node.id, node.count, node.fold_status, node.boot, node.level))
     return (_TRACE[node.status], x, y, None, None, None, _sp_customdata(node))
 
@@ -158,9 +162,8 @@ def _notes(view: TreeView) -> str:
 
 def tree_state(view: TreeView, layout: Layout, *, boots: int = 1) -> TreeState:
     """The records, edges, rings and selection of a tree view."""
-    group_text = boots <= GROUP_LABEL_MAX_BOOTS
     keys = {node.id: node.key for node in view.nodes}
-    records = {node.key: _record(node, layout, group_text) for node in view.nodes}
+    records = {node.key: _record(node, layout, boots) for node in view.nodes}
     return TreeState(
         records=records,
         edges=frozenset((keys[p], keys[c]) for p, c in view.edges),

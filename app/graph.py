@@ -231,8 +231,8 @@ def tree_view(
     groups: dict[tuple[int, str], list[SpView]] = {}
     ringed_groups: set[tuple[int, str]] = set()
     detached: list[tuple[SpView, str]] = []
-    statuses = [sp.status for sp in pages]
-    by_status = dict(Counter(statuses))
+    statuses: list[str] = [sp.status for sp in pages]
+    by_status: dict[str, int] = dict(Counter(statuses))
     for sp, status in zip(pages, statuses, strict=True):
         touched = sp.id in changed
         if (
@@ -264,8 +264,8 @@ def tree_view(
             if (boot, sp.level) in leaks.open:
                 individual.append((sp, status))
             else:
-                key = (boot, sp.level, status)
-                leak_groups[key] = leak_groups.get(key, 0) + 1
+                group = (boot, sp.level, status)
+                leak_groups[group] = leak_groups.get(group, 0) + 1
     else:
         individual.extend(detached)
 
