@@ -32,8 +32,8 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.resolve import run_entry, source_of
 from app.settings import Settings
-from app.viewmodel import run_entry, source_of
 from app.viewstate import parse_query
 
 # pdes_per_pd=512 puts a PT page under every PDE: about 513 shadow pages per GiB of L2.

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from app.errors import ViewError
+from app.resolve import resolve, run_entry, source_of
 from app.schemas import (
     ErrorOut,
     EventsOut,
@@ -17,11 +18,11 @@ from app.schemas import (
     TraceCreated,
     TraceOut,
 )
+from app.serialize import boots_csv, events_json, snapshot_json
 from app.services import ServicesDep
 from app.store import is_trace_id
 from app.treepanel import run_layout
 from app.uploads import read_upload, store_upload
-from app.viewmodel import boots_csv, events_json, resolve, run_entry, snapshot_json, source_of
 from app.viewstate import SPEC_FIELDS, ViewState, parse_query
 from mmu_model import FIXES, list_scenarios
 

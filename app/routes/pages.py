@@ -6,17 +6,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.errors import ErrorInfo, ViewError, error_info
+from app.panels import boots_context, form_context, page_context, scenarios_list
 from app.rendering import is_fragment_request
+from app.resolve import boot_variants, resolve, resolve_page
 from app.services import Services, ServicesDep
 from app.uploads import read_upload, store_upload
-from app.viewmodel import (
-    boots_context,
-    drawn_view,
-    form_context,
-    page_context,
-    resolve,
-    scenarios_list,
-)
 from app.viewstate import SPEC_FIELDS, ViewState, parse_query
 
 __all__ = ["absolute_url", "error_page", "router"]
@@ -41,15 +35,14 @@ def _history_headers(request: Request, url: str) -> dict[str, str]:
 def read_view(request: Request, services: ServicesDep) -> Response:
     """The visualizer: every control's URL leads here, with the whole view in the query."""
     state, _ = parse_query(request.query_params.multi_items())
-    resolved = resolve(services, state)
     # The tree is sent as a change from the view the browser has drawn (a fragment only:
     # a full page draws from nothing).
-    fragment = is_fragment_request(request)
-    drawn = drawn_view(resolved, request.headers.get(DRAWN_HEADER)) if fragment else None
-    context = page_context(services, resolved, drawn)
+    drawn = request.headers.get(DRAWN_HEADER) if is_fragment_request(request) else None
+    runs = resolve_page(services, state, drawn)
+    context = page_context(runs)
     context["urls"]["share"] = absolute_url(request, context["urls"]["self"])
     response = services.renderer.render(
-        request, PAGE, context, headers=_history_headers(request, resolved.state.url())
+        request, PAGE, context, headers=_history_headers(request, runs.main.state.url())
     )
     response.headers["Vary"] = f"HX-Request, {DRAWN_HEADER}"
     return response
@@ -68,7 +61,7 @@ def read_boots_panel(request: Request, services: ServicesDep) -> Response:
     """
     state, _ = parse_query(request.query_params.multi_items())
     resolved = resolve(services, state)
-    context = {"boots": boots_context(services, resolved)}
+    context = {"boots": boots_context(resolved, boot_variants(services, resolved))}
     response = services.renderer.render(request, "boots-panel.html.jinja", context,
                                         block="boots_panel")
     response.headers["Cache-Control"] = "private, max-age=3600"
