@@ -7,37 +7,57 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
 from app.errors import ViewError
 from app.resolve import Resolved
 from app.viewstate import fixes_param
-from mmu_model import EventView, SpView
+from mmu_model import ActionView, EventView, SpView
 
-__all__ = ["BOOT_COLUMNS", "boots_csv", "event_json", "events_json", "snapshot_json", "sp_json"]
+# The serialized fields of each model view: its dataclass fields (the one place they are
+# declared), plus the derived ones the API documents (app/schemas.py derives from these).
+SP_FIELDS: tuple[str, ...] = (*(f.name for f in fields(SpView)), "status", "rmap_entries")
+EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(EventView))
+ACTION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ActionView)
+                                       if f.name not in ("ops", "n_ops"))
+_sp_values = attrgetter(*SP_FIELDS)
+_event_values = attrgetter(*EVENT_FIELDS)
+_action_values = attrgetter(*ACTION_FIELDS)
+
+__all__ = [
+    "ACTION_FIELDS",
+    "BOOT_COLUMNS",
+    "EVENT_FIELDS",
+    "SP_FIELDS",
+    "action_json",
+    "boots_csv",
+    "event_json",
+    "events_json",
+    "snapshot_json",
+    "sp_json",
+]
 
 
 def sp_json(sp: SpView) -> dict[str, Any]:
-    return {
-        "id": sp.id, "gfn": sp.gfn, "level": sp.level, "role": sp.role,
-        "role_word": sp.role_word, "status": sp.status, "direct": sp.direct,
-        "guest_mode": sp.guest_mode, "invalid": sp.invalid, "unsync": sp.unsync,
-        "unsync_children": sp.unsync_children, "write_flooding_count": sp.write_flooding_count,
-        "root_count": sp.root_count, "parents": [list(p) for p in sp.parents],
-        "leaf_sptes": sp.leaf_sptes, "rmap_entries": sp.rmap_entries, "orphan": sp.orphan,
-        "l2_gfn": sp.l2_gfn, "ghost": sp.ghost,
-    }
+    """Every field of SpView, and its derived status and rmap_entries (SpOut's fields)."""
+    return dict(zip(SP_FIELDS, _sp_values(sp), strict=True))
 
 
 def event_json(ev: EventView) -> dict[str, Any]:
-    return {
-        "index": ev.index, "op_step": ev.index + 1, "kind": ev.kind, "is_action": ev.is_action,
-        "action_index": ev.action_index, "call_path": list(ev.call_path),
-        "args": {k: v for k, v in ev.args.items() if isinstance(v, str | int | float | bool)}
-        | {k: list(v) for k, v in ev.args.items() if isinstance(v, list | tuple)},
-        "narration": ev.narration, "touched": list(ev.touched), "created": list(ev.created),
-        "freed": list(ev.freed), "stat_deltas": dict(ev.stat_deltas),
-    }
+    """Every field of EventView (args reduced to JSON values), and op_step (EventOut's)."""
+    out = dict(zip(EVENT_FIELDS, _event_values(ev), strict=True))
+    out["args"] = ({k: v for k, v in ev.args.items() if isinstance(v, str | int | float | bool)}
+                   | {k: list(v) for k, v in ev.args.items() if isinstance(v, list | tuple)})
+    out["op_step"] = ev.index + 1
+    return out
+
+
+def action_json(action: ActionView) -> dict[str, Any]:
+    """ActionView without its ops, and action_step (ActionOut's fields)."""
+    return dict(zip(ACTION_FIELDS, _action_values(action), strict=True)) | {
+        "action_step": action.index + 1}
 
 
 def snapshot_json(r: Resolved) -> dict[str, Any]:
@@ -56,11 +76,7 @@ def snapshot_json(r: Resolved) -> dict[str, Any]:
         "ghosts": [sp_json(p) for p in snap.ghosts],
         "changed": sorted(snap.changed), "created": sorted(snap.created),
         "event": event_json(snap.event) if snap.event is not None else None,
-        "action": None if action is None else {
-            "index": action.index, "action_step": action.index + 1, "kind": action.kind,
-            "narration": action.narration, "boot": action.boot,
-            "first_event": action.first_event, "last_event": action.last_event,
-        },
+        "action": None if action is None else action_json(action),
     }
 
 

@@ -233,3 +233,19 @@ def test_assets_are_served_locally(shared_client: Any, path: str) -> None:
     response = shared_client.get(path)
     assert response.status_code == 200
     assert len(response.content) > 100
+
+
+def test_snapshot_json_is_what_its_schema_documents(shared_client: Any) -> None:
+    """Each page in /api/snapshot has exactly SpView's fields plus its derived `status` and
+    `rmap_entries`, which is what the documented SpOut lists (both come from SpView), and
+    the whole response validates against SnapshotOut."""
+    from dataclasses import fields
+
+    from app.schemas import SnapshotOut, SpOut
+    from mmu_model import SpView
+
+    body = shared_client.get("/api/snapshot?v=1&scenario=teaching-small&step=7").json()
+    expected = {f.name for f in fields(SpView)} | {"status", "rmap_entries"}
+    assert {tuple(sorted(p)) for p in body["pages"]} == {tuple(sorted(expected))}
+    assert set(SpOut.model_fields) == expected
+    SnapshotOut.model_validate(body)
