@@ -1,22 +1,10 @@
 """The whole view in the URL: parse a query string into a ViewState and rebuild it.
 
-Query parameters (version 1):
-
-v            1 (optional; another value is refused)
-scenario     built-in scenario name (default teaching-small); or
-trace        64-hex id of a stored trace
-<spec field> any ScenarioSpec field, overriding the scenario's value (simulated scenarios)
-fixes        comma-separated fix names, or "none"; absent: the model's defaults
-grain        action | op (default action)
-step         position on the timeline in `grain` (default: the run's opening step)
-step_grain   the grain `step` is counted in, when it differs from `grain` (converted, then
-             dropped from the canonical URL)
-compare      1: side by side with the `base` fix set
-base         fix set of the compare baseline (default: the model's defaults)
-sp           selected shadow page id
-open         folded leak groups drawn page by page: comma-separated <boot>:<level> pairs
-embed        1: tree and controls only
-lenient      1: skip malformed trace lines instead of refusing the trace
+Query parameters (version 1): the fields of ViewState, each declared once there with its
+description and its query-string schema; view_parameters() turns them into the OpenAPI
+parameters of every route that takes a view, and parse_query() reads exactly those. Spec
+fields (any ScenarioSpec field, overriding the scenario's value) come in `params`. In the
+canonical URL, `step_grain` is converted away and the model's defaults are written out.
 """
 
 from __future__ import annotations
@@ -40,6 +28,7 @@ __all__ = [
     "parse_fixes",
     "parse_open",
     "parse_query",
+    "view_parameters",
 ]
 
 VIEW_VERSION = 1
@@ -91,25 +80,48 @@ def fixes_param(fixes: Iterable[str]) -> str:
     return ",".join(name for name in FIXES if name in active) or "none"
 
 
+def _param(default: Any, description: str, schema: dict[str, Any] | None = None, *,
+           parse: str = "simple", **checks: Any) -> Any:
+    """A view parameter: its default, description, query-string schema and how it is read."""
+    extra: Any = {"query_schema": schema or {"type": "string"}, "parse": parse}
+    return Field(default=default, description=description, json_schema_extra=extra, **checks)
+
+
 class ViewState(BaseModel):
     """Everything a view URL holds; frozen, so it can key caches."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    v: Literal[1] = 1
-    scenario: str | None = Field(default=None, max_length=100)
-    trace: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    params: tuple[tuple[str, str], ...] = ()
-    fixes: frozenset[str] | None = None
-    base: frozenset[str] | None = None
-    grain: Grain = "action"
-    step: int | None = Field(default=None, ge=0)
-    step_grain: Grain | None = None
-    compare: bool = False
-    sp: int | None = Field(default=None, ge=0)
-    open: tuple[tuple[int, int], ...] = ()
-    embed: bool = False
-    lenient: bool = False
+    v: Literal[1] = _param(1, "View-state version (1; another value is refused).",
+                           {"type": "integer", "enum": [1]})
+    scenario: str | None = _param(None, "Built-in scenario name (default teaching-small).",
+                                  max_length=100)
+    trace: str | None = _param(None, "Id of a stored trace (64 hex digits), instead of "
+                               "scenario.", pattern=r"^[0-9a-f]{64}$")
+    params: tuple[tuple[str, str], ...] = ()  # ScenarioSpec overrides: their own parameters
+    fixes: frozenset[str] | None = _param(
+        None, "Comma-separated fix names, or 'none'; absent: the model's defaults.",
+        parse="fixes")
+    base: frozenset[str] | None = _param(
+        None, "Fix set of the compare baseline (default: the model's defaults).",
+        parse="fixes")
+    grain: Grain = _param("action", "Timeline grain: guest action or kernel operation.",
+                          {"type": "string", "enum": ["action", "op"]})
+    step: int | None = _param(None, "Step in `grain` (default: the run's opening step).",
+                              {"type": "integer", "minimum": 0}, ge=0)
+    step_grain: Grain | None = _param(
+        None, "The grain `step` is counted in, when not `grain` (converted, then dropped).",
+        {"type": "string", "enum": ["action", "op"]})
+    compare: bool = _param(False, "1: side by side with the `base` fix set.",
+                           {"type": "boolean"})
+    sp: int | None = _param(None, "Selected shadow page id.", {"type": "integer", "minimum": 0},
+                            ge=0)
+    open: tuple[tuple[int, int], ...] = _param(
+        (), "Folded leak groups drawn page by page: comma-separated <boot>:<level> pairs.",
+        parse="open")
+    embed: bool = _param(False, "1: the tree and the step controls only.", {"type": "boolean"})
+    lenient: bool = _param(False, "1: skip malformed trace lines instead of refusing the "
+                           "trace.", {"type": "boolean"})
 
     @property
     def scenario_name(self) -> str:
@@ -177,8 +189,28 @@ class ViewState(BaseModel):
         return f"{path}?{self.to_query(omit)}"
 
 
-_SIMPLE = ("v", "scenario", "trace", "grain", "step", "step_grain", "compare", "sp", "embed",
-           "lenient")
+def _parameters() -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """name -> (how it is read, description, query schema), from ViewState's fields."""
+    out = {}
+    for name, info in ViewState.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict):
+            out[name] = (str(extra["parse"]), info.description or "",
+                         dict(extra["query_schema"]))  # type: ignore[arg-type]
+    return out
+
+
+VIEW_PARAMETERS = _parameters()
+
+
+def view_parameters() -> list[dict[str, Any]]:
+    """The OpenAPI parameters of a view: ViewState's own, then every ScenarioSpec field."""
+    own = [{"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema} for name, (_, description, schema) in VIEW_PARAMETERS.items()]
+    spec = [{"name": f.name, "in": "query", "required": False,
+             "description": f"Scenario spec field: {f.label} ({f.help})",
+             "schema": {"type": "string"}} for f in ScenarioSpec.FIELDS]
+    return own + spec
 
 
 def parse_query(
@@ -201,19 +233,17 @@ def parse_query(
     data: dict[str, Any] = {}
     params: list[tuple[str, str]] = []
     for key, value in seen.items():
-        if key in _SIMPLE:
+        how = VIEW_PARAMETERS[key][0] if key in VIEW_PARAMETERS else None
+        if how == "simple":
             data[key] = value.strip()
-        elif key == "fixes":
-            data["fixes"] = parse_fixes(value, "fixes")
-        elif key == "base":
-            data["base"] = parse_fixes(value, "base")
-        elif key == "open":
-            data["open"] = parse_open(value)
+        elif how == "fixes":
+            data[key] = parse_fixes(value, key)
+        elif how == "open":
+            data[key] = parse_open(value)
         elif key in SPEC_FIELDS:
             params.append((key, value.strip()))
         else:
-            known = ", ".join(
-                [*_SIMPLE, "fixes", "base", "open", *SPEC_FIELDS, *sorted(extra_names)])
+            known = ", ".join([*VIEW_PARAMETERS, *SPEC_FIELDS, *sorted(extra_names)])
             raise ViewError(key, f"unknown parameter {key!r}; known: {known}")
     version = data.pop("v", str(VIEW_VERSION))
     if version != str(VIEW_VERSION):

@@ -23,7 +23,7 @@ from app.services import ServicesDep
 from app.store import is_trace_id
 from app.treepanel import run_layout
 from app.uploads import read_upload, store_upload
-from app.viewstate import SPEC_FIELDS, ViewState, parse_query
+from app.viewstate import ViewState, parse_query, view_parameters
 from mmu_model import FIXES, list_scenarios
 
 __all__ = ["router"]
@@ -42,21 +42,7 @@ def _param(name: str, description: str, schema: dict[str, Any] | None = None) ->
             "schema": schema or {"type": "string"}}
 
 
-_VIEW_PARAMS = [
-    _param("v", "View-state version (1).", {"type": "integer", "enum": [1]}),
-    _param("scenario", "Built-in scenario name (default teaching-small)."),
-    _param("trace", "Id of a stored trace (64 hex digits), instead of scenario."),
-    _param("fixes", "Comma-separated fix names, or 'none'; absent: the defaults."),
-    _param("grain", "Timeline grain.", {"type": "string", "enum": ["action", "op"]}),
-    _param("step", "Step in `grain` (default: the run's opening step).",
-           {"type": "integer", "minimum": 0}),
-    _param("step_grain", "Grain `step` is counted in, if not `grain`.",
-           {"type": "string", "enum": ["action", "op"]}),
-    _param("sp", "Selected shadow page id.", {"type": "integer", "minimum": 0}),
-    _param("lenient", "Skip malformed trace lines.", {"type": "boolean"}),
-    *[_param(name, f"Scenario spec field {name} (overrides the scenario's value).")
-      for name in SPEC_FIELDS],
-]
+_VIEW_PARAMS = view_parameters()
 
 
 def _view(request: Request, extra: tuple[str, ...] = ()) -> tuple[ViewState, dict[str, str]]:
