@@ -13,7 +13,14 @@
   };
   var playing = false;
   var playTimer = null;
-  var speedMs = Number(sessionStorage.getItem("mmu-speed") || 700);
+  // Storage can be denied (a cross-site iframe): then the play speed is not remembered.
+  function stored(name) {
+    try { return window.sessionStorage.getItem(name); } catch (e) { return null; }
+  }
+  function store(name, value) {
+    try { window.sessionStorage.setItem(name, value); } catch (e) { /* not remembered */ }
+  }
+  var speedMs = Number(stored("mmu-speed") || 700);
 
   function $(id) { return document.getElementById(id); }
 
@@ -372,7 +379,7 @@
   document.addEventListener("change", function (event) {
     if (event.target && event.target.id === "speed") {
       speedMs = Number(event.target.value) || 700;
-      sessionStorage.setItem("mmu-speed", String(speedMs));
+      store("mmu-speed", String(speedMs));
     }
   });
 

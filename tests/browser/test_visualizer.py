@@ -776,3 +776,56 @@ def test_a_leak_group_marker_opens_into_its_pages(page: Any) -> None:
     assert not any(g["cd"][3] == boot and g["cd"][4] == level for g in still)
     assert len(still) > 0
     assert_no_console_errors(page)
+
+
+def test_clicking_next_while_scrolled_keeps_the_scroll_position(page: Any) -> None:
+    """Issue 14 item 1: scrolled 200 px down, a click on Next must not move the page.
+
+    htmx keeps #tree (hx-preserve) by parking it elsewhere in the document during the swap;
+    Chromium's scroll anchoring used to follow it there and jump to the bottom.
+    """
+    page.set_viewport_size({"width": 1024, "height": 768})
+    page.goto("/?v=1&scenario=teaching-small&step=8")
+    wait_tree(page, 8)
+    page.evaluate("() => window.scrollTo(0, 200)")
+    page.wait_for_function("() => window.scrollY === 200")
+    act(page, lambda: page.click("#btn-next"), 9)
+    page.wait_for_timeout(200)
+    assert page.evaluate("() => window.scrollY") == 200
+    assert_no_console_errors(page)
+
+
+def test_page_works_where_session_storage_is_denied(page: Any) -> None:
+    """Issue 14 item 2: in a cross-site iframe, touching sessionStorage throws (SecurityError);
+    the script must still draw the tree and answer the keys. Storage is denied here the way
+    such an iframe denies it: reading window.sessionStorage throws."""
+    page.add_init_script("""
+      Object.defineProperty(window, "sessionStorage", {
+        get() { throw new DOMException("denied", "SecurityError"); }, configurable: true});
+    """)
+    run = named_run("teaching-small")
+    page.goto("/?v=1&scenario=teaching-small&embed=1")
+    wait_tree(page, run.default_step)
+    blur(page)
+    act(page, lambda: page.keyboard.press("ArrowRight"), run.default_step + 1)
+    page.select_option("#speed", "250")  # the play speed is remembered only when it can be
+    assert_no_console_errors(page)
+
+
+def test_every_kernel_operation_of_a_step_is_readable_in_full(page: Any) -> None:
+    """Issue 14 item 5: at teaching-small's step 7 the last operation says the PT "is now an
+    orphan" (narration of an unlink without invalid_list); the operation list must show it,
+    not clip it in a 320 px box."""
+    page.goto("/?v=1&scenario=teaching-small&step=7")
+    wait_tree(page, 7)
+    item = page.locator("#narration ol.ops li", has_text="is now an orphan").first
+    assert item.count() == 1
+    clipped = page.evaluate(
+        """() => {
+          const ol = document.querySelector("#narration ol.ops");
+          const li = [...ol.querySelectorAll("li")].find((e) => /is now an orphan/.test(e.textContent));
+          const o = ol.getBoundingClientRect(), r = li.getBoundingClientRect();
+          return r.bottom > o.bottom + 0.5 || ol.scrollHeight > ol.clientHeight + 1;
+        }"""
+    )
+    assert not clipped, "the operation list hides part of what happened"
