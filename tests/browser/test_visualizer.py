@@ -823,7 +823,8 @@ def test_every_kernel_operation_of_a_step_is_readable_in_full(page: Any) -> None
     clipped = page.evaluate(
         """() => {
           const ol = document.querySelector("#narration ol.ops");
-          const li = [...ol.querySelectorAll("li")].find((e) => /is now an orphan/.test(e.textContent));
+          const li = [...ol.querySelectorAll("li")]
+            .find((e) => /is now an orphan/.test(e.textContent));
           const o = ol.getBoundingClientRect(), r = li.getBoundingClientRect();
           return r.bottom > o.bottom + 0.5 || ol.scrollHeight > ol.clientHeight + 1;
         }"""
