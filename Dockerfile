@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Same steps as `make install` + `make run`: npm ci for htmx, pip install the
+# Same steps as `make install` + `make run`: npm ci for htmx and plotly.js, pip install the
 # project, uvicorn app.main:create_app. Node.js only exists in the first stage.
 
 FROM node:20-slim AS assets
@@ -25,8 +25,10 @@ COPY app ./app
 RUN pip install --no-cache-dir .
 COPY templates ./templates
 COPY static ./static
-# The app serves htmx from this path, relative to the project directory.
+# The app serves htmx and plotly.js-basic from these paths, relative to the project directory.
 COPY --from=assets /build/node_modules/htmx.org/dist ./node_modules/htmx.org/dist
+COPY --from=assets /build/node_modules/plotly.js-basic-dist-min/plotly-basic.min.js \
+     ./node_modules/plotly.js-basic-dist-min/plotly-basic.min.js
 
 # Numeric, so the host and orchestrators can tell it is not root.
 USER 10001:10001
