@@ -31,7 +31,6 @@ nx.is_directed_acyclic_graph, not nx.is_arborescence.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
@@ -179,9 +178,9 @@ class TreeView:
     n_pages: int
     folded: int = 0
     leaks_folded: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
     n_changed: int = 0  # pages (and ghosts) the step touched, drawn or folded
     rings_dropped: bool = False  # too many touched pages stayed individual to ring each
+    parts: _Sorted | None = field(default=None, repr=False)  # for a neighbour's view
 
     @property
     def n_nodes(self) -> int:
@@ -209,6 +208,107 @@ def _group_x(layout: Layout, boot: int, boots: int) -> float:
     return -0.5 + (boot - 0.5) * layout.width / max(boots, 1)
 
 
+@dataclass(slots=True)
+class _Sorted:
+    """A step's pages sorted into what is drawn one by one, folded, or detached."""
+
+    individual: dict[int, tuple[SpView, str]]
+    groups: dict[tuple[int, str], dict[int, SpView]]  # (parent, state) -> folded pages
+    ringed_groups: set[tuple[int, str]]
+    detached: dict[int, tuple[SpView, str]]
+    n_changed: int
+    busy: bool
+    collapse: bool
+
+
+_STATE_INDEX = {status: i for i, status in enumerate(("synced", "unsync", "zapped", *DETACHED))}
+
+
+def _sort_page(parts: _Sorted, sp: SpView, status: str, touched: bool,
+               selected: int | None) -> None:
+    foldable = _FOLDABLE_WHEN_BUSY if parts.busy else _FOLDABLE
+    if (
+        parts.collapse
+        and status in foldable
+        and sp.level == 1
+        and (sp.parents or status == "zapped")
+        and (parts.busy or not touched)
+        and sp.id != selected
+    ):
+        key = (sp.parents[0][0] if sp.parents else -1, status)
+        members = parts.groups.get(key)
+        if members is None:
+            parts.groups[key] = {sp.id: sp}
+        else:
+            members[sp.id] = sp
+        if touched:
+            parts.ringed_groups.add(key)
+    elif status in DETACHED and not touched and sp.id != selected:
+        parts.detached[sp.id] = (sp, status)
+    else:
+        parts.individual[sp.id] = (sp, status)
+
+
+def _sort_pages(snap: Snapshot, selected: int | None, collapse_threshold: int) -> _Sorted:
+    changed = snap.changed
+    pages: list[SpView] = [*snap.pages, *snap.ghosts]
+    n_changed = sum(1 for sp in pages if sp.id in changed)
+    busy = n_changed > CHANGED_KEEP_LIMIT
+    parts = _Sorted({}, {}, set(), {}, n_changed, busy,
+                    busy or len(snap.pages) > collapse_threshold)
+    statuses: list[str] = [sp.status for sp in pages]
+    for sp, status in zip(pages, statuses, strict=True):
+        _sort_page(parts, sp, status, sp.id in changed, selected)
+    return parts
+
+
+def _group_key(sp: SpView, status: str) -> tuple[int, str]:
+    return (sp.parents[0][0] if sp.parents else -1, status)
+
+
+def _resort_pages(prev: _Sorted, prev_snap: Snapshot, snap: Snapshot,
+                  selected: int | None, collapse_threshold: int) -> _Sorted | None:
+    """`snap` sorted from the sorting of a neighbouring step, re-sorting only the pages either
+    step touched or freed (every other page is the same, in the same place); None when the
+    steps differ in more than that (a busy step, a change of folding)."""
+    redo = (prev_snap.changed | snap.changed | {sp.id for sp in prev_snap.ghosts}
+            | {sp.id for sp in snap.ghosts})
+    views = [sp for sp in (*snap.pages, *snap.ghosts) if sp.id in redo]
+    changed = snap.changed
+    n_changed = sum(1 for sp in views if sp.id in changed)
+    busy = n_changed > CHANGED_KEEP_LIMIT
+    collapse = busy or len(snap.pages) > collapse_threshold
+    # Which states fold depends on these two: an untouched page (a zapped one awaiting
+    # commit) could move if either differs.
+    if (busy, collapse) != (prev.busy, prev.collapse):
+        return None
+    old_views = [sp for sp in (*prev_snap.pages, *prev_snap.ghosts) if sp.id in redo]
+    # Group member sets are shared with the neighbour's sorting until one is written.
+    groups = dict(prev.groups)
+    copied: set[tuple[int, str]] = set()
+
+    def own(key: tuple[int, str]) -> None:
+        if key in groups and key not in copied:
+            groups[key] = dict(groups[key])
+            copied.add(key)
+
+    parts = _Sorted(dict(prev.individual), groups, set(), dict(prev.detached), n_changed,
+                    busy, collapse)
+    for sp in old_views:
+        if parts.individual.pop(sp.id, None) is None and parts.detached.pop(sp.id, None) is None:
+            key = _group_key(sp, sp.status)
+            if key in groups and sp.id in groups[key]:
+                own(key)
+                del groups[key][sp.id]
+                if not groups[key]:
+                    del groups[key]
+    for sp in views:
+        status = sp.status
+        own(_group_key(sp, status))
+        _sort_page(parts, sp, status, sp.id in changed, selected)
+    return parts
+
+
 def tree_view(
     snap: Snapshot,
     layout: Layout,
@@ -216,105 +316,83 @@ def tree_view(
     selected: int | None = None,
     collapse_threshold: int = COLLAPSE_THRESHOLD,
     leaks: LeakFolding | None = None,
+    after: tuple[TreeView, Snapshot] | None = None,
 ) -> TreeView:
-    """What to draw for `snap`: nodes (pages, summaries, leak groups), edges, and their DiGraph."""
+    """What to draw for `snap`: nodes (pages, summaries, leak groups), edges, and their DiGraph.
+
+    `after`: the view of a neighbouring step (same selection), to re-sort only the pages that
+    the two steps touched instead of every page.
+    """
+    parts = None
+    if after is not None and after[0].parts is not None:
+        parts = _resort_pages(after[0].parts, after[1], snap, selected, collapse_threshold)
+    if parts is None:
+        parts = _sort_pages(snap, selected, collapse_threshold)
+    return _assemble(snap, layout, parts, selected, leaks)
+
+
+def _assemble(snap: Snapshot, layout: Layout, parts: _Sorted, selected: int | None,
+              leaks: LeakFolding | None) -> TreeView:
     changed = snap.changed
     created = snap.created
-    pages: list[SpView] = [*snap.pages, *snap.ghosts]
-    n_changed = sum(1 for sp in pages if sp.id in changed)
-    busy = n_changed > CHANGED_KEEP_LIMIT
-    collapse = busy or len(snap.pages) > collapse_threshold
-    foldable = _FOLDABLE_WHEN_BUSY if busy else _FOLDABLE
-
-    individual: list[tuple[SpView, str]] = []
-    status: str
-    groups: dict[tuple[int, str], list[SpView]] = {}
-    ringed_groups: set[tuple[int, str]] = set()
-    detached: list[tuple[SpView, str]] = []
-    statuses: list[str] = [sp.status for sp in pages]
-    by_status: dict[str, int] = dict(Counter(statuses))
-    for sp, status in zip(pages, statuses, strict=True):
-        touched = sp.id in changed
-        if (
-            collapse
-            and status in foldable
-            and sp.level == 1
-            and (sp.parents or status == "zapped")
-            and (busy or not touched)
-            and sp.id != selected
-        ):
-            key = (sp.parents[0][0] if sp.parents else -1, status)
-            members = groups.get(key)
-            if members is None:
-                groups[key] = [sp]
-            else:
-                members.append(sp)
-            if touched:
-                ringed_groups.add(key)
-        elif status in DETACHED and not touched and sp.id != selected:
-            detached.append((sp, status))
-        else:
-            individual.append((sp, status))
-
+    individual = dict(parts.individual)
     leak_groups: dict[tuple[int, int, str], int] = {}
-    if leaks is not None and len(detached) > LEAK_FOLD_THRESHOLD:
+    if leaks is not None and len(parts.detached) > LEAK_FOLD_THRESHOLD:
         boot_of = leaks.boot_of
-        for sp, status in detached:
+        for sp, status in parts.detached.values():
             boot = boot_of(sp.id)
             if (boot, sp.level) in leaks.open:
-                individual.append((sp, status))
+                individual[sp.id] = (sp, status)
             else:
                 group = (boot, sp.level, status)
                 leak_groups[group] = leak_groups.get(group, 0) + 1
     else:
-        individual.extend(detached)
+        individual.update(parts.detached)
 
     nodes: list[Node] = []
     pos = layout.pos
-    for sp, status in sorted(individual, key=lambda item: item[0].id):
+    for sp_id in sorted(individual):
+        sp, status = individual[sp_id]
         x, y = pos.get(sp.id) or (layout.x(sp.level, sp.l2_gfn), float(sp.level))
         nodes.append(
             Node(id=sp.id, key=str(sp.id), x=x, y=y, status=status, level=sp.level, sp=sp,
                  changed=sp.id in changed, created=sp.id in created, selected=sp.id == selected)
         )
     folded = 0
-    next_id = -1
-    by_id = {sp.id: sp for sp, _status in individual}
-    for (parent, status), members in sorted(groups.items()):
+    for (parent, status), members in sorted(parts.groups.items()):
         if len(members) == 1:
-            sp = members[0]
+            (sp,) = members.values()
             x, y = pos.get(sp.id) or (layout.x(1, sp.l2_gfn), 1.0)
             nodes.append(
                 Node(id=sp.id, key=str(sp.id), x=x, y=y, status=status, level=1, sp=sp,
                      changed=sp.id in changed, created=sp.id in created)
             )
             continue
-        above = by_id.get(parent)  # a parent of linked pages is never folded
+        above = individual.get(parent)  # a parent of linked pages is never folded
         if above is not None:
-            x = layout.x(above.level, above.l2_gfn)
+            x = layout.x(above[0].level, above[0].l2_gfn)
         else:
-            x = sum(layout.x(1, m.l2_gfn) for m in members) / len(members)
+            x = sum(layout.x(1, m.l2_gfn) for m in members.values()) / len(members)
         nodes.append(
             Node(
-                id=next_id, key=f"s{parent}:{status}", x=x, y=1.0 - _SUMMARY_DY[status],
-                status="summary", level=1, count=len(members), fold_status=status,
-                parent=parent if parent >= 0 else None,
-                changed=(parent, status) in ringed_groups,
+                id=-8 * (parent + 2) - _STATE_INDEX[status], key=f"s{parent}:{status}", x=x,
+                y=1.0 - _SUMMARY_DY[status], status="summary", level=1, count=len(members),
+                fold_status=status, parent=parent if parent >= 0 else None,
+                changed=(parent, status) in parts.ringed_groups,
             )
         )
         folded += len(members)
-        next_id -= 1
     leaks_folded = 0
     if leak_groups:
         assert leaks is not None
         for (boot, level, status), count in sorted(leak_groups.items()):
             nodes.append(
-                Node(id=next_id, key=f"g{boot}:{level}:{status}",
+                Node(id=-(1 << 40) - 64 * boot - 8 * level - _STATE_INDEX[status],
+                     key=f"g{boot}:{level}:{status}",
                      x=_group_x(layout, boot, leaks.boots), y=level - _GROUP_DY[status],
                      status="group", level=level, count=count, fold_status=status, boot=boot)
             )
             leaks_folded += count
-            next_id -= 1
 
     # Past the cap, pages drawn one by one lose their rings (summary nodes keep theirs).
     ringed = [node for node in nodes if node.changed and node.sp is not None]
@@ -338,9 +416,9 @@ def tree_view(
         n_pages=len(snap.pages),
         folded=folded,
         leaks_folded=leaks_folded,
-        by_status=by_status,
-        n_changed=n_changed,
+        n_changed=parts.n_changed,
         rings_dropped=rings_dropped,
+        parts=parts,
     )
 
 

@@ -23,6 +23,7 @@ from mmu_model import Run, Snapshot
 __all__ = ["RunLayout", "run_layout", "tree_figure_at", "tree_panel", "tree_state_at"]
 
 _STATES_PER_RUN = 8
+_VIEWS_PER_RUN = 2
 _lock = threading.Lock()
 
 
@@ -73,24 +74,52 @@ def _leak_folding(entry: RunEntry, snap: Snapshot, state: ViewState) -> LeakFold
     return LeakFolding(boots=boots, boot_of=boot_of, open=frozenset(state.open))
 
 
-def tree_state_at(entry: RunEntry, state: ViewState, snap: Snapshot) -> TreeState:
-    """The tree state of `state` (at `snap`), from the run's small cache when it is there."""
-    key = (snap.step, snap.grain, state.sp, state.open)
-    cache: OrderedDict[Any, TreeState] = entry.derive("tree_states", OrderedDict)
+def _cache(entry: RunEntry) -> OrderedDict[Any, list[Any]]:
+    cache: OrderedDict[Any, list[Any]] = entry.derive("tree_states", OrderedDict)
+    return cache
+
+
+def _key(state: ViewState, snap: Snapshot) -> tuple[Any, ...]:
+    return (snap.step, snap.grain, state.sp, state.open)
+
+
+def tree_state_at(entry: RunEntry, state: ViewState, snap: Snapshot,
+                  after: tuple[ViewState, Snapshot] | None = None) -> TreeState:
+    """The tree state of `state` (at `snap`), from the run's small cache when it is there.
+
+    `after`: a view of the neighbouring step with the same selection and open groups, whose
+    sorting of the pages (if still cached) is reused for all but the pages either step
+    touched.
+    """
+    key = _key(state, snap)
+    cache = _cache(entry)
+    neighbour = None
     with _lock:
         hit = cache.get(key)
         if hit is not None:
             cache.move_to_end(key)
-            return hit
+            return hit[0]
+        if after is not None:
+            near = cache.get(_key(after[0], after[1]))
+            if near is not None and near[1] is not None:
+                neighbour = (near[1], after[1])
     rl = run_layout(entry, state)
     view = tree_view(snap, rl.layout, selected=state.sp,
-                     leaks=_leak_folding(entry, snap, state))
+                     leaks=_leak_folding(entry, snap, state), after=neighbour)
     value = tree_state(view, rl.layout, boots=max(len(entry.run.per_boot), 1))
     with _lock:
-        cache[key] = value
+        cache[key] = [value, view]
         while len(cache) > _STATES_PER_RUN:
             cache.popitem(last=False)
+        # Only the newest views keep their sorting of every page (a big tree's is large).
+        for item in list(cache.values())[:-_VIEWS_PER_RUN]:
+            item[1] = None
     return value
+
+
+def _neighbours(state: ViewState, snap: Snapshot, drawn: ViewState, drawn_snap: Snapshot) -> bool:
+    return (abs(drawn_snap.step - snap.step) == 1 and drawn_snap.grain == snap.grain
+            and drawn.sp == state.sp and drawn.open == state.open)
 
 
 def tree_figure_at(entry: RunEntry, state: ViewState, snap: Snapshot) -> dict[str, Any]:
@@ -112,7 +141,8 @@ def tree_panel(entry: RunEntry, state: ViewState, snap: Snapshot,
         old = tree_state_at(entry, drawn[0], drawn[1])
     else:
         drawn = None
-    new = tree_state_at(entry, state, snap)
+    after = drawn if drawn is not None and _neighbours(state, snap, *drawn) else None
+    new = tree_state_at(entry, state, snap, after)
     return tree_delta(old, new) | {
         "url": state.url(), "base": None if drawn is None else drawn[0].url(),
         "layout": rl.url(state),
