@@ -224,6 +224,10 @@ class _Sorted:
 _STATE_INDEX = {status: i for i, status in enumerate(("synced", "unsync", "zapped", *DETACHED))}
 
 
+def _group_key(sp: SpView, status: str) -> tuple[int, str]:
+    return (sp.parents[0][0] if sp.parents else -1, status)
+
+
 def _sort_page(parts: _Sorted, sp: SpView, status: str, touched: bool,
                selected: int | None) -> None:
     foldable = _FOLDABLE_WHEN_BUSY if parts.busy else _FOLDABLE
@@ -235,7 +239,7 @@ def _sort_page(parts: _Sorted, sp: SpView, status: str, touched: bool,
         and (parts.busy or not touched)
         and sp.id != selected
     ):
-        key = (sp.parents[0][0] if sp.parents else -1, status)
+        key = _group_key(sp, status)
         members = parts.groups.get(key)
         if members is None:
             parts.groups[key] = {sp.id: sp}
@@ -260,10 +264,6 @@ def _sort_pages(snap: Snapshot, selected: int | None, collapse_threshold: int) -
     for sp, status in zip(pages, statuses, strict=True):
         _sort_page(parts, sp, status, sp.id in changed, selected)
     return parts
-
-
-def _group_key(sp: SpView, status: str) -> tuple[int, str]:
-    return (sp.parents[0][0] if sp.parents else -1, status)
 
 
 def _resort_pages(prev: _Sorted, prev_snap: Snapshot, snap: Snapshot,
