@@ -830,3 +830,26 @@ def test_every_kernel_operation_of_a_step_is_readable_in_full(page: Any) -> None
         }"""
     )
     assert not clipped, "the operation list hides part of what happened"
+
+
+def test_per_boot_chart_is_loaded_once_and_its_cursor_follows_the_step(page: Any) -> None:
+    """teaching-small booted 3 times: the per-boot chart loads once; stepping across the end
+    of boot 1 (BootStats.action_step is the last action of a boot) moves its dotted cursor
+    to boot 2 without asking the server for the chart again."""
+    spec = mmu_model.get_scenario("teaching-small").spec
+    assert spec is not None
+    run = mmu_model.run_scenario(spec.replace(boots=3))
+    end_of_boot_1 = run.per_boot[0].action_step
+    page.goto(f"/?v=1&scenario=teaching-small&boots=3&step={end_of_boot_1}")
+    wait_tree(page, end_of_boot_1)
+    cursor = "() => { const c = document.getElementById('boots-chart'); " \
+             "return c && c._fullLayout && c.layout.shapes ? c.layout.shapes[0].x0 : null; }"
+    page.wait_for_function(f"({cursor})() === 1", timeout=30_000)
+    loads = [u for u in page.requests if "/boots?" in u]
+    assert len(loads) == 1, loads
+    blur(page)
+    act(page, lambda: page.keyboard.press("ArrowRight"), end_of_boot_1 + 1)
+    assert run.snapshot(end_of_boot_1 + 1).action.boot == 2  # type: ignore[union-attr]
+    page.wait_for_function(f"({cursor})() === 2", timeout=10_000)
+    assert [u for u in page.requests if "/boots?" in u] == loads
+    assert_no_console_errors(page)
