@@ -5,6 +5,8 @@ MmuModelError
  ├── UnknownScenario    no built-in scenario has that name
  ├── UnknownFix         no fix toggle has that name
  ├── StepOutOfRange     a timeline position past the end (or negative)
+ ├── RecordError        an event the run record cannot store (an argument type, a field's range)
+ ├── RunFormatError     bytes that are not a run this model can read (foreign, truncated, corrupt)
  └── TraceParseError    a trace line does not parse (names the line number)
      └── TraceTooLarge  the trace exceeds the stated size or line limit
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 __all__ = [
     "InvalidSpec",
     "MmuModelError",
+    "RecordError",
+    "RunFormatError",
     "StepOutOfRange",
     "TraceParseError",
     "TraceTooLarge",
@@ -53,6 +57,19 @@ class StepOutOfRange(MmuModelError):
         self.field = "step"
         self.step = step
         self.last = last
+
+
+class RecordError(MmuModelError):
+    """The run record cannot store an event (a bug in the model, not bad user input)."""
+
+
+class RunFormatError(MmuModelError):
+    """Run.from_bytes() got bytes that are not a run of this format version."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.field = "run"
+        self.message = message
 
 
 class TraceParseError(MmuModelError):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+import json
+import sys
+from dataclasses import astuple, dataclass, field, fields
+from typing import Any, Literal
 
-from .exceptions import MmuModelError
+from .exceptions import MmuModelError, RunFormatError
+from .record import EventRecord
+from .run_format import pack_sections, unpack_sections
 from .scenario import ScenarioSpec
 from .snapshot import ActionView, EventView, Grain, OrphanSummary, Snapshot
 from .timeline import Timeline
@@ -69,6 +73,10 @@ class Run:
     default_step: int = 0
     hash_walked: int = 0
 
+    def __post_init__(self) -> None:
+        if self.timeline is not None:
+            self.timeline.events.seal()  # recording is over: no first seek pays for it
+
     def _timeline(self) -> Timeline:
         if self.timeline is None:
             raise MmuModelError("this run was not recorded; run it with record=True")
@@ -108,3 +116,76 @@ class Run:
         if self.n_actions != other.n_actions:
             return min(self.n_actions, other.n_actions) + 1
         return None
+
+    # -- size and serialization -----------------------------------------------------------
+    @property
+    def nbytes(self) -> int:
+        """Bytes this run holds: its record (measured from its columns) and its small fields."""
+        size = sys.getsizeof(self) + sum(sys.getsizeof(b) for b in self.per_boot)
+        if self.timeline is not None:
+            size += self.timeline.nbytes
+        return size
+
+    def to_bytes(self) -> bytes:
+        """The run in the binary run format (run_format.py); Run.from_bytes() reads it back."""
+        meta: dict[str, Any] = {
+            "kind": self.kind,
+            "spec": None if self.spec is None else _spec_fields(self.spec),
+            "fixes": list(self.fixes), "final_stats": self.final_stats,
+            "orphans": self.orphans.as_dict(), "n_events": self.n_events,
+            "n_actions": self.n_actions, "per_boot": [astuple(b) for b in self.per_boot],
+            "replay": None if self.replay is None else {
+                "lines": self.replay.lines, "tables": self.replay.tables,
+                "discrepancies": [astuple(d) for d in self.replay.discrepancies],
+                "notes": list(self.replay.notes), "warnings": list(self.replay.warnings),
+            },
+            "default_step": self.default_step, "hash_walked": self.hash_walked,
+            "record": None if self.timeline is None else self.timeline.events.tables(),
+        }
+        sections = {"meta": json.dumps(meta, separators=(",", ":")).encode()}
+        if self.timeline is not None:
+            sections.update(self.timeline.events.columns())
+        return pack_sections(sections)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Run:
+        """The run that to_bytes() wrote; RunFormatError for anything else."""
+        sections = unpack_sections(data)
+        try:
+            meta = json.loads(bytes(sections["meta"]))
+            timeline = None
+            if meta["record"] is not None:
+                timeline = Timeline.of_record(EventRecord.from_parts(meta["record"], sections))
+            if timeline is not None and (timeline.n_events, timeline.n_actions) != (
+                    meta["n_events"], meta["n_actions"]):
+                raise RunFormatError("corrupt run record: its event columns do not hold "
+                                     "the run's events and actions")
+            replay = meta["replay"]
+            return cls(
+                kind=meta["kind"],
+                spec=None if meta["spec"] is None else _spec_of(meta["spec"]),
+                fixes=tuple(meta["fixes"]), final_stats=dict(meta["final_stats"]),
+                orphans=OrphanSummary(**meta["orphans"]), n_events=meta["n_events"],
+                n_actions=meta["n_actions"], timeline=timeline,
+                per_boot=[BootStats(*row) for row in meta["per_boot"]],
+                replay=None if replay is None else ReplayReport(
+                    lines=replay["lines"], tables=replay["tables"],
+                    discrepancies=tuple(Discrepancy(*d) for d in replay["discrepancies"]),
+                    notes=tuple(replay["notes"]), warnings=tuple(replay["warnings"]),
+                ),
+                default_step=meta["default_step"], hash_walked=meta["hash_walked"],
+            )
+        except RunFormatError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, MmuModelError) as exc:
+            raise RunFormatError(f"corrupt run record: {type(exc).__name__}: {exc}") from None
+
+
+def _spec_fields(spec: ScenarioSpec) -> dict[str, Any]:
+    out = {f.name: getattr(spec, f.name) for f in fields(spec)}
+    out["fixes"] = sorted(spec.fixes)
+    return out
+
+
+def _spec_of(values: dict[str, Any]) -> ScenarioSpec:
+    return ScenarioSpec(**{**values, "fixes": frozenset(values["fixes"])})

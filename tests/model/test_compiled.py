@@ -68,8 +68,9 @@ CLI_RUNS: tuple[tuple[str, ...], ...] = (
     ("replay", "mmu_model/data/seed-top-down.trace", "--fix", "track-write-zap"),
 )
 
-# Prints, per recorded run, the event and action counts and a digest of the whole log
-# (kinds, call paths, arguments, page-state changes, counter deltas).
+# Prints, per recorded run, the event and action counts and digests of the whole log: of
+# the decoded event views (kinds, call paths, arguments, pages touched, counter deltas,
+# narration) and of the run's serialized record (every column, page states included).
 RECORD_SCRIPT = """
 import hashlib, json, sys
 import mmu_model.mmu
@@ -80,12 +81,12 @@ for name, kw in [("teaching-small", {}),
                                           "flood_clear_prob": 0.3}),
                  ("boot-loop-bottom-up", {"boots": 12, "quota": 200, "l2_mem_gib": 2})]:
     run = run_scenario(get_scenario(name).spec.replace(**kw), record=True)
-    tl = run.timeline
-    log = repr((tl.events, tl.actions, sorted(tl.static.items()))).encode()
+    log = repr((run.events(0, run.n_events), run.all_pages())).encode()
     snap = run.snapshot(run.n_actions // 2, "action")
     out[name + repr(sorted(kw.items()))] = [
         run.n_events, run.n_actions, hashlib.sha256(log).hexdigest(),
-        len(snap.pages), snap.stats["mmu_shadow_pages"],
+        hashlib.sha256(run.to_bytes()).hexdigest(), len(snap.pages),
+        snap.stats["mmu_shadow_pages"],
     ]
 json.dump(out, sys.stdout)
 """
@@ -103,10 +104,11 @@ def _compiled_path(compiled: Path) -> str:
 
 def test_compiled_build_is_really_compiled(compiled: Path) -> None:
     """The hot modules import as C extensions from build/compiled, not as source."""
-    probe = ("import mmu_model.mmu, mmu_model.guest, mmu_model.simulate as t;"
-             "print(mmu_model.mmu.__file__, mmu_model.guest.__file__, t.__file__)")
+    modules = ("mmu", "guest", "simulate", "record", "timeline")
+    probe = (f"import importlib; print(*(importlib.import_module('mmu_model.' + m).__file__ "
+             f"for m in {modules!r}))")
     files = _python(_compiled_path(compiled), "-c", probe).stdout.split()
-    assert len(files) == 3
+    assert len(files) == len(modules)
     for file in files:
         assert file.startswith(str(compiled)), file
         assert file.endswith(".so"), file

@@ -1,0 +1,920 @@
+"""The compact record of a run: events as byte streams and integer columns, not objects.
+
+Kvm hands every event to the recorder (timeline.Timeline, which owns one EventRecord).  An
+event is written into two byte streams of LEB128 varints:
+
+* the *args stream*: the event's shape (kind, argument names and kernel call path, interned
+  into a table) and its argument values, each a tagged varint (see _put_value);
+* the *state stream*: what seeking needs, the new state of each shadow page the event
+  changed (only the parts that changed) and the deltas of the tracked counters, each list
+  ended by a 0.
+
+A page's state is two integers: a state word (live bit, unsync / invalid / orphan flags,
+leaf SPTEs, unsync_children, root_count, write_flooding_count; see _pack) and a parent code
+(no parent, one (parent id, index) pair, or an entry of an interned table of parent
+lists).  Every ``checkpoint_every`` events a checkpoint stores the counters, the state
+stream offset and which chunk of ``CHUNK`` pages' states changed since the previous one:
+chunks live in an append-only pool shared by all checkpoints, so a checkpoint costs only the
+chunks that changed.  The state after op step k is rebuilt from the checkpoint at or before
+k plus fewer than ``checkpoint_every`` events of the state stream.
+
+Every name (event kinds, argument names, call paths, counter names, strings) is interned
+into a table as it first appears, so new event kinds, arguments or stats need no change
+here.  The serialized form is these same columns (to_sections / from_sections).
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterator
+from operator import attrgetter
+from typing import Any, Final
+
+from .exceptions import RecordError, RunFormatError
+from .kvm import Kvm
+from .page import KvmMmuPage
+from .stats import STAT_NAMES, KvmVmStat
+
+__all__ = ["CHUNK", "MODEL_COUNTERS", "TRACKED_COUNTERS", "EventRecord", "PageStates",
+           "counters_of", "unpack_state"]
+
+# Model counters recorded beside the KVM stats (not kernel stats).
+MODEL_COUNTERS: Final = ("orphans", "orphans_unsync", "rmap_entries", "indirect_shadow_pages",
+                         "hash_walked")
+TRACKED_COUNTERS: Final[tuple[str, ...]] = STAT_NAMES + MODEL_COUNTERS
+# The stats are read by name (attrgetter), whatever stats.py declares.  Reading them that
+# way costs about half a microsecond per event, so while STAT_NAMES is the set below a
+# compiled reader of those fields does the same job (checked at import: any other set of
+# stats falls back to reading by name).
+_FAST_STAT_NAMES: Final = (
+    "remote_tlb_flush", "remote_tlb_flush_requests", "mmu_shadow_zapped", "mmu_pte_write",
+    "mmu_pde_zapped", "mmu_flooded", "mmu_recycled", "mmu_cache_miss", "mmu_unsync",
+    "mmu_shadow_pages", "pages_4k", "pages_2m", "pages_1g", "nx_lpage_splits",
+    "max_mmu_rmap_size", "max_mmu_page_hash_collisions",
+)
+_BY_NAME: Final = STAT_NAMES != _FAST_STAT_NAMES
+_stats_by_name: Final = attrgetter(*STAT_NAMES)
+
+
+
+CHUNK_SHIFT: Final = 7
+CHUNK: Final = 1 << CHUNK_SHIFT
+_CHUNK_MASK: Final = CHUNK - 1
+BLOCK: Final = 16  # events per entry of the stream offset index
+FULL_EVERY: Final = 64  # checkpoints per full copy of the chunk directory
+_FLUSH: Final = 1 << 16  # bytes buffered before they join a stream
+
+# State word layout, low bits first.
+LIVE: Final = 1
+UNSYNC: Final = 2
+INVALID: Final = 4
+ORPHAN: Final = 8
+_LEAVES_SHIFT: Final = 4
+_UC_SHIFT: Final = 14
+_RC_SHIFT: Final = 24
+_WFC_SHIFT: Final = 32
+_MASK10: Final = 0x3FF
+_MASK8: Final = 0xFF
+_WFC_LIMIT: Final = 1 << 31
+
+# Value tags (low 3 bits of a value's first varint).
+_NONE: Final = 0
+_FALSE: Final = 1
+_TRUE: Final = 2
+_STR: Final = 3
+_LIST: Final = 4
+_TUPLE: Final = 5
+_FLOAT: Final = 6
+_INT: Final = 7
+_DOUBLE: Final = struct.Struct("<d")
+
+Parents = tuple[tuple[int, int], ...]
+# (flags, unsync_children, write_flooding_count, root_count, leaf_sptes, parents)
+State = tuple[int, int, int, int, int, Parents]
+Shape = tuple[str, tuple[str, ...], int]  # kind, argument names, call path id
+
+
+def counters_of(kvm: Kvm) -> list[int]:
+    """Every tracked counter's current value, in TRACKED_COUNTERS order."""
+    values: list[int] = list(_stats_by_name(kvm.stat))
+    values.append(len(kvm.orphans))
+    values.append(kvm.orphans_unsync)
+    values.append(kvm.rmaps.entries)
+    values.append(kvm.indirect_shadow_pages)
+    values.append(kvm.hash_walked)
+    return values
+
+
+def _put(buf: list[int], v: int) -> None:
+    while v >= 0x80:
+        buf.append((v & 0x7F) | 0x80)
+        v >>= 7
+    buf.append(v)
+
+
+def _zigzag(v: int) -> int:
+    return v << 1 if v >= 0 else ((-v) << 1) - 1
+
+
+def _unzigzag(z: int) -> int:
+    return z >> 1 if not z & 1 else -((z + 1) >> 1)
+
+
+def _get(data: bytes, pos: int) -> tuple[int, int]:
+    """The varint at `pos` and the position after it."""
+    b = data[pos]
+    pos += 1
+    if b < 0x80:
+        return b, pos
+    v = b & 0x7F
+    shift = 7
+    while True:
+        b = data[pos]
+        pos += 1
+        v |= (b & 0x7F) << shift
+        if b < 0x80:
+            return v, pos
+        shift += 7
+
+
+def _pack(sp: KvmMmuPage) -> int:
+    leaves = sp.n_leaves
+    uc = sp.unsync_children
+    rc = sp.root_count
+    wfc = sp.write_flooding_count
+    if leaves > _MASK10 or uc > _MASK10 or rc > _MASK8 or wfc >= _WFC_LIMIT or (
+            leaves | uc | rc | wfc) < 0:
+        raise RecordError(f"sp {sp.id}: a state field is outside what the record stores "
+                          f"(leaves {leaves}, unsync_children {uc}, root_count {rc}, "
+                          f"write_flooding_count {wfc})")
+    word = LIVE | leaves << _LEAVES_SHIFT | uc << _UC_SHIFT | rc << _RC_SHIFT | wfc << _WFC_SHIFT
+    if sp.unsync:
+        word |= UNSYNC
+    if sp.role.invalid:
+        word |= INVALID
+    if sp.orphan:
+        word |= ORPHAN
+    return word
+
+
+def unpack_state(word: int, parents: Parents) -> State:
+    """The state tuple (flags, unsync_children, wfc, root_count, leaf_sptes, parents)."""
+    return ((word >> 1) & 7, (word >> _UC_SHIFT) & _MASK10, word >> _WFC_SHIFT,
+            (word >> _RC_SHIFT) & _MASK8, (word >> _LEAVES_SHIFT) & _MASK10, parents)
+
+
+class PageStates:
+    """Every page's (state word, parent code) at one step: the checkpoint's chunks from the
+    pool, with the chunks changed since then copied (copy-on-write)."""
+
+    def __init__(self, record: EventRecord, directory: list[int]) -> None:
+        self.record = record
+        self.directory = directory
+        self.words: dict[int, list[int]] = {}
+        self.pcodes: dict[int, list[int]] = {}
+
+    def get(self, sp_id: int) -> tuple[int, int]:
+        c = sp_id >> CHUNK_SHIFT
+        words = self.words.get(c)
+        if words is not None:
+            return words[sp_id & _CHUNK_MASK], self.pcodes[c][sp_id & _CHUNK_MASK]
+        if c < len(self.directory):
+            no = self.directory[c]
+            if no >= 0:
+                at = no * CHUNK + (sp_id & _CHUNK_MASK)
+                return self.record.pool_words[at], self.record.pool_pcodes[at]
+        return 0, 0
+
+    def set(self, sp_id: int, word: int, pcode: int) -> None:
+        c = sp_id >> CHUNK_SHIFT
+        words = self.words.get(c)
+        if words is None:
+            words, pcodes = self._chunk(c)
+            self.words[c] = words
+            self.pcodes[c] = pcodes
+        else:
+            pcodes = self.pcodes[c]
+        words[sp_id & _CHUNK_MASK] = word
+        pcodes[sp_id & _CHUNK_MASK] = pcode
+
+    def _chunk(self, c: int) -> tuple[list[int], list[int]]:
+        if c < len(self.directory) and self.directory[c] >= 0:
+            at = self.directory[c] * CHUNK
+            return (self.record.pool_words[at:at + CHUNK].tolist(),
+                    self.record.pool_pcodes[at:at + CHUNK].tolist())
+        return [0] * CHUNK, [0] * CHUNK
+
+    def live(self) -> list[tuple[int, int, int]]:
+        """(sp id, state word, parent code) of every live page, in id order."""
+        out: list[tuple[int, int, int]] = []
+        n = len(self.directory)
+        if self.words:
+            n = max(n, max(self.words) + 1)
+        for c in range(n):
+            words = self.words.get(c)
+            if words is None:
+                if c >= len(self.directory) or self.directory[c] < 0:
+                    continue
+                words, pcodes = self._chunk(c)
+            else:
+                pcodes = self.pcodes[c]
+            base = c << CHUNK_SHIFT
+            for j in range(CHUNK):
+                word = words[j]
+                if word:
+                    out.append((base + j, word, pcodes[j]))
+        return out
+
+
+class EventRecord:
+    """The recorded events of one run, their page-state changes, counters and checkpoints."""
+
+    def __init__(self, counters: list[int], checkpoint_every: int = 1024) -> None:
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be at least 1")
+        self.checkpoint_every = checkpoint_every
+        self.counter_names: tuple[str, ...] = TRACKED_COUNTERS
+        self.n_events = 0
+        # Interned tables.
+        self.shapes: list[Shape] = []
+        self._shape_ids: dict[Shape, int] = {}
+        self._last_shape: dict[str, tuple[int, tuple[str, ...], int]] = {}
+        self._last_path: list[str] | None = None  # the path whose id is _last_path_id
+        self._last_path_id = -1
+        self.paths: list[tuple[str, ...]] = []
+        self._path_ids: dict[tuple[str, ...], int] = {}
+        self.strings: list[str] = []
+        self._string_ids: dict[str, int] = {}
+        self.parent_lists: list[Parents] = []
+        self._parent_list_ids: dict[Parents, int] = {}
+        # (role word, describe(), level, direct, guest_mode) of each role pages start with.
+        self.roles: list[tuple[int, str, int, bool, bool]] = []
+        self._role_ids: dict[int, int] = {}
+        # Streams (bytes once sealed; while recording, flushed segments plus a buffer).
+        self.args_stream = b""
+        self.state_stream = b""
+        self._args_parts: list[bytes] = []
+        self._state_parts: list[bytes] = []
+        self._args_len = 0
+        self._state_len = 0
+        self._abuf: list[int] = []
+        self._sbuf: list[int] = []
+        self.block_offsets = array("q")  # per BLOCK events: args offset, state offset
+        # Actions: the event each starts with; boots as runs (first action, boot).
+        self.action_first = array("q")
+        self.boot_first = array("q")
+        self.boot_values = array("q")
+        self.boot = 0
+        # Static page data, one row per page in first-touch order; row_of is by sp id.
+        self.row_of = array("q")
+        self.st_id = array("q")
+        self.st_gfn = array("q")
+        self.st_l2_gfn = array("q")
+        self.st_role = array("q")
+        self.st_created = array("q")
+        # Page states: the current ones while recording, the pool of checkpointed chunks.
+        self._cur_words: list[int] = []
+        self._cur_pcodes: list[int] = []
+        self._seen: list[bool] = []  # by sp id: has a static row
+        self._dirty: list[int] = []  # chunks changed since the last checkpoint
+        self._is_dirty: list[bool] = []  # by chunk
+        self._directory: list[int] = []
+        self.pool_words = array("q")
+        self.pool_pcodes = array("q")
+        self._counters = list(counters)
+        self.cp_counters = array("q", counters)
+        self.cp_state_offset = array("q", [0])
+        self.cp_patch_start = array("q", [0])
+        self.cp_patches = array("q")  # (chunk index, pool chunk or -1) pairs
+        self.cp_full: list[array[int]] = [array("q")]
+        self.sealed = False
+
+    # -- recording ------------------------------------------------------------------------
+    def add(self, kvm: Kvm, kind: str, args: dict[str, Any], action: bool) -> None:
+        if self.sealed:
+            raise RecordError("the record is sealed: nothing can be recorded after reading")
+        index = self.n_events
+        if action:
+            self.action_first.append(index)
+            if not len(self.boot_values) or self.boot_values[-1] != self.boot:
+                self.boot_first.append(len(self.action_first) - 1)
+                self.boot_values.append(self.boot)
+        elif not len(self.action_first):
+            raise RecordError("kernel operation recorded outside a guest action")
+        abuf = self._abuf
+        sbuf = self._sbuf
+        if index % BLOCK == 0:
+            self.block_offsets.append(self._args_len + len(abuf))
+            self.block_offsets.append(self._state_len + len(sbuf))
+        # Args stream: shape, then each value.
+        if kvm.path != self._last_path:
+            self._last_path = list(kvm.path)
+            path = tuple(kvm.path)
+            path_id = self._path_ids.get(path)
+            if path_id is None:
+                path_id = len(self.paths)
+                self.paths.append(path)
+                self._path_ids[path] = path_id
+            self._last_path_id = path_id
+        path_id = self._last_path_id
+        _put(abuf, self._shape_id(kind, args, path_id))
+        for value in args.values():
+            if type(value) is int:  # the usual argument, inline (see _put_value)
+                v: int = value
+                z = (v << 1 if v >= 0 else ((-v) << 1) - 1) << 3 | _INT
+                if z < 0x80:
+                    abuf.append(z)
+                else:
+                    _put(abuf, z)
+            else:
+                self._put_value(abuf, value)
+        # State stream: changed pages, then counter deltas.
+        words = self._cur_words
+        pcodes = self._cur_pcodes
+        for sp in kvm.touched.values():
+            sp_id = sp.id
+            if sp_id >= len(words):
+                self._grow(sp_id)
+            if not self._seen[sp_id]:
+                self._seen[sp_id] = True
+                self._add_static(sp, index)
+            if sp.freed:
+                word = 0
+                pcode = 0
+            else:
+                word = _pack(sp)
+                pcode = self._parent_code(sp)
+            old_word = words[sp_id]
+            old_pcode = pcodes[sp_id]
+            if word == old_word and pcode == old_pcode:
+                continue
+            words[sp_id] = word
+            pcodes[sp_id] = pcode
+            c = sp_id >> CHUNK_SHIFT
+            if not self._is_dirty[c]:
+                self._is_dirty[c] = True
+                self._dirty.append(c)
+            if not word:
+                _put(sbuf, (sp_id << 2) + 1)  # freed
+                continue
+            mask = (1 if word != old_word else 0) | (2 if pcode != old_pcode else 0)
+            _put(sbuf, (sp_id << 2 | mask) + 1)
+            if mask & 1:
+                _put(sbuf, word)
+            if mask & 2:
+                _put(sbuf, pcode)
+        sbuf.append(0)
+        old = self._counters
+        if _BY_NAME:
+            stats: tuple[int, ...] = _stats_by_name(kvm.stat)
+            for i in range(len(stats)):
+                self._put_counter(sbuf, old, i, stats[i])
+        else:
+            self._put_stats(sbuf, old, kvm.stat)
+        n = len(STAT_NAMES)
+        self._put_counter(sbuf, old, n, len(kvm.orphans))
+        self._put_counter(sbuf, old, n + 1, kvm.orphans_unsync)
+        self._put_counter(sbuf, old, n + 2, kvm.rmaps.entries)
+        self._put_counter(sbuf, old, n + 3, kvm.indirect_shadow_pages)
+        self._put_counter(sbuf, old, n + 4, kvm.hash_walked)
+        sbuf.append(0)
+        self.n_events = index + 1
+        if len(sbuf) > _FLUSH:
+            self._state_parts.append(bytes(sbuf))
+            self._state_len += len(sbuf)
+            sbuf.clear()
+        if len(abuf) > _FLUSH:
+            self._args_parts.append(bytes(abuf))
+            self._args_len += len(abuf)
+            abuf.clear()
+        if self.n_events % self.checkpoint_every == 0:
+            self._checkpoint()
+
+    def _shape_id(self, kind: str, args: dict[str, Any], path_id: int) -> int:
+        """The interned (kind, argument names, path); the last one per kind is checked first."""
+        last = self._last_shape.get(kind)
+        if last is not None and last[0] == path_id:
+            keys = last[1]
+            if len(keys) == len(args):
+                j = 0
+                for key in args:
+                    if key is not keys[j] and key != keys[j]:
+                        break
+                    j += 1
+                if j == len(keys):
+                    return last[2]
+        shape = (kind, tuple(args), path_id)
+        shape_id = self._shape_ids.get(shape)
+        if shape_id is None:
+            shape_id = len(self.shapes)
+            self.shapes.append(shape)
+            self._shape_ids[shape] = shape_id
+        self._last_shape[kind] = (path_id, shape[1], shape_id)
+        return shape_id
+
+    def _put_stats(self, buf: list[int], old: list[int], stat: KvmVmStat) -> None:
+        """_put_counter() for each of _FAST_STAT_NAMES, read as compiled fields."""
+        self._put_counter(buf, old, 0, stat.remote_tlb_flush)
+        self._put_counter(buf, old, 1, stat.remote_tlb_flush_requests)
+        self._put_counter(buf, old, 2, stat.mmu_shadow_zapped)
+        self._put_counter(buf, old, 3, stat.mmu_pte_write)
+        self._put_counter(buf, old, 4, stat.mmu_pde_zapped)
+        self._put_counter(buf, old, 5, stat.mmu_flooded)
+        self._put_counter(buf, old, 6, stat.mmu_recycled)
+        self._put_counter(buf, old, 7, stat.mmu_cache_miss)
+        self._put_counter(buf, old, 8, stat.mmu_unsync)
+        self._put_counter(buf, old, 9, stat.mmu_shadow_pages)
+        self._put_counter(buf, old, 10, stat.pages_4k)
+        self._put_counter(buf, old, 11, stat.pages_2m)
+        self._put_counter(buf, old, 12, stat.pages_1g)
+        self._put_counter(buf, old, 13, stat.nx_lpage_splits)
+        self._put_counter(buf, old, 14, stat.max_mmu_rmap_size)
+        self._put_counter(buf, old, 15, stat.max_mmu_page_hash_collisions)
+
+    def _put_counter(self, buf: list[int], old: list[int], i: int, v: int) -> None:
+        if v != old[i]:
+            d = v - old[i]
+            old[i] = v
+            if 0 <= d < 0x40 and i < 0x7F:  # one byte each: the usual case
+                buf.append(i + 1)
+                buf.append(d << 1)
+            else:
+                _put(buf, i + 1)
+                _put(buf, _zigzag(d))
+
+    def _put_value(self, buf: list[int], value: object) -> None:
+        if type(value) is int:  # not a bool: those are tagged as themselves
+            v: int = value
+            _put(buf, (v << 1 if v >= 0 else ((-v) << 1) - 1) << 3 | _INT)
+        elif value is None:
+            buf.append(_NONE)
+        elif value is True:
+            buf.append(_TRUE)
+        elif value is False:
+            buf.append(_FALSE)
+        elif isinstance(value, int):  # an int subclass other than bool: stored as an int
+            _put(buf, _zigzag(int(value)) << 3 | _INT)
+        elif isinstance(value, str):
+            sid = self._string_ids.get(value)
+            if sid is None:
+                sid = len(self.strings)
+                self.strings.append(value)
+                self._string_ids[value] = sid
+            _put(buf, sid << 3 | _STR)
+        elif isinstance(value, list):
+            _put(buf, len(value) << 3 | _LIST)
+            for item in value:
+                self._put_value(buf, item)
+        elif isinstance(value, tuple):
+            _put(buf, len(value) << 3 | _TUPLE)
+            for item in value:
+                self._put_value(buf, item)
+        elif isinstance(value, float):
+            buf.append(_FLOAT)
+            buf.extend(_DOUBLE.pack(value))
+        else:
+            raise RecordError(f"an event argument of type {type(value).__name__} cannot be "
+                              f"recorded (None, bool, int, float, str, list, tuple can)")
+
+    def _parent_code(self, sp: KvmMmuPage) -> int:
+        """0: no parent; odd: one parent, (id << 9 | index) << 1 | 1; even: a parent list."""
+        parents = sp.parent_ptes
+        if not parents:
+            return 0
+        if len(parents) == 1:
+            parent, index = parents[0]
+            return (parent.id << 9 | index) << 1 | 1
+        key = tuple([(p.id, i) for p, i in parents])
+        lid = self._parent_list_ids.get(key)
+        if lid is None:
+            lid = len(self.parent_lists)
+            self.parent_lists.append(key)
+            self._parent_list_ids[key] = lid
+        return (lid + 1) << 1
+
+    def _grow(self, sp_id: int) -> None:
+        """Room for page `sp_id` and a few chunks more, in whole chunks."""
+        grow = ((sp_id >> CHUNK_SHIFT) + 4 << CHUNK_SHIFT) - len(self._cur_words)
+        self._cur_words.extend([0] * grow)
+        self._cur_pcodes.extend([0] * grow)
+        self._seen.extend([False] * grow)
+        self._is_dirty.extend([False] * (grow >> CHUNK_SHIFT))
+
+    def _add_static(self, sp: KvmMmuPage, index: int) -> None:
+        sp_id = sp.id
+        row_of = self.row_of
+        if sp_id >= len(row_of):
+            row_of.extend([-1] * (sp_id + 1 - len(row_of) + 4 * CHUNK))
+        row_of[sp_id] = len(self.st_id)
+        role = sp.role
+        rid = self._role_ids.get(role.word)
+        if rid is None:
+            rid = len(self.roles)
+            self.roles.append((role.word, role.describe(), role.level, role.direct,
+                               role.guest_mode))
+            self._role_ids[role.word] = rid
+        self.st_id.append(sp_id)
+        self.st_gfn.append(sp.gfn)
+        self.st_l2_gfn.append(sp.l2_gfn)
+        self.st_role.append(rid)
+        self.st_created.append(index)
+
+    def _checkpoint(self) -> None:
+        directory = self._directory
+        words = self._cur_words
+        pcodes = self._cur_pcodes
+        patches = self.cp_patches
+        for c in sorted(self._dirty):
+            self._is_dirty[c] = False
+            lo = c << CHUNK_SHIFT
+            chunk = words[lo:lo + CHUNK]
+            while c >= len(directory):
+                directory.append(-1)
+            if any(chunk):
+                no = len(self.pool_words) // CHUNK
+                self.pool_words.extend(chunk)
+                self.pool_pcodes.extend(pcodes[lo:lo + CHUNK])
+            else:
+                no = -1  # every page of the chunk freed (or never live)
+            directory[c] = no
+            patches.append(c)
+            patches.append(no)
+        self._dirty.clear()
+        self.cp_patch_start.append(len(patches) // 2)
+        self.cp_counters.extend(self._counters)
+        self.cp_state_offset.append(self._state_len + len(self._sbuf))
+        if (len(self.cp_state_offset) - 1) % FULL_EVERY == 0:
+            self.cp_full.append(array("q", directory))
+
+    def seal(self) -> None:
+        """Recording is over: join the streams and drop what only recording needed."""
+        if self.sealed:
+            return
+        self.sealed = True
+        self._args_parts.append(bytes(self._abuf))
+        self._state_parts.append(bytes(self._sbuf))
+        self.args_stream = b"".join(self._args_parts)
+        self.state_stream = b"".join(self._state_parts)
+        self._args_parts = []
+        self._state_parts = []
+        self._abuf = []
+        self._sbuf = []
+        self._cur_words = []
+        self._cur_pcodes = []
+        self._seen = []
+        self._dirty = []
+        self._is_dirty = []
+        self._last_shape = {}
+        self._shape_ids = {}
+        self._path_ids = {}
+        self._string_ids = {}
+        self._parent_list_ids = {}
+        self._role_ids = {}
+
+    # -- reading --------------------------------------------------------------------------
+    @property
+    def n_actions(self) -> int:
+        return len(self.action_first)
+
+    def action_end(self, index: int) -> int:
+        """The event after action `index`'s last (its [first, end) range)."""
+        return self.action_first[index + 1] if index + 1 < self.n_actions else self.n_events
+
+    def action_of_event(self, index: int) -> int:
+        return bisect_right(self.action_first, index) - 1
+
+    def boot_of_action(self, index: int) -> int:
+        return self.boot_values[bisect_right(self.boot_first, index) - 1]
+
+    def parents(self, pcode: int) -> Parents:
+        if not pcode:
+            return ()
+        if pcode & 1:
+            v = pcode >> 1
+            return ((v >> 9, v & 0x1FF),)
+        return self.parent_lists[(pcode >> 1) - 1]
+
+    def static(self, sp_id: int) -> int:
+        """The static row of `sp_id` (-1: the record never saw it)."""
+        return self.row_of[sp_id] if 0 <= sp_id < len(self.row_of) else -1
+
+    def _offsets(self, index: int) -> tuple[int, int]:
+        """Offsets of event `index` in the args and state streams."""
+        self.seal()
+        block = index // BLOCK
+        apos = self.block_offsets[2 * block]
+        spos = self.block_offsets[2 * block + 1]
+        for _ in range(block * BLOCK, index):
+            apos = self._skip_args(apos)
+            spos = self._skip_state(spos)
+        return apos, spos
+
+    def _skip_args(self, pos: int) -> int:
+        data = self.args_stream
+        shape_id, pos = _get(data, pos)
+        for _ in self.shapes[shape_id][1]:
+            pos = self._skip_value(data, pos)
+        return pos
+
+    def _skip_value(self, data: bytes, pos: int) -> int:
+        v, pos = _get(data, pos)
+        tag = v & 7
+        if tag in (_LIST, _TUPLE):
+            for _ in range(v >> 3):
+                pos = self._skip_value(data, pos)
+        elif tag == _FLOAT:
+            pos += 8
+        return pos
+
+    def _skip_state(self, pos: int) -> int:
+        data = self.state_stream
+        while True:
+            code, pos = _get(data, pos)
+            if not code:
+                break
+            mask = (code - 1) & 3
+            if mask & 1:
+                _, pos = _get(data, pos)
+            if mask & 2:
+                _, pos = _get(data, pos)
+        while True:
+            code, pos = _get(data, pos)
+            if not code:
+                return pos
+            _, pos = _get(data, pos)
+
+    def _value(self, data: bytes, pos: int) -> tuple[object, int]:
+        v, pos = _get(data, pos)
+        tag = v & 7
+        if tag == _INT:
+            return _unzigzag(v >> 3), pos
+        if tag == _NONE:
+            return None, pos
+        if tag == _TRUE:
+            return True, pos
+        if tag == _FALSE:
+            return False, pos
+        if tag == _STR:
+            return self.strings[v >> 3], pos
+        if tag == _FLOAT:
+            return _DOUBLE.unpack_from(data, pos)[0], pos + 8
+        items: list[object] = []
+        for _ in range(v >> 3):
+            item, pos = self._value(data, pos)
+            items.append(item)
+        return (items if tag == _LIST else tuple(items)), pos
+
+    def event_at(self, apos: int) -> tuple[str, tuple[str, ...], dict[str, object], int]:
+        """(kind, call path, args) of the event at args offset `apos`, and the next offset."""
+        data = self.args_stream
+        shape_id, pos = _get(data, apos)
+        kind, keys, path_id = self.shapes[shape_id]
+        args: dict[str, object] = {}
+        for key in keys:
+            value, pos = self._value(data, pos)
+            args[key] = value
+        return kind, self.paths[path_id], args, pos
+
+    def changes_at(self, spos: int) -> tuple[list[tuple[int, int, int, int]],
+                                             list[tuple[int, int]], int]:
+        """Page changes (sp id, mask, word, parent code) and counter deltas (index, delta)
+        of the event at state offset `spos`, and the next offset.  mask bit 0: the word is
+        new, bit 1: the parent code is new; mask 0: the page was freed."""
+        data = self.state_stream
+        changes: list[tuple[int, int, int, int]] = []
+        deltas: list[tuple[int, int]] = []
+        pos = spos
+        while True:
+            code, pos = _get(data, pos)
+            if not code:
+                break
+            code -= 1
+            mask = code & 3
+            word = 0
+            pcode = 0
+            if mask & 1:
+                word, pos = _get(data, pos)
+            if mask & 2:
+                pcode, pos = _get(data, pos)
+            changes.append((code >> 2, mask, word, pcode))
+        while True:
+            code, pos = _get(data, pos)
+            if not code:
+                break
+            z, pos = _get(data, pos)
+            deltas.append((code - 1, _unzigzag(z)))
+        return changes, deltas, pos
+
+    def event(self, index: int) -> tuple[str, tuple[str, ...], dict[str, object],
+                                         list[tuple[int, int, int, int]],
+                                         list[tuple[int, int]]]:
+        apos, spos = self._offsets(index)
+        kind, path, args, _ = self.event_at(apos)
+        changes, deltas, _ = self.changes_at(spos)
+        return kind, path, args, changes, deltas
+
+    def state_offset(self, index: int) -> int:
+        return self._offsets(index)[1]
+
+    def seek(self, op_step: int) -> tuple[PageStates, list[int]]:
+        """Every page's state and every counter after `op_step` events."""
+        self.seal()
+        c = op_step // self.checkpoint_every
+        full = c // FULL_EVERY
+        directory = self.cp_full[full].tolist()
+        patches = self.cp_patches
+        for k in range(full * FULL_EVERY + 1, c + 1):
+            for p in range(self.cp_patch_start[k - 1], self.cp_patch_start[k]):
+                chunk = patches[2 * p]
+                while chunk >= len(directory):
+                    directory.append(-1)
+                directory[chunk] = patches[2 * p + 1]
+        n = len(self.counter_names)
+        values = self.cp_counters[c * n:(c + 1) * n].tolist()
+        states = PageStates(self, directory)
+        pos = self.cp_state_offset[c]
+        data = self.state_stream
+        for _ in range(c * self.checkpoint_every, op_step):
+            pos = self.apply(states, values, data, pos)
+        return states, values
+
+    def apply(self, states: PageStates, values: list[int], data: bytes, pos: int) -> int:
+        """Apply the event at state offset `pos` to `states` and `values`; the next offset."""
+        while True:
+            code, pos = _get(data, pos)
+            if not code:
+                break
+            code -= 1
+            sp_id = code >> 2
+            mask = code & 3
+            if not mask:
+                states.set(sp_id, 0, 0)
+                continue
+            word, pcode = states.get(sp_id)
+            if mask & 1:
+                word, pos = _get(data, pos)
+            if mask & 2:
+                pcode, pos = _get(data, pos)
+            states.set(sp_id, word, pcode)
+        while True:
+            code, pos = _get(data, pos)
+            if not code:
+                return pos
+            z, pos = _get(data, pos)
+            values[code - 1] += _unzigzag(z)
+
+    def counters_after_actions(self) -> Iterator[list[int]]:
+        """The counters at the end of each action, in order."""
+        self.seal()
+        n = len(self.counter_names)
+        values = self.cp_counters[0:n].tolist()
+        data = self.state_stream
+        pos = 0
+        index = 0
+        for a in range(self.n_actions):
+            end = self.action_end(a)
+            while index < end:
+                pos = self._skip_changes(data, pos)
+                while True:
+                    code, pos = _get(data, pos)
+                    if not code:
+                        break
+                    z, pos = _get(data, pos)
+                    values[code - 1] += _unzigzag(z)
+                index += 1
+            yield list(values)
+
+    def _skip_changes(self, data: bytes, pos: int) -> int:
+        while True:
+            code, pos = _get(data, pos)
+            if not code:
+                return pos
+            mask = (code - 1) & 3
+            if mask & 1:
+                _, pos = _get(data, pos)
+            if mask & 2:
+                _, pos = _get(data, pos)
+
+    # -- size and serialization ---------------------------------------------------------
+    def _arrays(self) -> dict[str, array[int]]:
+        return {
+            "block_offsets": self.block_offsets, "action_first": self.action_first,
+            "boot_first": self.boot_first, "boot_values": self.boot_values,
+            "row_of": self.row_of, "st_id": self.st_id, "st_gfn": self.st_gfn,
+            "st_l2_gfn": self.st_l2_gfn, "st_role": self.st_role,
+            "st_created": self.st_created, "pool_words": self.pool_words,
+            "pool_pcodes": self.pool_pcodes, "cp_counters": self.cp_counters,
+            "cp_state_offset": self.cp_state_offset, "cp_patch_start": self.cp_patch_start,
+            "cp_patches": self.cp_patches,
+        }
+
+    def nbytes(self) -> int:
+        """Bytes this record holds: its streams, columns and tables, as allocated."""
+        self.seal()
+        size = sys.getsizeof(self) + sys.getsizeof(self.args_stream) + sys.getsizeof(
+            self.state_stream)
+        for column in self._arrays().values():
+            size += sys.getsizeof(column)
+        size += sys.getsizeof(self.cp_full) + sum(sys.getsizeof(a) for a in self.cp_full)
+        for table in (self.shapes, self.paths, self.strings, self.parent_lists, self.roles):
+            size += _deep_size(table)
+        return size
+
+    def tables(self) -> dict[str, Any]:
+        """The interned tables and scalars, as plain JSON-able data."""
+        self.seal()
+        return {
+            "checkpoint_every": self.checkpoint_every, "n_events": self.n_events,
+            "counter_names": list(self.counter_names),
+            "shapes": [[k, list(keys), p] for k, keys, p in self.shapes],
+            "paths": [list(p) for p in self.paths], "strings": self.strings,
+            "parent_lists": [[list(pair) for pair in pl] for pl in self.parent_lists],
+            "roles": [list(r) for r in self.roles], "n_full": len(self.cp_full),
+        }
+
+    def columns(self) -> dict[str, bytes]:
+        """Every column as little-endian int64 bytes, and the two streams."""
+        self.seal()
+        out: dict[str, bytes] = {"args_stream": self.args_stream,
+                                 "state_stream": self.state_stream}
+        columns = dict(self._arrays())
+        for i, full in enumerate(self.cp_full):
+            columns[f"cp_full.{i}"] = full
+        for name, column in columns.items():
+            if sys.byteorder == "big":
+                column = array("q", column)
+                column.byteswap()
+            out[name] = column.tobytes()
+        return out
+
+    @classmethod
+    def from_parts(cls, tables: dict[str, Any], columns: dict[str, memoryview]
+                   ) -> EventRecord:
+        """The record that tables() and columns() describe (RunFormatError if they don't)."""
+        names = tuple(str(n) for n in tables["counter_names"])
+        n = len(names)
+        record = cls([0] * n, int(tables["checkpoint_every"]))
+        record.counter_names = names
+        record.n_events = int(tables["n_events"])
+        record.shapes = [(str(k), tuple(str(x) for x in keys), int(p))
+                         for k, keys, p in tables["shapes"]]
+        record.paths = [tuple(str(x) for x in p) for p in tables["paths"]]
+        record.strings = [str(s) for s in tables["strings"]]
+        record.parent_lists = [tuple((int(a), int(b)) for a, b in pl)
+                               for pl in tables["parent_lists"]]
+        record.roles = [(int(w), str(d), int(lv), bool(di), bool(g))
+                        for w, d, lv, di, g in tables["roles"]]
+        record.args_stream = bytes(columns["args_stream"])
+        record.state_stream = bytes(columns["state_stream"])
+        for name in record._arrays():
+            setattr(record, name, _int64s(columns[name]))
+        record.cp_full = [_int64s(columns[f"cp_full.{i}"]) for i in range(int(tables["n_full"]))]
+        record.sealed = True
+        record._check()
+        return record
+
+    def _check(self) -> None:
+        """Cross-check the columns' lengths so that a damaged record fails here, not later."""
+        n_cps = len(self.cp_state_offset)
+        n = len(self.counter_names)
+        ok = (
+            len(self.block_offsets) == 2 * ((self.n_events + BLOCK - 1) // BLOCK)
+            and n_cps == self.n_events // self.checkpoint_every + 1
+            and len(self.cp_counters) == n_cps * n
+            and len(self.cp_patch_start) == n_cps
+            and len(self.cp_full) == (n_cps - 1) // FULL_EVERY + 1
+            and len(self.pool_words) == len(self.pool_pcodes)
+            and len(self.pool_words) % CHUNK == 0
+            and len(self.cp_patches) % 2 == 0
+            and (not n_cps or self.cp_patch_start[-1] * 2 == len(self.cp_patches))
+            and all(len(c) == len(self.st_id) for c in (self.st_gfn, self.st_l2_gfn,
+                                                          self.st_role, self.st_created))
+            and len(self.boot_first) == len(self.boot_values)
+            and len(self.action_first) <= self.n_events
+            and (not self.n_events or self.action_first[0] == 0)
+            and all(0 <= b < len(self.action_first) for b in self.boot_first)
+            and all(0 <= o <= len(self.state_stream) for o in self.cp_state_offset)
+        )
+        if not ok:
+            raise RunFormatError("the run record's columns do not fit together (corrupt)")
+
+
+def _int64s(data: memoryview) -> array[int]:
+    column = array("q")
+    if data.nbytes % column.itemsize:
+        raise RunFormatError("a run record column is not a whole number of int64s (corrupt)")
+    column.frombytes(data)
+    if sys.byteorder == "big":
+        column.byteswap()
+    return column
+
+
+def _deep_size(obj: object) -> int:
+    size = sys.getsizeof(obj)
+    if isinstance(obj, (list, tuple)):
+        for item in obj:
+            size += _deep_size(item)
+    return size
