@@ -40,7 +40,8 @@ class Asset:
 
 ASSETS: tuple[Asset, ...] = (
     Asset("htmx.min.js", "text/javascript", npm="htmx.org/dist/htmx.min.js"),
-    Asset("plotly.min.js", "text/javascript", python="plotly/package_data/plotly.min.js"),
+    Asset("plotly.min.js", "text/javascript",
+          npm="plotly.js-basic-dist-min/plotly-basic.min.js"),
     Asset("swagger-ui-bundle.js", "text/javascript",
           python="fastapi_offline/static/swagger-ui-bundle.js"),
     Asset("swagger-ui.css", "text/css", python="fastapi_offline/static/swagger-ui.css"),

@@ -1,31 +1,44 @@
-"""Graph + positions -> plotly figure dicts (the only module that imports plotly).
+"""Tree views -> what plotly draws: a figure fixed per run, and each step's nodes as records.
+
+The tree figure is split the way the browser updates it. The run's part (its traces, their
+styles, the axes, and the position of every page: run_layout_json) is sent once, at its own
+cacheable URL. A step is a TreeState: one record per drawn node, keyed by the node's stable
+key, plus edges, rings and the selection; tree_delta() says what changed between two
+states, and static/app.js applies that with Plotly.update on the traces of the run's figure.
+tree_figure() builds the same figure in Python (for tests and schema checks).
 
 Node state is drawn with colour AND marker shape (Okabe-Ito palette, colour-blind safe):
 the leaked page (orphaned and unsync) is a big vermillion star with a black rim. Pages the
-current step touched get a black ring; the selected page a square frame. The tree figure is
-built as a plain dict (fast at 100,000 points); tests check it against plotly's schema.
+current step touched get a black ring; the selected page a square frame. Folded healthy
+pages are open hexagons under their parent; folded leaks are their state's marker, sized by
+count, in a per-boot strip of their level's row.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.graph import CHANGED_KEEP_LIMIT, Layout, Node, TreeView
+from app.graph import CHANGED_KEEP_LIMIT, DETACHED, Layout, Node, TreeView
 from mmu_model import BootStats
 
 __all__ = [
-    "GL_THRESHOLD",
     "STATUS_STYLES",
+    "TRACE_METAS",
+    "TreeState",
     "boots_figure",
     "figure_from_dict",
+    "run_layout_json",
+    "tree_delta",
     "tree_figure",
+    "tree_state",
 ]
-
-GL_THRESHOLD = 2_000  # visible nodes past which the tree uses WebGL (scattergl)
 
 # Okabe & Ito (2008) palette.
 BLACK, ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (
@@ -45,7 +58,19 @@ STATUS_STYLES: dict[str, tuple[str, str, str, int, float, float]] = {
     "summary": ("folded healthy pages", GREEN, "hexagon-open", 16, 1.0, 2.0),
 }
 STATUS_ORDER: tuple[str, ...] = tuple(STATUS_STYLES)
+_GROUP_LABELS = {"orphan-unsync": "folded leaked pages, by boot", "orphan":
+                 "folded orphans, by boot", "ex-root": "folded former roots, by boot"}
+# Trace order of the tree figure (each trace's `meta`): the run's figure and every step's
+# records use these indexes.
+TRACE_METAS: tuple[str, ...] = (
+    "edges", *STATUS_ORDER, *(f"group:{s}" for s in DETACHED), "changed", "selected",
+)
+_TRACE = {meta: i for i, meta in enumerate(TRACE_METAS)}
 LEVEL_NAMES = {1: "l1 PT", 2: "l2 PD", 3: "l3 PDPT", 4: "l4 PML4", 5: "l5 PML5"}
+GROUP_LABEL_MAX_BOOTS = 24  # leak groups show their count as text up to this many boots
+# About the plot's width in pixels: a boot's leak group is never wider than its share of it,
+# so 100 boots make a strip of 100 markers, not a wall.
+GROUP_STRIP_PX = 1_100
 
 _SP_HOVER = (
     "<b>sp #%{customdata[0]}</b> (%{customdata[9]})<br>gfn %{customdata[1]}<br>"
@@ -57,122 +82,151 @@ _SUMMARY_HOVER = (
     "<b>%{customdata[1]} %{customdata[2]} level-1 pages</b><br>under sp #%{customdata[3]}"
     "<br>folded into one node; click to select their parent<extra></extra>"
 )
+_GROUP_HOVER = (
+    "<b>%{customdata[1]} %{customdata[2]} level-%{customdata[4]} pages</b><br>detached in "
+    "L2 boot %{customdata[3]}<br>folded into one node; click to draw them one by one"
+    "<extra></extra>"
+)
 
 
-def _sp_customdata(node: Node) -> list[Any]:
+def _sp_customdata(node: Node) -> tuple[Any, ...]:
     sp = node.sp
     assert sp is not None
-    return [
+    return (
         sp.id, f"{sp.gfn:#x}", sp.role, sp.level, "yes" if sp.unsync else "no",
         sp.write_flooding_count, len(sp.parents), sp.leaf_sptes, sp.rmap_entries, node.status,
-    ]
+    )
 
 
-def _summary_size(node: Node) -> int:
-    return min(16 + 2 * node.count.bit_length(), 34)
+def _count_size(count: int, base: int) -> int:
+    return min(base + 2 * count.bit_length(), base + 18)
 
 
 def _ring_size(node: Node) -> int:
     """The "changed" ring goes around the marker: wider than a (big) summary node."""
-    return _summary_size(node) + 12 if node.status == "summary" else 30
+    return _count_size(node.count, 16) + 12 if node.status == "summary" else 30
 
 
 def _num(value: float) -> float | int:
+    value = round(value, 3)
     return value if value % 1 else int(value)
 
 
-def tree_figure(
-    view: TreeView,
-    layout: Layout,
-    *,
-    max_level: int,
-    uirevision: str,
-    title: str = "",
-    height: int = 460,
-) -> dict[str, Any]:
-    """The shadow page tree as a plotly figure dict."""
-    scatter = "scattergl" if view.n_nodes > GL_THRESHOLD else "scatter"
-    pos = {node.id: (node.x, node.y) for node in view.nodes}
+# A record: (trace index, x, y, size, colour, text, customdata); x and y are None when the
+# node sits where the run's layout puts its page, size and colour None for the trace's own.
+Record = tuple[int, Any, Any, Any, Any, Any, tuple[Any, ...]]
 
-    ex: list[float | int | None] = []
-    ey: list[float | int | None] = []
-    for parent, child in view.edges:
-        px, py = pos[parent]
-        cx, cy = pos[child]
-        ex += [_num(px), _num(cx), None]
-        ey += [_num(py), _num(cy), None]
-    data: list[dict[str, Any]] = [
-        {
-            "type": scatter, "mode": "lines", "name": "SPTE links", "x": ex, "y": ey,
-            "line": {"color": "#7f7f7f", "width": 1}, "hoverinfo": "skip", "showlegend": False,
-            "meta": "edges",
-        }
-    ]
 
-    by_status: dict[str, list[Node]] = {status: [] for status in STATUS_ORDER}
-    for node in view.nodes:
-        by_status[node.status].append(node)
-    for status in STATUS_ORDER:
-        nodes = by_status[status]
-        label, colour, symbol, size, opacity, rim = STATUS_STYLES[status]
-        trace: dict[str, Any] = {
-            "type": scatter, "mode": "markers", "name": label, "meta": status,
-            "x": [_num(n.x) for n in nodes], "y": [_num(n.y) for n in nodes],
-            "marker": {
-                "color": colour, "symbol": symbol, "size": size, "opacity": opacity,
-                "line": {"color": BLACK, "width": rim},
-            },
-            "showlegend": bool(nodes),
-        }
-        if status == "summary":
-            trace["mode"] = "markers+text"
-            trace["text"] = [f"{n.count:,}" for n in nodes]
-            trace["textposition"] = "bottom center"
-            trace["customdata"] = [[n.id, n.count, n.fold_status, n.parent] for n in nodes]
-            trace["hovertemplate"] = _SUMMARY_HOVER
-            trace["marker"]["color"] = [
-                {"unsync": ORANGE, "zapped": GREY}.get(n.fold_status, GREEN) for n in nodes
-            ]
-            trace["marker"]["size"] = [_summary_size(n) for n in nodes]
-        else:
-            trace["customdata"] = [_sp_customdata(n) for n in nodes]
-            trace["hovertemplate"] = _SP_HOVER
-        data.append(trace)
+@dataclass(frozen=True)
+class TreeState:
+    """Everything the tree shows at one step, keyed by stable node keys."""
 
-    changed = [n for n in view.nodes if n.changed]
-    data.append({
-        "type": scatter, "mode": "markers", "name": "changed this step", "meta": "changed",
-        "x": [_num(n.x) for n in changed], "y": [_num(n.y) for n in changed],
-        "marker": {"symbol": "circle-open", "size": [_ring_size(n) for n in changed],
-                   "color": BLACK,
-                   "line": {"color": BLACK, "width": 2.5}},
-        "hoverinfo": "skip", "showlegend": bool(changed),
-    })
-    chosen = [n for n in view.nodes if n.selected]
-    data.append({
-        "type": scatter, "mode": "markers", "name": "selected", "meta": "selected",
-        "x": [_num(n.x) for n in chosen], "y": [_num(n.y) for n in chosen],
-        "marker": {"symbol": "square-open", "size": 36, "color": BLUE,
-                   "line": {"color": BLUE, "width": 3}},
-        "hoverinfo": "skip", "showlegend": bool(chosen),
-    })
+    records: dict[str, Record]
+    edges: frozenset[tuple[str, str]]
+    rings: tuple[tuple[str, int], ...]
+    selected: tuple[str, ...]
+    note: str
+    positions: dict[str, tuple[float, float]] = field(repr=False, compare=False)
 
-    levels = list(range(1, max_level + 1))
+
+def _record(node: Node, layout: Layout, boots: int) -> Record:
+    fixed = layout.pos.get(node.id) if node.sp is not None else None
+    x, y = (None, None) if fixed == (node.x, node.y) else (_num(node.x), _num(node.y))
+    if node.status == "summary":
+        colour = {"unsync": ORANGE, "zapped": GREY}.get(node.fold_status, GREEN)
+        return (_TRACE["summary"], x, y, _count_size(node.count, 16), colour,
+                f"{node.count:,}", (node.id, node.count, node.fold_status, node.parent))
+    if node.status == "group":
+        size = min(_count_size(node.count, STATUS_STYLES[node.fold_status][3] // 2),
+                   max(GROUP_STRIP_PX // boots, 7))
+        return (_TRACE[f"group:{node.fold_status}"], x, y, size, None,
+                f"{node.count:,}" if boots <= GROUP_LABEL_MAX_BOOTS else None,
+                (node.id, node.count, node.fold_status, node.boot, node.level))
+    return (_TRACE[node.status], x, y, None, None, None, _sp_customdata(node))
+
+
+def _notes(view: TreeView) -> str:
     notes = []
     if view.folded:
         notes.append(f"{view.folded:,} healthy level-1 pages folded into summary nodes")
+    if view.leaks_folded:
+        notes.append(f"{view.leaks_folded:,} detached pages folded by the L2 boot that "
+                     "detached them (left: boot 1); click a group to open it")
     if view.rings_dropped:
         notes.append(f"this step touched {view.n_changed:,} pages: too many to ring one by one")
     elif view.n_changed > CHANGED_KEEP_LIMIT:
         notes.append(f"this step touched {view.n_changed:,} pages: "
                      "rings mark the nodes they are folded into")
-    annotations = []
-    if notes:
-        annotations.append({
-            "text": "; ".join(notes),
-            "xref": "paper", "yref": "paper", "x": 0, "y": 0, "yanchor": "top",
-            "showarrow": False, "font": {"size": 11, "color": "#555555"},
-        })
+    return "; ".join(notes)
+
+
+def tree_state(view: TreeView, layout: Layout, *, boots: int = 1) -> TreeState:
+    """The records, edges, rings and selection of a tree view."""
+    keys = {node.id: node.key for node in view.nodes}
+    records = {node.key: _record(node, layout, boots) for node in view.nodes}
+    return TreeState(
+        records=records,
+        edges=frozenset((keys[p], keys[c]) for p, c in view.edges),
+        rings=tuple((n.key, _ring_size(n)) for n in view.nodes if n.changed),
+        selected=tuple(n.key for n in view.nodes if n.selected),
+        note=_notes(view),
+        positions={node.key: (node.x, node.y) for node in view.nodes},
+    )
+
+
+def tree_delta(old: TreeState | None, new: TreeState) -> dict[str, Any]:
+    """What the browser needs to go from `old` (None: nothing drawn) to `new`."""
+    if old is None:
+        old = TreeState({}, frozenset(), (), (), "", {})
+    return {
+        "set": {k: r for k, r in new.records.items() if old.records.get(k) != r},
+        "drop": sorted(k for k in old.records if k not in new.records),
+        "edges_add": sorted(new.edges - old.edges),
+        "edges_cut": sorted(old.edges - new.edges),
+        "rings": new.rings,
+        "selected": new.selected,
+        "note": new.note,
+    }
+
+
+def _run_figure(layout: Layout, *, max_level: int, uirevision: str, title: str = "",
+                height: int = 460) -> dict[str, Any]:
+    """The run's tree figure with every trace empty (the browser fills them per step)."""
+    data: list[dict[str, Any]] = [{
+        "type": "scatter", "mode": "lines", "name": "SPTE links", "x": [], "y": [],
+        "line": {"color": "#7f7f7f", "width": 1}, "hoverinfo": "skip", "showlegend": False,
+        "meta": "edges",
+    }]
+    for meta in TRACE_METAS[1:-2]:
+        status = meta.removeprefix("group:")
+        label, colour, symbol, size, opacity, rim = STATUS_STYLES[status]
+        trace: dict[str, Any] = {
+            "type": "scatter", "mode": "markers", "name": label, "meta": meta,
+            "x": [], "y": [], "customdata": [],
+            "marker": {"color": colour, "symbol": symbol, "size": size, "opacity": opacity,
+                       "line": {"color": BLACK, "width": rim}},
+            "hovertemplate": _SP_HOVER, "showlegend": False,
+        }
+        if status == "summary":
+            trace |= {"mode": "markers+text", "textposition": "bottom center",
+                      "hovertemplate": _SUMMARY_HOVER}
+        elif meta.startswith("group:"):
+            trace |= {"mode": "markers+text", "textposition": "middle right",
+                      "name": _GROUP_LABELS[status], "hovertemplate": _GROUP_HOVER}
+        data.append(trace)
+    data.append({
+        "type": "scatter", "mode": "markers", "name": "changed this step", "meta": "changed",
+        "x": [], "y": [], "marker": {"symbol": "circle-open", "size": 30, "color": BLACK,
+                                     "line": {"color": BLACK, "width": 2.5}},
+        "hoverinfo": "skip", "showlegend": False,
+    })
+    data.append({
+        "type": "scatter", "mode": "markers", "name": "selected", "meta": "selected",
+        "x": [], "y": [], "marker": {"symbol": "square-open", "size": 36, "color": BLUE,
+                                     "line": {"color": BLUE, "width": 3}},
+        "hoverinfo": "skip", "showlegend": False,
+    })
+    levels = list(range(1, max_level + 1))
     fig_layout: dict[str, Any] = {
         "template": "none",
         "height": height,
@@ -192,11 +246,93 @@ def tree_figure(
             "range": [0.2, max_level + 0.6], "fixedrange": True, "showgrid": True,
             "gridcolor": "#eeeeee", "zeroline": False,
         },
-        "annotations": annotations,
+        "annotations": [],
     }
     if title:
         fig_layout["title"] = {"text": title, "x": 0, "font": {"size": 14}}
     return {"data": data, "layout": fig_layout}
+
+
+def note_annotations(note: str) -> list[dict[str, Any]]:
+    if not note:
+        return []
+    return [{"text": note, "xref": "paper", "yref": "paper", "x": 0, "y": 0, "yanchor": "top",
+             "showarrow": False, "font": {"size": 11, "color": "#555555"}}]
+
+
+def run_layout_json(layout: Layout, *, max_level: int, uirevision: str) -> tuple[bytes, str]:
+    """The run's part of the tree: its figure and every page's (x, y); and its hash."""
+    top = max(layout.pos, default=0)
+    xs: list[Any] = [None] * (top + 1)
+    ys: list[Any] = [None] * (top + 1)
+    for sp_id, (x, y) in layout.pos.items():
+        xs[sp_id], ys[sp_id] = _num(x), _num(y)
+    body = {"figure": _run_figure(layout, max_level=max_level, uirevision=uirevision),
+            "x": xs, "y": ys}
+    text = json.dumps(body, separators=(",", ":")).encode()
+    return text, hashlib.sha256(text).hexdigest()[:16]
+
+
+def tree_figure(
+    view: TreeView,
+    layout: Layout,
+    *,
+    max_level: int,
+    uirevision: str,
+    title: str = "",
+    height: int = 460,
+    boots: int = 1,
+) -> dict[str, Any]:
+    """The shadow page tree as one plotly figure dict: the run's figure filled with the step.
+
+    Does in Python what static/app.js does with a delta (fillTraces there).
+    """
+    fig = _run_figure(layout, max_level=max_level, uirevision=uirevision, title=title,
+                      height=height)
+    state = tree_state(view, layout, boots=boots)
+    data = fig["data"]
+
+    def at(key: str) -> tuple[float | int, float | int]:
+        x, y = state.positions[key]
+        return _num(x), _num(y)
+
+    for trace in data:
+        if trace["meta"] not in ("edges", "changed", "selected"):
+            trace["marker"]["size"] = []
+            trace["marker"]["color"] = []
+            trace["text"] = []
+    for key, (index, _x, _y, size, colour, text, customdata) in state.records.items():
+        trace = data[index]
+        x, y = at(key)
+        trace["x"].append(x)
+        trace["y"].append(y)
+        trace["customdata"].append(list(customdata))
+        trace["marker"]["size"].append(size if size is not None else
+                                       STATUS_STYLES[trace["meta"].removeprefix("group:")][3])
+        trace["marker"]["color"].append(colour if colour is not None else
+                                        STATUS_STYLES[trace["meta"].removeprefix("group:")][1])
+        trace["text"].append(text or "")
+    edges = data[_TRACE["edges"]]
+    for parent, child in sorted(state.edges):
+        (px, py), (cx, cy) = at(parent), at(child)
+        edges["x"] += [px, cx, None]
+        edges["y"] += [py, cy, None]
+    rings = data[_TRACE["changed"]]
+    rings["marker"]["size"] = []
+    for key, size in state.rings:
+        x, y = at(key)
+        rings["x"].append(x)
+        rings["y"].append(y)
+        rings["marker"]["size"].append(size)
+    chosen = data[_TRACE["selected"]]
+    for key in state.selected:
+        x, y = at(key)
+        chosen["x"].append(x)
+        chosen["y"].append(y)
+    for trace in data:
+        trace["showlegend"] = trace["meta"] != "edges" and bool(trace["x"])
+    fig["layout"]["annotations"] = note_annotations(state.note)
+    return fig
 
 
 _BOOT_SERIES = (

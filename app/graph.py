@@ -1,23 +1,28 @@
-"""Snapshot -> networkx DiGraph of what is drawn, with positions stable across steps.
+"""Snapshot -> what the tree draws: nodes with stable keys and positions fixed for the run.
 
 Layout: level on the y axis (the root on top, at y = level), L2 guest-physical order on the
 x axis. Every page ever created in the run gets a slot: the x axis is the rank of
 guest-physical "slots" (the L2 gfn where a level-1 page's range starts, plus the start of any
 higher-level page with no level-1 page under it), and a page is centred over the slots its
-range covers. Positions depend only on the run, never on the step, so a page does not move
-while the tree grows or shrinks around it; an orphan keeps its place, detached. Pages of the
-same level and range alive at the same time (an orphan and the page that replaced it) are
-stacked just below one another, oldest on top.
+range covers. Pages of the same level and range (an orphan and the page that replaced it,
+the ex-roots of every root zap) are stacked just below one another, oldest on top, inside
+their level's row. Positions depend only on the run, never on the step: the browser gets
+them once (run_layout_json) and each step only says what changed.
 
 Large trees, busy steps: past COLLAPSE_THRESHOLD pages, or when the step touched more than
 CHANGED_KEEP_LIMIT pages (building or tearing down a whole table or tree), healthy level-1
 pages (synced or unsync and linked, or on a busy step also zapped; never the selected one)
-are folded into one summary node per parent and state. On a quiet step the pages the step
-touched stay individual, each with its "changed" ring; on a busy step they fold too, and
-their summary node carries the ring. Orphans and upper-level pages always stay individual;
-if more than CHANGED_KEEP_LIMIT of those were touched, only summaries keep rings and the
-figure says how many pages changed, so no step rings more than CHANGED_KEEP_LIMIT pages one
-by one.
+are folded into one summary node per parent and state, drawn below the parent. On a quiet
+step the pages the step touched stay individual, each with its "changed" ring; on a busy
+step they fold too, and their summary node carries the ring. If more than
+CHANGED_KEEP_LIMIT pages drawn one by one were touched, only summaries keep rings and the
+figure says how many pages changed.
+
+Leaks: past LEAK_FOLD_THRESHOLD detached pages (orphans, orphaned unsync pages, ex-roots),
+they fold too, into one group per L2 boot in which they were detached, level and state. A
+group sits on its level's row, in a strip ordered by boot (left: boot 1, right: the last
+boot), so the pile grows boot by boot. The pages the current step touched, the selected page
+and the pages of an opened group (ViewState.open) stay individual.
 
 Shadow page "trees" are DAGs (a page can have several parent SPTEs): check
 nx.is_directed_acyclic_graph, not nx.is_arborescence.
@@ -26,7 +31,7 @@ nx.is_directed_acyclic_graph, not nx.is_arborescence.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -36,10 +41,14 @@ from mmu_model import Run, Snapshot, SpView
 __all__ = [
     "CHANGED_KEEP_LIMIT",
     "COLLAPSE_THRESHOLD",
+    "DETACHED",
+    "LEAK_FOLD_THRESHOLD",
     "Layout",
+    "LeakFolding",
     "Node",
     "TreeView",
     "build_layout",
+    "detached_boots",
     "layout_for_run",
     "tree_view",
 ]
@@ -48,9 +57,18 @@ COLLAPSE_THRESHOLD = 1_500
 # A step touching more pages than this (a whole-table build, an INVEPT that syncs the whole
 # tree, a teardown) folds its touched pages too; the summary node then carries their ring.
 CHANGED_KEEP_LIMIT = 200
-STACK_DY = 0.28  # vertical offset between stacked pages of the same slot
+# Detached pages drawn one by one at most; past it they fold into per-boot groups.
+LEAK_FOLD_THRESHOLD = 150
+STACK_DY = 0.28  # vertical offset between stacked pages of the same slot...
+ROW_DEPTH = 0.42  # ...squeezed so a stack never leaves its level's row
 _FOLDABLE = frozenset({"synced", "unsync"})
 _FOLDABLE_WHEN_BUSY = frozenset({"synced", "unsync", "zapped"})
+# Pages no root reaches: what a leak is made of (SpView.status values).
+DETACHED: tuple[str, ...] = ("orphan-unsync", "orphan", "ex-root")
+# Summary nodes hang below their parent, one row per folded state.
+_SUMMARY_DY = {"synced": 0.0, "unsync": 0.16, "zapped": 0.32}
+# Leak groups sit in a band of their level's row, one line per state.
+_GROUP_DY = {"ex-root": 0.12, "orphan": 0.24, "orphan-unsync": 0.36}
 
 
 def span(level: int) -> int:
@@ -60,11 +78,11 @@ def span(level: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """Stable x positions: sorted slot starts (L2 gfns) of every page of the run."""
+    """Stable positions: sorted slot starts (L2 gfns), and (x, y) of every page of the run."""
 
     slots: tuple[int, ...]
-    # (level, l2_gfn) -> x, filled on use: a run's positions never change, and a 100k-page
-    # step asks for 100k of them.
+    pos: dict[int, tuple[float, float]] = field(default_factory=dict, compare=False)
+    # (level, l2_gfn) -> x, filled on use: a run's positions never change.
     _xs: dict[tuple[int, int], float] = field(default_factory=dict, compare=False, repr=False)
 
     def x(self, level: int, l2_gfn: int) -> float:
@@ -82,11 +100,18 @@ class Layout:
         return max(len(self.slots), 1)
 
 
-def build_layout(pages: Iterable[tuple[int, int]]) -> Layout:
-    """Layout from (level, l2_gfn) of every page that ever exists in the run."""
+def build_layout(pages: Iterable[tuple[int, int]] | Iterable[tuple[int, int, int]]) -> Layout:
+    """Layout from (level, l2_gfn), or (id, level, l2_gfn), of every page of the run.
+
+    Given ids, every page also gets its fixed (x, y): pages sharing a slot are stacked in id
+    (creation) order, STACK_DY apart, or closer when more than fit in ROW_DEPTH.
+    """
+    items = [tuple(p) for p in pages]
+    triples = [t for t in items if len(t) == 3]
+    pairs = [(t[-2], t[-1]) for t in items]
     level1: set[int] = set()
     upper: list[tuple[int, int]] = []
-    for level, l2_gfn in pages:
+    for level, l2_gfn in pairs:
         if level <= 1:
             level1.add(l2_gfn)
         else:
@@ -97,25 +122,50 @@ def build_layout(pages: Iterable[tuple[int, int]]) -> Layout:
         i = bisect_left(ordered, start)
         if i == len(ordered) or ordered[i] >= start + span(level):
             extra.add(start)
-    return Layout(tuple(sorted(level1 | extra)))
+    layout = Layout(tuple(sorted(level1 | extra)))
+    stacks: dict[tuple[int, float], list[int]] = {}
+    for sp_id, level, l2_gfn in sorted(triples):
+        stacks.setdefault((level, layout.x(level, l2_gfn)), []).append(sp_id)
+    for (level, x), ids in stacks.items():
+        dy = min(STACK_DY, ROW_DEPTH / (len(ids) - 1)) if len(ids) > 1 else 0.0
+        for k, sp_id in enumerate(ids):
+            layout.pos[sp_id] = (x, level - dy * k)
+    return layout
 
 
 def layout_for_run(run: Run) -> Layout:
     """The run's layout, from every page it ever created."""
-    return build_layout((level, l2_gfn) for _id, level, l2_gfn in run.all_pages())
+    return build_layout(run.all_pages())
+
+
+def detached_boots(run: Run, upto_boot: int, known: dict[int, int]) -> dict[int, int]:
+    """sp id -> first L2 boot at whose end the page was detached, for boots < `upto_boot`.
+
+    `known` holds what earlier calls found (boots are scanned once, in order); a page not
+    in the result was detached during `upto_boot` itself.
+    """
+    done = known.get(-1, 0)
+    for boot in run.per_boot[done : max(upto_boot - 1, 0)]:
+        for sp in run.snapshot(boot.action_step).pages:
+            if sp.id not in known and sp.status in DETACHED:
+                known[sp.id] = boot.boot
+        known[-1] = boot.boot
+    return known
 
 
 @dataclass(slots=True)
 class Node:
-    id: int  # sp id; summary nodes have negative ids
+    id: int  # sp id; summary and group nodes have negative ids
+    key: str  # stable across steps: "12" (a page), "s12:synced" (summary), "g3:4:orphan"
     x: float
     y: float
-    status: str  # SpView.status, or "summary" for folded pages
+    status: str  # SpView.status, "summary" for folded healthy pages, "group" for leaks
     level: int
     sp: SpView | None = None
     count: int = 1
-    fold_status: str = ""  # for summary nodes: the state of the folded pages
+    fold_status: str = ""  # for summary and group nodes: the state of the folded pages
     parent: int | None = None  # for summary nodes: the parent they hang under
+    boot: int = 0  # for group nodes: the L2 boot in which their pages were detached
     changed: bool = False
     created: bool = False
     selected: bool = False
@@ -123,18 +173,140 @@ class Node:
 
 @dataclass(slots=True)
 class TreeView:
-    graph: nx.DiGraph
     nodes: list[Node]
     edges: list[tuple[int, int]]
     n_pages: int
     folded: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
+    leaks_folded: int = 0
     n_changed: int = 0  # pages (and ghosts) the step touched, drawn or folded
     rings_dropped: bool = False  # too many touched pages stayed individual to ring each
+    parts: _Sorted | None = field(default=None, repr=False)  # for a neighbour's view
 
     @property
     def n_nodes(self) -> int:
         return len(self.nodes)
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The drawn nodes and edges as a DiGraph (built on demand: a step does not need it)."""
+        graph = nx.DiGraph()
+        graph.add_nodes_from(node.id for node in self.nodes)
+        graph.add_edges_from(self.edges)
+        return graph
+
+
+@dataclass(frozen=True, slots=True)
+class LeakFolding:
+    """How to fold detached pages: where their boots strip lies and which groups are open."""
+
+    boots: int  # L2 boots of the run (the strip's length)
+    boot_of: Callable[[int], int]  # sp id -> boot in which it was detached
+    open: Collection[tuple[int, int]] = ()  # (boot, level) groups drawn page by page
+
+
+def _group_x(layout: Layout, boot: int, boots: int) -> float:
+    return -0.5 + (boot - 0.5) * layout.width / max(boots, 1)
+
+
+@dataclass(slots=True)
+class _Sorted:
+    """A step's pages sorted into what is drawn one by one, folded, or detached."""
+
+    individual: dict[int, tuple[SpView, str]]
+    groups: dict[tuple[int, str], dict[int, SpView]]  # (parent, state) -> folded pages
+    ringed_groups: set[tuple[int, str]]
+    detached: dict[int, tuple[SpView, str]]
+    n_changed: int
+    busy: bool
+    collapse: bool
+
+
+_STATE_INDEX = {status: i for i, status in enumerate(("synced", "unsync", "zapped", *DETACHED))}
+
+
+def _group_key(sp: SpView, status: str) -> tuple[int, str]:
+    return (sp.parents[0][0] if sp.parents else -1, status)
+
+
+def _sort_page(parts: _Sorted, sp: SpView, status: str, touched: bool,
+               selected: int | None) -> None:
+    foldable = _FOLDABLE_WHEN_BUSY if parts.busy else _FOLDABLE
+    if (
+        parts.collapse
+        and status in foldable
+        and sp.level == 1
+        and (sp.parents or status == "zapped")
+        and (parts.busy or not touched)
+        and sp.id != selected
+    ):
+        key = _group_key(sp, status)
+        members = parts.groups.get(key)
+        if members is None:
+            parts.groups[key] = {sp.id: sp}
+        else:
+            members[sp.id] = sp
+        if touched:
+            parts.ringed_groups.add(key)
+    elif status in DETACHED and not touched and sp.id != selected:
+        parts.detached[sp.id] = (sp, status)
+    else:
+        parts.individual[sp.id] = (sp, status)
+
+
+def _sort_pages(snap: Snapshot, selected: int | None, collapse_threshold: int) -> _Sorted:
+    changed = snap.changed
+    pages: list[SpView] = [*snap.pages, *snap.ghosts]
+    n_changed = sum(1 for sp in pages if sp.id in changed)
+    busy = n_changed > CHANGED_KEEP_LIMIT
+    parts = _Sorted({}, {}, set(), {}, n_changed, busy,
+                    busy or len(snap.pages) > collapse_threshold)
+    statuses: list[str] = [sp.status for sp in pages]
+    for sp, status in zip(pages, statuses, strict=True):
+        _sort_page(parts, sp, status, sp.id in changed, selected)
+    return parts
+
+
+def _resort_pages(prev: _Sorted, prev_snap: Snapshot, snap: Snapshot,
+                  selected: int | None, collapse_threshold: int) -> _Sorted | None:
+    """`snap` sorted from the sorting of a neighbouring step, re-sorting only the pages either
+    step touched or freed (every other page is the same, in the same place); None when the
+    steps differ in more than that (a busy step, a change of folding)."""
+    redo = (prev_snap.changed | snap.changed | {sp.id for sp in prev_snap.ghosts}
+            | {sp.id for sp in snap.ghosts})
+    views = [sp for sp in (*snap.pages, *snap.ghosts) if sp.id in redo]
+    changed = snap.changed
+    n_changed = sum(1 for sp in views if sp.id in changed)
+    busy = n_changed > CHANGED_KEEP_LIMIT
+    collapse = busy or len(snap.pages) > collapse_threshold
+    # Which states fold depends on these two: an untouched page (a zapped one awaiting
+    # commit) could move if either differs.
+    if (busy, collapse) != (prev.busy, prev.collapse):
+        return None
+    old_views = [sp for sp in (*prev_snap.pages, *prev_snap.ghosts) if sp.id in redo]
+    # Group member sets are shared with the neighbour's sorting until one is written.
+    groups = dict(prev.groups)
+    copied: set[tuple[int, str]] = set()
+
+    def own(key: tuple[int, str]) -> None:
+        if key in groups and key not in copied:
+            groups[key] = dict(groups[key])
+            copied.add(key)
+
+    parts = _Sorted(dict(prev.individual), groups, set(), dict(prev.detached), n_changed,
+                    busy, collapse)
+    for sp in old_views:
+        if parts.individual.pop(sp.id, None) is None and parts.detached.pop(sp.id, None) is None:
+            key = _group_key(sp, sp.status)
+            if key in groups and sp.id in groups[key]:
+                own(key)
+                del groups[key][sp.id]
+                if not groups[key]:
+                    del groups[key]
+    for sp in views:
+        status = sp.status
+        own(_group_key(sp, status))
+        _sort_page(parts, sp, status, sp.id in changed, selected)
+    return parts
 
 
 def tree_view(
@@ -143,82 +315,84 @@ def tree_view(
     *,
     selected: int | None = None,
     collapse_threshold: int = COLLAPSE_THRESHOLD,
+    leaks: LeakFolding | None = None,
+    after: tuple[TreeView, Snapshot] | None = None,
 ) -> TreeView:
-    """What to draw for `snap`: nodes (pages and summaries), edges, and the DiGraph of both."""
+    """What to draw for `snap`: nodes (pages, summaries, leak groups), edges, and their DiGraph.
+
+    `after`: the view of a neighbouring step (same selection), to re-sort only the pages that
+    the two steps touched instead of every page.
+    """
+    parts = None
+    if after is not None and after[0].parts is not None:
+        parts = _resort_pages(after[0].parts, after[1], snap, selected, collapse_threshold)
+    if parts is None:
+        parts = _sort_pages(snap, selected, collapse_threshold)
+    return _assemble(snap, layout, parts, selected, leaks)
+
+
+def _assemble(snap: Snapshot, layout: Layout, parts: _Sorted, selected: int | None,
+              leaks: LeakFolding | None) -> TreeView:
     changed = snap.changed
     created = snap.created
-    pages: list[SpView] = [*snap.pages, *snap.ghosts]
-    n_changed = sum(1 for sp in pages if sp.id in changed)
-    busy = n_changed > CHANGED_KEEP_LIMIT
-    collapse = busy or len(snap.pages) > collapse_threshold
-    foldable = _FOLDABLE_WHEN_BUSY if busy else _FOLDABLE
-
-    by_status: dict[str, int] = {}
-    individual: list[tuple[SpView, str]] = []
-    status: str
-    groups: dict[tuple[int, str], list[SpView]] = {}
-    for sp in pages:
-        status = sp.status
-        by_status[status] = by_status.get(status, 0) + 1
-        if (
-            collapse
-            and status in foldable
-            and sp.level == 1
-            and (sp.parents or status == "zapped")
-            and (busy or sp.id not in changed)
-            and sp.id != selected
-        ):
-            parent = sp.parents[0][0] if sp.parents else -1
-            groups.setdefault((parent, status), []).append(sp)
-        else:
-            individual.append((sp, status))
+    individual = dict(parts.individual)
+    leak_groups: dict[tuple[int, int, str], int] = {}
+    if leaks is not None and len(parts.detached) > LEAK_FOLD_THRESHOLD:
+        boot_of = leaks.boot_of
+        for sp, status in parts.detached.values():
+            boot = boot_of(sp.id)
+            if (boot, sp.level) in leaks.open:
+                individual[sp.id] = (sp, status)
+            else:
+                group = (boot, sp.level, status)
+                leak_groups[group] = leak_groups.get(group, 0) + 1
+    else:
+        individual.update(parts.detached)
 
     nodes: list[Node] = []
-    stack: dict[tuple[int, float], int] = {}
-    for sp, status in sorted(individual, key=lambda item: item[0].id):
-        x = layout.x(sp.level, sp.l2_gfn)
-        slot = (sp.level, x)
-        k = stack.get(slot, 0)
-        stack[slot] = k + 1
+    pos = layout.pos
+    for sp_id in sorted(individual):
+        sp, status = individual[sp_id]
+        x, y = pos.get(sp.id) or (layout.x(sp.level, sp.l2_gfn), float(sp.level))
         nodes.append(
-            Node(
-                id=sp.id,
-                x=x,
-                y=sp.level - STACK_DY * k,
-                status=status,
-                level=sp.level,
-                sp=sp,
-                changed=sp.id in changed,
-                created=sp.id in created,
-                selected=sp.id == selected,
-            )
+            Node(id=sp.id, key=str(sp.id), x=x, y=y, status=status, level=sp.level, sp=sp,
+                 changed=sp.id in changed, created=sp.id in created, selected=sp.id == selected)
         )
     folded = 0
-    next_id = -1
-    for (parent, status), members in sorted(groups.items()):
+    for (parent, status), members in sorted(parts.groups.items()):
         if len(members) == 1:
-            sp = members[0]
+            (sp,) = members.values()
+            x, y = pos.get(sp.id) or (layout.x(1, sp.l2_gfn), 1.0)
             nodes.append(
-                Node(id=sp.id, x=layout.x(1, sp.l2_gfn), y=1.0, status=status, level=1, sp=sp,
+                Node(id=sp.id, key=str(sp.id), x=x, y=y, status=status, level=1, sp=sp,
                      changed=sp.id in changed, created=sp.id in created)
             )
             continue
-        xs = [layout.x(1, m.l2_gfn) for m in members]
+        above = individual.get(parent)  # a parent of linked pages is never folded
+        if above is not None:
+            x = layout.x(above[0].level, above[0].l2_gfn)
+        else:
+            x = sum(layout.x(1, m.l2_gfn) for m in members.values()) / len(members)
         nodes.append(
             Node(
-                id=next_id,
-                x=sum(xs) / len(xs),
-                y=1.0,
-                status="summary",
-                level=1,
-                count=len(members),
-                fold_status=status,
-                parent=parent if parent >= 0 else None,
-                changed=any(m.id in changed for m in members),
+                id=-8 * (parent + 2) - _STATE_INDEX[status], key=f"s{parent}:{status}", x=x,
+                y=1.0 - _SUMMARY_DY[status], status="summary", level=1, count=len(members),
+                fold_status=status, parent=parent if parent >= 0 else None,
+                changed=(parent, status) in parts.ringed_groups,
             )
         )
         folded += len(members)
-        next_id -= 1
+    leaks_folded = 0
+    if leak_groups:
+        assert leaks is not None
+        for (boot, level, status), count in sorted(leak_groups.items()):
+            nodes.append(
+                Node(id=-(1 << 40) - 64 * boot - 8 * level - _STATE_INDEX[status],
+                     key=f"g{boot}:{level}:{status}",
+                     x=_group_x(layout, boot, leaks.boots), y=level - _GROUP_DY[status],
+                     status="group", level=level, count=count, fold_status=status, boot=boot)
+            )
+            leaks_folded += count
 
     # Past the cap, pages drawn one by one lose their rings (summary nodes keep theirs).
     ringed = [node for node in nodes if node.changed and node.sp is not None]
@@ -236,18 +410,15 @@ def tree_view(
                     edges.append((parent_id, node.id))
         elif node.parent is not None and node.parent in drawn:
             edges.append((node.parent, node.id))
-    graph = nx.DiGraph()
-    graph.add_nodes_from(drawn)
-    graph.add_edges_from(edges)
     return TreeView(
-        graph=graph,
         nodes=nodes,
         edges=edges,
         n_pages=len(snap.pages),
         folded=folded,
-        by_status=by_status,
-        n_changed=n_changed,
+        leaks_folded=leaks_folded,
+        n_changed=parts.n_changed,
         rings_dropped=rings_dropped,
+        parts=parts,
     )
 
 

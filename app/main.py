@@ -23,14 +23,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import apidocs
 from app.assets import asset_by_name, locate
 from app.build_jobs import BuildJob, ScenarioBuild, SeedTraceBuild
 from app.builds import BuildStopped, Busy, model_in_use
+from app.compression import Compression
 from app.errors import ErrorInfo, StoreUnavailable, ViewError, error_info
 from app.inputs import check_query
 from app.requesters import RateLimited, RequesterMiddleware
@@ -117,25 +116,6 @@ async def _stopped_handler(request: Request, exc: Exception) -> Response:
 async def _client_gone_handler(request: Request, exc: Exception) -> Response:
     del request, exc  # nobody is listening any more
     return Response(status_code=503)
-
-
-class _Compression:
-    """Starlette's GZipMiddleware, letting the http.response.debug message (how
-    TestClient sees a template response's context) past: GZip drops message types it
-    does not know."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def app_beside_debug(scope: Scope, receive: Receive, gzip_send: Send) -> None:
-            async def route(message: Message) -> None:
-                await (send if message["type"] == "http.response.debug" else gzip_send)(message)
-
-            await self.app(scope, receive, route)
-
-        gzip_app = GZipMiddleware(app_beside_debug, minimum_size=1000, compresslevel=6)
-        await gzip_app(scope, receive, send)
 
 
 @cache
@@ -286,6 +266,7 @@ def create_app(settings: Settings | None = None, hosting: Hosting | None = None)
     # Outermost last: responses are compressed after the requester bookkeeping, and kept
     # compressed by the response cache.
     app.add_middleware(RequesterMiddleware)
-    app.add_middleware(_Compression)
+    # Pages, fragments and JSON are text: compressed they are 5-10x smaller.
+    app.add_middleware(Compression, minimum_size=1000)
     app.add_middleware(ResponseCache, max_bytes=settings.response_cache_mb << 20)
     return app

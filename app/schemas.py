@@ -3,9 +3,12 @@ validated at run time, the snapshot being built as plain dicts for speed)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_type_hints
 
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
+
+from app.serialize import ACTION_FIELDS, EVENT_FIELDS, SP_FIELDS
+from mmu_model import ActionView, EventView, SpView
 
 __all__ = [
     "ErrorOut",
@@ -42,51 +45,21 @@ class FixOut(BaseModel):
     default: bool
 
 
-class SpOut(BaseModel):
-    id: int
-    gfn: int
-    level: int
-    role: str
-    role_word: int
-    status: str
-    direct: bool
-    guest_mode: bool
-    invalid: bool
-    unsync: bool
-    unsync_children: int
-    write_flooding_count: int
-    root_count: int
-    parents: list[list[int]]
-    leaf_sptes: int
-    rmap_entries: int
-    orphan: bool
-    l2_gfn: int
-    ghost: bool
+def _model_of(name: str, view: type, names: tuple[str, ...], **extra: Any) -> type[BaseModel]:
+    """A pydantic model with the fields `names` of the model view `view` (typed as there)."""
+    hints = get_type_hints(view)
+    hints |= {n: get_type_hints(getattr(view, n).fget)["return"]
+              for n in names if isinstance(getattr(view, n, None), property)}
+    fields: dict[str, Any] = {n: (hints[n], ...) for n in names} | {
+        n: (t, ...) for n, t in extra.items()}
+    return create_model(name, **fields)
 
 
-class EventOut(BaseModel):
-    index: int
-    op_step: int
-    kind: str
-    is_action: bool
-    action_index: int
-    call_path: list[str]
-    args: dict[str, Any]
-    narration: str
-    touched: list[int]
-    created: list[int]
-    freed: list[int]
-    stat_deltas: dict[str, int]
-
-
-class ActionOut(BaseModel):
-    index: int
-    action_step: int
-    kind: str
-    narration: str
-    boot: int
-    first_event: int
-    last_event: int
+# One serializer per model view: the fields come from the model's own types (via
+# app/serialize.py's field lists), so a page's fields are declared once, in SpView.
+SpOut = _model_of("SpOut", SpView, SP_FIELDS)
+EventOut = _model_of("EventOut", EventView, EVENT_FIELDS, args=dict[str, Any], op_step=int)
+ActionOut = _model_of("ActionOut", ActionView, ACTION_FIELDS, action_step=int)
 
 
 class SnapshotOut(BaseModel):
@@ -99,19 +72,19 @@ class SnapshotOut(BaseModel):
     stats: dict[str, int]
     stat_deltas: dict[str, int]
     orphans: dict[str, Any]
-    pages: list[SpOut]
-    ghosts: list[SpOut]
+    pages: list[SpOut]  # type: ignore[valid-type]
+    ghosts: list[SpOut]  # type: ignore[valid-type]
     changed: list[int]
     created: list[int]
-    event: EventOut | None
-    action: ActionOut | None
+    event: EventOut | None  # type: ignore[valid-type]
+    action: ActionOut | None  # type: ignore[valid-type]
 
 
 class EventsOut(BaseModel):
     start: int
     count: int
     n_events: int
-    events: list[EventOut]
+    events: list[EventOut]  # type: ignore[valid-type]
 
 
 class TraceCreated(BaseModel):

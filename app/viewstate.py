@@ -1,21 +1,10 @@
 """The whole view in the URL: parse a query string into a ViewState and rebuild it.
 
-Query parameters (version 1):
-
-v            1 (optional; another value is refused)
-scenario     built-in scenario name (default teaching-small); or
-trace        64-hex id of a stored trace
-<spec field> any ScenarioSpec field, overriding the scenario's value (simulated scenarios)
-fixes        comma-separated fix names, or "none"; absent: the model's defaults
-grain        action | op (default action)
-step         position on the timeline in `grain` (default: the run's opening step)
-step_grain   the grain `step` is counted in, when it differs from `grain` (converted, then
-             dropped from the canonical URL)
-compare      1: side by side with the `base` fix set
-base         fix set of the compare baseline (default: the model's defaults)
-sp           selected shadow page id
-embed        1: tree and controls only
-lenient      1: skip malformed trace lines instead of refusing the trace
+Query parameters (version 1): the fields of ViewState, each declared once there with its
+description and its query-string schema; view_parameters() turns them into the OpenAPI
+parameters of every route that takes a view, and parse_query() reads exactly those. Spec
+fields (any ScenarioSpec field, overriding the scenario's value) come in `params`. In the
+canonical URL, `step_grain` is converted away and the model's defaults are written out.
 """
 
 from __future__ import annotations
@@ -35,14 +24,18 @@ __all__ = [
     "VIEW_VERSION",
     "ViewState",
     "fixes_param",
+    "open_param",
     "parse_fixes",
+    "parse_open",
     "parse_query",
+    "view_parameters",
 ]
 
 VIEW_VERSION = 1
 DEFAULT_SCENARIO = "teaching-small"
 SPEC_FIELDS: tuple[str, ...] = tuple(info.name for info in ScenarioSpec.FIELDS)
 _MAX_PARAM_CHARS = 200
+MAX_OPEN_GROUPS = 16
 
 Grain = Literal["action", "op"]
 
@@ -60,10 +53,46 @@ def parse_fixes(raw: str, field: str = "fixes") -> frozenset[str]:
     return frozenset(names)
 
 
+def parse_open(raw: str) -> tuple[tuple[int, int], ...]:
+    """'3:4,5:1' -> ((3, 4), (5, 1)), sorted and without repeats; ViewError naming `open`."""
+    groups: set[tuple[int, int]] = set()
+    for item in (i.strip() for i in raw.split(",")):
+        if not item:
+            continue
+        boot, sep, level = item.partition(":")
+        if not (sep and boot.isdigit() and level.isdigit() and 1 <= int(level) <= 5):
+            raise ViewError("open", f"open must list <boot>:<level> pairs (level 1..5), "
+                            f"got {item[:40]!r}")
+        groups.add((int(boot), int(level)))
+    if len(groups) > MAX_OPEN_GROUPS:
+        raise ViewError("open", f"open lists {len(groups)} groups; at most {MAX_OPEN_GROUPS} "
+                        "can be open at once")
+    return tuple(sorted(groups))
+
+
+def open_param(groups: Iterable[tuple[int, int]]) -> str:
+    return ",".join(f"{boot}:{level}" for boot, level in sorted(groups))
+
+
 def fixes_param(fixes: Iterable[str]) -> str:
     """Canonical text of a fix set: names in FIXES order, comma-separated; 'none' if empty."""
     active = set(fixes)
     return ",".join(name for name in FIXES if name in active) or "none"
+
+
+def _param(default: Any, description: str, schema: dict[str, Any] | None = None, *,
+           parse: str = "simple", **checks: Any) -> Any:
+    """A view parameter: its default, description, query-string schema and how it is read."""
+    extra: Any = {"query_schema": schema or {"type": "string"}, "parse": parse}
+    return Field(default=default, description=description, json_schema_extra=extra, **checks)
+
+
+def whole_number_schema(minimum: int, maximum: int | None = None) -> dict[str, Any]:
+    """A whole-number parameter's schema; empty means absent, as the page's forms send it."""
+    bounds: dict[str, Any] = {"type": "integer", "minimum": minimum}
+    if maximum is not None:
+        bounds["maximum"] = maximum
+    return {"anyOf": [bounds, {"type": "string", "maxLength": 0}]}
 
 
 class ViewState(BaseModel):
@@ -71,19 +100,35 @@ class ViewState(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    v: Literal[1] = 1
-    scenario: str | None = Field(default=None, max_length=100)
-    trace: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    params: tuple[tuple[str, str], ...] = ()
-    fixes: frozenset[str] | None = None
-    base: frozenset[str] | None = None
-    grain: Grain = "action"
-    step: int | None = Field(default=None, ge=0)
-    step_grain: Grain | None = None
-    compare: bool = False
-    sp: int | None = Field(default=None, ge=0)
-    embed: bool = False
-    lenient: bool = False
+    v: Literal[1] = _param(1, "View-state version (1; another value is refused).",
+                           {"type": "integer", "enum": [1]})
+    scenario: str | None = _param(None, "Built-in scenario name (default teaching-small).",
+                                  max_length=100)
+    trace: str | None = _param(None, "Id of a stored trace (64 hex digits), instead of "
+                               "scenario.", pattern=r"^[0-9a-f]{64}$")
+    params: tuple[tuple[str, str], ...] = ()  # ScenarioSpec overrides: their own parameters
+    fixes: frozenset[str] | None = _param(
+        None, "Comma-separated fix names, or 'none'; absent: the model's defaults.",
+        parse="fixes")
+    base: frozenset[str] | None = _param(
+        None, "Fix set of the compare baseline (default: the model's defaults).",
+        parse="fixes")
+    grain: Grain = _param("action", "Timeline grain: guest action or kernel operation.",
+                          {"type": "string", "enum": ["action", "op"]})
+    step: int | None = _param(None, "Step in `grain` (default: the run's opening step).",
+                              whole_number_schema(0), ge=0)
+    step_grain: Grain | None = _param(
+        None, "The grain `step` is counted in, when not `grain` (converted, then dropped).",
+        {"type": "string", "enum": ["action", "op"]})
+    compare: bool = _param(False, "1: side by side with the `base` fix set.",
+                           {"type": "boolean"})
+    sp: int | None = _param(None, "Selected shadow page id.", whole_number_schema(0), ge=0)
+    open: tuple[tuple[int, int], ...] = _param(
+        (), "Folded leak groups drawn page by page: comma-separated <boot>:<level> pairs.",
+        parse="open")
+    embed: bool = _param(False, "1: the tree and the step controls only.", {"type": "boolean"})
+    lenient: bool = _param(False, "1: skip malformed trace lines instead of refusing the "
+                           "trace.", {"type": "boolean"})
 
     @property
     def scenario_name(self) -> str:
@@ -103,6 +148,11 @@ class ViewState(BaseModel):
 
     def with_(self, **changes: Any) -> ViewState:
         return self.model_copy(update=changes)
+
+    def run_state(self) -> ViewState:
+        """Only what picks the run (source, spec overrides, fixes, lenient): keys per-run URLs."""
+        return ViewState(scenario=self.scenario, trace=self.trace, params=self.params,
+                         fixes=self.fixes, lenient=self.lenient)
 
     def query_pairs(self, omit: Iterable[str] = ()) -> list[tuple[str, str]]:
         """Canonical query parameters, in a fixed order, without the names in `omit`.
@@ -131,6 +181,8 @@ class ViewState(BaseModel):
                 pairs.append(("base", fixes_param(self.base)))
         if self.sp is not None:
             pairs.append(("sp", str(self.sp)))
+        if self.open:
+            pairs.append(("open", open_param(self.open)))
         if self.embed:
             pairs.append(("embed", "1"))
         if self.lenient:
@@ -144,8 +196,28 @@ class ViewState(BaseModel):
         return f"{path}?{self.to_query(omit)}"
 
 
-_SIMPLE = ("v", "scenario", "trace", "grain", "step", "step_grain", "compare", "sp", "embed",
-           "lenient")
+def _parameters() -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """name -> (how it is read, description, query schema), from ViewState's fields."""
+    out = {}
+    for name, info in ViewState.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict):
+            out[name] = (str(extra["parse"]), info.description or "",
+                         dict(extra["query_schema"]))  # type: ignore[arg-type]
+    return out
+
+
+VIEW_PARAMETERS = _parameters()
+
+
+def view_parameters() -> list[dict[str, Any]]:
+    """The OpenAPI parameters of a view: ViewState's own, then every ScenarioSpec field."""
+    own = [{"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema} for name, (_, description, schema) in VIEW_PARAMETERS.items()]
+    spec = [{"name": f.name, "in": "query", "required": False,
+             "description": f"Scenario spec field: {f.label} ({f.help})",
+             "schema": {"type": "string"}} for f in ScenarioSpec.FIELDS]
+    return own + spec
 
 
 def parse_query(
@@ -168,16 +240,17 @@ def parse_query(
     data: dict[str, Any] = {}
     params: list[tuple[str, str]] = []
     for key, value in seen.items():
-        if key in _SIMPLE:
+        how = VIEW_PARAMETERS[key][0] if key in VIEW_PARAMETERS else None
+        if how == "simple":
             data[key] = value.strip()
-        elif key == "fixes":
-            data["fixes"] = parse_fixes(value, "fixes")
-        elif key == "base":
-            data["base"] = parse_fixes(value, "base")
+        elif how == "fixes":
+            data[key] = parse_fixes(value, key)
+        elif how == "open":
+            data[key] = parse_open(value)
         elif key in SPEC_FIELDS:
             params.append((key, value.strip()))
         else:
-            known = ", ".join([*_SIMPLE, "fixes", "base", *SPEC_FIELDS, *sorted(extra_names)])
+            known = ", ".join([*VIEW_PARAMETERS, *SPEC_FIELDS, *sorted(extra_names)])
             raise ViewError(key, f"unknown parameter {key!r}; known: {known}")
     version = data.pop("v", str(VIEW_VERSION))
     if version != str(VIEW_VERSION):

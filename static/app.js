@@ -13,27 +13,200 @@
   };
   var playing = false;
   var playTimer = null;
-  var speedMs = Number(sessionStorage.getItem("mmu-speed") || 700);
+  // Storage can be denied (a cross-site iframe): then the play speed is not remembered.
+  function stored(name) {
+    try { return window.sessionStorage.getItem(name); } catch (e) { return null; }
+  }
+  function store(name, value) {
+    try { window.sessionStorage.setItem(name, value); } catch (e) { /* not remembered */ }
+  }
+  var speedMs = Number(stored("mmu-speed") || 700);
 
   function $(id) { return document.getElementById(id); }
 
+  // Whole figures embedded as JSON (the compare baseline, the per-boot chart).
   function renderFigures() {
     var scripts = document.querySelectorAll('script[type="application/json"][data-figure-for]');
     scripts.forEach(function (script) {
       var div = $(script.dataset.figureFor);
-      if (!div || !window.Plotly) return;
+      if (!div || !window.Plotly || script.dataset.drawn) return;
+      script.dataset.drawn = "1";  // a new figure comes in a new script element
       var fig = JSON.parse(script.textContent);
-      var config = Object.assign({}, PLOT_CONFIG, {
-        toImageButtonOptions: { filename: imageName() },
+      Plotly.react(div, fig.data, fig.layout, plotConfig()).then(function () {
+        if (div.id === "boots-chart") moveBootCursor();
+        Plotly.Plots.resize(div);
       });
-      Plotly.react(div, fig.data, fig.layout, config).then(function () {
-        if (div.id === "tree" && !div.dataset.clickBound) {
+    });
+  }
+
+  function plotConfig() {
+    return Object.assign({}, PLOT_CONFIG, { toImageButtonOptions: { filename: imageName() } });
+  }
+
+  // ---- the tree: the run's figure once, then each step's delta -----------------------------
+  // The server sends, with every view, what changed since the view drawn here (whose URL
+  // goes with each request as X-Mmu-Drawn): records of nodes set and dropped, edges added
+  // and cut, the rings and the selection. `tree` holds what is drawn; fillTraces turns it
+  // into the traces' arrays (as app/figures.py tree_figure does) for one Plotly.update.
+  var layouts = {};  // layout URL -> Promise of {figure, x, y}
+  var tree = null;   // {div, layoutUrl, layout, records: Map, edges: Map, url}
+  var treeQueue = Promise.resolve();
+
+  function loadLayout(url) {
+    if (!layouts[url]) {
+      layouts[url] = fetch(url, { credentials: "same-origin" }).then(function (r) {
+        if (!r.ok) throw new Error("layout " + r.status);
+        return r.json();
+      });
+      layouts[url].catch(function () { delete layouts[url]; });
+    }
+    return layouts[url];
+  }
+
+  function updateTree() {
+    var script = $("tree-delta");
+    var div = $("tree");
+    if (!script || !div || !window.Plotly) { tree = null; return; }
+    var delta = JSON.parse(script.textContent);
+    treeQueue = treeQueue.then(function () {
+      return loadLayout(delta.layout).then(function (layout) { applyDelta(div, layout, delta); });
+    }).catch(function (error) { console.error("tree update failed:", error); });
+  }
+
+  function applyDelta(div, layout, delta) {
+    var fresh = !tree || tree.div !== div || tree.layoutUrl !== delta.layout;
+    if (delta.base !== null && (fresh || tree.url !== delta.base)) {
+      // A change from a view that is not the one drawn here: ask for the whole step.
+      return refetchWhole(delta.url);
+    }
+    if (fresh || delta.base === null) {
+      tree = { div: div, layoutUrl: delta.layout, layout: layout, records: new Map(),
+               edges: new Map(), url: null };
+    }
+    delta.drop.forEach(function (key) { tree.records.delete(key); });
+    Object.keys(delta.set).forEach(function (key) { tree.records.set(key, delta.set[key]); });
+    delta.edges_cut.forEach(function (e) { tree.edges.delete(e[0] + ">" + e[1]); });
+    delta.edges_add.forEach(function (e) { tree.edges.set(e[0] + ">" + e[1], e); });
+    var traces = fillTraces(layout.figure.data, delta);
+    var annotations = delta.note ? [{
+      text: delta.note, xref: "paper", yref: "paper", x: 0, y: 0, yanchor: "top",
+      showarrow: false, font: { size: 11, color: "#555555" },
+    }] : [];
+    var drawing;
+    if (fresh || !div._fullLayout || div.dataset.layoutUrl !== delta.layout) {
+      var data = layout.figure.data.map(function (t, i) {
+        return Object.assign({}, t, traces[i], { marker: Object.assign({}, t.marker || {},
+          traces[i].marker) });
+      });
+      var figLayout = Object.assign({}, layout.figure.layout, { annotations: annotations });
+      drawing = Plotly.react(div, data, figLayout, plotConfig()).then(function () {
+        div.dataset.layoutUrl = delta.layout;
+        if (!div.dataset.clickBound) {
           div.dataset.clickBound = "1";
           div.on("plotly_click", onTreeClick);
         }
         Plotly.Plots.resize(div);
       });
+    } else {
+      var update = { x: [], y: [], customdata: [], text: [], "marker.size": [],
+                     "marker.color": [], showlegend: [] };
+      traces.forEach(function (t) {
+        update.x.push(t.x); update.y.push(t.y); update.customdata.push(t.customdata);
+        update.text.push(t.text); update["marker.size"].push(t.marker.size);
+        update["marker.color"].push(t.marker.color); update.showlegend.push(t.showlegend);
+      });
+      drawing = Plotly.update(div, update, { annotations: annotations },
+                              traces.map(function (_t, i) { return i; }));
+    }
+    return drawing.then(function () {
+      tree.url = delta.url;
+      div.dataset.drawnUrl = delta.url;
     });
+  }
+
+  function fillTraces(base, delta) {
+    var layout = tree.layout;
+    var out = base.map(function (t) {
+      var m = t.marker || {};
+      return { x: [], y: [], customdata: [], text: [], showlegend: false,
+               marker: { size: [], color: [] }, defaults: [m.size, m.color] };
+    });
+    var index = {};
+    base.forEach(function (t, i) { index[t.meta] = i; });
+    function at(key) {
+      var rec = tree.records.get(key);
+      if (rec && rec[1] !== null) return [rec[1], rec[2]];
+      var id = Number(key);
+      return [layout.x[id], layout.y[id]];
+    }
+    tree.records.forEach(function (rec, key) {
+      var t = out[rec[0]];
+      var p = at(key);
+      t.x.push(p[0]); t.y.push(p[1]); t.customdata.push(rec[6]);
+      t.marker.size.push(rec[3] !== null ? rec[3] : t.defaults[0]);
+      t.marker.color.push(rec[4] !== null ? rec[4] : t.defaults[1]);
+      t.text.push(rec[5] !== null ? rec[5] : "");
+    });
+    var edges = out[index.edges];
+    tree.edges.forEach(function (e) {
+      var a = at(e[0]), b = at(e[1]);
+      edges.x.push(a[0], b[0], null); edges.y.push(a[1], b[1], null);
+    });
+    var rings = out[index.changed];
+    delta.rings.forEach(function (r) {
+      var p = at(r[0]);
+      rings.x.push(p[0]); rings.y.push(p[1]); rings.marker.size.push(r[1]);
+    });
+    var chosen = out[index.selected];
+    delta.selected.forEach(function (key) {
+      var p = at(key);
+      chosen.x.push(p[0]); chosen.y.push(p[1]);
+    });
+    out.forEach(function (t, i) {
+      var meta = base[i].meta;
+      t.showlegend = meta !== "edges" && t.x.length > 0;
+      if (meta === "edges") { t.marker = { size: 1, color: base[i].line.color }; t.customdata = []; }
+      else if (meta === "changed" || meta === "selected") {
+        t.marker = { size: meta === "changed" ? t.marker.size : t.defaults[0],
+                     color: t.defaults[1] };
+      }
+      delete t.defaults;
+    });
+    return out;
+  }
+
+  function refetchWhole(url) {
+    tree = null;
+    htmx.ajax("GET", url, { source: $("tree-panel"), target: "#view", swap: "outerHTML" });
+  }
+
+  // ---- the per-boot chart: loaded once per run, outside #view; a step moves its cursor ----
+  function syncBootsPanel() {
+    var ref = $("boots-ref");
+    var slot = $("boots-slot");
+    if (!slot) return;
+    var url = ref ? ref.dataset.url : "";
+    if (!url) { if (slot.firstChild) slot.textContent = ""; return; }
+    var panel = $("boots-panel");
+    if (panel && panel.dataset.url === url) { moveBootCursor(); return; }
+    if (slot.dataset.loading === url) return;
+    slot.dataset.loading = url;
+    slot.innerHTML = '<section id="boots-panel" class="panel"><p>Loading the per-boot chart ' +
+      "(runs the scenario with and without track-write-zap)…</p></section>";
+    htmx.ajax("GET", url, { source: slot, target: "#boots-slot", swap: "innerHTML" })
+      .then(function () {
+      delete slot.dataset.loading;
+    });
+  }
+
+  function moveBootCursor() {
+    var ref = $("boots-ref");
+    var chart = $("boots-chart");
+    if (!ref || !chart || !chart._fullLayout || !window.Plotly) return;
+    var boot = Number(ref.dataset.boot);
+    var shapes = chart.layout.shapes || [];
+    if (!shapes.length || (shapes[0].x0 === boot && shapes[0].x1 === boot)) return;
+    Plotly.relayout(chart, { "shapes[0].x0": boot, "shapes[0].x1": boot });
   }
 
   function imageName() {
@@ -49,14 +222,24 @@
     var data = point.customdata;
     if (!Array.isArray(data)) return;
     var id = Number(data[0]);
+    var panel = $("tree-panel");
+    if (!panel) return;
+    if (!(id >= 0) && data.length === 5) {
+      // A folded leak group [id, count, state, boot, level]: open it (or close it again).
+      var key = data[3] + ":" + data[4];
+      var open = panel.dataset.open ? panel.dataset.open.split(",") : [];
+      var at = open.indexOf(key);
+      if (at >= 0) open.splice(at, 1); else open.push(key);
+      htmx.ajax("GET", panel.dataset.openUrl + (open.length ? "&open=" + open.join(",") : ""),
+                { source: panel, target: "#view", swap: "outerHTML" });
+      return;
+    }
     if (!(id >= 0)) {
       // A summary node: select the parent the folded pages hang under (if any).
       if (data[3] === null || data[3] === undefined) return;
       id = Number(data[3]);
       if (!(id >= 0)) return;
     }
-    var panel = $("tree-panel");
-    if (!panel) return;
     htmx.ajax("GET", panel.dataset.selectUrl + id, {
       source: panel, target: "#view", swap: "outerHTML",
     });
@@ -196,7 +379,7 @@
   document.addEventListener("change", function (event) {
     if (event.target && event.target.id === "speed") {
       speedMs = Number(event.target.value) || 700;
-      sessionStorage.setItem("mmu-speed", String(speedMs));
+      store("mmu-speed", String(speedMs));
     }
   });
 
@@ -225,6 +408,11 @@
 
   function afterSettle(event) {
     busy = false;
+    if (!event || event.type !== "htmx:afterSettle" || (event.detail && event.detail.target &&
+        event.detail.target.id === "view")) {
+      updateTree();
+      syncBootsPanel();
+    }
     renderFigures();
     restoreControls();
     announceStep(!event || event.type === "DOMContentLoaded");
@@ -242,6 +430,13 @@
   document.addEventListener("keydown", onKey);
   document.addEventListener("htmx:afterSettle", afterSettle);
   document.addEventListener("htmx:historyRestore", afterSettle);
+  // Every request for a view says which view the tree shows, so the answer can be a delta.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var detail = event.detail;
+    if (tree && tree.url && detail.target && detail.target.id === "view") {
+      detail.headers["X-Mmu-Drawn"] = tree.url;
+    }
+  });
   document.addEventListener("htmx:beforeRequest", function (event) {
     var target = event.detail && event.detail.target;
     if (target && target.id === "view") busy = true;

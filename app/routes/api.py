@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.errors import ViewError
+from app.resolve import resolve, run_entry, source_of
 from app.schemas import (
     ErrorOut,
     EventsOut,
@@ -17,11 +18,12 @@ from app.schemas import (
     TraceCreated,
     TraceOut,
 )
+from app.serialize import boots_csv, events_json, snapshot_json
 from app.services import ServicesDep
 from app.store import is_trace_id
+from app.treepanel import run_layout
 from app.uploads import read_upload, store_upload
-from app.viewmodel import boots_csv, events_json, resolve, snapshot_json
-from app.viewstate import SPEC_FIELDS, ViewState, parse_query
+from app.viewstate import ViewState, parse_query, view_parameters, whole_number_schema
 from mmu_model import FIXES, list_scenarios
 
 __all__ = ["router"]
@@ -40,28 +42,7 @@ def _param(name: str, description: str, schema: dict[str, Any] | None = None) ->
             "schema": schema or {"type": "string"}}
 
 
-def _whole(minimum: int, maximum: int | None = None) -> dict[str, Any]:
-    """A whole-number parameter; empty means absent, as the page's forms send it."""
-    bounds: dict[str, Any] = {"type": "integer", "minimum": minimum}
-    if maximum is not None:
-        bounds["maximum"] = maximum
-    return {"anyOf": [bounds, {"type": "string", "maxLength": 0}]}
-
-
-_VIEW_PARAMS = [
-    _param("v", "View-state version (1).", {"type": "integer", "enum": [1]}),
-    _param("scenario", "Built-in scenario name (default teaching-small)."),
-    _param("trace", "Id of a stored trace (64 hex digits), instead of scenario."),
-    _param("fixes", "Comma-separated fix names, or 'none'; absent: the defaults."),
-    _param("grain", "Timeline grain.", {"type": "string", "enum": ["action", "op"]}),
-    _param("step", "Step in `grain` (default: the run's opening step).", _whole(0)),
-    _param("step_grain", "Grain `step` is counted in, if not `grain`.",
-           {"type": "string", "enum": ["action", "op"]}),
-    _param("sp", "Selected shadow page id.", _whole(0)),
-    _param("lenient", "Skip malformed trace lines.", {"type": "boolean"}),
-    *[_param(name, f"Scenario spec field {name} (overrides the scenario's value).")
-      for name in SPEC_FIELDS],
-]
+_VIEW_PARAMS = view_parameters()
 
 
 def _view(request: Request, extra: tuple[str, ...] = ()) -> tuple[ViewState, dict[str, str]]:
@@ -100,13 +81,40 @@ def read_snapshot(request: Request, services: ServicesDep) -> Response:
     return JSONResponse(snapshot_json(resolve(services, state)))
 
 
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@router.get(
+    "/layout",
+    responses={200: {"description": "The run's tree figure and page positions"}, **_ERRORS},
+    openapi_extra={"parameters": [
+        *_VIEW_PARAMS, _param("h", "The layout's hash, as the page links it (optional).")]},
+)
+def read_layout(request: Request, services: ServicesDep) -> Response:
+    """The tree figure of a run and the (x, y) of every page it ever creates.
+
+    Fixed for the run, so the page gets it once: with the hash it links (`h`), the response
+    is cacheable for good; a request without it, or with an old one, is revalidated.
+    """
+    state, extra = _view(request, extra=("h",))
+    entry = run_entry(services, source_of(services, state), state.fix_set,
+                      lenient=state.lenient)
+    rl = run_layout(entry, state)
+    etag = f'"{rl.hash}"'
+    current = extra.get("h") == rl.hash
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE if current else "no-cache"}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(rl.body, media_type="application/json", headers=headers)
+
+
 @router.get(
     "/events",
     responses={200: {"model": EventsOut}, **_ERRORS},
     openapi_extra={"parameters": [
         *_VIEW_PARAMS,
-        _param("start", "First event index (0-based).", _whole(0)),
-        _param("count", "How many events (1..1000, default 100).", _whole(1, 1000)),
+        _param("start", "First event index (0-based).", whole_number_schema(0)),
+        _param("count", "How many events (1..1000, default 100).", whole_number_schema(1, 1000)),
     ]},
 )
 def read_events(request: Request, services: ServicesDep) -> Response:

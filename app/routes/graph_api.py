@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.graph_export import analyses, dot_lines, graphml_lines
+from app.resolve import resolve
 from app.routes.api import _ERRORS, _VIEW_PARAMS, _view
 from app.services import ServicesDep
-from app.viewmodel import resolve
 
 __all__ = ["router"]
 

@@ -6,11 +6,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.errors import ErrorInfo, ViewError, error_info
+from app.panels import boots_context, form_context, page_context, scenarios_list
 from app.rendering import is_fragment_request
+from app.resolve import boot_variants, resolve, resolve_page
 from app.security import share_url
 from app.services import Services, ServicesDep
 from app.uploads import read_upload, store_upload
-from app.viewmodel import boots_context, form_context, page_context, resolve, scenarios_list
 from app.viewstate import SPEC_FIELDS, ViewState, parse_query
 
 __all__ = ["absolute_url", "error_page", "router"]
@@ -19,6 +20,7 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 
 PAGE = "viz.html.jinja"
 SCENARIO_FORM_ID = "scenario-form"
+DRAWN_HEADER = "X-Mmu-Drawn"
 
 
 def _history_headers(request: Request, url: str) -> dict[str, str]:
@@ -34,12 +36,17 @@ def _history_headers(request: Request, url: str) -> dict[str, str]:
 def read_view(request: Request, services: ServicesDep) -> Response:
     """The visualizer: every control's URL leads here, with the whole view in the query."""
     state, _ = parse_query(request.query_params.multi_items())
-    resolved = resolve(services, state)
-    context = page_context(services, resolved)
+    # The tree is sent as a change from the view the browser has drawn (a fragment only:
+    # a full page draws from nothing).
+    drawn = request.headers.get(DRAWN_HEADER) if is_fragment_request(request) else None
+    runs = resolve_page(services, state, drawn)
+    context = page_context(runs)
     context["urls"]["share"] = absolute_url(request, context["urls"]["self"])
-    return services.renderer.render(
-        request, PAGE, context, headers=_history_headers(request, resolved.state.url())
+    response = services.renderer.render(
+        request, PAGE, context, headers=_history_headers(request, runs.main.state.url())
     )
+    response.headers["Vary"] = f"HX-Request, {DRAWN_HEADER}"
+    return response
 
 
 def absolute_url(request: Request, path: str) -> str:
@@ -49,12 +56,16 @@ def absolute_url(request: Request, path: str) -> str:
 
 @router.get("/boots")
 def read_boots_panel(request: Request, services: ServicesDep) -> Response:
-    """The per-boot chart, loaded after the page (a second run may be needed)."""
+    """The per-boot chart of a run, loaded once after the page (a second run may be needed).
+
+    It is the same at every step: the page moves its cursor to the step's boot.
+    """
     state, _ = parse_query(request.query_params.multi_items())
     resolved = resolve(services, state)
-    context = {"boots": boots_context(services, resolved)}
+    context = {"boots": boots_context(resolved, boot_variants(services, resolved))}
     response = services.renderer.render(request, "boots-panel.html.jinja", context,
                                         block="boots_panel")
+    response.headers["Cache-Control"] = "private, max-age=3600"
     return response
 
 

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Any
 
 import networkx as nx
 import pytest
 
 import mmu_model
-from app.figures import GL_THRESHOLD, STATUS_STYLES, boots_figure, figure_from_dict, tree_figure
+from app.figures import (
+    STATUS_STYLES,
+    boots_figure,
+    figure_from_dict,
+    tree_delta,
+    tree_figure,
+    tree_state,
+)
 from app.graph import (
     CHANGED_KEEP_LIMIT,
     COLLAPSE_THRESHOLD,
+    DETACHED,
+    LEAK_FOLD_THRESHOLD,
+    LeakFolding,
+    _resort_pages,
     build_layout,
+    detached_boots,
     layout_for_run,
     tree_view,
 )
@@ -181,16 +194,105 @@ def test_too_many_touched_individual_pages_lose_their_rings(
     assert "too many to ring one by one" in fig["layout"]["annotations"][0]["text"]
 
 
-def test_webgl_past_the_threshold() -> None:
-    """Figures with more than GL_THRESHOLD points use scattergl (and stay valid)."""
+def test_tree_uses_only_traces_the_served_plotly_bundle_draws() -> None:
+    """The page serves plotly.js-basic (scatter, bar, pie): a tree of 2,000+ pages is scatter.
+
+    Folding keeps the points few enough for SVG, so the tree never needs scattergl.
+    """
     run = wide()
-    snap = run.snapshot(run.default_step)
     layout = layout_for_run(run)
-    view = tree_view(snap, layout, collapse_threshold=10**9)
-    assert view.n_nodes > GL_THRESHOLD
+    view = tree_view(run.snapshot(run.default_step), layout)
     fig = tree_figure(view, layout, max_level=4, uirevision="w")
-    assert {t["type"] for t in fig["data"]} == {"scattergl"}
+    assert {t["type"] for t in fig["data"]} == {"scatter"}
     figure_from_dict(fig)
+
+
+def test_delta_applied_to_the_previous_step_gives_the_next_step() -> None:
+    """Records of step s, with step s+1's delta applied (set, drop), are step s+1's records.
+
+    Edges likewise (added, cut). Positions are the run's: a page's record leaves x, y to the
+    layout (None) when it sits where the layout puts it.
+    """
+    run = teaching()
+    layout = layout_for_run(run)
+    states = [tree_state(tree_view(run.snapshot(s), layout), layout)
+              for s in range(run.n_actions + 1)]
+    for old, new in itertools.pairwise(states):
+        delta = tree_delta(old, new)
+        records = {k: r for k, r in old.records.items() if k not in delta["drop"]}
+        records |= delta["set"]
+        assert records == new.records
+        edges = (old.edges - set(delta["edges_cut"])) | set(delta["edges_add"])
+        assert edges == new.edges
+        # A step re-sends only the nodes it changed: never more than it touched, plus the
+        # nodes it dropped or added (the touched pages of teaching-small stay individual).
+        assert len(delta["set"]) <= len(new.records)
+    full = tree_delta(None, states[5])
+    assert full["set"] == states[5].records
+    assert full["drop"] == []
+    assert all(r[1] is None for k, r in full["set"].items() if k.isdigit())
+
+
+def test_stacked_pages_stay_inside_their_level_row() -> None:
+    """However many pages share a slot (100 boots of ex-roots), they stay in their row.
+
+    Row of level L: (L - 1, L]; stacks go down from L by at most ROW_DEPTH (0.42).
+    """
+    layout = build_layout([(i, 4, 0) for i in range(1, 101)] + [(200, 1, 0)])
+    ys = [layout.pos[i][1] for i in range(1, 101)]
+    assert ys[0] == 4
+    assert ys == sorted(ys, reverse=True)
+    assert min(ys) >= 4 - 0.42 - 1e-9
+    assert layout.pos[200] == (layout.x(1, 0), 1)
+
+
+def test_leaks_fold_by_boot_and_level_past_the_threshold() -> None:
+    """At the end of boot-loop (8 boots) every page is detached: they fold per boot and level.
+
+    Each page lands in the group of the first boot at whose end it was detached (from the
+    boot-end snapshots); the groups' counts add up to the detached pages not drawn one by
+    one, and an opened group's pages are drawn one by one.
+    """
+    spec = mmu_model.get_scenario("boot-loop-bottom-up").spec
+    assert spec is not None
+    run = mmu_model.run_scenario(spec.replace(boots=8))
+    snap = run.snapshot(run.n_actions)
+    detached = [p for p in snap.pages if p.status in DETACHED]
+    assert len(detached) > LEAK_FOLD_THRESHOLD
+    first_boot: dict[int, int] = {}
+    for b in run.per_boot:
+        for p in run.snapshot(b.action_step).pages:
+            if p.status in DETACHED:
+                first_boot.setdefault(p.id, b.boot)
+    known = detached_boots(run, 8, {})
+    assert {k: v for k, v in known.items() if k >= 0} == {
+        k: v for k, v in first_boot.items() if v < 8}
+    layout = layout_for_run(run)
+
+    def boot_of(i: int) -> int:
+        return first_boot.get(i, 8)
+
+    view = tree_view(snap, layout, leaks=LeakFolding(8, boot_of))
+    groups = [n for n in view.nodes if n.status == "group"]
+    expected: dict[tuple[int, int, str], int] = {}
+    for p in detached:
+        if p.id not in snap.changed:
+            key = (boot_of(p.id), p.level, p.status)
+            expected[key] = expected.get(key, 0) + 1
+    assert {(n.boot, n.level, n.fold_status): n.count for n in groups} == expected
+    assert len({n.boot for n in groups}) == 8  # one strip entry per boot: the pile by boot
+    for n in groups:  # on its level's row, left to right by boot
+        assert n.level - 0.5 < n.y < n.level
+    xs = {n.boot: n.x for n in groups}
+    assert [xs[b] for b in sorted(xs)] == sorted(xs.values())
+
+    boot, level = groups[0].boot, groups[0].level
+    opened = tree_view(snap, layout, leaks=LeakFolding(8, boot_of, open={(boot, level)}))
+    members = {p.id for p in detached
+               if boot_of(p.id) == boot and p.level == level and p.id not in snap.changed}
+    assert members <= {n.id for n in opened.nodes if n.sp is not None}
+    assert not any(n.boot == boot and n.level == level for n in opened.nodes
+                   if n.status == "group")
 
 
 def test_boots_figure_has_both_variants() -> None:
@@ -204,3 +306,35 @@ def test_boots_figure_has_both_variants() -> None:
     assert len(fig["data"]) == 8
     assert {t["line"]["dash"] for t in fig["data"]} == {"dash", "solid"}
     figure_from_dict(fig)
+
+
+def _drawn(view: Any) -> tuple[Any, ...]:
+    nodes = sorted((n.key, n.x, n.y, n.status, n.count, n.changed, n.selected)
+                   for n in view.nodes)
+    return (tuple(nodes), frozenset(view.edges), view.folded, view.n_changed,
+            view.rings_dropped)
+
+
+@pytest.mark.parametrize("name", ["wide", "large-10k"])
+def test_a_step_sorted_from_its_neighbour_draws_what_a_full_sort_draws(name: str) -> None:
+    """Re-sorting only the pages two neighbouring steps touched (forwards and backwards)
+    gives exactly the nodes, edges and rings of sorting every page of the step.
+
+    Only the pages in either step's `changed` (and the pages either step freed) can change
+    state between neighbouring steps, so every other page keeps its place.
+    """
+    run = wide() if name == "wide" else mmu_model.run_named("large-10k")
+    layout = layout_for_run(run)
+    lo = run.default_step - 3
+    steps = range(max(lo, 0), min(run.default_step + 12, run.n_actions) + 1)
+    full = {s: tree_view(run.snapshot(s), layout) for s in steps}
+    reused = 0
+    for s in steps:
+        for t in (s - 1, s + 1):
+            if t not in full:
+                continue
+            view = tree_view(run.snapshot(t), layout, after=(full[s], run.snapshot(s)))
+            assert _drawn(view) == _drawn(full[t]), (s, t)
+            reused += _resort_pages(full[s].parts, run.snapshot(s), run.snapshot(t),  # type: ignore[arg-type]
+                                    None, COLLAPSE_THRESHOLD) is not None
+    assert reused > len(steps)  # most neighbours were sorted the quick way

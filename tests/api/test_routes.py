@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -103,11 +105,74 @@ def test_boots_panel_is_a_fragment_with_the_per_boot_chart(shared_client: Any) -
     assert 'id="boots-chart"' in response.text
 
 
-def test_multi_boot_page_loads_the_boots_panel_lazily(shared_client: Any) -> None:
-    """A multi-boot view asks for /boots after load; a one-boot view does not."""
-    multi = shared_client.get(MULTI_BOOT).text
-    assert 'hx-get="/boots?' in multi
-    assert 'hx-get="/boots?' not in shared_client.get("/").text
+def boots_ref(html: str) -> str:
+    match = re.search(r'id="boots-ref" hidden data-url="([^"]*)"\s+data-boot="(\d+)"', html)
+    assert match, "the view has no #boots-ref"
+    return match.group(1).replace("&amp;", "&")
+
+
+def test_multi_boot_page_names_one_boots_panel_for_every_step(shared_client: Any) -> None:
+    """A multi-boot view names the run's /boots chart (no step in it: the same at each step,
+    so the page loads it once and moves its cursor); a one-boot view names none."""
+    first = boots_ref(shared_client.get(MULTI_BOOT + "&step=1").text)
+    later = boots_ref(shared_client.get(MULTI_BOOT + "&step=9", headers=HX).text)
+    assert first == later
+    assert first.startswith("/boots?")
+    assert "step" not in query(first)
+    assert boots_ref(shared_client.get("/").text) == ""
+
+
+def tree_delta_of(html: str) -> dict[str, Any]:
+    match = re.search(r'<script type="application/json" id="tree-delta">(.*?)</script>', html)
+    assert match, "the view has no tree delta"
+    value: dict[str, Any] = json.loads(match.group(1))
+    return value
+
+
+def test_layout_is_cacheable_for_good_under_its_hash(shared_client: Any) -> None:
+    """The layout URL (with its hash) is immutable; its ETag revalidates; no hash: no-cache."""
+    delta = tree_delta_of(shared_client.get("/?v=1&scenario=teaching-small&step=3").text)
+    response = shared_client.get(delta["layout"])
+    assert response.status_code == 200
+    assert "immutable" in response.headers["cache-control"]
+    etag = response.headers["etag"]
+    body = response.json()
+    run = mmu_model.run_named("teaching-small")
+    # Every page the run ever creates has its place: ids are 1..n, one slot each.
+    assert sum(x is not None for x in body["x"]) == len(run.all_pages())
+    again = shared_client.get(delta["layout"], headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    # Another step of the same run links the same layout.
+    other = tree_delta_of(shared_client.get("/?v=1&scenario=teaching-small&step=9").text)
+    assert other["layout"] == delta["layout"]
+    bare = shared_client.get(delta["layout"].split("&h=")[0])
+    assert bare.headers["cache-control"] == "no-cache"
+
+
+def test_a_step_sends_only_what_changed_since_the_drawn_view(shared_client: Any) -> None:
+    """With X-Mmu-Drawn naming the drawn view, a step's tree is a delta from it.
+
+    teaching-small's step 6 touches a handful of pages (its snapshot's `changed`): the
+    delta sets at most those plus the nodes that appear, and none of the others.
+    """
+    run = mmu_model.run_named("teaching-small")
+    before = tree_delta_of(shared_client.get("/?v=1&scenario=teaching-small&step=5").text)
+    assert before["base"] is None  # a page draws from nothing
+    response = shared_client.get("/?v=1&scenario=teaching-small&step=6",
+                                 headers=HX | {"X-Mmu-Drawn": before["url"]})
+    assert "X-Mmu-Drawn" in response.headers["vary"]
+    delta = tree_delta_of(response.text)
+    assert delta["base"] == before["url"]
+    snap, prev = run.snapshot(6), run.snapshot(5)
+    touched = snap.changed | {p.id for p in snap.ghosts} | {p.id for p in prev.ghosts}
+    assert {int(k) for k in delta["set"]} <= touched
+    assert len(delta["set"]) < len(snap.pages)
+    # A drawn view of another run (other fixes) gets the whole tree.
+    whole = tree_delta_of(shared_client.get(
+        "/?v=1&scenario=teaching-small&step=6&fixes=none",
+        headers=HX | {"X-Mmu-Drawn": before["url"]}).text)
+    assert whole["base"] is None
+    assert len(whole["set"]) == len(run.snapshot(6).pages) + len(run.snapshot(6).ghosts)
 
 
 def test_boots_csv_has_one_row_per_boot(shared_client: Any) -> None:
@@ -176,3 +241,19 @@ def test_assets_are_served_locally(shared_client: Any, path: str) -> None:
     response = shared_client.get(path)
     assert response.status_code == 200
     assert len(response.content) > 100
+
+
+def test_snapshot_json_is_what_its_schema_documents(shared_client: Any) -> None:
+    """Each page in /api/snapshot has exactly SpView's fields plus its derived `status` and
+    `rmap_entries`, which is what the documented SpOut lists (both come from SpView), and
+    the whole response validates against SnapshotOut."""
+    from dataclasses import fields
+
+    from app.schemas import SnapshotOut, SpOut
+    from mmu_model import SpView
+
+    body = shared_client.get("/api/snapshot?v=1&scenario=teaching-small&step=7").json()
+    expected = {f.name for f in fields(SpView)} | {"status", "rmap_entries"}
+    assert {tuple(sorted(p)) for p in body["pages"]} == {tuple(sorted(expected))}
+    assert set(SpOut.model_fields) == expected
+    SnapshotOut.model_validate(body)

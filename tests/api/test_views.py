@@ -32,8 +32,9 @@ def test_default_view_opens_teaching_small_at_its_default_step(shared_client: An
     assert ctx["source"]["scenario"] == "teaching-small"
     assert ctx["timeline"]["step"] == run.default_step
     assert ctx["timeline"]["last_step"] == run.n_actions
-    drawn = [t for t in ctx["figure"]["data"] if isinstance(t.get("customdata"), list)]
-    ids = {cd[0] for t in drawn if t["meta"] != "summary" for cd in t["customdata"]}
+    # A page draws the tree from nothing: every page (below the fold threshold) is a record.
+    assert ctx["tree"]["base"] is None
+    ids = {int(key) for key in ctx["tree"]["set"]}
     assert ids == {p.id for p in (*snap.pages, *snap.ghosts)}
 
 

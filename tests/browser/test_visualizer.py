@@ -77,24 +77,37 @@ function figureFacts(data) {
 }
 """
 
+# Whether a tree shows the view its panel is of: the main tree is updated by deltas and says
+# which view it last drew (data-drawn-url); a whole figure sent as JSON (the compare
+# baseline) must equal what is drawn.
+_DRAWN_JS = """
+function drawnIsCurrent(id, el, panel) {
+  if (el.dataset.drawnUrl !== undefined || document.getElementById("tree-delta") && id === "tree") {
+    return !!panel && el.dataset.drawnUrl === panel.dataset.url;
+  }
+  const script = document.querySelector('script[data-figure-for="' + id + '"]');
+  if (!script) return true;
+  const sig = (data) => JSON.stringify(
+    data.map((t) => [t.meta ?? t.name ?? null, t.x, t.y, t.customdata ?? null]));
+  try { return sig(JSON.parse(script.textContent).data) === sig(el.data); }
+  catch (e) { return false; }
+}
+"""
+
 # The drawn tree: its data facts, a signature of the whole figure data (to tell "changed"),
 # and whether it is in step with the figure JSON the server sent alongside it (if any).
 _TREE_JS = (
     "(id) => {"
     + _FIGURE_FACTS_JS
+    + _DRAWN_JS
     + """
   const el = document.getElementById(id);
   if (!el || !Array.isArray(el.data) || el.data.length === 0 || !el._fullLayout) return null;
   if (!el.querySelector(".main-svg")) return null;
   const sig = (data) => JSON.stringify(
     data.map((t) => [t.meta ?? t.name ?? null, t.x, t.y, t.customdata ?? null]));
-  const script = document.querySelector('script[data-figure-for="' + id + '"]');
-  let synced = true;
-  if (script) {
-    try { synced = sig(JSON.parse(script.textContent).data) === sig(el.data); }
-    catch (e) { synced = false; }
-  }
   const panel = el.closest("[data-step]");
+  const synced = drawnIsCurrent(id, el, panel);
   return {
     facts: figureFacts(el.data),
     signature: sig(el.data),
@@ -108,19 +121,14 @@ _TREE_JS = (
 """
 )
 
-_READY_JS = """([id, step]) => {
+_READY_JS = "([id, step]) => {" + _DRAWN_JS + """
   const el = document.getElementById(id);
   if (!el || !Array.isArray(el.data) || el.data.length === 0 || !el._fullLayout) return false;
   if (!el.querySelector(".main-svg")) return false;
   const panel = el.closest("[data-step]");
   if (panel && panel.dataset.qaStale === "1") return false;
   if (step !== null && (!panel || panel.dataset.step !== String(step))) return false;
-  const script = document.querySelector('script[data-figure-for="' + id + '"]');
-  if (!script) return true;
-  const sig = (data) => JSON.stringify(
-    data.map((t) => [t.meta ?? t.name ?? null, t.x, t.y, t.customdata ?? null]));
-  try { return sig(JSON.parse(script.textContent).data) === sig(el.data); }
-  catch (e) { return false; }
+  return drawnIsCurrent(id, el, panel);
 }"""
 
 # Marks the current tree panel; a swapped-in (or reloaded) panel does not carry the mark,
@@ -653,4 +661,195 @@ def test_large_10k_scenario_renders_and_stays_responsive(
         out.write(line + "\n")
     assert first_tree_s < LARGE_SANITY_BOUND_S
     assert next_step_s < LARGE_SANITY_BOUND_S
+    assert_no_console_errors(page)
+
+
+# Every drawn point of the tree: its trace's meta, customdata and marker colour.
+_POINTS_JS = """() => {
+  const gd = document.getElementById("tree");
+  const out = [];
+  for (const t of gd.data) {
+    const n = t.x ? t.x.length : 0;
+    const colours = t.marker ? t.marker.color : undefined;
+    for (let i = 0; i < n; i++) {
+      out.push({meta: t.meta, cd: Array.isArray(t.customdata) ? t.customdata[i] : null,
+                colour: Array.isArray(colours) ? colours[i] : colours,
+                x: t.x[i], y: t.y[i]});
+    }
+  }
+  return out;
+}"""
+
+
+def test_stepping_a_10k_tree_updates_its_nodes_as_the_model_says(page: Any) -> None:
+    """Five steps of large-10k, each applied as a delta, each drawing the model's states.
+
+    Each of these steps is an L1 write (l1_zap_4k) that makes the 512 PT pages under one PD
+    unsync (the model's snapshot says which); a tree past COLLAPSE_THRESHOLD folds them into
+    one summary node per parent and state. So after each step, per state, the pages drawn one
+    by one plus the summary counts must equal the model's count of pages in that state; every
+    page point has its state's colour (figures.STATUS_STYLES); and the step must have come as
+    a change from the drawn view (the delta's base), not a whole figure.
+    """
+    from app.figures import STATUS_STYLES
+
+    run = named_run("large-10k")
+    start = run.default_step
+    page.goto("/?v=1&scenario=large-10k", timeout=120_000)
+    wait_tree(page, start, timeout_ms=120_000)
+    changed_states = 0
+    for step in range(start + 1, start + 6):
+        before_url = page.evaluate("() => document.getElementById('tree').dataset.drawnUrl")
+        blur(page)
+        act(page, lambda: page.keyboard.press("ArrowRight"), step, timeout_ms=60_000)
+        delta = page.evaluate("() => JSON.parse(document.getElementById('tree-delta').textContent)")
+        assert delta["base"] == before_url, "the step was not sent as a delta"
+
+        snap, prev = run.snapshot(step), run.snapshot(step - 1)
+        want: dict[str, int] = {}
+        for sp in (*snap.pages, *snap.ghosts):
+            want[sp.status] = want.get(sp.status, 0) + 1
+        got: dict[str, int] = {}
+        statuses = page_statuses(snap)
+        for point in page.evaluate(_POINTS_JS):
+            meta, cd = point["meta"], point["cd"]
+            if meta == "summary" or meta.startswith("group:"):
+                got[cd[2]] = got.get(cd[2], 0) + cd[1]
+            elif meta in STATUS_STYLES:
+                assert statuses[cd[0]] == meta == cd[9], (step, cd)
+                assert point["colour"] == STATUS_STYLES[meta][1], (step, cd)
+                got[meta] = got.get(meta, 0) + 1
+        assert got == want, step
+        if page_statuses(prev) != statuses:
+            changed_states += 1
+    assert changed_states >= 3, "the model changed no page state in these steps"
+    assert_no_console_errors(page)
+
+
+def test_a_leak_group_marker_opens_into_its_pages(page: Any) -> None:
+    """boot-loop-bottom-up booted 8 times ends with every page detached (543 of them, more
+    than LEAK_FOLD_THRESHOLD): they fold into one marker per boot that detached them, level
+    and state. Clicking a marker opens its group: `open=<boot>:<level>` joins the URL and
+    the group's pages are drawn one by one, in their states; the other groups stay folded.
+
+    Expected members come from the model: the detached pages of that level whose first
+    boot-end snapshot with them detached is that boot (the current boot for the rest).
+    """
+    from app.graph import DETACHED
+
+    spec = mmu_model.get_scenario("boot-loop-bottom-up").spec
+    assert spec is not None
+    run = mmu_model.run_scenario(spec.replace(boots=8))
+    last = run.last_step("action")
+    page.goto(f"/?v=1&scenario=boot-loop-bottom-up&boots=8&step={last}", timeout=120_000)
+    wait_tree(page, last, timeout_ms=120_000)
+
+    groups = [p for p in page.evaluate(_POINTS_JS) if p["meta"].startswith("group:")]
+    assert len({g["cd"][3] for g in groups}) == 8, "not one group per boot"
+    target = max(groups, key=lambda g: g["cd"][1])
+    count, status, boot, level = target["cd"][1:5]
+    pos = page.evaluate(
+        """([x, y]) => {
+          const gd = document.getElementById("tree"), fl = gd._fullLayout;
+          gd.scrollIntoView();
+          const r = gd.getBoundingClientRect();
+          return [r.left + fl._size.l + fl.xaxis.l2p(x), r.top + fl._size.t + fl.yaxis.l2p(y)];
+        }""",
+        [target["x"], target["y"]],
+    )
+    act(page, lambda: page.mouse.click(pos[0], pos[1]), last, timeout_ms=60_000)
+    assert query(page.url).get("open") == f"{boot}:{level}", page.url
+
+    snap = run.snapshot(last)
+    first_boot: dict[int, int] = {}
+    for b in run.per_boot:
+        for sp in run.snapshot(b.action_step).pages:
+            if sp.status in DETACHED:
+                first_boot.setdefault(sp.id, b.boot)
+    current = snap.action.boot if snap.action is not None else 8
+    members = {sp.id: sp.status for sp in snap.pages if sp.status in DETACHED
+               and sp.level == level and first_boot.get(sp.id, current) == boot}
+    assert sum(1 for s in members.values() if s == status) >= count
+    drawn = drawn_statuses(tree(page))
+    assert {i: drawn.get(i) for i in members} == members
+    still = [p for p in page.evaluate(_POINTS_JS) if p["meta"].startswith("group:")]
+    assert not any(g["cd"][3] == boot and g["cd"][4] == level for g in still)
+    assert len(still) > 0
+    assert_no_console_errors(page)
+
+
+def test_clicking_next_while_scrolled_keeps_the_scroll_position(page: Any) -> None:
+    """Issue 14 item 1: scrolled 200 px down, a click on Next must not move the page.
+
+    htmx keeps #tree (hx-preserve) by parking it elsewhere in the document during the swap;
+    Chromium's scroll anchoring used to follow it there and jump to the bottom.
+    """
+    page.set_viewport_size({"width": 1024, "height": 768})
+    page.goto("/?v=1&scenario=teaching-small&step=8")
+    wait_tree(page, 8)
+    page.evaluate("() => window.scrollTo(0, 200)")
+    page.wait_for_function("() => window.scrollY === 200")
+    act(page, lambda: page.click("#btn-next"), 9)
+    page.wait_for_timeout(200)
+    assert page.evaluate("() => window.scrollY") == 200
+    assert_no_console_errors(page)
+
+
+def test_page_works_where_session_storage_is_denied(page: Any) -> None:
+    """Issue 14 item 2: in a cross-site iframe, touching sessionStorage throws (SecurityError);
+    the script must still draw the tree and answer the keys. Storage is denied here the way
+    such an iframe denies it: reading window.sessionStorage throws."""
+    page.add_init_script("""
+      Object.defineProperty(window, "sessionStorage", {
+        get() { throw new DOMException("denied", "SecurityError"); }, configurable: true});
+    """)
+    run = named_run("teaching-small")
+    page.goto("/?v=1&scenario=teaching-small&embed=1")
+    wait_tree(page, run.default_step)
+    blur(page)
+    act(page, lambda: page.keyboard.press("ArrowRight"), run.default_step + 1)
+    page.select_option("#speed", "250")  # the play speed is remembered only when it can be
+    assert_no_console_errors(page)
+
+
+def test_every_kernel_operation_of_a_step_is_readable_in_full(page: Any) -> None:
+    """Issue 14 item 5: at teaching-small's step 7 the last operation says the PT "is now an
+    orphan" (narration of an unlink without invalid_list); the operation list must show it,
+    not clip it in a 320 px box."""
+    page.goto("/?v=1&scenario=teaching-small&step=7")
+    wait_tree(page, 7)
+    item = page.locator("#narration ol.ops li", has_text="is now an orphan").first
+    assert item.count() == 1
+    clipped = page.evaluate(
+        """() => {
+          const ol = document.querySelector("#narration ol.ops");
+          const li = [...ol.querySelectorAll("li")]
+            .find((e) => /is now an orphan/.test(e.textContent));
+          const o = ol.getBoundingClientRect(), r = li.getBoundingClientRect();
+          return r.bottom > o.bottom + 0.5 || ol.scrollHeight > ol.clientHeight + 1;
+        }"""
+    )
+    assert not clipped, "the operation list hides part of what happened"
+
+
+def test_per_boot_chart_is_loaded_once_and_its_cursor_follows_the_step(page: Any) -> None:
+    """teaching-small booted 3 times: the per-boot chart loads once; stepping across the end
+    of boot 1 (BootStats.action_step is the last action of a boot) moves its dotted cursor
+    to boot 2 without asking the server for the chart again."""
+    spec = mmu_model.get_scenario("teaching-small").spec
+    assert spec is not None
+    run = mmu_model.run_scenario(spec.replace(boots=3))
+    end_of_boot_1 = run.per_boot[0].action_step
+    page.goto(f"/?v=1&scenario=teaching-small&boots=3&step={end_of_boot_1}")
+    wait_tree(page, end_of_boot_1)
+    cursor = "() => { const c = document.getElementById('boots-chart'); " \
+             "return c && c._fullLayout && c.layout.shapes ? c.layout.shapes[0].x0 : null; }"
+    page.wait_for_function(f"({cursor})() === 1", timeout=30_000)
+    loads = [u for u in page.requests if "/boots?" in u]
+    assert len(loads) == 1, loads
+    blur(page)
+    act(page, lambda: page.keyboard.press("ArrowRight"), end_of_boot_1 + 1)
+    assert run.snapshot(end_of_boot_1 + 1).action.boot == 2  # type: ignore[union-attr]
+    page.wait_for_function(f"({cursor})() === 2", timeout=10_000)
+    assert [u for u in page.requests if "/boots?" in u] == loads
     assert_no_console_errors(page)

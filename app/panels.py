@@ -1,0 +1,292 @@
+"""Resolved runs -> the plain data the page's panels show (pure functions of what was resolved).
+
+Templates get dicts, lists and precomputed URLs, never model objects. Nothing here loads a
+run: app/resolve.py has done that before any of these is called.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.figures import boots_figure
+from app.graph import children_of, path_to_root
+from app.resolve import TRACK_WRITE_ZAP, Baseline, PageRuns, Resolved
+from app.serialize import sp_json
+from app.treepanel import tree_figure_at, tree_panel
+from app.viewstate import SPEC_FIELDS, ViewState, fixes_param, open_param
+from mmu_model import (
+    DISPLAY_ORDER,
+    FIXES,
+    EventView,
+    Run,
+    ScenarioSpec,
+    Snapshot,
+    UnknownScenario,
+    get_scenario,
+    list_scenarios,
+)
+
+__all__ = ["boots_context", "form_context", "page_context", "scenarios_list"]
+
+PANEL_STATS: tuple[str, ...] = DISPLAY_ORDER[:9]
+MAX_OPS_LISTED = 40
+
+
+def _stat_rows(snap: Snapshot) -> list[dict[str, Any]]:
+    rows = [
+        {"name": name, "value": snap.stats.get(name, 0), "delta": snap.stat_deltas.get(name, 0),
+         "kvm": True}
+        for name in PANEL_STATS
+    ]
+    rows.append({"name": "orphans", "value": snap.orphans.total,
+                 "delta": snap.stat_deltas.get("orphans", 0), "kvm": False})
+    rows.append({"name": "orphans (unsync)", "value": snap.orphans.unsync,
+                 "delta": snap.stat_deltas.get("orphans_unsync", 0), "kvm": False})
+    return rows
+
+
+def _op_item(r: Resolved, ev: EventView) -> dict[str, Any]:
+    return {
+        "index": ev.index, "kind": ev.kind, "narration": ev.narration,
+        "call_path": list(ev.call_path),
+        "deltas": sorted(ev.stat_deltas.items()),
+        "url": r.state.with_(grain="op", step=ev.index + 1).url(),
+    }
+
+
+def _narration(r: Resolved) -> dict[str, Any]:
+    """What happened in this step; every key is always present (templates are strict)."""
+    snap = r.snap
+    out: dict[str, Any] = {"step0": snap.step == 0, "grain": snap.grain, "action": None,
+                           "event": None, "ops": None, "more_ops": 0, "deltas": []}
+    if snap.step == 0:
+        return out
+    action = snap.action
+    if action is not None:
+        out["action"] = {"step": action.index + 1, "kind": action.kind,
+                         "narration": action.narration, "boot": action.boot,
+                         "n_ops": action.n_ops}
+    if snap.grain == "op" and snap.event is not None:
+        ev = snap.event
+        out["event"] = _op_item(r, ev) | {
+            "touched": list(ev.touched), "created": list(ev.created), "freed": list(ev.freed),
+            "is_action": ev.is_action,
+        }
+    elif action is not None:
+        # action.ops holds at most the model's cap; n_ops counts every op of the action.
+        out["ops"] = [_op_item(r, ev) for ev in action.ops[:MAX_OPS_LISTED]]
+        out["more_ops"] = max(action.n_ops - len(out["ops"]), 0)
+    out["deltas"] = sorted(
+        (k, v) for k, v in snap.stat_deltas.items() if k not in ("hash_walked",)
+    )
+    return out
+
+
+def _selected(r: Resolved) -> dict[str, Any] | None:
+    sp_id = r.state.sp
+    if sp_id is None:
+        return None
+    snap = r.snap
+    sp = next((p for p in (*snap.pages, *snap.ghosts) if p.id == sp_id), None)
+    clear_url = r.state.with_(sp=None).url()
+    if sp is None:
+        return {"id": sp_id, "present": False, "clear_url": clear_url}
+    link = lambda i: r.state.with_(sp=i).url()  # noqa: E731
+    return {
+        "id": sp_id, "present": True, "clear_url": clear_url, "sp": sp_json(sp),
+        "gfn_hex": f"{sp.gfn:#x}", "l2_gfn_hex": f"{sp.l2_gfn:#x}",
+        "parents": [{"id": p, "index": i, "url": link(p)} for p, i in sp.parents],
+        "children": [{"id": c, "index": i, "url": link(c)} for c, i in children_of(snap, sp_id)],
+        "path": [{"id": i, "url": link(i)} for i in path_to_root(snap, sp_id)],
+    }
+
+
+def _fix_rows(r: Resolved) -> list[dict[str, Any]]:
+    rows = []
+    active = r.state.fix_set
+    action_step = r.run.convert_step(r.snap.step, r.state.grain, "action")
+    for name, fix in FIXES.items():
+        toggled = active ^ {name}
+        target = r.state.with_(fixes=frozenset(toggled), step=action_step, step_grain="action")
+        rows.append({"name": name, "title": fix.title, "effect": fix.effect,
+                     "on": name in active, "default": fix.default, "url": target.url()})
+    return rows
+
+
+def _toggle_note(r: Resolved) -> str | None:
+    """At op grain a fix toggle (or compare) cannot keep the op step: say where it lands."""
+    if r.state.grain != "op":
+        return None
+    action_step = r.run.convert_step(r.snap.step, "op", "action")
+    if action_step == 0:
+        return ("At kernel-operation grain, toggling a fix or compare re-runs the model "
+                "and shows step 0.")
+    return ("At kernel-operation grain, toggling a fix or compare re-runs the model (its "
+            "operations differ) and shows the last operation of guest action "
+            f"{action_step}, the action this step belongs to.")
+
+
+def _timeline_urls(r: Resolved) -> dict[str, str]:
+    s, snap = r.state, r.snap
+    last = snap.last_step
+    other = "op" if s.grain == "action" else "action"
+    return {
+        "self": s.url(),
+        "first": s.with_(step=0).url(),
+        "prev": s.with_(step=max(snap.step - 1, 0)).url(),
+        "next": s.with_(step=min(snap.step + 1, last)).url(),
+        "last": s.with_(step=last).url(),
+        "slider": s.url(omit=("step",)),
+        "grain_select": s.with_(step_grain=s.grain).url(omit=("grain",)),
+        "other_grain": s.with_(grain=other, step_grain=s.grain).url(),
+        "select": s.url(omit=("sp",)) + "&sp=",
+        "embed": s.with_(embed=True).url(),
+        "full": s.with_(embed=False).url(),
+        "snapshot_json": s.url("/api/snapshot"),
+        "boots_csv": s.url("/api/boots.csv"),
+        "boots_panel": s.run_state().url("/boots"),
+        "open": open_param(s.open),
+        "open_base": s.url(omit=("open",)),
+        "compare": _compare_toggle(r).url(),
+    }
+
+
+def _compare_toggle(r: Resolved) -> ViewState:
+    s = r.state
+    if s.compare:
+        return s.with_(compare=False, base=None)
+    fixes = s.fix_set
+    if fixes == s.base_set:  # comparing a set with itself shows nothing: add the patch
+        fixes = fixes | {TRACK_WRITE_ZAP}
+        if fixes == s.base_set:
+            fixes = fixes - {TRACK_WRITE_ZAP}
+    action_step = r.run.convert_step(r.snap.step, s.grain, "action")
+    return s.with_(compare=True, fixes=frozenset(fixes), step=action_step, step_grain="action")
+
+
+def _compare(r: Resolved, base: Baseline | None) -> dict[str, Any] | None:
+    s = r.state
+    if base is None:
+        return None
+    base_snap, first = base.snap, base.first_difference
+    return {
+        "base_label": fixes_param(s.base_set),
+        "label": fixes_param(s.fix_set),
+        "figure": tree_figure_at(base.entry, s, base_snap),
+        "step": base_snap.step,
+        "stats": _stat_rows(base_snap),
+        "orphans_unsync": base_snap.orphans.unsync,
+        "first_diff": first,
+        "first_diff_url": None if first is None
+        else s.with_(step=first, step_grain="action").url(),
+    }
+
+
+def _replay(r: Resolved) -> dict[str, Any] | None:
+    report = r.run.replay
+    if report is None:
+        return None
+    return {
+        "lines": report.lines, "tables": report.tables,
+        "discrepancies": [
+            {"text": d.describe(), "step": d.action_step, "lineno": d.lineno,
+             "url": r.state.with_(step=d.action_step, step_grain="action").url()}
+            for d in report.discrepancies
+        ],
+        "notes": list(report.notes), "warnings": list(report.warnings),
+    }
+
+
+def form_context(
+    state: ViewState | None, errors: dict[str, str] | None = None,
+    raw: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The scenario form: every ScenarioSpec field with its value and error, if any."""
+    errors = errors or {}
+    name = state.scenario_name if state is not None and state.trace is None else None
+    info = None
+    if name is not None:
+        try:
+            info = get_scenario(name)
+        except UnknownScenario:  # reported in the error banner; show the default form
+            info = None
+    base = info.spec if info is not None and info.spec is not None else ScenarioSpec()
+    values = base.to_mapping()
+    if state is not None:
+        values |= state.param_map
+    if raw:
+        values |= {k: v for k, v in raw.items() if k in SPEC_FIELDS}
+    fields = []
+    for f in ScenarioSpec.FIELDS:
+        fields.append({
+            "name": f.name, "label": f.label, "help": f.help, "kind": f.kind,
+            "min": None if f.min is None else f"{f.min:g}",
+            "max": None if f.max is None else f"{f.max:g}",
+            "step": "1" if "int" in f.kind else "any", "choices": list(f.choices),
+            "value": values.get(f.name, ""), "error": errors.get(f.name),
+        })
+    return {
+        "scenario": name if info is not None and info.kind == "simulate" else "teaching-small",
+        "fields": fields,
+        "fixes": fixes_param(state.fix_set) if state is not None else None,
+        "grain": state.grain if state is not None else "action",
+        "simulated": [i.name for i in list_scenarios() if i.kind == "simulate"],
+    }
+
+
+def scenarios_list() -> list[dict[str, Any]]:
+    return [{"name": i.name, "title": i.title, "kind": i.kind, "description": i.description}
+            for i in list_scenarios()]
+
+
+def page_context(runs: PageRuns) -> dict[str, Any]:
+    """Everything viz.html.jinja shows, from the resolved runs alone."""
+    r = runs.main
+    snap = r.snap
+    run = r.run
+    return {
+        "state": r.state,
+        "embed": r.state.embed,
+        "error": None,
+        "source": {
+            "kind": r.source.kind, "title": r.source.title,
+            "description": r.source.info.description if r.source.info else "",
+            "scenario": None if r.state.trace else r.state.scenario_name,
+            "trace": r.state.trace,
+            "trace_bytes": r.source.stored.bytes if r.source.stored else None,
+        },
+        "scenarios": scenarios_list(),
+        "urls": _timeline_urls(r),
+        "timeline": {
+            "step": snap.step, "last_step": snap.last_step, "grain": snap.grain,
+            "n_actions": run.n_actions, "n_events": run.n_events,
+            "boot": snap.action.boot if snap.action is not None else 0,
+            "boots": len(run.per_boot),
+        },
+        "tree": tree_panel(r.entry, r.state, snap, runs.drawn),
+        "orphans": snap.orphans.as_dict(),
+        "n_pages": len(snap.pages),
+        "stats": _stat_rows(snap),
+        "narration": _narration(r),
+        "fixes": _fix_rows(r),
+        "toggle_note": _toggle_note(r),
+        "compare": _compare(r, runs.baseline),
+        "multi_boot": run.kind == "simulate" and len(run.per_boot) > 1,
+        "replay": _replay(r),
+        "selected": _selected(r),
+        "form": form_context(r.state),
+        "trace_form": {"text": "", "error": None, "name": ""},
+    }
+
+
+def boots_context(r: Resolved, variants: list[tuple[str, Run, bool]]) -> dict[str, Any]:
+    """The per-boot chart of the view's run, from its track-write-zap variants."""
+    if not r.run.per_boot:
+        return {"figure": None, "boots": 0, "csv_url": r.state.url("/api/boots.csv"),
+                "url": r.state.run_state().url("/boots")}
+    boot = r.snap.action.boot if r.snap.action is not None else None
+    figure = boots_figure([(label, run.per_boot, dashed) for label, run, dashed in variants],
+                          current_boot=boot)
+    return {"figure": figure, "boots": len(r.run.per_boot),
+            "csv_url": r.state.run_state().url("/api/boots.csv"),
+            "url": r.state.run_state().url("/boots")}

@@ -1,0 +1,149 @@
+"""The tree panel of a resolved view: the run's layout (once per run) and each step's delta.
+
+A run's layout and its figure are fixed, so they are served once at their own URL
+(/api/layout, immutable while the run is cached under that hash) and every step sends only
+what changed since the view the browser has drawn (the X-Mmu-Drawn request header names
+that view's URL). Tree states are cached per run, a few steps deep, so the state the
+browser has drawn is usually at hand.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from app.figures import TreeState, run_layout_json, tree_delta, tree_figure, tree_state
+from app.graph import Layout, LeakFolding, detached_boots, layout_for_run, tree_view
+from app.runs import RunEntry
+from app.viewstate import ViewState
+from mmu_model import Run, Snapshot
+
+__all__ = ["RunLayout", "run_layout", "tree_figure_at", "tree_panel", "tree_state_at"]
+
+_STATES_PER_RUN = 8
+_VIEWS_PER_RUN = 2
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    layout: Layout
+    max_level: int
+    body: bytes  # the JSON the browser gets
+    hash: str
+
+    def url(self, state: ViewState) -> str:
+        return state.run_state().url("/api/layout") + f"&h={self.hash}"
+
+
+def _max_level(run: Run, layout: Layout) -> int:
+    if run.spec is not None:
+        return run.spec.ept_levels
+    return max((round(y + 0.5) for _x, y in layout.pos.values()), default=4)
+
+
+def run_layout(entry: RunEntry, state: ViewState) -> RunLayout:
+    def build() -> RunLayout:
+        layout = layout_for_run(entry.run)
+        max_level = _max_level(entry.run, layout)
+        uirevision = f"{state.scenario_name}:{state.trace or ''}"
+        body, digest = run_layout_json(layout, max_level=max_level, uirevision=uirevision)
+        return RunLayout(layout, max_level, body, digest)
+
+    value: RunLayout = entry.derive("run_layout", build)
+    return value
+
+
+def _leak_folding(entry: RunEntry, snap: Snapshot, state: ViewState) -> LeakFolding:
+    run = entry.run
+    boots = max(len(run.per_boot), 1)
+    boot = min(max(snap.action.boot if snap.action is not None else 1, 1), boots)
+    known: dict[int, int] = entry.derive("detached_boots", dict)
+    scanned = False
+
+    def boot_of(sp_id: int) -> int:
+        nonlocal scanned
+        if not scanned:  # only trees with enough detached pages to fold need the boots
+            with _lock:
+                detached_boots(run, boot, known)
+            scanned = True
+        return min(known.get(sp_id, boot), boot)
+
+    return LeakFolding(boots=boots, boot_of=boot_of, open=frozenset(state.open))
+
+
+def _cache(entry: RunEntry) -> OrderedDict[Any, list[Any]]:
+    cache: OrderedDict[Any, list[Any]] = entry.derive("tree_states", OrderedDict)
+    return cache
+
+
+def _key(state: ViewState, snap: Snapshot) -> tuple[Any, ...]:
+    return (snap.step, snap.grain, state.sp, state.open)
+
+
+def tree_state_at(entry: RunEntry, state: ViewState, snap: Snapshot,
+                  after: tuple[ViewState, Snapshot] | None = None) -> TreeState:
+    """The tree state of `state` (at `snap`), from the run's small cache when it is there.
+
+    `after`: a view of the neighbouring step with the same selection and open groups, whose
+    sorting of the pages (if still cached) is reused for all but the pages either step
+    touched.
+    """
+    key = _key(state, snap)
+    cache = _cache(entry)
+    neighbour = None
+    with _lock:
+        hit = cache.get(key)
+        if hit is not None:
+            cache.move_to_end(key)
+            return hit[0]
+        if after is not None:
+            near = cache.get(_key(after[0], after[1]))
+            if near is not None and near[1] is not None:
+                neighbour = (near[1], after[1])
+    rl = run_layout(entry, state)
+    view = tree_view(snap, rl.layout, selected=state.sp,
+                     leaks=_leak_folding(entry, snap, state), after=neighbour)
+    value = tree_state(view, rl.layout, boots=max(len(entry.run.per_boot), 1))
+    with _lock:
+        cache[key] = [value, view]
+        while len(cache) > _STATES_PER_RUN:
+            cache.popitem(last=False)
+        # Only the newest views keep their sorting of every page (a big tree's is large).
+        for item in list(cache.values())[:-_VIEWS_PER_RUN]:
+            item[1] = None
+    return value
+
+
+def _neighbours(state: ViewState, snap: Snapshot, drawn: ViewState, drawn_snap: Snapshot) -> bool:
+    return (abs(drawn_snap.step - snap.step) == 1 and drawn_snap.grain == snap.grain
+            and drawn.sp == state.sp and drawn.open == state.open)
+
+
+def tree_figure_at(entry: RunEntry, state: ViewState, snap: Snapshot) -> dict[str, Any]:
+    """The whole tree figure of `state` at `snap` (the compare baseline is drawn this way)."""
+    rl = run_layout(entry, state)
+    view = tree_view(snap, rl.layout, selected=state.sp,
+                     leaks=_leak_folding(entry, snap, state))
+    return tree_figure(view, rl.layout, max_level=rl.max_level,
+                       uirevision=f"{state.scenario_name}:{state.trace or ''}:base",
+                       boots=max(len(entry.run.per_boot), 1))
+
+
+def tree_panel(entry: RunEntry, state: ViewState, snap: Snapshot,
+               drawn: tuple[ViewState, Snapshot] | None) -> dict[str, Any]:
+    """The delta from the drawn view (None, or another run: from nothing) to this one."""
+    rl = run_layout(entry, state)
+    old = None
+    if drawn is not None and drawn[0].run_state().url() == state.run_state().url():
+        old = tree_state_at(entry, drawn[0], drawn[1])
+    else:
+        drawn = None
+    after = drawn if drawn is not None and _neighbours(state, snap, *drawn) else None
+    new = tree_state_at(entry, state, snap, after)
+    return tree_delta(old, new) | {
+        "url": state.url(), "base": None if drawn is None else drawn[0].url(),
+        "layout": rl.url(state),
+    }
