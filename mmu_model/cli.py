@@ -113,7 +113,8 @@ def _print_human(result: dict[str, Any]) -> None:
     print(_fmt_table([("stat", "value"), *((k, str(stats[k])) for k in DISPLAY_ORDER)]))
     o = result["orphans"]
     levels = ", ".join(f"l{k}: {v}" for k, v in o["by_level"].items()) or "none"
-    print(f"\norphans: {o['total']} ({o['unsync']} unsync; by level {levels})")
+    print(f"\norphans: {o['total']} ({o['unsync']} unsync; by level {levels}); unreachable "
+          f"from any valid root: {o['unreachable']} ({o['unreachable_unsync']} unsync)")
     boots = result.get("per_boot", [])
     if len(boots) > 1:
         step = max(1, len(boots) // 10)

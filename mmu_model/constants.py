@@ -21,6 +21,7 @@ KVM_REFILL_PAGES: Final = 25
 KVM_MIN_ALLOC_MMU_PAGES: Final = 64
 KVM_MEMSLOT_PAGES_TO_MMU_PAGES_RATIO: Final = 50
 KVM_MMU_NUM_PREV_ROOTS: Final = 3
+RMAP_RECYCLE_THRESHOLD: Final = 1000  # mmu.c: __rmap_add() zaps a longer chain
 
 ACC_EXEC_MASK: Final = 1
 ACC_WRITE_MASK: Final = 2

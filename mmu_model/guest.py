@@ -14,7 +14,8 @@ what L0 did), so two runs of one scenario with different fixes have the same act
 Simplifications, stated once: L2 memory is backed by L1 in aligned 2 MiB runs at a fixed
 offset, so one shadow page's leaves map one aligned run of L1 frames; a region L2 touches
 is faulted in as a batch (one EPT violation plus prefetch, as one operation); L1's page
-allocator hands out table pages uniformly at random from the L1 memory not backing L2.
+allocator (L1Guest) hands out table pages from the L1 memory not backing L2, and L1's only
+allocations are its EPT table pages.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ from .constants import (
     level_size_gfns,
 )
 from .kvm import GuestMemory, Kvm
-from .mmu import kvm_mmu_free_roots, kvm_mmu_load, kvm_mmu_new_pgd, kvm_mmu_reload
-from .page_track import l1_store, l1_store_many
+from .mmu import handle_invept, kvm_mmu_load, kvm_mmu_new_pgd, kvm_mmu_reload
+from .page_track import l1_store, l1_store_many, l1_zero_page
 from .paging_tmpl import GuestWalk, ept_page_fault, shadow_page_table_clear_flood
 
-__all__ = ["NO_CHILD_TABLES", "Ept12Table", "L1Guest", "NestedGuest"]
+__all__ = ["L1_ALLOCATORS", "NO_CHILD_TABLES", "Ept12Table", "L1Guest", "NestedGuest"]
 
 
 # An EPT12 entry is one of these plus the target frame << 12 (one wide OR in compiled code).
@@ -61,10 +62,11 @@ class Ept12Table:
     """One page of L1's EPT12 for L2: its 512 entries as child tables (None where an entry
     is not a table pointer) plus a bitmap of leaves."""
 
-    __slots__ = ("children", "gfn", "l2_gfn", "leaf_bitmap", "leaf_gfn_base", "level")
+    __slots__ = ("children", "gfn", "l2_gfn", "leaf_bitmap", "leaf_gfn_base", "level", "reused")
 
     def __init__(self, gfn: int, level: int, l2_gfn: int = 0) -> None:
         self.gfn = gfn
+        self.reused = False  # the page held a table of L1's before (see L1Guest.alloc_table)
         self.level = level
         self.l2_gfn = l2_gfn  # first L2 frame this table maps
         self.children: list[Ept12Table | None] = (
@@ -87,14 +89,37 @@ class Ept12Table:
 NO_CHILD_TABLES: Final[list[Ept12Table | None]] = [None] * SPTE_ENT_PER_PAGE
 
 
-class L1Guest(GuestMemory):
-    """L1's memory as far as its EPT12 tables go."""
+L1_ALLOCATORS: Final = ("lifo", "lifo-tables", "uniform", "never-reuse")
 
-    def __init__(self, *, pool_lo: int, pool_hi: int, rng: random.Random) -> None:
+
+class L1Guest(GuestMemory):
+    """L1's memory as far as its EPT12 tables go, and the page allocator they come from.
+
+    L1's KVM gets each table page from its mmu_shadow_page_cache (tdp_mmu_alloc_sp()),
+    which the page allocator refills, and gives it back with free_page() once an RCU grace
+    period has passed (tdp_mmu_free_sp()).  `allocator` says which page comes next:
+    "lifo": Linux's per-CPU free lists hand out the most recently freed page first, and
+    they are shared with all of L1's memory: when L2 boots again, its RAM (millions of
+    pages against a few hundred tables) is faulted in from them and takes every table page
+    freed since, each cleared by clear_page() (L2_memory_takes_freed_pages()); KVM's table
+    pages then come from pages that never held a table.  "lifo-tables": the same free list
+    used by KVM's tables alone (the most recently freed table page first), so L1 reuses
+    its freed pages as tables.  "uniform": a uniform draw from the pool, freed or not.
+    "never-reuse": freed pages are never touched again.
+    """
+
+    def __init__(self, *, pool_lo: int, pool_hi: int, rng: random.Random,
+                 allocator: str = "uniform") -> None:
+        if allocator not in L1_ALLOCATORS:
+            raise ValueError(f"unknown L1 allocator {allocator!r}")
         self.tables: dict[int, Ept12Table] = {}
         self.pool_lo = pool_lo
         self.pool_hi = pool_hi
         self.rng = rng
+        self.allocator = allocator
+        self.free_list: list[int] = []  # "lifo": freed table pages, most recent last
+        self.used: set[int] = set()  # every page that has held a table
+        self.reused = 0  # freed table pages handed out again (as tables or as L2's RAM)
 
     # GuestMemory
     def read_gpte(self, gfn: int, index: int) -> int:
@@ -117,6 +142,21 @@ class L1Guest(GuestMemory):
 
     # L1's page allocator
     def alloc_table(self, level: int) -> Ept12Table:
+        """A new table page; `reused` says whether it held a table before (L1 then clears
+        it first, see NestedGuest._alloc_table)."""
+        if self.allocator == "lifo-tables" and self.free_list:
+            gfn = self.free_list.pop()
+        else:
+            gfn = self._draw(fresh=self.allocator != "uniform")
+        table = Ept12Table(gfn, level)
+        table.reused = gfn in self.used
+        self.reused += table.reused
+        self.used.add(gfn)
+        self.tables[gfn] = table
+        return table
+
+    def _draw(self, fresh: bool) -> int:
+        """A uniform draw among the pool's pages not in use (and, if `fresh`, never used)."""
         width = self.pool_hi - self.pool_lo
         k = width.bit_length()
         getrandbits = self.rng.getrandbits
@@ -128,20 +168,29 @@ class L1Guest(GuestMemory):
             while r >= width:
                 r = getrandbits(k)
             gfn = self.pool_lo + r
-            if gfn not in self.tables:
-                break
-        table = Ept12Table(gfn, level)
-        self.tables[gfn] = table
-        return table
+            if gfn not in self.tables and not (fresh and gfn in self.used):
+                return gfn
 
     def adopt_table(self, gfn: int, level: int) -> Ept12Table:
         table = self.tables.get(gfn)
         if table is None:
             table = self.tables[gfn] = Ept12Table(gfn, level)
+            self.used.add(gfn)
         return table
 
     def free_table(self, table: Ept12Table) -> None:
-        self.tables.pop(table.gfn, None)
+        if self.tables.pop(table.gfn, None) is not None and self.allocator.startswith("lifo"):
+            self.free_list.append(table.gfn)
+
+    def l2_memory_takes_freed_pages(self) -> list[int]:
+        """"lifo": L2's memory is faulted in from the free list first, taking (newest
+        first) every page freed since; returns them.  Other allocators: none."""
+        if self.allocator != "lifo":
+            return []
+        taken = self.free_list[::-1]
+        self.free_list.clear()
+        self.reused += len(taken)
+        return taken
 
 
 def _coin(*key: int) -> float:
@@ -167,8 +216,10 @@ class NestedGuest:
         shared: bool,
         flood_clear_prob: float = 0.0,
         seed: int = 0,
+        single_context: bool = False,
     ) -> None:
         self.kvm = kvm
+        self.single_context = single_context  # INVEPT single-context instead of global
         self.l1 = l1
         self.levels = ept_levels
         self.l2_backing_base = l2_backing_base
@@ -183,16 +234,34 @@ class NestedGuest:
     def vm_entry(self, boot: int) -> Ept12Table:
         """L1 creates L2's EPT root and enters L2 (nested VM-entry loads the EPTP)."""
         self.boot = boot
+        taken = self.l1.l2_memory_takes_freed_pages()
+        if taken:
+            kvm = self.kvm
+            if kvm.recording:
+                kvm.begin_action("l1_reuse_freed_pages", boot=boot, pages=len(taken))
+            else:
+                kvm.count_action()
+            for gfn in taken:  # clear_page() of each as L2's RAM faults in: rep stos
+                l1_zero_page(kvm, gfn)
         root = self.l1.alloc_table(self.levels)
         self.root = root
         self.kvm.begin_action("l2_vm_entry", boot=boot, root_gfn=root.gfn)
+        self._clear_reused(root)
         kvm_mmu_new_pgd(self.kvm, root.gfn)
         return root
+
+    def _clear_reused(self, table: Ept12Table) -> None:
+        """L1 clears a table page it reuses before filling it in (memset64() of
+        SHADOW_NONPRESENT_VALUE when its KVM tops up mmu_shadow_page_cache: rep stos).
+        If L0 still shadows the page, that store traps (page_track.l1_zero_page)."""
+        if table.reused:
+            l1_zero_page(self.kvm, table.gfn)
 
     def _ensure_table(self, parent: Ept12Table, index: int) -> Ept12Table:
         child = parent.children[index]
         if child is None:
             child = self.l1.alloc_table(parent.level - 1)
+            self._clear_reused(child)
             child.l2_gfn = parent.l2_gfn + index * level_size_gfns(parent.level)
             parent.children[index] = child
             l1_store(self.kvm, parent.gfn, index, table_entry(child.gfn))
@@ -260,13 +329,22 @@ class NestedGuest:
             kvm_mmu_reload(kvm, self.root.gfn)
             ept_page_fault(kvm, walk)
 
-    def invept(self, reload: bool) -> None:
-        """L1 flushes L2's TLB: L0 drops its guest_mmu roots (handle_invept)."""
+    def invept(self, reload: bool, eptp_gfn: int | None = None) -> None:
+        """L1 flushes L2's TLB: L0 drops guest_mmu roots (handle_invept).
+
+        With `single_context` L1 issues INVEPT single-context for the EPTP `eptp_gfn`
+        (default: L2's current root), as vmx_flush_tlb_current() -> ept_sync_context()
+        does; otherwise global, as vmx_flush_tlb_all() -> ept_sync_global() does for a
+        KVM_REQ_TLB_FLUSH.  Single-context frees only the matching roots.
+        """
         kvm = self.kvm
-        kvm.begin_action("l1_invept", reload=reload)
-        kvm.enter("handle_invept")
-        kvm_mmu_free_roots(kvm)
-        kvm.leave()
+        target: int | None = None
+        if self.single_context:
+            target = eptp_gfn if eptp_gfn is not None else (
+                self.root.gfn if self.root is not None else -1)
+        kvm.begin_action("l1_invept", reload=reload,
+                         eptp_gfn=target if target is not None else -1)  # -1: global
+        handle_invept(kvm, target)
         if reload and self.root is not None:
             kvm_mmu_load(kvm, self.root.gfn)
 
@@ -277,6 +355,7 @@ class NestedGuest:
         root = self.l1.alloc_table(self.levels)
         self.root = root
         self.kvm.begin_action("l1_new_eptp", root_gfn=root.gfn, old_root_gfn=old.gfn)
+        self._clear_reused(root)
         kvm_mmu_new_pgd(self.kvm, root.gfn)
         return old
 

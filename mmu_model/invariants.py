@@ -114,6 +114,14 @@ def check_invariants(kvm: Kvm) -> list[str]:
             orphans.add(sp)
         if is_orphan != sp.orphan:
             bad.append(f"{tag}: orphan flag {sp.orphan} but the links say {is_orphan}")
+    for index, bucket in enumerate(kvm.mmu_page_hash):
+        invalid = sum(1 for sp in bucket if sp.role.invalid)
+        if invalid != kvm.mmu_page_hash_invalid[index]:
+            bad.append(f"hash bucket {index}: {invalid} invalid pages, the count says "
+                       f"{kvm.mmu_page_hash_invalid[index]}")
+    stale = [sp.id for sp in sps if sp.mmu_valid_gen != kvm.mmu_valid_gen and not sp.role.invalid]
+    if stale:
+        bad.append(f"pages of an old mmu_valid_gen are still valid: {stale[:8]}")
     hashed = sum(len(b) for b in kvm.mmu_page_hash)
     if hashed != len(sps):
         bad.append(f"mmu_page_hash holds {hashed} pages, {len(sps)} are allocated")

@@ -67,6 +67,9 @@ class Kvm:
         # Each chain is oldest first: hlist_add_head() puts the newest at the head, so a
         # walk of a chain runs from the end.
         self.mmu_page_hash: list[list[KvmMmuPage]] = [[] for _ in range(KVM_NUM_MMU_PAGES)]
+        # Per bucket, how many of its pages are invalid (zapped, awaiting their free), so a
+        # lookup of a gfn with no page in the bucket counts its collisions without a walk.
+        self.mmu_page_hash_invalid: list[int] = [0] * KVM_NUM_MMU_PAGES
         self.indirect_shadow_pages = 0
         self.n_max_mmu_pages = n_max_mmu_pages
         self.mmu_valid_gen = 0
@@ -82,6 +85,9 @@ class Kvm:
         self.prev_roots: list[KvmMmuPage] = []
         self.root_level = root_level
         self.root_zapped = False  # KVM_REQ_MMU_FREE_OBSOLETE_ROOTS pending
+        # CPUs a KVM_REQ_TLB_FLUSH would IPI: vCPUs in guest mode other than the
+        # requester's (see mmu.kvm_flush_remote_tlbs()).
+        self.ipi_targets = 0
         self.fixes = fixes
         self.guest = guest
         # Model bookkeeping.
@@ -196,7 +202,10 @@ class Kvm:
 
     def hash_del(self, sp: KvmMmuPage) -> None:
         """hlist_del(&sp->hash_link), mirrored in gfn_sps."""
-        self.mmu_page_hash[hash_64(sp.gfn)].remove(sp)
+        index = hash_64(sp.gfn)
+        self.mmu_page_hash[index].remove(sp)
+        if sp.role.invalid:
+            self.mmu_page_hash_invalid[index] -= 1
         same_gfn = self.gfn_sps[sp.gfn]
         if len(same_gfn) == 1:
             del self.gfn_sps[sp.gfn]
@@ -216,4 +225,21 @@ class Kvm:
         for sp in self.orphans:
             key = str(sp.role.level)
             by_level[key] = by_level.get(key, 0) + 1
-        return OrphanSummary(len(self.orphans), self.orphans_unsync, dict(sorted(by_level.items())))
+        lost = self.unreachable_pages()
+        return OrphanSummary(len(self.orphans), self.orphans_unsync, dict(sorted(by_level.items())),
+                             unreachable=len(lost),
+                             unreachable_unsync=sum(1 for sp in lost if sp.unsync))
+
+    def unreachable_pages(self) -> list[KvmMmuPage]:
+        """Valid pages no walk from a valid root the vCPU holds reaches (see OrphanSummary)."""
+        roots = [self.root] if self.root is not None else []
+        stack = [sp for sp in roots + self.prev_roots if not sp.role.invalid]
+        seen: set[KvmMmuPage] = set()
+        while stack:
+            sp = stack.pop()
+            if sp in seen:
+                continue
+            seen.add(sp)
+            if sp.role.level > 1:
+                stack.extend(child for _, child in sp.children())
+        return [sp for sp in self.sps if not sp.role.invalid and sp not in seen]

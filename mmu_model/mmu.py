@@ -18,6 +18,8 @@ event's stat deltas belong to it.  Nothing outside mmu_lock can observe the diff
 
 from __future__ import annotations
 
+from itertools import islice
+
 from .constants import (
     KVM_MIN_FREE_MMU_PAGES,
     KVM_MMU_NUM_PREV_ROOTS,
@@ -27,6 +29,7 @@ from .constants import (
     PG_LEVEL_1G,
     PG_LEVEL_2M,
     PG_LEVEL_4K,
+    RMAP_RECYCLE_THRESHOLD,
     hash_64,
 )
 from .kvm import Kvm
@@ -62,9 +65,18 @@ def for_each_gfn_valid_sp_with_gptes(kvm: Kvm, gfn: int) -> list[KvmMmuPage]:
 
 
 def kvm_flush_remote_tlbs(kvm: Kvm) -> None:
-    """Model of kvm_main.c: kvm_flush_remote_tlbs(): one request, one flush."""
+    """Model of kvm_main.c: kvm_flush_remote_tlbs(): every call is a request; a flush is
+    counted only if kvm_make_all_cpus_request(KVM_REQ_TLB_FLUSH) sent an IPI.
+
+    On x86 without Hyper-V, kvm_arch_flush_remote_tlbs() returns -ENOTSUPP, so
+    remote_tlb_flush counts only requests that kicked another CPU: one running a vCPU in
+    guest mode that is not the requester's.  The model's one vCPU requests its flushes
+    from its own exits (kvm.ipi_targets 0); a memslot change comes from the VMM's thread
+    while the vCPU runs (kvm_mmu_zap_all_fast() sets it to 1).
+    """
     kvm.stat.remote_tlb_flush_requests += 1
-    kvm.stat.remote_tlb_flush += 1
+    if kvm.ipi_targets:
+        kvm.stat.remote_tlb_flush += 1
 
 
 def clear_sp_write_flooding_count(kvm: Kvm, sp: KvmMmuPage) -> None:
@@ -83,7 +95,12 @@ def account_shadowed(kvm: Kvm, sp: KvmMmuPage) -> None:
     kvm.indirect_shadow_pages += 1
     if sp.role.level > PG_LEVEL_4K:
         kvm.write_track[sp.gfn] = kvm.write_track.get(sp.gfn, 0) + 1
-    kvm.l1_wp.add(sp.gfn)
+    # kvm_mmu_slot_gfn_write_protect() (for level >= 2 inside __kvm_write_track_add_gfn())
+    # returns true if it made a writable mapping read-only, and then the caller flushes.
+    wp = kvm.l1_wp
+    if sp.gfn not in wp:
+        wp.add(sp.gfn)
+        kvm_flush_remote_tlbs(kvm)
 
 
 def unaccount_shadowed(kvm: Kvm, sp: KvmMmuPage) -> None:
@@ -140,6 +157,17 @@ def kvm_mmu_find_shadow_page(
     which stays unsync); a miss counts mmu_cache_miss.  Looking up an upper-level role zaps
     unsync pages of the same gfn, because the new page will write-protect the gfn.
     """
+    if gfn not in kvm.gfn_sps:
+        # No page of this gfn in the bucket (the common miss): the walk would skip the
+        # invalid pages and count every other one as a collision.  Obsolete pages are all
+        # invalid here (kvm_mmu_zap_all_fast() invalidates the old generation at once).
+        walked = len(bucket)
+        kvm.hash_walked += walked
+        kvm.stat.mmu_cache_miss += 1
+        collisions = walked - kvm.mmu_page_hash_invalid[hash_64(gfn)]
+        if collisions > kvm.stat.max_mmu_page_hash_collisions:
+            kvm.stat.max_mmu_page_hash_collisions = collisions
+        return None
     invalid_list: InvalidList = []
     collisions = 0
     found: KvmMmuPage | None = None
@@ -235,14 +263,56 @@ def mmu_set_spte(
         if not count:
             return 0
     kvm_update_page_stats(kvm, sp.role.level, count)
-    longest = kvm.rmaps.add(sp, new, count, kvm.stat.max_mmu_rmap_size)
+    # A chain longer than the threshold must be found even once the peak is above it.
+    floor = min(kvm.stat.max_mmu_rmap_size, RMAP_RECYCLE_THRESHOLD)
+    longest = kvm.rmaps.add(sp, new, count, floor)
     if longest > kvm.stat.max_mmu_rmap_size:
         kvm.stat.max_mmu_rmap_size = longest
     sp.leaf_bitmap = old | new if old else new
     sp.n_leaves += count
     kvm.hash_walked += (count * len(kvm.sps) + KVM_NUM_MMU_PAGES // 2) // KVM_NUM_MMU_PAGES
     kvm.touch(sp)
+    if longest > RMAP_RECYCLE_THRESHOLD:
+        rmap_recycle(kvm, sp, new)
     return count
+
+
+def rmap_recycle(kvm: Kvm, sp: KvmMmuPage, new: int) -> None:
+    """Model of mmu.c: __rmap_add()'s recycle: a chain past RMAP_RECYCLE_THRESHOLD goes.
+
+    pte_list_add() returns the chain's length before the add; when that is over 1000,
+    kvm_zap_all_rmap_sptes() clears every SPTE in the chain (the new one too) and
+    kvm_flush_remote_tlbs_gfn() flushes, once per gfn.  So max_mmu_rmap_size stops at
+    1001.  The pages whose leaves go stay, linked or orphaned as they were.
+    """
+    chunk = sp.rmap_chunk
+    assert chunk is not None
+    # Lengths before this page's leaves joined: one less than now for each gfn of `new`.
+    gfns = chunk.longer_than(new, RMAP_RECYCLE_THRESHOLD + 1)
+    if not gfns:
+        return
+    kvm.enter("__rmap_add")
+    sptes = kvm_zap_all_rmap_sptes(kvm, chunk.pages_with(gfns), gfns)
+    n_gfns = gfns.bit_count()
+    for _ in range(n_gfns):
+        kvm_flush_remote_tlbs(kvm)  # kvm_flush_remote_tlbs_gfn(): no ranged flush for EPT
+    kvm.leave()
+    kvm.emit("kvm_zap_all_rmap_sptes", sp=sp.id, level=sp.role.level, gfns=n_gfns,
+             sptes=sptes)
+
+
+def kvm_zap_all_rmap_sptes(kvm: Kvm, pages: list[KvmMmuPage], gfns: int) -> int:
+    """Model of mmu.c: kvm_zap_all_rmap_sptes(): mmu_spte_clear_track_bits() on every SPTE
+    of the rmaps of `gfns` (bits of one 512-entry run); `pages` hold those SPTEs.
+
+    Returns how many SPTEs were cleared.  Each drops its rmap entry and pages_* count.
+    """
+    cleared = 0
+    for page in pages:
+        hit = page.leaf_bitmap & gfns
+        cleared += hit.bit_count()
+        drop_spte(kvm, page, hit)
+    return cleared
 
 
 def drop_spte(kvm: Kvm, sp: KvmMmuPage, mask: int) -> None:
@@ -392,9 +462,13 @@ def mmu_sync_children(kvm: Kvm, parent: KvmMmuPage) -> int:
         if not pages:
             break
         invalid_list: InvalidList = []
-        for sp, _ in pages:
-            kvm.l1_wp.add(sp.gfn)  # kvm_vcpu_write_protect_gfn()
-        kvm_flush_remote_tlbs(kvm)
+        protected = False
+        for sp, _ in pages:  # kvm_vcpu_write_protect_gfn(): true if it changed a mapping
+            if sp.gfn not in kvm.l1_wp:
+                kvm.l1_wp.add(sp.gfn)
+                protected = True
+        if protected:
+            kvm_flush_remote_tlbs(kvm)
         for sp, path in pages:
             kvm_unlink_unsync_page(kvm, sp)
             if kvm_sync_page(kvm, sp, invalid_list):
@@ -443,7 +517,9 @@ def drop_parent_pte(kvm: Kvm, sp: KvmMmuPage, parent: KvmMmuPage, index: int) ->
 def mmu_page_zap_pte(
     kvm: Kvm, sp: KvmMmuPage, index: int, invalid_list: InvalidList | None
 ) -> int:
-    """Model of mmu.c: mmu_page_zap_pte(): zap one SPTE; returns child pages zapped.
+    """Model of mmu.c: mmu_page_zap_pte(): zap one SPTE; returns 1 if it zapped the child.
+
+    The count is kvm_mmu_prepare_zap_page()'s bool, so 0 or 1 whatever went with it.
 
     A leaf is dropped with its rmap entry.  A non-leaf is unlinked from its child; since
     2de4085cccea a guest_mode child left with no parent is zapped too, but only when the
@@ -509,9 +585,23 @@ def kvm_mmu_unlink_parents(kvm: Kvm, sp: KvmMmuPage) -> None:
 
 
 def kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList) -> int:
-    """Model of mmu.c: kvm_mmu_prepare_zap_page() / __kvm_mmu_prepare_zap_page().
+    """Model of mmu.c: kvm_mmu_prepare_zap_page(): __kvm_mmu_prepare_zap_page() as a bool.
 
-    Returns nr_zapped: this page (unless it is a live root) plus every child zapped with it.
+    The kernel declares it ``static bool`` and returns the int nr_zapped through it, so
+    every caller that counts with it (mmu_page_zap_pte(), hence
+    kvm_mmu_page_unlink_children()) gets 1 for a zapped page however many pages went with
+    it, and 0 only for a live root (which does not count itself).
+    """
+    return 1 if __kvm_mmu_prepare_zap_page(kvm, sp, invalid_list) else 0
+
+
+def __kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList) -> int:
+    """Model of mmu.c: __kvm_mmu_prepare_zap_page(): returns the int *nr_zapped.
+
+    nr_zapped is the unsync pages mmu_zap_unsync_children() zapped (each counted once, at
+    any depth), plus kvm_mmu_page_unlink_children()'s count (one per child zapped with
+    it: grandchildren are hidden by the bool above), plus this page unless it is a live
+    root.  Only kvm_mmu_zap_oldest_mmu_pages() reads this int directly.
     """
     kvm.enter("kvm_mmu_prepare_zap_page")
     was_invalid = sp.role.invalid
@@ -540,6 +630,7 @@ def kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList
         kvm.root_zapped = True  # KVM_REQ_MMU_FREE_OBSOLETE_ROOTS
     if not was_invalid:
         sp.role = sp.role.invalidated()
+        kvm.mmu_page_hash_invalid[hash_64(sp.gfn)] += 1
     kvm.update_orphan(sp)
     kvm.stat.mmu_shadow_zapped += 1
     kvm.leave()
@@ -696,6 +787,32 @@ def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
     kvm.leave()
 
 
+def kvm_mmu_unprotect_gfn_and_retry(kvm: Kvm, gfn: int) -> bool:
+    """Model of mmu.c: __kvm_mmu_unprotect_gfn_and_retry(): zap every page of the gfn.
+
+    x86_emulate_instruction() takes this path for a write-protection fault on an
+    instruction the emulator does not flag as page-table writing (``rep stos``: L1's
+    clear_page / memset64 of a page it reuses), when not in guest mode: "the vCPU is
+    likely no longer using the gfn as a page table".  Every valid shadow page of the gfn
+    with gptes is prepare-zapped (for_each_gfn_valid_sp_with_gptes), so its write tracking
+    goes, and the instruction is retried natively.  Returns whether anything was zapped.
+    """
+    if not kvm.indirect_shadow_pages:
+        return False
+    kvm.enter("__kvm_mmu_unprotect_gfn_and_retry")
+    invalid_list: InvalidList = []
+    for sp in for_each_gfn_valid_sp_with_gptes(kvm, gfn):
+        if is_obsolete_sp(kvm, sp):  # zapped with an earlier page of the loop
+            continue
+        kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
+    zapped = [sp.id for sp in invalid_list]
+    kvm_mmu_commit_zap_page(kvm, invalid_list)
+    kvm.leave()
+    if zapped:
+        kvm.emit("kvm_mmu_unprotect_gfn_and_retry", gfn=gfn, zapped=zapped)
+    return bool(zapped)
+
+
 # -- recycling and zap-all ------------------------------------------------------------------
 def kvm_mmu_available_pages(kvm: Kvm) -> int:
     """Model of mmu.c: kvm_mmu_available_pages(): quota minus mmu_shadow_pages, floor 0."""
@@ -705,16 +822,36 @@ def kvm_mmu_available_pages(kvm: Kvm) -> int:
 def kvm_mmu_zap_oldest_mmu_pages(kvm: Kvm, nr_to_zap: int) -> int:
     """Model of mmu.c: kvm_mmu_zap_oldest_mmu_pages(): oldest non-root pages first.
 
-    Pure age order: orphans are not preferred.  Adds the total zapped to mmu_recycled.
+    Pure age order: orphans are not preferred.  Stops once the summed nr_zapped of the
+    pages it prepare-zapped reaches `nr_to_zap`, and adds that sum to mmu_recycled.  A
+    linked subtree counts its top page, its unsync pages and its direct children only,
+    so a target can free many more pages than the count says.
     """
     invalid_list: InvalidList = []
     total = 0
     kvm.enter("kvm_mmu_zap_oldest_mmu_pages")
+    active = kvm.active_mmu_pages
+    # The oldest pages in age order, taken a batch at a time: zapping only removes pages
+    # from active_mmu_pages, so a victim is the next candidate still there, which is what
+    # the kernel's restart from the tail finds.  (Looking for each victim from the start
+    # of the dict would step over every slot freed since it was last compacted.)
+    candidates: list[KvmMmuPage] = []
+    next_candidate = 0
     while total < nr_to_zap:
-        victim = next((sp for sp in kvm.active_mmu_pages if not sp.root_count), None)
-        if victim is None:
-            break
-        total += kvm_mmu_prepare_zap_page(kvm, victim, invalid_list)
+        if next_candidate == len(candidates):
+            candidates = list(islice(active, len(candidates) + nr_to_zap - total + 8))
+            next_candidate = 0
+            if not candidates:
+                break
+        victim = candidates[next_candidate]
+        next_candidate += 1
+        if victim.root_count or victim not in active:
+            if next_candidate == len(candidates) and len(candidates) >= len(active):
+                break  # every page left is a root
+            continue
+        # The kernel calls __kvm_mmu_prepare_zap_page() here and adds its int nr_zapped:
+        # the bool truncation happens one level down, in mmu_page_zap_pte().
+        total += __kvm_mmu_prepare_zap_page(kvm, victim, invalid_list)
     kvm_mmu_commit_zap_page(kvm, invalid_list)
     kvm.stat.mmu_recycled += total
     kvm.leave()
@@ -748,6 +885,7 @@ def kvm_mmu_zap_all_fast(kvm: Kvm) -> None:
     Live roots stay allocated until the vCPU drops them (kvm_mmu_free_obsolete_roots).
     """
     kvm.mmu_valid_gen = 0 if kvm.mmu_valid_gen else 1
+    kvm.ipi_targets = 1  # the VMM's memslot ioctl, while the vCPU runs
     kvm.enter("kvm_mmu_zap_all_fast")
     kvm.emit(
         "kvm_mmu_zap_all_fast", mmu_valid_gen=kvm.mmu_valid_gen,
@@ -762,6 +900,7 @@ def kvm_mmu_zap_all_fast(kvm: Kvm) -> None:
     kvm.leave()
     kvm_mmu_commit_zap_page(kvm, invalid_list)
     kvm.leave()
+    kvm.ipi_targets = 0
     kvm.root_zapped = True
 
 
@@ -778,23 +917,59 @@ def mmu_free_root_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList) -> N
         kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
 
 
-def kvm_mmu_free_roots(kvm: Kvm, *, current: bool = True, previous: bool = True) -> None:
-    """Model of mmu.c: kvm_mmu_free_roots() for guest_mmu (INVEPT, root eviction)."""
+KVM_MMU_ROOT_CURRENT = 1
+
+
+def KVM_MMU_ROOT_PREVIOUS(i: int) -> int:
+    """Model of kvm_host.h: KVM_MMU_ROOT_PREVIOUS(i), the bit of prev_roots[i]."""
+    return 1 << (i + 1)
+
+
+KVM_MMU_ROOTS_ALL = (1 << (KVM_MMU_NUM_PREV_ROOTS + 1)) - 1
+
+
+def kvm_mmu_free_roots(kvm: Kvm, roots_to_free: int = KVM_MMU_ROOTS_ALL) -> None:
+    """Model of mmu.c: kvm_mmu_free_roots() for guest_mmu: drop the roots in the mask."""
     invalid_list: InvalidList = []
     kvm.enter("kvm_mmu_free_roots")
     freed = []
-    if current and kvm.root is not None:
+    if roots_to_free & KVM_MMU_ROOT_CURRENT and kvm.root is not None:
         freed.append(kvm.root.id)
         mmu_free_root_page(kvm, kvm.root, invalid_list)
         kvm.root = None
-    if previous:
-        for sp in kvm.prev_roots:
+    keep = []
+    for i, sp in enumerate(kvm.prev_roots):
+        if roots_to_free & KVM_MMU_ROOT_PREVIOUS(i):
             freed.append(sp.id)
             mmu_free_root_page(kvm, sp, invalid_list)
-        kvm.prev_roots = []
+        else:
+            keep.append(sp)
+    kvm.prev_roots = keep
     kvm_mmu_commit_zap_page(kvm, invalid_list)
     kvm.leave()
     kvm.emit("kvm_mmu_free_roots", roots=freed)
+
+
+def handle_invept(kvm: Kvm, single_context_eptp_gfn: int | None) -> None:
+    """Model of vmx/nested.c: handle_invept() for L1's INVEPT.
+
+    VMX_EPT_EXTENT_GLOBAL (`single_context_eptp_gfn` None) frees every guest_mmu root;
+    VMX_EPT_EXTENT_CONTEXT frees only the current root and the prev_roots whose EPTP
+    matches the operand's (nested_ept_root_matches()), leaving the others cached.
+    """
+    kvm.enter("handle_invept")
+    if single_context_eptp_gfn is None:
+        roots_to_free = KVM_MMU_ROOTS_ALL
+    else:
+        roots_to_free = 0
+        if kvm.root is not None and kvm.root.gfn == single_context_eptp_gfn:
+            roots_to_free |= KVM_MMU_ROOT_CURRENT
+        for i, sp in enumerate(kvm.prev_roots):
+            if sp.gfn == single_context_eptp_gfn:
+                roots_to_free |= KVM_MMU_ROOT_PREVIOUS(i)
+    if roots_to_free:
+        kvm_mmu_free_roots(kvm, roots_to_free)
+    kvm.leave()
 
 
 def kvm_mmu_free_obsolete_roots(kvm: Kvm) -> None:

@@ -26,11 +26,22 @@ def _ids(args: Args, key: str) -> list[int]:
     return []
 
 
+# Every shadow page of the nested-EPT MMU has guest_mode in its role (inherited from
+# kvm_calc_shadow_ept_root_page_role() by kvm_mmu_child_role()); KVM_MMU_PAGE_PRINTK does
+# not print it.
+_GUEST_MODE_UNPRINTED = (
+    "Its role word has guest_mode set (bit 17), which the kvm_mmu_get_page tracepoint's "
+    "role text does not print; trace-cmd shows only level, gpte size, quadrant, direct, "
+    "access, invalid, nxe and ad."
+)
+
+
 def _get_page(a: Args, d: Describe) -> str:
     sp = d(_i(a, "sp"))
     if a.get("root"):
         how = "allocated" if a.get("created") else "found in the hash and reused"
-        return f"L0 {how} {sp} as the shadow root for L2's EPT pointer (root_count +1)."
+        tail = f" {_GUEST_MODE_UNPRINTED}" if a.get("created") else ""
+        return f"L0 {how} {sp} as the shadow root for L2's EPT pointer (root_count +1).{tail}"
     parent = d(_i(a, "parent"))
     if a.get("relinked_orphan"):
         return (
@@ -40,7 +51,7 @@ def _get_page(a: Args, d: Describe) -> str:
     if a.get("created"):
         return (
             f"L0 built {sp} to shadow the L1 table it found in the guest walk and linked it "
-            f"at entry {_i(a, 'index')} of {parent}."
+            f"at entry {_i(a, 'index')} of {parent}. {_GUEST_MODE_UNPRINTED}"
         )
     return (
         f"L0 found {sp} in the hash (write flooding count cleared) and linked it at entry "
@@ -154,10 +165,36 @@ def _flush(a: Args, d: Describe) -> str:
     return "A present SPTE was zapped, so L0 flushed remote TLBs."
 
 
+def _zap_all_rmap_sptes(a: Args, d: Describe) -> str:
+    n = _i(a, "gfns")
+    return (
+        f"Installing leaves in {d(_i(a, 'sp'))} made the rmap chain of {n} L1 page"
+        f"{'s' if n != 1 else ''} longer than RMAP_RECYCLE_THRESHOLD (1000): __rmap_add() "
+        f"ran kvm_zap_all_rmap_sptes(), clearing all {_i(a, 'sptes')} SPTEs in those chains "
+        f"(stale leaves of leaked pages included) and flushing remote TLBs once per page. "
+        f"The shadow pages themselves stay."
+    )
+
+
+def _unprotect(a: Args, d: Describe) -> str:
+    zapped = _ids(a, "zapped")
+    return (
+        f"L1 cleared the page at gfn {_i(a, 'gfn'):#x} with rep stos, a write L0 traps since "
+        f"it shadows that page as a table. The emulator does not count rep stos as a "
+        f"page-table write, so __kvm_mmu_unprotect_gfn_and_retry() zapped every shadow page "
+        f"of the gfn ({', '.join(d(i) for i in zapped[:6])}{' ...' if len(zapped) > 6 else ''}) "
+        f"and let L1 retry the store natively: L1 reusing a freed table page reclaims what "
+        f"L0 kept for it."
+    )
+
+
 def _zap_oldest(a: Args, d: Describe) -> str:
     return (
-        f"Fewer than 5 pages left under the quota: L0 recycled the oldest pages "
-        f"({_i(a, 'total')} zapped for a target of {_i(a, 'nr_to_zap')}), orphans or not."
+        f"Fewer than 5 pages left under the quota: L0 recycled the oldest pages, orphans "
+        f"or not, until their nr_zapped reached {_i(a, 'total')} for a target of "
+        f"{_i(a, 'nr_to_zap')} (mmu_recycled +{_i(a, 'total')}). Each page counts itself, "
+        f"its unsync pages and its direct children only (kvm_mmu_prepare_zap_page() returns "
+        f"bool), so the commit may free more pages than that."
     )
 
 
@@ -214,6 +251,8 @@ KERNEL_KINDS: dict[str, Callable[[Args, Describe], str]] = {
     "kvm_mmu_commit_zap_page": _commit,
     "kvm_flush_remote_tlbs": _flush,
     "kvm_mmu_zap_oldest_mmu_pages": _zap_oldest,
+    "kvm_zap_all_rmap_sptes": _zap_all_rmap_sptes,
+    "kvm_mmu_unprotect_gfn_and_retry": _unprotect,
     "kvm_mmu_zap_all_fast": _zap_all_fast,
     "kvm_mmu_free_roots": _free_roots,
     "kvm_mmu_new_pgd": _new_pgd,
@@ -246,11 +285,15 @@ def _a_new_eptp(a: Args, d: Describe) -> str:
 
 
 def _a_invept(a: Args, d: Describe) -> str:
-    return (
-        "L1 flushes L2's TLB (INVEPT). L0 drops all its shadow roots for L2"
-        + (" and reloads the current one, syncing unsync pages reachable from it."
-           if a.get("reload") else ".")
-    )
+    eptp = a.get("eptp_gfn", -1)
+    if isinstance(eptp, int) and eptp >= 0:
+        what = (f"L1 flushes L2's TLB for one EPT context (INVEPT single-context, EPTP gfn "
+                f"{eptp:#x}). L0 drops only the shadow roots for that EPTP, keeping the others "
+                f"cached")
+    else:
+        what = "L1 flushes L2's TLB (INVEPT global). L0 drops all its shadow roots for L2"
+    return what + (" and reloads the current one, syncing unsync pages reachable from it."
+                   if a.get("reload") else ".")
 
 
 def _a_zap_4k(a: Args, d: Describe) -> str:
@@ -311,6 +354,16 @@ def _a_replay_write(a: Args, d: Describe) -> str:
     )
 
 
+def _a_reuse_freed_pages(a: Args, d: Describe) -> str:
+    return (
+        f"L2 boot {_i(a, 'boot')}: L2's RAM is faulted in from L1's free lists, which hand "
+        f"out the {_i(a, 'pages')} EPT table page(s) L1 freed since the last boot first. L1 "
+        f"clears each (clear_page, rep stos): L0 traps the pages it still write-tracks and "
+        f"zaps their shadow pages; unsync 4 KiB ones are mapped writable, so L0 sees nothing "
+        f"and their leak stands."
+    )
+
+
 def _a_zap_all_fast(a: Args, d: Describe) -> str:
     return "L1 deletes or moves a memslot; L0 runs kvm_mmu_zap_all_fast()."
 
@@ -328,6 +381,7 @@ ACTION_KINDS: dict[str, Callable[[Args, Describe], str]] = {
     "replay_setup": _a_replay_setup,
     "replay_write": _a_replay_write,
     "memslot_change": _a_zap_all_fast,
+    "l1_reuse_freed_pages": _a_reuse_freed_pages,
 }
 
 

@@ -17,9 +17,9 @@ from typing import Literal
 from .bitmap import for_each_set_bit
 from .constants import PAGE_SHIFT, SPTE_BYTES
 from .kvm import Kvm
-from .mmu import kvm_mmu_track_write, mmu_try_to_unsync_pages
+from .mmu import kvm_mmu_track_write, kvm_mmu_unprotect_gfn_and_retry, mmu_try_to_unsync_pages
 
-__all__ = ["l1_store", "l1_store_many", "l1_write_fault"]
+__all__ = ["l1_store", "l1_store_many", "l1_write_fault", "l1_zero_page"]
 
 Outcome = Literal["emulated", "fault", "native"]
 
@@ -71,3 +71,23 @@ def l1_store_many(kvm: Kvm, gfn: int, mask: int, new: int) -> int:
         if outcome == "fault":
             break
     return seen
+
+
+def l1_zero_page(kvm: Kvm, gfn: int) -> Outcome:
+    """L1 fills a page it reuses with ``rep stos`` (clear_page(), or memset64() of
+    SHADOW_NONPRESENT_VALUE when KVM's mmu_shadow_page_cache is topped up).
+
+    Write-tracked => the store faults and x86_emulate_instruction(), seeing an instruction
+    that does not write page tables, unprotects the gfn (zapping all its shadow pages) and
+    retries it; the retried store then faults once more on the read-only mapping and
+    make_spte() makes the page writable.  Otherwise it is an ordinary store to an untracked
+    page: it faults once if L0 maps the page read-only (unsyncing its level-1 pages), and
+    is invisible to L0 if the page is writable already (an unsync level-1 orphan's is).
+    """
+    if kvm.write_track.get(gfn):
+        kvm.enter("x86_emulate_instruction")
+        kvm_mmu_unprotect_gfn_and_retry(kvm, gfn)
+        kvm.leave()
+        l1_write_fault(kvm, gfn)
+        return "emulated"
+    return "fault" if l1_write_fault(kvm, gfn) else "native"

@@ -14,6 +14,8 @@ the run; there are at most as many as 512-entry runs of L1 memory.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .page import KvmMmuPage
 
 __all__ = ["RmapChunk", "Rmaps"]
@@ -23,7 +25,8 @@ class RmapChunk:
     __slots__ = ("pages", "tally")
 
     def __init__(self, sp: KvmMmuPage) -> None:
-        self.pages = [sp]
+        # An ordered set (insertion order, O(1) removal): leaked pages pile up here.
+        self.pages: dict[KvmMmuPage, None] = {sp: None}
         self.tally: dict[int, int] | None = None  # leaf bitmap -> pages with it
 
     def count(self, bitmap: int, delta: int) -> None:
@@ -36,6 +39,22 @@ class RmapChunk:
 
     def longest(self, mask: int) -> int:
         """Longest chain among the gfns of `mask`: the most leaf bitmaps any bit is in."""
+        return max(n for _, n in self.chains(mask))
+
+    def longer_than(self, mask: int, length: int) -> int:
+        """The gfns of `mask` (as bits) whose chain is longer than `length`."""
+        out = 0
+        for bits, n in self.chains(mask):
+            if n > length:
+                out |= bits
+        return out
+
+    def pages_with(self, gfns: int) -> list[KvmMmuPage]:
+        """The pages with a leaf for any of `gfns` (bits), as a new list."""
+        return [sp for sp in self.pages if sp.leaf_bitmap & gfns]
+
+    def chains(self, mask: int) -> list[tuple[int, int]]:
+        """`mask` split into (bits, chain length shared by those gfns)."""
         if self.tally is None:
             self.tally = tally_of(self.pages)
         parts = [(mask, 0)]
@@ -51,10 +70,10 @@ class RmapChunk:
                 if outside:
                     split.append((outside, n))
             parts = split
-        return max(n for _, n in parts)
+        return parts
 
 
-def tally_of(pages: list[KvmMmuPage]) -> dict[int, int]:
+def tally_of(pages: Iterable[KvmMmuPage]) -> dict[int, int]:
     """How many of `pages` have each distinct leaf bitmap."""
     tally: dict[int, int] = {}
     for sp in pages:
@@ -94,7 +113,7 @@ class Rmaps:
                 chunk.count(old, -1)
             chunk.count(old | mask, 1)
         if not old:
-            chunk.pages.append(sp)
+            chunk.pages[sp] = None
         return longest
 
     def remove(self, sp: KvmMmuPage, old: int, count: int) -> None:
@@ -108,7 +127,7 @@ class Rmaps:
             if sp.leaf_bitmap:
                 chunk.count(sp.leaf_bitmap, 1)
         if not sp.leaf_bitmap:
-            chunk.pages.remove(sp)
+            del chunk.pages[sp]
             sp.rmap_chunk = None
             if not chunk.pages:
                 chunk.tally = None
@@ -125,10 +144,10 @@ class Rmaps:
         """The chunk of the run of 512 level-`level` entries at `base_gfn`, if any."""
         return self.chunks.get(_chunk_key(level, base_gfn))
 
-    def pages_at(self, level: int, base_gfn: int) -> list[KvmMmuPage]:
+    def pages_at(self, level: int, base_gfn: int) -> Iterable[KvmMmuPage]:
         """The pages with leaves in the run of 512 level-`level` entries at `base_gfn`."""
         chunk = self.chunk_at(level, base_gfn)
-        return chunk.pages if chunk is not None else []
+        return chunk.pages if chunk is not None else ()
 
     def chain_length(self, level: int, gfn: int, stride: int) -> int:
         """Number of rmap entries for one gfn (stride = gfns per leaf at that level)."""

@@ -81,21 +81,28 @@ class KvmMmuPageRole:
         return role
 
     def describe(self) -> str:
-        """Render like KVM_MMU_PAGE_PRINTK in mmutrace.h: level, direct, access, invalid."""
-        access = "".join(
-            c if self.access & bit else "-" for c, bit in (("w", 2), ("u", 4), ("x", 1))
-        )
-        parts = [f"l{self.level}", "8-byte", "q0"]
-        if self.direct:
-            parts.append("direct")
-        parts.append(access)
-        if self.invalid:
-            parts.append("invalid")
-        parts.append("!nxe")
-        parts.append("!ad" if self.ad_disabled else "ad")
-        if self.guest_mode:
-            parts.append("guest")
-        return " ".join(parts)
+        """The role as KVM_MMU_PAGE_PRINTK in mmutrace.h prints it (trace-cmd report).
+
+        Its role fields, in its order: "l%u %u-byte q%u%s %s%s %snxe %sad", i.e. level,
+        gpte size, quadrant, " direct", the 3-letter access string (access_str[role.access]),
+        " invalid", efer_nx (always 0 for a shadow EPT role: "!nxe") and ad_disabled.  The
+        kernel prints nothing else of the role word: guest_mode in particular is set in
+        every nested-EPT page's word but never printed (see unprinted_bits()).
+        """
+        access = _ACCESS_STR[self.access & ACC_ALL]
+        direct = " direct" if self.direct else ""
+        invalid = " invalid" if self.invalid else ""
+        ad = "!" if self.ad_disabled else ""
+        return f"l{self.level} 8-byte q0{direct} {access}{invalid} !nxe {ad}ad"
+
+    def unprinted_bits(self) -> tuple[str, ...]:
+        """Bits set in role.word that KVM_MMU_PAGE_PRINTK does not print."""
+        return ("guest_mode",) if self.guest_mode else ()
+
+
+# mmutrace.h: access_str[], indexed by role.access (ACC_EXEC_MASK 1, ACC_WRITE_MASK 2,
+# ACC_USER_MASK 4).
+_ACCESS_STR: Final = ("---", "--x", "w--", "w-x", "-u-", "-ux", "wu-", "wux")
 
 
 _ROOT_ROLES: dict[int, KvmMmuPageRole] = {}  # one per level, so their memos are shared

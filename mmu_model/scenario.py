@@ -65,6 +65,20 @@ _FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("quota", "Shadow page quota",
               "n_max_mmu_pages; empty: L1 memory pages / 50, at least 64.",
               "optional-int", 64, 100_000_000),
+    FieldInfo("l1_allocator", "L1 page allocator",
+              "Where L1's freed EPT table pages go. lifo: Linux's per-CPU lists, most recently "
+              "freed first, shared with L2's RAM, which takes them all at the next boot; "
+              "lifo-tables: the same list for KVM's tables alone, so L1 reuses them as "
+              "tables; uniform: a random free page for each table; never-reuse. A reused "
+              "page is cleared first (rep stos), which zaps what L0 still shadows there if "
+              "L0 write-tracks it.",
+              "choice", choices=("lifo", "lifo-tables", "uniform", "never-reuse")),
+    FieldInfo("invept", "L1's INVEPT",
+              "global: L1 flushes with INVEPT global (vmx_flush_tlb_all, its response to a "
+              "KVM_REQ_TLB_FLUSH after it tears a root down) and L0 drops every shadow root; "
+              "single-context: INVEPT for L2's current EPTP only (vmx_flush_tlb_current), "
+              "and L0 drops only the roots for that EPTP.",
+              "choice", choices=("global", "single-context")),
     FieldInfo("seed", "Random seed", "Seeds L1's table-page allocator and L2's choices.",
               "int", 0, 2**32 - 1),
 )
@@ -84,6 +98,8 @@ class ScenarioSpec:
     boots: int = 1
     flood_clear_prob: float = 0.0
     quota: int | None = None
+    l1_allocator: str = "lifo"
+    invept: str = "global"
     seed: int = 1
     fixes: frozenset[str] = field(default=DEFAULT_FIXES)
 

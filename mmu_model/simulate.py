@@ -55,14 +55,15 @@ def _run_scenario(spec: ScenarioSpec, record: bool) -> Run:
     fixes = FixSet.from_names(spec.fixes)
     l1_pages = spec.l1_gib * GIB_PAGES
     pool_lo = L2_BACKING_BASE + spec.l2_mem_gib * GIB_PAGES
-    l1 = L1Guest(pool_lo=pool_lo, pool_hi=l1_pages, rng=random.Random(spec.seed))
+    l1 = L1Guest(pool_lo=pool_lo, pool_hi=l1_pages, rng=random.Random(spec.seed),
+                 allocator=spec.l1_allocator)
     kvm = Kvm(fixes=fixes, n_max_mmu_pages=spec.n_max_mmu_pages, root_level=spec.ept_levels,
               guest=l1)
     timeline = Timeline(kvm) if record else None
     kvm.recorder = timeline
     guest = NestedGuest(kvm, l1, ept_levels=spec.ept_levels, l2_backing_base=L2_BACKING_BASE,
                         shared=spec.mode == "shared", flood_clear_prob=spec.flood_clear_prob,
-                        seed=spec.seed)
+                        seed=spec.seed, single_context=spec.invept == "single-context")
     plan = working_set(spec)
     # Every root's life sees the same touches: build their region lists once.
     first_touches = [[(i, huge, m1) for i, huge, m1, _ in regions] for regions in plan]

@@ -5,7 +5,7 @@ The web layer and the CLI read only these types; they never touch Kvm or KvmMmuP
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 __all__ = ["ActionView", "EventView", "Grain", "OrphanSummary", "Snapshot", "SpStatus", "SpView"]
@@ -55,12 +55,38 @@ class SpView:
 
 @dataclass(frozen=True, slots=True)
 class OrphanSummary:
+    """Orphans (valid non-root pages with no parent SPTE) and, wider, the unreachable pages:
+    valid pages that no walk from a valid root the vCPU holds (root_count > 0) reaches, i.e.
+    the orphans, the ex-roots and every page still linked below either.  The hardware can
+    use none of them; each still costs its hash-chain slot, its quota share and its rmaps.
+    ``unreachable`` is None until derived from the pages (see with_reachability())."""
+
     total: int
     unsync: int
     by_level: dict[str, int]
+    unreachable: int | None = None
+    unreachable_unsync: int | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {"total": self.total, "unsync": self.unsync, "by_level": dict(self.by_level)}
+        return {"total": self.total, "unsync": self.unsync, "by_level": dict(self.by_level),
+                "unreachable": self.unreachable, "unreachable_unsync": self.unreachable_unsync}
+
+    def with_reachability(self, pages: tuple[SpView, ...]) -> OrphanSummary:
+        """This summary with the unreachable counts of `pages` (one step's live pages)."""
+        children: dict[int, list[int]] = {}
+        for page in pages:
+            for parent, _ in page.parents:
+                children.setdefault(parent, []).append(page.id)
+        seen: set[int] = set()
+        stack = [p.id for p in pages if p.root_count and not p.invalid]
+        while stack:
+            sp_id = stack.pop()
+            if sp_id not in seen:
+                seen.add(sp_id)
+                stack.extend(children.get(sp_id, ()))
+        lost = [p for p in pages if not p.invalid and p.id not in seen]
+        return replace(self, unreachable=len(lost),
+                       unreachable_unsync=sum(1 for p in lost if p.unsync))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,3 +138,7 @@ class Snapshot:
     orphans: OrphanSummary
     event: EventView | None  # op grain: the event; action grain: the action's header event
     action: ActionView | None
+
+    def __post_init__(self) -> None:
+        if self.orphans.unreachable is None:  # derived here, from this step's pages
+            object.__setattr__(self, "orphans", self.orphans.with_reachability(self.pages))

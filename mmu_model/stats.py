@@ -2,6 +2,11 @@
 
 mmu_shadow_pages is the stat added by patch 2/2 of "Plug an unsync shadow page leak": the
 live shadow page count that used to be the unexported kvm->arch.n_used_mmu_pages.
+
+pages_4k / pages_2m / pages_1g are the shadow MMU's share only: kvm_update_page_stats() is
+also called by L0's TDP MMU for its leaves mapping L1's own memory, which the model does
+not build, so a real nested VM reports more.  remote_tlb_flush counts only flushes that
+sent an IPI (see mmu.kvm_flush_remote_tlbs()).
 """
 
 from __future__ import annotations

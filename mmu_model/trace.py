@@ -40,6 +40,7 @@ __all__ = [
     "MAX_TRACE_LINES",
     "ParsedTrace",
     "TraceLine",
+    "count_trace_lines",
     "parse_trace",
     "trace_digest",
 ]
@@ -232,6 +233,12 @@ def _physical_lines(text: str) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()  # text ends with a newline (or is empty)
     return lines
+
+
+def count_trace_lines(text: str) -> int:
+    """The number of lines in a trace as parse_trace() numbers them: a final newline ends
+    the last line rather than starting one (so "a\nb\n" has 2, "" has 0)."""
+    return len(_physical_lines(text))
 
 
 def parse_trace(text: str, *, lenient: bool = False) -> ParsedTrace:

@@ -125,8 +125,10 @@ class World:
         shared: bool = False,
         seed: int = 1,
         flood_clear_prob: float = 0.0,
+        allocator: str = "uniform",
     ) -> None:
-        self.l1 = L1Guest(pool_lo=POOL_LO, pool_hi=POOL_HI, rng=random.Random(seed))
+        self.l1 = L1Guest(pool_lo=POOL_LO, pool_hi=POOL_HI, rng=random.Random(seed),
+                          allocator=allocator)
         self.kvm = Kvm(fixes=FixSet.from_names(fixes), n_max_mmu_pages=quota,
                        root_level=levels, guest=self.l1)
         self.guest = NestedGuest(self.kvm, self.l1, ept_levels=levels,

@@ -98,7 +98,10 @@ def test_checklist_01_lookup_is_keyed_by_gfn_and_role_word(make_world):
     before = w.stats()
     w.link_new(root, 2, 0x3000)
     w.link_new(root, 3, 0x4000, direct=True)
-    assert delta(before, w.stats()) == {"mmu_cache_miss": 2, "mmu_shadow_pages": 2}
+    # account_shadowed() of the indirect one write-protects gfn 0x3000, which L0 mapped
+    # writable, and so requests a flush (kvm_mmu_slot_gfn_write_protect() returned true).
+    assert delta(before, w.stats()) == {"mmu_cache_miss": 2, "mmu_shadow_pages": 2,
+                                        "remote_tlb_flush_requests": 1}
     assert kvm.indirect_shadow_pages == 4
 
     # A prepared-but-uncommitted page stays in its bucket, but role.invalid hides it:
@@ -318,7 +321,9 @@ def test_checklist_07_third_trapped_write_floods(make_world):
         "mmu_shadow_zapped": 1 + 5,
         "mmu_shadow_pages": -(1 + 5),
         "pages_4k": -5 * 2,
-        "remote_tlb_flush": 1,  # one commit of the invalid_list
+        # One commit of the invalid_list: one kvm_flush_remote_tlbs() request, and no
+        # remote_tlb_flush, which counts only requests that IPI another vCPU's CPU (the
+        # one vCPU flushes from its own exit).
         "remote_tlb_flush_requests": 1,
     }
     assert pd_sp.freed
@@ -360,8 +365,9 @@ def test_checklist_08_writes_1_and_2_zap_one_spte_orphaning_or_zapping_the_child
             assert sp not in kvm.sps
             assert d == {
                 "mmu_pte_write": 1, "mmu_pde_zapped": 1, "mmu_shadow_zapped": 1,
-                "mmu_shadow_pages": -1, "pages_4k": -2, "remote_tlb_flush": 1,
-                "remote_tlb_flush_requests": 1, **({"mmu_unsync": -1} if was_unsync else {}),
+                "mmu_shadow_pages": -1, "pages_4k": -2,
+                "remote_tlb_flush_requests": 1,  # no IPI: remote_tlb_flush stays
+                **({"mmu_unsync": -1} if was_unsync else {}),
             }
             assert kvm.indirect_shadow_pages == indirect - 1
             assert not kvm.orphans
@@ -375,7 +381,7 @@ def test_checklist_08_writes_1_and_2_zap_one_spte_orphaning_or_zapping_the_child
             assert sp in kvm.active_mmu_pages
             assert sp.unsync is was_unsync
             assert sp.n_leaves == 2
-            assert d == {"mmu_pte_write": 1, "mmu_pde_zapped": 1, "remote_tlb_flush": 1,
+            assert d == {"mmu_pte_write": 1, "mmu_pde_zapped": 1,
                          "remote_tlb_flush_requests": 1}
             assert kvm.indirect_shadow_pages == indirect
 
@@ -668,9 +674,10 @@ def test_checklist_12_prepare_zap_unlinks_everything_and_zaps_lone_children(make
     w.step()
     before = w.stats()
     invalid_list: list = []
-    nr_zapped = mmu.kvm_mmu_prepare_zap_page(kvm, pd0, invalid_list)
-    # PT 0 by mmu_zap_unsync_children (reachable through PD 0's bitmap), PT 1 by the
-    # 2de4085cccea recursion (its last parent is gone), PD 0 itself.  PT 2 keeps PD 1.
+    nr_zapped = mmu.__kvm_mmu_prepare_zap_page(kvm, pd0, invalid_list)
+    # __kvm_mmu_prepare_zap_page()'s *nr_zapped: PT 0 by mmu_zap_unsync_children (reachable
+    # through PD 0's bitmap, zapped++), PT 1 by the 2de4085cccea recursion (its last parent
+    # is gone; mmu_page_zap_pte() returns that zap's bool, 1), PD 0 itself.  PT 2 keeps PD 1.
     assert nr_zapped == 3
     assert {sp.id for sp in invalid_list} == {pd0.id, pt0.id, pt1.id}
     assert pd0.role.invalid
@@ -787,9 +794,11 @@ def test_checklist_14_live_root_stays_accounted_until_its_last_reference_goes(ma
     invalid_list: list = []
     nr = mmu.kvm_mmu_prepare_zap_page(kvm, root, invalid_list)
     mmu.kvm_mmu_commit_zap_page(kvm, invalid_list)
-    # The PDPT, PD and PT under it go (recursively); the root is not counted in nr_zapped,
-    # stays allocated and accounted, off active_mmu_pages, invalid.
-    assert nr == 3
+    # The PDPT, PD and PT under it go (recursively), but the root's nr_zapped counts only
+    # the PDPT: mmu_page_zap_pte() returns kvm_mmu_prepare_zap_page()'s bool (1), which
+    # hides the PD and PT.  The root does not count itself (root_count > 0): it stays
+    # allocated and accounted, off active_mmu_pages, invalid.
+    assert nr == 1
     assert delta(before, w.stats())["mmu_shadow_zapped"] == 4
     assert delta(before, w.stats())["mmu_shadow_pages"] == -3
     assert root.role.invalid
@@ -1001,14 +1010,43 @@ def test_checklist_20_recycling_zaps_oldest_non_roots_on_faults_only(make_world)
     w.l1_write(w.pd(0), 100, 0)  # trapped write: no recycling there
     w.l1_unmap(w.pt(0, 1), 0, NP)  # 4 KiB write fault: none either
     assert w.stats()["mmu_recycled"] == 0
+    unsync_pt = w.sp(w.pt(0, 1))
+    assert unsync_pt.unsync
     w.touch(0, [5])
-    # The fault asks for 25 - 4 = 21.  Oldest non-root first: root A is skipped, its PDPT
-    # goes and takes the 21 pages below it (22 >= 21), so nothing else is zapped.  The
-    # newer orphan is not preferred and survives.
-    assert w.stats()["mmu_recycled"] == 22 >= KVM_REFILL_PAGES - 4
+    # The fault asks for 25 - 4 = 21 and kvm_mmu_zap_oldest_mmu_pages() adds up each
+    # victim's __kvm_mmu_prepare_zap_page() nr_zapped, oldest non-root first (roots A and B
+    # are skipped):
+    #  - PDPT A: no unsync below; kvm_mmu_page_unlink_children() counts PD A once (the
+    #    bool of its recursive zap hides PD A's 20 PTs); itself: 2.  Total 2.
+    #  - PDPT B: mmu_zap_unsync_children() zaps the unsync PT (0, 1) (1); PD B through the
+    #    bool (1), hiding PTs (0, 2); itself (1): 3.  Total 5.
+    #  - the orphan PT (0, 0) of tree B, newer than PDPT B: itself, 1.  Total 6.
+    # Nothing but the two roots is left, so the loop ends short of 21 with 6.
+    assert w.stats()["mmu_recycled"] == 6
     assert not old_tree & {sp.id for sp in kvm.sps}
+    assert unsync_pt.freed
     assert not old_root.freed
-    assert not orphan.freed
+    assert orphan.freed  # reached by age, after the older tree B pages, not before them
+
+
+def test_checklist_20_recycling_counts_nr_zapped_through_the_bool(make_world):
+    """mmu_recycled adds nr_zapped as the kernel counts it: a subtree counts its top page and
+    the children zapped with it, not the grandchildren (kvm_mmu_prepare_zap_page() is
+    ``static bool``, and mmu_page_zap_pte() returns it)."""
+    w = make_world()
+    w.boot()
+    w.touch(0, range(20))  # root, PDPT, PD, 20 PTs: 23 pages
+    kvm = w.kvm
+    assert w.stats()["mmu_shadow_pages"] == 23
+    w.step()
+    mmu.kvm_mmu_change_mmu_pages(kvm, 23 + 4)  # avail 4 < KVM_MIN_FREE_MMU_PAGES
+    w.guest.new_eptp()  # L1's new root: mmu_alloc_shadow_roots() -> make_mmu_pages_available()
+    # The new root's allocation asks for 25 - 4 = 21.  The only non-root victim is PDPT A:
+    # nr_zapped = 0 unsync + 1 (PD A, whose own 20 PTs are hidden by the bool) + 1 (itself)
+    # = 2 < 21, and no other victim is left, so mmu_recycled is 2 while 22 pages go.  The
+    # old full count would have been 22.
+    assert w.stats()["mmu_recycled"] == 2 < KVM_REFILL_PAGES - 4
+    assert w.stats()["mmu_shadow_pages"] == 23 - 22 + 1  # old root (in prev_roots) + new root
 
 
 def test_checklist_20_zap_oldest_takes_age_order_not_orphans_first(make_world):
@@ -1023,8 +1061,10 @@ def test_checklist_20_zap_oldest_takes_age_order_not_orphans_first(make_world):
     w.step()
     total = mmu.kvm_mmu_zap_oldest_mmu_pages(w.kvm, 1)
     # The oldest non-root is the PDPT (created right after the root); it takes everything
-    # still linked below it: PDPT, 2 PDs, PT (0, 0).  The orphan is no longer below it.
-    assert total == 4
+    # still linked below it: PDPT, 2 PDs, PT (0, 0).  Its nr_zapped counts the two PDs
+    # (mmu_page_zap_pte() returns the bool of each recursive zap, hiding PT (0, 0)) and
+    # itself: 3 >= 1, so recycling stops.  The orphan is no longer below it and survives.
+    assert total == 3
     assert not orphan.freed
 
 

@@ -39,7 +39,11 @@ def test_simulate_json_has_the_contract_fields(capsys: pytest.CaptureFixture[str
                  "mmu_pde_zapped", "mmu_flooded", "mmu_recycled", "mmu_cache_miss",
                  "pages_4k"):
         assert stat in result["stats"]
-    assert set(result["orphans"]) == {"total", "unsync", "by_level"}
+    assert set(result["orphans"]) == {"total", "unsync", "by_level", "unreachable",
+                                      "unreachable_unsync"}
+    # Every orphan is unreachable, and so is everything below one (OrphanSummary).
+    assert result["orphans"]["unreachable"] >= result["orphans"]["total"]
+    assert result["orphans"]["unreachable_unsync"] >= result["orphans"]["unsync"]
     assert result["events"] > 0
     assert result["fixes"] == ["unlink-children-zap", "flood-detection"]
     assert [b["boot"] for b in result["per_boot"]] == [1, 2, 3]

@@ -53,6 +53,11 @@ world_params = st.fixed_dictionaries({
     "quota": st.sampled_from((8, 16, 40, 100_000, 100_000)),
     "seed": st.integers(0, 1000),
     "flood_clear_prob": st.sampled_from((0.0, 0.5)),
+    # How L1 reuses the table pages it frees (guest.L1Guest): "lifo-tables" hands them
+    # straight back as new tables (rediscovery, lookups of a reused gfn with another role),
+    # "lifo" clears them all at the next vm_entry (kvm_mmu_unprotect_gfn_and_retry()).
+    "allocator": st.sampled_from(("uniform", "lifo", "lifo-tables", "lifo-tables",
+                                  "never-reuse")),
 })
 # Every workload first builds some tree (L2 touching 3+ regions in a GiB or more), then
 # plays random actions, with root switches and teardowns mixed in often.
@@ -185,6 +190,8 @@ def test_random_workloads_keep_invariants_and_the_fix_leaves_no_orphan(
         event(f"recycled: {'yes' if stats.mmu_recycled else 'no'}")
         event(f"flooded: {'yes' if stats.mmu_flooded else 'no'}")
         event(f"shadow pages built: {min(stats.mmu_cache_miss, 100) // 20 * 20}+")
+        event(f"allocator {params['allocator']}: reused {'some' if w.l1.reused else 'no'} "
+              "freed pages")
 
 
 @pytest.mark.parametrize("fixes", [PRE_PATCH, POST_PATCH], ids=["pre-patch", "post-patch"])
