@@ -27,7 +27,7 @@ WITH_COMPILED  := PYTHONPATH=$(COMPILED):. $(PY) -P
 .PHONY: help venv install compiled run lint test bench cli clean distclean
 
 help:
-	@echo "make run        start the web server on http://$(HOST):$(PORT) (installs first)"
+	@echo "make run        start the web server on http://$(HOST):$(PORT), serving the compiled model (installs and compiles first)"
 	@echo "make test       lint, then every test in tests/ (browser tests included)"
 	@echo "make lint       ruff check + mypy (strict on mmu_model)"
 	@echo "make bench      run every scripts/bench_*.py"
@@ -60,8 +60,12 @@ compiled: $(COMPILED_STAMP)
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
+# uvicorn puts its --app-dir (default: the working directory, i.e. the source tree) first on
+# sys.path, ahead of PYTHONPATH: pointing it at the compiled build keeps that one first.
+# The server logs which model it serves at start-up, and /healthz says so too.
 run: install compiled
-	$(WITH_COMPILED) -m uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT)
+	$(WITH_COMPILED) -m uvicorn app.main:create_app --factory --app-dir $(COMPILED) \
+		--host $(HOST) --port $(PORT)
 
 lint: install
 	$(VENV)/bin/ruff check .

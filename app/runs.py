@@ -1,41 +1,54 @@
-"""In-memory cache of finished runs: the web layer's only shared mutable state.
+"""In-memory cache of finished runs, in front of the run store and the build pool: the web
+layer's only shared mutable state.
 
-Runs are pure functions of their key (scenario spec with its fixes, or stored trace + fixes),
-so a cached run is never stale. The cache is an LRU bounded by entry count and by the total
-number of recorded events; a per-key lock makes concurrent requests for the same run wait for
-one computation instead of starting several.
+A run is a pure function of its key, so a cached run is never stale. get(key, job) looks in
+memory, then in the run store (app/run_store.py, files beside the SQLite database), and
+only then builds: the job's cost is checked first (mmu_model/cost.py: a 4xx naming the
+field over the limit), the client's quota of new builds (429) and the pool's free slots
+(503) next, and the build runs in a worker process (app/builds.py). Everyone asking for one
+key while it is being loaded or built waits for that one load; when all of them have gone
+(their connections closed), the build is cancelled.
 
-A recorded run is millions of small immutable objects that live as long as they are cached.
-Left to the cyclic garbage collector, every full collection walks them all, which shows up as
-100+ ms pauses on ordinary step requests. So a run is built with the collector paused and its
-objects are moved out of the collector's sight (gc.freeze) as soon as it is built: the model
-leaves no reference cycles behind (a model test checks it), so there is nothing to collect
-first, and an evicted run is freed by reference counting alone.
+What a run costs in memory: the compact run record holds 34-89 bytes per event, measured
+by Run.nbytes (teaching-small 30 KB, large-10k 4.8 MB, boot-loop-bottom-up 5.1 MB,
+populated-16g 8.2 MB), so the cache is bounded in bytes by run_nbytes(), not by counts.
 
-What does need the collector is cyclic garbage that other requests make while a build keeps
-it paused (about 200 objects per page request): the freeze catches that too. So every
-SETTLE_EVERY_BUILDS builds, everything is handed back (gc.unfreeze), collected once and
-frozen again. That walks every cached run (7.9 s with two million-event runs cached), which
-is why it is not done on every build or eviction.
+No collection walks a cached run for long, and the cache never asks for one: a run is a
+few large arrays, not millions of objects (so the gc.freeze of each run, and main's full
+collection every 8th build, are gone), and an evicted run is freed by reference counting.
 """
 
 from __future__ import annotations
 
-import gc
+import logging
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.build_jobs import BuildJob
+from app.builds import BuildPool, Busy, Cancelled, Task
+from app.requesters import ClientBuildLimit, Requester, current_requester
+from app.run_codec import decode_run, run_nbytes
+from app.run_store import RunStore, model_fingerprint
 from mmu_model import Run, Snapshot
+from mmu_model.cost import DEFAULT_MAX_EVENTS
 
-__all__ = ["RunCache", "RunEntry"]
+__all__ = ["DEFAULT_BYTE_BUDGET", "ClientGone", "RunCache", "RunEntry"]
 
-# About 300 MB of timelines at the model's current footprint per event.
-DEFAULT_EVENT_BUDGET = 3_000_000
-SETTLE_EVERY_BUILDS = 8
+log = logging.getLogger(__name__)
+
+DEFAULT_BYTE_BUDGET = 256 << 20  # dozens of the largest built-ins (8 MB each)
 _SNAPSHOTS_PER_RUN = 8
+_WAIT_POLL_S = 0.1
+
+
+class ClientGone(Exception):
+    """The client closed its connection while waiting for a run."""
 
 
 @dataclass
@@ -44,13 +57,14 @@ class RunEntry:
 
     key: Hashable
     run: Run
+    nbytes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     derived: dict[str, Any] = field(default_factory=dict)
     _snapshots: OrderedDict[tuple[int, str], Snapshot] = field(default_factory=OrderedDict)
 
     @property
     def weight(self) -> int:
-        return max(self.run.n_events, 1)
+        return max(self.nbytes, 1)
 
     def snapshot(self, step: int, grain: str) -> Snapshot:
         key = (step, grain)
@@ -76,58 +90,218 @@ class RunEntry:
             return self.derived.setdefault(name, value)
 
 
+@dataclass(eq=False)
+class _Flight:
+    """One load or build of a key, and how many requests wait for it."""
+
+    future: Future[RunEntry] = field(default_factory=Future)
+    waiting: int = 0
+    task: Task | None = None
+
+
 class RunCache:
-    def __init__(self, max_entries: int = 12, event_budget: int = DEFAULT_EVENT_BUDGET) -> None:
+    def __init__(
+        self,
+        max_entries: int = 12,
+        byte_budget: int = DEFAULT_BYTE_BUDGET,
+        *,
+        pool: BuildPool | None = None,
+        store: RunStore | None = None,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        client_limit: ClientBuildLimit | None = None,
+    ) -> None:
         self.max_entries = max_entries
-        self.event_budget = event_budget
+        self.byte_budget = byte_budget
+        self.pool = pool
+        self.store = store
+        self.max_events = max_events
+        self.client_limit = client_limit
         self._entries: OrderedDict[Hashable, RunEntry] = OrderedDict()
         self._lock = threading.Lock()
-        self._key_locks: dict[Hashable, threading.Lock] = {}
-        self.hits = 0
-        self.misses = 0
-        self._builds = 0
+        self._flights: dict[Hashable, _Flight] = {}
+        self.counts = {"memory": 0, "store": 0, "built": 0, "store_rejected": 0}
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(e.weight for e in self._entries.values())
+
+    # -- getting a run --------------------------------------------------------------------
     def get(self, key: Hashable, compute: Callable[[], Run]) -> RunEntry:
+        """The run of `key`: from memory, the store, or built by `compute`.
+
+        `compute` is a BuildJob (built in a worker, stored, cancellable); any other callable
+        is built here in the calling thread (kept for callers that are not jobs yet).
+        """
+        requester = current_requester()
         with self._lock:
             entry = self._lookup(key)
             if entry is not None:
+                self._note(requester, "memory")
                 return entry
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+            flight.waiting += 1
+        if leader:
+            self._start(key, flight, compute, requester)
+        return self._wait(key, flight, requester)
+
+    def _start(self, key: Hashable, flight: _Flight, compute: Callable[[], Run],
+               requester: Requester | None) -> None:
+        try:
+            if not isinstance(compute, BuildJob) or self.pool is None:
+                run = compute()
+                self._land(key, flight, run, "built", requester)
+                return
+            job = compute
+            estimated_s = job.check(self.max_events)
+            digest = job.digest(model_fingerprint())
+            if self.store is not None and self._load_stored(key, flight, digest, requester):
+                return
+            if self.client_limit is not None:
+                self.client_limit.admit(requester.client if requester else None)
+            task = self.pool.submit(job, estimated_s)
             with self._lock:
-                entry = self._lookup(key)
-                if entry is not None:
-                    return entry
-                self.misses += 1
+                flight.task = task
+            task.future.add_done_callback(
+                lambda done: self._built(key, flight, digest, done, requester))
+        except BaseException as exc:
+            self._fail(key, flight, exc)
+
+    def _load_stored(self, key: Hashable, flight: _Flight, digest: str,
+                     requester: Requester | None) -> bool:
+        assert self.store is not None
+        data = self.store.load(digest)
+        if data is None:
+            return False
+        try:
+            run = decode_run(data)
+        except Exception as exc:
+            self.counts["store_rejected"] += 1
+            self.store.discard(digest, f"does not decode: {type(exc).__name__}: {exc}")
+            return False
+        self._land(key, flight, run, "store", requester)
+        return True
+
+    def _built(self, key: Hashable, flight: _Flight, digest: str, done: Future[bytes],
+               requester: Requester | None) -> None:
+        """In the pool's thread, when the worker is done: store the run, then load it."""
+        try:
+            data = done.result()
+            if self.store is not None:
+                try:
+                    self.store.save(digest, data)
+                except OSError as exc:
+                    log.warning("run store: cannot save %s: %s", digest, exc)
+            run = decode_run(data)
+            self._land(key, flight, run, "built", requester)
+        except BaseException as exc:
+            self._fail(key, flight, exc)
+
+    def _land(self, key: Hashable, flight: _Flight, run: Run, source: str,
+              requester: Requester | None) -> None:
+        entry = RunEntry(key=key, run=run, nbytes=run_nbytes(run))
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            self._evict()
+            self._flights.pop(key, None)
+            self.counts[source] += 1
+        self._note(requester, source)
+        flight.future.set_result(entry)
+
+    def _fail(self, key: Hashable, flight: _Flight, exc: BaseException) -> None:
+        with self._lock:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+        if not flight.future.done():
+            flight.future.set_exception(exc)
+
+    def _wait(self, key: Hashable, flight: _Flight, requester: Requester | None) -> RunEntry:
+        while True:
             try:
-                run = _build_frozen(compute)
-            finally:
-                with self._lock:
-                    self._key_locks.pop(key, None)
-            entry = RunEntry(key=key, run=run)
-            with self._lock:
-                self._entries[key] = entry
-                self._evict()
-                self._builds += 1
-                settle = self._builds % SETTLE_EVERY_BUILDS == 0
-            if settle:
-                _settle_garbage()
+                entry = flight.future.result(timeout=_WAIT_POLL_S)
+            except FutureTimeout:
+                if requester is not None and requester.gone.is_set():
+                    self._leave(key, flight)
+                    raise ClientGone() from None
+                continue
+            except Cancelled:
+                raise ClientGone() from None
+            if requester is not None and not requester.sources:
+                self._note(requester, "memory")  # it waited for someone else's load
             return entry
 
+    def _leave(self, key: Hashable, flight: _Flight) -> None:
+        with self._lock:
+            flight.waiting -= 1
+            if flight.waiting > 0 or flight.future.done():
+                return
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+            task = flight.task
+        if task is not None and self.pool is not None:
+            self.pool.cancel(task)
+        log.info("build cancelled, everyone waiting for it has gone: %s", key)
+
+    @staticmethod
+    def _note(requester: Requester | None, source: str) -> None:
+        if requester is not None and source not in requester.sources:
+            requester.sources.append(source)
+
+    # -- the built-ins, at first start ------------------------------------------------------
+    def warm(self, jobs: Iterable[BuildJob]) -> int:
+        """Build into the store every job it does not hold yet, one at a time; returns how
+        many were built. Runs in a background thread: the page answers meanwhile."""
+        if self.pool is None or self.store is None:
+            return 0
+        built = 0
+        for job in jobs:
+            if self.pool.closed:
+                break
+            digest = job.digest(model_fingerprint())
+            if self.store.has(digest):
+                continue
+            try:
+                task = self._submit_when_free(job)
+                if task is None:
+                    break  # shutting down
+                self.store.save(digest, task.future.result())
+                built += 1
+            except Cancelled:
+                break  # shutting down
+            except Exception as exc:
+                log.warning("warming %s failed: %s", job.describe(), exc)
+        return built
+
+    def _submit_when_free(self, job: BuildJob) -> Task | None:
+        """Submit, waiting while visitors' builds fill the pool: they go first."""
+        assert self.pool is not None
+        estimated_s = job.check(self.max_events)
+        while not self.pool.closed:
+            try:
+                return self.pool.submit(job, estimated_s)
+            except Busy as busy:
+                time.sleep(min(busy.retry_after, 5))
+        return None
+
+    # -- memory ---------------------------------------------------------------------------
     def _lookup(self, key: Hashable) -> RunEntry | None:
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
-            self.hits += 1
+            self.counts["memory"] += 1
         return entry
 
     def _evict(self) -> None:
         total = sum(e.weight for e in self._entries.values())
         while len(self._entries) > 1 and (
-            len(self._entries) > self.max_entries or total > self.event_budget
+            len(self._entries) > self.max_entries or total > self.byte_budget
         ):
             _, old = self._entries.popitem(last=False)
             total -= old.weight
@@ -135,29 +309,4 @@ class RunCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-        _settle_garbage()
 
-
-def _build_frozen(compute: Callable[[], Run]) -> Run:
-    """Build a run with the collector paused, then freeze everything alive.
-
-    Left running, the collector's first passes after a build would walk every object the
-    build allocated: about 4 s for a million-event run.
-    """
-    gc.collect()  # what earlier requests left; the cached runs are frozen already
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        run = compute()
-        gc.freeze()
-    finally:
-        if collecting:
-            gc.enable()
-    return run
-
-
-def _settle_garbage() -> None:
-    """Collect whatever was left frozen, then freeze what still lives."""
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()

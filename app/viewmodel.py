@@ -9,9 +9,9 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
+from app.build_jobs import BuildJob, ScenarioBuild, SeedTraceBuild, TraceBuild
 from app.errors import ViewError
 from app.figures import boots_figure, tree_figure
 from app.graph import Layout, children_of, layout_for_run, path_to_root, tree_view
@@ -31,8 +31,6 @@ from mmu_model import (
     UnknownScenario,
     get_scenario,
     list_scenarios,
-    replay_trace,
-    run_scenario,
 )
 
 __all__ = [
@@ -116,28 +114,20 @@ def run_entry(
 ) -> RunEntry:
     """The cached run of `source` with `fixes` (computed on first use)."""
     fixes = frozenset(fixes)
+    job: BuildJob
     if source.kind == "trace":
         assert source.stored is not None
-        text = source.stored.text
-        key: Any = ("trace", source.stored.id, fixes, lenient, record)
-        return services.runs.get(
-            key, lambda: replay_trace(text, fixes=fixes, lenient=lenient, record=record)
-        )
-    if source.kind == "replay":
+        job = TraceBuild(source.stored.id, source.stored.text, fixes, lenient, record)
+    elif source.kind == "replay":
         assert source.info is not None
         assert source.info.trace_file is not None
-        name = source.info.trace_file
-        key = ("replay", name, fixes, record)
-
-        def replay_builtin() -> Run:
-            text = resources.files("mmu_model").joinpath("data", name).read_text()
-            return replay_trace(text, fixes=fixes, record=record)
-
-        return services.runs.get(key, replay_builtin)
-    assert source.spec is not None
-    spec = source.spec.replace(fixes=fixes)
-    _check_size(services, spec)
-    return services.runs.get(("spec", spec, record), lambda: run_scenario(spec, record=record))
+        job = SeedTraceBuild(source.info.trace_file, fixes, record)
+    else:
+        assert source.spec is not None
+        spec = source.spec.replace(fixes=fixes)
+        _check_size(services, spec)
+        job = ScenarioBuild(spec, record)
+    return services.runs.get(job.key, job)
 
 
 @dataclass(frozen=True)

@@ -305,7 +305,10 @@ class NestedGuest:
                     pd.leaf_bitmap |= 1 << index
                     pd.leaf_gfn_base = base
                     l1_store(kvm, pd.gfn, index, leaf_entry(base + index * SPTE_ENT_PER_PAGE, True))
-                walk = GuestWalk(l2_gfn, table_gfns, 2, 1 << index, 1, base)
+                if mask != known_mask:
+                    known_mask = mask
+                    mask_count, mask_lowest = mask.bit_count(), lowest_set_bit(mask)
+                walk = GuestWalk(l2_gfn, table_gfns, 2, 1 << index, 1, base, mask, mask_count)
             else:
                 if mask != known_mask:
                     known_mask = mask

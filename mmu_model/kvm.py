@@ -84,6 +84,9 @@ class Kvm:
         self.root: KvmMmuPage | None = None
         self.prev_roots: list[KvmMmuPage] = []
         self.root_level = root_level
+        # The largest page L0 maps L1's memory with (host_pfn_mapping_level()): 2 for
+        # 2 MiB, 1 for 4 KiB, when FNAME(fetch) builds direct pages under a 2 MiB leaf.
+        self.host_mapping_level = 2
         self.root_zapped = False  # KVM_REQ_MMU_FREE_OBSOLETE_ROOTS pending
         # CPUs a KVM_REQ_TLB_FLUSH would IPI: vCPUs in guest mode other than the
         # requester's (see mmu.kvm_flush_remote_tlbs()).

@@ -12,7 +12,9 @@ from __future__ import annotations
 from .kvm import Kvm
 from .mmu import (
     clear_sp_write_flooding_count,
+    drop_parent_pte,
     is_obsolete_sp,
+    kvm_flush_remote_tlbs,
     kvm_mmu_commit_zap_page,
     kvm_mmu_get_shadow_page,
     link_shadow_page,
@@ -22,6 +24,7 @@ from .mmu import (
     mmu_sync_children,
 )
 from .page import KvmMmuPage
+from .role import KvmMmuPageRole
 
 __all__ = ["GuestWalk", "ept_page_fault", "shadow_page_table_clear_flood"]
 
@@ -34,16 +37,22 @@ class GuestWalk:
     A walk is used up by the fault it describes (the caller may reuse table_gfns after).
     """
 
-    __slots__ = ("l2_gfn", "leaf_count", "leaf_gfn_base", "leaf_mask", "level", "table_gfns")
+    __slots__ = ("l2_gfn", "leaf_count", "leaf_gfn_base", "leaf_mask", "level", "page_count",
+                 "page_mask", "table_gfns")
 
     def __init__(self, l2_gfn: int, table_gfns: list[int], level: int, leaf_mask: int,
-                 leaf_count: int, leaf_gfn_base: int) -> None:
+                 leaf_count: int, leaf_gfn_base: int, page_mask: int = 0,
+                 page_count: int = 0) -> None:
         self.l2_gfn = l2_gfn
         self.table_gfns = table_gfns
         self.level = level
         self.leaf_mask = leaf_mask
         self.leaf_count = leaf_count  # bits set in leaf_mask
         self.leaf_gfn_base = leaf_gfn_base
+        # For a 2 MiB guest leaf: the 4 KiB pages of it L2 touched (what L0 maps if it
+        # backs L1 with 4 KiB pages, see fetch()'s direct loop), and how many.
+        self.page_mask = page_mask
+        self.page_count = page_count
 
 
 def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
@@ -67,29 +76,14 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
             sp = child
             level -= 1
             continue
-        if child is not None or sp.leaf_bitmap >> index & 1:
-            # The SPTE maps something else; in the kernel a trapped L1 write zapped it
-            # already, so this only runs after a fix changed what L1's writes did.
-            invalid_list: list[KvmMmuPage] = []
-            mmu_page_zap_pte(kvm, sp, index, invalid_list)
-            kvm_mmu_commit_zap_page(kvm, invalid_list)
         span = 9 * (level - 1)
-        l2_base = (l2_gfn >> span) << span
-        kvm.enter("kvm_mmu_get_child_sp")
-        child, created = kvm_mmu_get_shadow_page(kvm, table_gfn, sp.role.child(), l2_base)
-        kvm.leave()
-        if child.unsync_children:
-            mmu_sync_children(kvm, child)
-        was_orphan = child.orphan
-        link_shadow_page(kvm, sp, index, child)
-        if kvm.recording:
-            kvm.emit("kvm_mmu_get_page", sp=child.id, created=created, parent=sp.id,
-                     index=index, relinked_orphan=was_orphan)
-        else:
-            kvm.count_event()
-        sp = child
+        sp = _get_and_link_child(kvm, sp, index, table_gfn, sp.role.child(),
+                                 (l2_gfn >> span) << span)
         level -= 1
-    installed = mmu_set_spte(kvm, sp, walk.leaf_mask, walk.leaf_gfn_base, walk.leaf_count)
+    mask, count, base = walk.leaf_mask, walk.leaf_count, walk.leaf_gfn_base
+    if leaf_level > kvm.host_mapping_level:
+        sp, mask, count, base = fetch_direct(kvm, sp, walk)
+    installed = mmu_set_spte(kvm, sp, mask, base, count)
     if installed:
         if kvm.recording:
             kvm.emit("mmu_set_spte", sp=sp.id, count=installed, level=sp.role.level)
@@ -97,6 +91,57 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
             kvm.count_event()
     kvm.leave()
     return sp
+
+
+def fetch_direct(kvm: Kvm, sp: KvmMmuPage, walk: GuestWalk) -> tuple[KvmMmuPage, int, int, int]:
+    """Model of paging_tmpl.h: FNAME(fetch)'s second loop, for a 2 MiB guest leaf that L0
+    maps with 4 KiB pages (kvm_mmu_hugepage_adjust(): L0 backs L1's memory with 4 KiB
+    pages, so goal_level is 1).
+
+    At the guest's leaf level, validate_direct_spte() drops a direct child of another
+    access, then kvm_mmu_get_child_sp(base_gfn, direct) finds or builds a *direct* level-1
+    page for the 2 MiB of L1 memory (keyed by that run's first L1 gfn) and links it; its
+    4 KiB SPTEs then map the pages L2 touched.  A direct page has no gptes: never
+    write-tracked, never unsync, but a guest_mode page like the others, so zapping its
+    parent PDE orphans it the same way.  Returns (page, leaf mask, count, leaf gfn base).
+    """
+    index = (walk.l2_gfn >> 9) & 511
+    base_gfn = walk.leaf_gfn_base + index * 512  # the 2 MiB run of L1 memory
+    role = sp.role.child(direct=True)
+    child = sp.spt[index]
+    if child is not None and child.role != role:  # validate_direct_spte()
+        drop_parent_pte(kvm, child, sp, index)
+        kvm_flush_remote_tlbs(kvm)
+        child = None
+    if child is None or child.gfn != base_gfn:  # else kvm_mmu_get_child_sp(): -EEXIST
+        child = _get_and_link_child(kvm, sp, index, base_gfn, role, walk.l2_gfn)
+    return child, walk.page_mask, walk.page_count, base_gfn
+
+
+def _get_and_link_child(kvm: Kvm, sp: KvmMmuPage, index: int, gfn: int,
+                        role: KvmMmuPageRole, l2_gfn: int) -> KvmMmuPage:
+    """kvm_mmu_get_child_sp() + link_shadow_page() at SPTE `index` of sp, in either loop of
+    FNAME(fetch).  __link_shadow_page() first zaps what the SPTE maps (with an
+    invalid_list); in the kernel a trapped L1 write has usually zapped it already, so that
+    runs only after a fix changed what L1's writes did, or over a 2 MiB SPTE from before.
+    An upper-level child with unsync children is synced before it is linked."""
+    if sp.spt[index] is not None or sp.leaf_bitmap >> index & 1:
+        invalid_list: list[KvmMmuPage] = []
+        mmu_page_zap_pte(kvm, sp, index, invalid_list)
+        kvm_mmu_commit_zap_page(kvm, invalid_list)
+    kvm.enter("kvm_mmu_get_child_sp")
+    child, created = kvm_mmu_get_shadow_page(kvm, gfn, role, l2_gfn)
+    kvm.leave()
+    if child.unsync_children:
+        mmu_sync_children(kvm, child)
+    was_orphan = child.orphan
+    link_shadow_page(kvm, sp, index, child)
+    if kvm.recording:
+        kvm.emit("kvm_mmu_get_page", sp=child.id, created=created, parent=sp.id,
+                 index=index, relinked_orphan=was_orphan)
+    else:
+        kvm.count_event()
+    return child
 
 
 def ept_page_fault(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:

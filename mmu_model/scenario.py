@@ -73,6 +73,11 @@ _FIELDS: tuple[FieldInfo, ...] = (
               "page is cleared first (rep stos), which zaps what L0 still shadows there if "
               "L0 write-tracks it.",
               "choice", choices=("lifo", "lifo-tables", "uniform", "never-reuse")),
+    FieldInfo("l1_backing", "L0's backing of L1 memory",
+              "The page size L0 maps L1's memory with. 4K: a 2 MiB EPT12 leaf is shadowed by "
+              "a direct 4 KiB shadow page (FNAME(fetch)'s second loop), which zapping its "
+              "PDE can orphan; 2M: by one 2 MiB SPTE.",
+              "choice", choices=("2M", "4K")),
     FieldInfo("invept", "L1's INVEPT",
               "global: L1 flushes with INVEPT global (vmx_flush_tlb_all, its response to a "
               "KVM_REQ_TLB_FLUSH after it tears a root down) and L0 drops every shadow root; "
@@ -99,6 +104,7 @@ class ScenarioSpec:
     flood_clear_prob: float = 0.0
     quota: int | None = None
     l1_allocator: str = "lifo"
+    l1_backing: str = "2M"
     invept: str = "global"
     seed: int = 1
     fixes: frozenset[str] = field(default=DEFAULT_FIXES)
@@ -161,6 +167,8 @@ class ScenarioSpec:
     def estimated_shadow_pages(self) -> int:
         """Shadow pages one fully built root needs (PT pages + tables above them)."""
         pts = round(self.regions_per_pd * (1 - self.huge_share))
+        if self.l1_backing == "4K":  # one direct level-1 page per 2 MiB leaf as well
+            pts = self.regions_per_pd
         return self.l2_mem_gib * (pts + 1) + 2 + self.ept_levels
 
     # -- conversions ---------------------------------------------------------------------------

@@ -59,6 +59,7 @@ def _run_scenario(spec: ScenarioSpec, record: bool) -> Run:
                  allocator=spec.l1_allocator)
     kvm = Kvm(fixes=fixes, n_max_mmu_pages=spec.n_max_mmu_pages, root_level=spec.ept_levels,
               guest=l1)
+    kvm.host_mapping_level = 1 if spec.l1_backing == "4K" else 2
     timeline = Timeline(kvm) if record else None
     kvm.recorder = timeline
     guest = NestedGuest(kvm, l1, ept_levels=spec.ept_levels, l2_backing_base=L2_BACKING_BASE,

@@ -1,41 +1,39 @@
-"""Server time to build the step fragment and the snapshot JSON at ~1k, ~10k and ~100k pages.
+"""Server time to build the step fragment and the snapshot JSON at ~1k, ~10k and ~100k pages,
+on the server as users run it: this script starts `make run` (the compiled model, a fresh
+database in a temporary directory) on a free loopback port and times HTTP requests to it.
 
-For each size: run the scenario once (timed, then cached like the server does), then time
+For each size: the first request (the run built in a worker, stored, loaded: cold), then
   - the htmx step fragment: GET /?...&step=s with HX-Request (what a Next click costs),
   - the snapshot JSON:      GET /api/snapshot?...&step=s,
-  - the model alone:        run.snapshot(s) (the part of both that is not the web layer),
 over `--repeat` consecutive, distinct steps from the step the tree is fully built at (so no
-per-step cache helps), in process through Starlette's TestClient. Prints p50/p95 in ms, the
-fragment and JSON sizes, and JSON bytes per shadow page. Not a timed test: numbers depend on
-the machine.
+per-step cache helps). Prints p50/p95 in ms, the fragment and JSON sizes as sent (gzip) and
+unpacked, and JSON bytes per shadow page. Not a timed test: numbers depend on the machine.
 
-    python scripts/bench_web.py                 # all three sizes (100k takes about 2 minutes)
+    python scripts/bench_web.py                 # all three sizes (100k takes about a minute)
     python scripts/bench_web.py --sizes 1k 10k --repeat 50
+    python scripts/bench_web.py --url http://127.0.0.1:8000   # a server already running
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import httpx
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
-
-from app.main import create_app
-from app.settings import Settings
-from app.viewmodel import run_entry, source_of
-from app.viewstate import parse_query
-
+ROOT = Path(__file__).resolve().parent.parent
 # pdes_per_pd=512 puts a PT page under every PDE: about 513 shadow pages per GiB of L2.
 SIZES: dict[str, dict[str, str]] = {
     "1k": {"l2_mem_gib": "2"},
@@ -45,6 +43,7 @@ SIZES: dict[str, dict[str, str]] = {
 COMMON = {"pdes_per_pd": "512", "ptes_per_pt": "1", "boots": "1", "root_zaps_per_boot": "1",
           "mode": "exclusive", "huge_share": "0", "ept_levels": "4"}
 BASE = "populated-16g"  # any simulated scenario: every spec field is overridden below
+HX = {"HX-Request": "true", "HX-Target": "view"}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -56,100 +55,132 @@ def ms(values: list[float]) -> str:
     return f"{statistics.median(values) * 1e3:8.1f} {pct(values, 0.95) * 1e3:8.1f}"
 
 
+@contextmanager
+def make_run(work: Path) -> Iterator[str]:
+    """`make run` on a free loopback port with its database in `work`; yields its URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "MMU_VIZ_DB": str(work / "traces.sqlite3"), "MMU_VIZ_WARM": "0"}
+    env.pop("PYTHONPATH", None)
+    log = (work / "server.log").open("wb")
+    proc = subprocess.Popen(["make", "-s", "run", "HOST=127.0.0.1", f"PORT={port}"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300  # make may compile the model first
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"make run did not start:\n{(work / 'server.log').read_text()}")
+            try:
+                model = httpx.get(f"{url}/healthz", timeout=2).json()["model"]
+                break
+            except (httpx.HTTPError, KeyError):
+                time.sleep(0.3)
+        print(f"make run on {url}: the {model['kind']} model from {model['package']}")
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+
+
 @dataclass
 class Result:
     size: str
     pages: int
-    run_s: float
+    first_s: float
     frag: list[float]
     json: list[float]
-    model: list[float]
     frag_kb: float
+    frag_sent_kb: float
     json_kb: float
+    json_sent_kb: float
     bytes_per_page: float
     url: str
 
 
-def bench(client: TestClient, size: str, repeat: int) -> Result:
+def _sent(response: httpx.Response) -> int:
+    return int(response.headers.get("content-length") or len(response.content))
+
+
+def bench(client: httpx.Client, size: str, repeat: int) -> Result:
     params = {"v": "1", "scenario": BASE, **COMMON, **SIZES[size]}
     query = urlencode(params)
-    app = client.app
-    services = app.state.services  # type: ignore[attr-defined]
 
     started = time.perf_counter()
     first = client.get(f"/api/snapshot?{query}")
     first.raise_for_status()
-    run_s = time.perf_counter() - started
+    first_s = time.perf_counter() - started
     data = first.json()
-    step0 = data["step"]
+    step0, last = data["step"], data["last_step"]
     pages = len(data["pages"])
-
-    state, _ = parse_query(params.items())
-    run = run_entry(services, source_of(services, state), state.fix_set).run  # cached
-    last = run.last_step("action")
     steps = [min(step0 + 1 + i, last) for i in range(2 * repeat)]
     frag_steps, json_steps = steps[0::2], steps[1::2]
 
     # Untimed: compiles the templates and computes the run's layout, both done once.
-    client.get(f"/?{query}&step={step0}", headers={"HX-Request": "true"}).raise_for_status()
+    client.get(f"/?{query}&step={step0}", headers=HX).raise_for_status()
 
     frag_t: list[float] = []
-    frag_bytes: list[int] = []
+    frag_bytes: list[tuple[int, int]] = []
     for s in frag_steps:
         t = time.perf_counter()
-        r = client.get(f"/?{query}&step={s}", headers={"HX-Request": "true"})
+        r = client.get(f"/?{query}&step={s}", headers=HX)
         frag_t.append(time.perf_counter() - t)
         r.raise_for_status()
-        frag_bytes.append(len(r.content))
+        frag_bytes.append((len(r.content), _sent(r)))
 
     json_t: list[float] = []
-    json_bytes: list[int] = []
+    json_bytes: list[tuple[int, int]] = []
     json_pages: list[int] = []
     for s in json_steps:
         t = time.perf_counter()
         r = client.get(f"/api/snapshot?{query}&step={s}")
         json_t.append(time.perf_counter() - t)
         r.raise_for_status()
-        json_bytes.append(len(r.content))
+        json_bytes.append((len(r.content), _sent(r)))
         json_pages.append(len(r.json()["pages"]))
 
-    model_t: list[float] = []
-    for s in frag_steps:
-        t = time.perf_counter()
-        run.snapshot(s)
-        model_t.append(time.perf_counter() - t)
-
     return Result(
-        size=size, pages=pages, run_s=run_s, frag=frag_t, json=json_t, model=model_t,
-        frag_kb=statistics.median(frag_bytes) / 1024,
-        json_kb=statistics.median(json_bytes) / 1024,
+        size=size, pages=pages, first_s=first_s, frag=frag_t, json=json_t,
+        frag_kb=statistics.median(b for b, _ in frag_bytes) / 1024,
+        frag_sent_kb=statistics.median(s for _, s in frag_bytes) / 1024,
+        json_kb=statistics.median(b for b, _ in json_bytes) / 1024,
+        json_sent_kb=statistics.median(s for _, s in json_bytes) / 1024,
         bytes_per_page=statistics.median(
-            b / max(p, 1) for b, p in zip(json_bytes, json_pages, strict=True)
+            b / max(p, 1) for (b, _), p in zip(json_bytes, json_pages, strict=True)
         ),
-        url=state.url(),
+        url=f"/?{query}",
     )
+
+
+def run_all(url: str, sizes: list[str], repeat: int) -> list[Result]:
+    with httpx.Client(base_url=url, timeout=300, headers={"Accept-Encoding": "gzip"}) as client:
+        return [bench(client, size, repeat) for size in sizes]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--repeat", type=int, default=30, help="steps timed per measure")
+    parser.add_argument("--url", help="time this (loopback) server instead of starting one")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(db_path=Path(tmp) / "bench.sqlite3", run_cache_size=2)
-        with TestClient(create_app(settings)) as client:
-            rows = [bench(client, size, args.repeat) for size in args.sizes]
+    if args.url:
+        rows = run_all(args.url, args.sizes, args.repeat)
+    else:
+        with tempfile.TemporaryDirectory() as tmp, make_run(Path(tmp)) as url:
+            rows = run_all(url, args.sizes, args.repeat)
 
-    print(f"step fragment and snapshot JSON, {args.repeat} distinct steps each; times in ms")
-    print(f"{'size':>5} {'pages':>7} {'run s':>6} | {'fragment p50':>12} {'p95':>8} "
-          f"{'KiB':>6} | {'json p50':>8} {'p95':>8} {'KiB':>7} {'B/page':>6} | "
-          f"{'model p50':>9} {'p95':>8}")
+    print(f"step fragment and snapshot JSON, {args.repeat} distinct steps each; times in ms; "
+          "KiB unpacked/sent (gzip)")
+    print(f"{'size':>5} {'pages':>7} {'first s':>7} | {'fragment p50':>12} {'p95':>8} "
+          f"{'KiB':>11} | {'json p50':>8} {'p95':>8} {'KiB':>11} {'B/page':>6}")
     for r in rows:
-        print(f"{r.size:>5} {r.pages:>7} {r.run_s:>6.1f} | "
-              f"    {ms(r.frag)} {r.frag_kb:>6.0f} | "
-              f"{ms(r.json)} {r.json_kb:>7.0f} {r.bytes_per_page:>6.0f} | "
-              f" {ms(r.model)}")
+        print(f"{r.size:>5} {r.pages:>7} {r.first_s:>7.1f} | "
+              f"    {ms(r.frag)} {r.frag_kb:>5.0f}/{r.frag_sent_kb:<5.0f} | "
+              f"{ms(r.json)} {r.json_kb:>5.0f}/{r.json_sent_kb:<5.0f} {r.bytes_per_page:>6.0f}")
     for r in rows:
         print(f"{r.size:>5}: {r.url}")
     print("target: fragment p95 <= 50 ms at 1k pages")

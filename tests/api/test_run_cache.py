@@ -1,7 +1,9 @@
-"""RunCache and the garbage collector: a cached run is frozen out of the collector's sight as
-soon as it is built, and an evicted run is freed by reference counting alone (a model run
-leaves no reference cycles), so neither needs a full collection over every cached run; what
-else gets frozen with a build is collected every few builds."""
+"""RunCache in memory: bounded in bytes (Run.nbytes), and no garbage collection of its own.
+
+An evicted run is freed by reference counting alone (a model run leaves no reference
+cycles), so the cache never needs a full collection and never asks for one: on main, a
+gc.unfreeze + gc.collect every 8th build stalled every request for seconds.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +12,9 @@ import weakref
 
 import pytest
 
-from app.runs import SETTLE_EVERY_BUILDS, RunCache
-from mmu_model import Run, run_named
-
-
-def _in_a_collected_generation(obj: object) -> bool:
-    # gc.get_objects() lists generations 0 to 2; frozen objects sit in the permanent one.
-    return any(o is obj for o in gc.get_objects())
-
-
-def test_a_cached_run_is_frozen_as_soon_as_it_is_built() -> None:
-    cache = RunCache()
-    entry = cache.get("run", lambda: run_named("teaching-small"))
-    timeline = entry.run.timeline
-    assert timeline is not None
-    assert gc.is_tracked(timeline)
-    assert not _in_a_collected_generation(timeline)
-    assert not _in_a_collected_generation(timeline.events)
-    assert gc.isenabled()  # the build paused the collector and gave it back
+from app.run_codec import run_nbytes
+from app.runs import RunCache
+from mmu_model import run_named
 
 
 def test_an_evicted_run_is_freed_without_the_collector() -> None:
@@ -47,7 +34,7 @@ def test_an_evicted_run_is_freed_without_the_collector() -> None:
         gc.enable()
 
 
-def test_a_build_that_fails_gives_the_collector_back() -> None:
+def test_a_build_that_fails_is_not_remembered() -> None:
     cache = RunCache()
 
     def broken() -> object:
@@ -55,33 +42,42 @@ def test_a_build_that_fails_gives_the_collector_back() -> None:
 
     with pytest.raises(ValueError, match="bad trace"):
         cache.get("broken", broken)  # type: ignore[arg-type]
-    assert gc.isenabled()
     assert len(cache) == 0
+    # A failed build is not remembered: the next request tries again.
+    assert cache.get("broken", lambda: run_named("teaching-small")).run.n_events > 0
 
 
-class _Node:
-    """Something that can be in a reference cycle and be watched with a weakref."""
+def test_the_cache_is_bounded_in_bytes_not_in_runs() -> None:
+    # Room for one teaching-small run and a half: the second evicts the first even though
+    # max_entries would keep twelve.
+    one = run_nbytes(run_named("teaching-small"))
+    cache = RunCache(max_entries=12, byte_budget=one * 3 // 2)
+    cache.get(("ts", 1), lambda: run_named("teaching-small"))
+    assert cache.nbytes == one
+    cache.get(("ts", 2), lambda: run_named("teaching-small"))
+    assert len(cache) == 1
+    assert cache.nbytes == one
+    assert cache.counts["built"] == 2
 
-    def __init__(self) -> None:
-        self.me: _Node | None = None
+
+def test_a_run_larger_than_the_budget_is_still_served_and_kept_alone() -> None:
+    cache = RunCache(byte_budget=1)
+    entry = cache.get("big", lambda: run_named("teaching-small"))
+    assert entry.run.n_events > 0
+    assert len(cache) == 1
+    cache.get("big", lambda: pytest.fail("a cached run is not built again"))
+    assert cache.counts["memory"] == 1
 
 
-def test_garbage_frozen_with_a_build_is_collected_every_few_builds() -> None:
-    # Another request's cyclic garbage, made while a build keeps the collector paused, is
-    # frozen along with the run; every SETTLE_EVERY_BUILDS builds it is collected.
-    cache = RunCache()
-    strays: list[weakref.ref[_Node]] = []
-
-    def build_with_a_stray() -> Run:
-        node = _Node()
-        node.me = node
-        strays.append(weakref.ref(node))
-        del node  # garbage now, but only the collector can free it
-        return run_named("seed-bottom-up")
-
-    for n in range(1, SETTLE_EVERY_BUILDS + 1):
-        cache.get(n, build_with_a_stray)
-        gc.collect()  # an ordinary collection: frozen objects are out of its sight
-        if n < SETTLE_EVERY_BUILDS:
-            assert all(ref() is not None for ref in strays)
-    assert all(ref() is None for ref in strays)
+def test_no_build_or_eviction_asks_for_a_full_collection(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """More builds than main's every-8th-build settle, each evicting the one before: the
+    cache never calls the collector nor unfreezes."""
+    asked: list[int] = []
+    monkeypatch.setattr(gc, "collect", lambda generation=2: asked.append(generation) or 0)
+    monkeypatch.setattr(gc, "unfreeze", lambda: pytest.fail("the cache unfroze the heap"))
+    cache = RunCache(max_entries=1)
+    for n in range(10):
+        cache.get(n, lambda: run_named("seed-bottom-up"))
+    assert len(cache) == 1
+    assert asked == []

@@ -126,11 +126,13 @@ class World:
         seed: int = 1,
         flood_clear_prob: float = 0.0,
         allocator: str = "uniform",
+        host_level: int = 2,
     ) -> None:
         self.l1 = L1Guest(pool_lo=POOL_LO, pool_hi=POOL_HI, rng=random.Random(seed),
                           allocator=allocator)
         self.kvm = Kvm(fixes=FixSet.from_names(fixes), n_max_mmu_pages=quota,
                        root_level=levels, guest=self.l1)
+        self.kvm.host_mapping_level = host_level  # 1: L0 backs L1 with 4 KiB pages
         self.guest = NestedGuest(self.kvm, self.l1, ept_levels=levels,
                                  l2_backing_base=L2_BACKING_BASE, shared=shared,
                                  flood_clear_prob=flood_clear_prob, seed=seed)

@@ -58,6 +58,8 @@ world_params = st.fixed_dictionaries({
     # "lifo" clears them all at the next vm_entry (kvm_mmu_unprotect_gfn_and_retry()).
     "allocator": st.sampled_from(("uniform", "lifo", "lifo-tables", "lifo-tables",
                                   "never-reuse")),
+    # 1: L0 backs L1 with 4 KiB pages, so 2 MiB leaves get direct pages (FNAME(fetch)).
+    "host_level": st.sampled_from((1, 2)),
 })
 # Every workload first builds some tree (L2 touching 3+ regions in a GiB or more), then
 # plays random actions, with root switches and teardowns mixed in often.

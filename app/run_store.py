@@ -1,0 +1,136 @@
+"""Finished runs on disk, so a restart, a second worker or a second instance never
+builds a run again.
+
+A run is a pure function of what it was built from (a scenario spec with its fixes, or a
+trace's text with its fixes) and of the model, so its file is named by the sha256 of both:
+the build's canonical description and the model's fingerprint (package version plus a hash
+of the model's sources, the same for the source tree and the compiled build made from it).
+A changed model therefore never finds an old run. Files live in a directory beside the
+SQLite database (traces.sqlite3 -> traces.runs/), are written to a temporary file and
+renamed into place, and start with a checksum: a file that does not check out or decode is
+deleted and the run is built again. The directory is bounded in bytes; past the bound the
+least recently used files go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+import mmu_model
+
+__all__ = ["RunStore", "fingerprint_of", "model_fingerprint"]
+
+log = logging.getLogger(__name__)
+
+_MAGIC = b"MMURUN1\n"
+_HEADER = len(_MAGIC) + 32  # magic, then sha256 of the payload
+_SUFFIX = ".run"
+
+
+@cache
+def model_fingerprint() -> str:
+    """The fingerprint of the model this process imported (see fingerprint_of)."""
+    try:
+        version = metadata.version("kvm-shadow-viz")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return fingerprint_of(Path(mmu_model.__file__).resolve().parent, version)
+
+
+def fingerprint_of(package: Path, version: str) -> str:
+    """The model's version and a sha256 over the names and contents of its source files.
+
+    Compiled extension modules are left out (as scripts/build_compiled.py does for its
+    SOURCES.sha256): the compiled build carries the .py files it was made from, so both
+    builds of one source tree share runs; tests/model/test_compiled.py holds them equal.
+    """
+    digest = hashlib.sha256(version.encode() + b"\0")
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (
+            ".so", ".pyd", ".pyc"
+        ):
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return f"{version}:{digest.hexdigest()}"
+
+
+class RunStore:
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+
+    def path(self, digest: str) -> Path:
+        return self.directory / f"{digest}{_SUFFIX}"
+
+    def has(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def load(self, digest: str) -> bytes | None:
+        """The stored bytes of a run, or None (absent, or corrupt and now deleted)."""
+        path = self.path(digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("run store: cannot read %s: %s", path, exc)
+            return None
+        payload = memoryview(data)[_HEADER:]  # checked without a copy
+        if data[: len(_MAGIC)] != _MAGIC or hashlib.sha256(payload).digest() != data[
+            len(_MAGIC):_HEADER
+        ]:
+            self.discard(digest, "checksum does not match")
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # least recently used goes first
+        return data[_HEADER:]
+
+    def discard(self, digest: str, why: str) -> None:
+        log.warning("run store: dropping %s (%s); the run will be built again", digest, why)
+        self.path(digest).unlink(missing_ok=True)
+
+    def save(self, digest: str, payload: bytes) -> None:
+        """Write atomically (temporary file, then rename), then trim to max_bytes."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        header = _MAGIC + hashlib.sha256(payload).digest()
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=_SUFFIX)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(header)
+                out.write(payload)
+            os.replace(tmp, self.path(digest))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._trim(keep=digest)
+
+    def _trim(self, keep: str) -> None:
+        with self._lock:
+            files = []
+            for path in self.directory.glob(f"*{_SUFFIX}"):
+                if path.name.startswith("."):
+                    continue
+                try:
+                    st = path.stat()
+                except FileNotFoundError:
+                    continue
+                files.append((st.st_mtime, st.st_size, path))
+            total = sum(size for _, size, _ in files)
+            for _, size, path in sorted(files):
+                if total <= self.max_bytes:
+                    break
+                if path.stem != keep:
+                    path.unlink(missing_ok=True)
+                    total -= size
+
+    def count(self) -> int:
+        return sum(1 for p in self.directory.glob(f"*{_SUFFIX}") if not p.name.startswith("."))
