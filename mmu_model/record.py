@@ -375,11 +375,16 @@ class EventRecord:
         else:
             self._put_stats(sbuf, old, kvm.stat)
         n = len(STAT_NAMES)
-        self._put_counter(sbuf, old, n, len(kvm.orphans))
-        self._put_counter(sbuf, old, n + 1, kvm.orphans_unsync)
-        self._put_counter(sbuf, old, n + 2, kvm.rmaps.entries)
-        self._put_counter(sbuf, old, n + 3, kvm.indirect_shadow_pages)
-        self._put_counter(sbuf, old, n + 4, kvm.hash_walked)
+        if len(kvm.orphans) != old[n]:
+            self._put_counter(sbuf, old, n, len(kvm.orphans))
+        if kvm.orphans_unsync != old[n + 1]:
+            self._put_counter(sbuf, old, n + 1, kvm.orphans_unsync)
+        if kvm.rmaps.entries != old[n + 2]:
+            self._put_counter(sbuf, old, n + 2, kvm.rmaps.entries)
+        if kvm.indirect_shadow_pages != old[n + 3]:
+            self._put_counter(sbuf, old, n + 3, kvm.indirect_shadow_pages)
+        if kvm.hash_walked != old[n + 4]:
+            self._put_counter(sbuf, old, n + 4, kvm.hash_walked)
         sbuf.append(0)
         self.n_events = index + 1
         if len(sbuf) > _FLUSH:
@@ -416,23 +421,40 @@ class EventRecord:
         return shape_id
 
     def _put_stats(self, buf: list[int], old: list[int], stat: KvmVmStat) -> None:
-        """_put_counter() for each of _FAST_STAT_NAMES, read as compiled fields."""
-        self._put_counter(buf, old, 0, stat.remote_tlb_flush)
-        self._put_counter(buf, old, 1, stat.remote_tlb_flush_requests)
-        self._put_counter(buf, old, 2, stat.mmu_shadow_zapped)
-        self._put_counter(buf, old, 3, stat.mmu_pte_write)
-        self._put_counter(buf, old, 4, stat.mmu_pde_zapped)
-        self._put_counter(buf, old, 5, stat.mmu_flooded)
-        self._put_counter(buf, old, 6, stat.mmu_recycled)
-        self._put_counter(buf, old, 7, stat.mmu_cache_miss)
-        self._put_counter(buf, old, 8, stat.mmu_unsync)
-        self._put_counter(buf, old, 9, stat.mmu_shadow_pages)
-        self._put_counter(buf, old, 10, stat.pages_4k)
-        self._put_counter(buf, old, 11, stat.pages_2m)
-        self._put_counter(buf, old, 12, stat.pages_1g)
-        self._put_counter(buf, old, 13, stat.nx_lpage_splits)
-        self._put_counter(buf, old, 14, stat.max_mmu_rmap_size)
-        self._put_counter(buf, old, 15, stat.max_mmu_page_hash_collisions)
+        """_put_counter() for each of _FAST_STAT_NAMES, read as compiled fields (compared
+        here, so that an unchanged stat costs no call)."""
+        if stat.remote_tlb_flush != old[0]:
+            self._put_counter(buf, old, 0, stat.remote_tlb_flush)
+        if stat.remote_tlb_flush_requests != old[1]:
+            self._put_counter(buf, old, 1, stat.remote_tlb_flush_requests)
+        if stat.mmu_shadow_zapped != old[2]:
+            self._put_counter(buf, old, 2, stat.mmu_shadow_zapped)
+        if stat.mmu_pte_write != old[3]:
+            self._put_counter(buf, old, 3, stat.mmu_pte_write)
+        if stat.mmu_pde_zapped != old[4]:
+            self._put_counter(buf, old, 4, stat.mmu_pde_zapped)
+        if stat.mmu_flooded != old[5]:
+            self._put_counter(buf, old, 5, stat.mmu_flooded)
+        if stat.mmu_recycled != old[6]:
+            self._put_counter(buf, old, 6, stat.mmu_recycled)
+        if stat.mmu_cache_miss != old[7]:
+            self._put_counter(buf, old, 7, stat.mmu_cache_miss)
+        if stat.mmu_unsync != old[8]:
+            self._put_counter(buf, old, 8, stat.mmu_unsync)
+        if stat.mmu_shadow_pages != old[9]:
+            self._put_counter(buf, old, 9, stat.mmu_shadow_pages)
+        if stat.pages_4k != old[10]:
+            self._put_counter(buf, old, 10, stat.pages_4k)
+        if stat.pages_2m != old[11]:
+            self._put_counter(buf, old, 11, stat.pages_2m)
+        if stat.pages_1g != old[12]:
+            self._put_counter(buf, old, 12, stat.pages_1g)
+        if stat.nx_lpage_splits != old[13]:
+            self._put_counter(buf, old, 13, stat.nx_lpage_splits)
+        if stat.max_mmu_rmap_size != old[14]:
+            self._put_counter(buf, old, 14, stat.max_mmu_rmap_size)
+        if stat.max_mmu_page_hash_collisions != old[15]:
+            self._put_counter(buf, old, 15, stat.max_mmu_page_hash_collisions)
 
     def _put_counter(self, buf: list[int], old: list[int], i: int, v: int) -> None:
         if v != old[i]:
@@ -486,6 +508,8 @@ class EventRecord:
             return 0
         if len(parents) == 1:
             parent, index = parents[0]
+            if not 0 <= index < 512:
+                raise RecordError(f"sp {sp.id}: parent SPTE index {index} is not 0..511")
             return (parent.id << 9 | index) << 1 | 1
         key = tuple([(p.id, i) for p, i in parents])
         lid = self._parent_list_ids.get(key)
