@@ -233,8 +233,10 @@ class BuildPool:
             thread.start()
 
     def start(self) -> None:
-        """Start the worker processes now rather than at the first build."""
+        """Start the worker processes now rather than at the first build; after close(),
+        open again (an app's lifespan may run more than once: test clients, schemathesis)."""
         with self._cond:
+            self._closed = False
             self._start_threads()
 
     def _slot(self) -> None:
@@ -346,4 +348,5 @@ class BuildPool:
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(timeout=10)
+        self._threads = []
 

@@ -178,3 +178,16 @@ def test_a_job_is_built_the_same_in_the_worker_as_here(pool: BuildPool) -> None:
     assert there.final_stats == here.final_stats
     last = here.last_step()
     assert there.snapshot(last) == here.snapshot(last)
+
+
+def test_an_app_whose_lifespan_runs_twice_builds_both_times(tmp_path: Path) -> None:
+    """The lifespan closes the build pool on shutdown; a second startup of the same app
+    (a test client entered again, schemathesis restarting it per operation) must open it
+    again instead of answering every build with 503 "shutting down"."""
+    app = create_app(Settings(db_path=tmp_path / "traces.sqlite3"))
+    for boots in (2, 3):  # a distinct spec each time, so each startup really builds
+        with TestClient(app) as client:
+            response = client.get(f"/api/snapshot?scenario=teaching-small&boots={boots}")
+            assert response.status_code == 200, response.text
+    with TestClient(app) as client:
+        assert client.get("/healthz").json()["builds"]["built"] == 2
