@@ -842,14 +842,17 @@ def test_per_boot_chart_is_loaded_once_and_its_cursor_follows_the_step(page: Any
     end_of_boot_1 = run.per_boot[0].action_step
     page.goto(f"/?v=1&scenario=teaching-small&boots=3&step={end_of_boot_1}")
     wait_tree(page, end_of_boot_1)
-    cursor = "() => { const c = document.getElementById('boots-chart'); " \
-             "return c && c._fullLayout && c.layout.shapes ? c.layout.shapes[0].x0 : null; }"
-    page.wait_for_function(f"({cursor})() === 1", timeout=30_000)
+    # A function, not an expression: Playwright evals expression strings, which the page's
+    # CSP (script-src 'self', no unsafe-eval) refuses.
+    cursor_at = ("(boot) => { const c = document.getElementById('boots-chart'); "
+                 "return !!(c && c._fullLayout && c.layout.shapes) "
+                 "&& c.layout.shapes[0].x0 === boot; }")
+    page.wait_for_function(cursor_at, arg=1, timeout=30_000)
     loads = [u for u in page.requests if "/boots?" in u]
     assert len(loads) == 1, loads
     blur(page)
     act(page, lambda: page.keyboard.press("ArrowRight"), end_of_boot_1 + 1)
     assert run.snapshot(end_of_boot_1 + 1).action.boot == 2  # type: ignore[union-attr]
-    page.wait_for_function(f"({cursor})() === 2", timeout=10_000)
+    page.wait_for_function(cursor_at, arg=2, timeout=10_000)
     assert [u for u in page.requests if "/boots?" in u] == loads
     assert_no_console_errors(page)
