@@ -42,6 +42,13 @@ def _stat_rows(snap: Snapshot) -> list[dict[str, Any]]:
                  "delta": snap.stat_deltas.get("orphans", 0), "kvm": False})
     rows.append({"name": "orphans (unsync)", "value": snap.orphans.unsync,
                  "delta": snap.stat_deltas.get("orphans_unsync", 0), "kvm": False})
+    # Derived from the step's pages, not recorded per event: no step delta to show.
+    orphans = snap.orphans
+    if orphans.unreachable is not None:
+        rows.append({"name": "unreachable", "value": orphans.unreachable, "delta": None,
+                     "kvm": False})
+        rows.append({"name": "unreachable (unsync)", "value": orphans.unreachable_unsync,
+                     "delta": None, "kvm": False})
     return rows
 
 
@@ -143,6 +150,8 @@ def _timeline_urls(r: Resolved) -> dict[str, str]:
         "embed": s.with_(embed=True).url(),
         "full": s.with_(embed=False).url(),
         "snapshot_json": s.url("/api/snapshot"),
+        "graphml": s.url("/api/graph.graphml"),
+        "dot": s.url("/api/graph.dot"),
         "boots_csv": s.url("/api/boots.csv"),
         "boots_panel": s.run_state().url("/boots"),
         "open": open_param(s.open),

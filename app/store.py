@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from app.errors import StoreUnavailable
-from mmu_model.trace import MAX_TRACE_BYTES, trace_digest
+from mmu_model.trace import MAX_TRACE_BYTES, count_trace_lines, trace_digest
 
 __all__ = ["BUSY_TIMEOUT_S", "MAX_NAME_CHARS", "StoreHealth", "StoredTrace", "TraceStore",
            "is_trace_id"]
@@ -182,7 +182,7 @@ class TraceStore:
                 cur = conn.execute(
                     "INSERT OR IGNORE INTO traces (id, name, text, bytes, lines, created_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
-                    (digest, name, text, size, text.count("\n") + 1, time.time()),
+                    (digest, name, text, size, count_trace_lines(text), time.time()),
                 )
             return cur.rowcount == 1
 

@@ -134,3 +134,21 @@ def test_bad_upload_from_the_page_shows_the_error_in_the_form(client: Any) -> No
     full = client.post("/traces", data={"text": BAD_LINE})
     assert full.status_code == 422
     assert 'id="trace-error"' in full.text
+
+
+@pytest.mark.parametrize(("text", "lines"), [
+    # Two records, each ended by its newline: two lines, as parse_trace numbers them (a
+    # final newline ends the last line; it does not start a third).
+    ("gpa = 1000, old = 0, new = 0, level = 1, flood = 0\n"
+     "gpa = 1008, old = 0, new = 0, level = 1, flood = 0\n", 2),
+    # The same without the final newline: still two.
+    ("gpa = 1000, old = 0, new = 0, level = 1, flood = 0\n"
+     "gpa = 1008, old = 0, new = 0, level = 1, flood = 0", 2),
+])
+def test_a_stored_trace_counts_its_lines_as_the_parser_does(
+    client: Any, text: str, lines: int
+) -> None:
+    created = client.post("/api/traces", json={"text": text})
+    assert created.status_code == 201, created.text
+    assert created.json()["lines"] == lines
+    assert client.get(f"/api/traces/{created.json()['id']}").json()["lines"] == lines

@@ -215,3 +215,40 @@ def test_replay_scenarios_open(shared_client: Any, name: str) -> None:
     response = shared_client.get(f"/?scenario={name}")
     assert response.status_code == 200
     assert response.context["replay"] is not None
+
+
+def test_stats_panel_shows_the_unreachable_pages_beside_the_orphans(shared_client: Any) -> None:
+    """At teaching-small's last step (after the second teardown, 4 unsync orphans leaked),
+    the stats panel lists `unreachable` and `unreachable (unsync)` as the snapshot counts
+    them. Every orphan (valid, no parent SPTE, not a root) is reachable from no root, so
+    each unreachable count is at least its orphan count; the rows carry no step delta,
+    since the counts are derived from the step's pages rather than recorded per event."""
+    run = mmu_model.run_named("teaching-small")
+    last = run.n_actions
+    orphans = run.snapshot(last).orphans
+    response = shared_client.get(f"/?v=1&scenario=teaching-small&step={last}")
+    rows = {row["name"]: row for row in response.context["stats"]}
+    assert rows["orphans (unsync)"]["value"] == orphans.unsync == 4
+    assert rows["unreachable"]["value"] == orphans.unreachable
+    assert rows["unreachable (unsync)"]["value"] == orphans.unreachable_unsync
+    assert rows["unreachable"]["value"] >= rows["orphans"]["value"]
+    assert rows["unreachable (unsync)"]["value"] >= 4
+    assert rows["unreachable"]["delta"] is None
+    assert '<tr data-stat="unreachable (unsync)"' in response.text
+
+
+def test_export_menu_links_the_steps_dag_as_graphml_and_dot(shared_client: Any) -> None:
+    """The export menu's GraphML and DOT links carry the view (scenario and step), and each
+    answers with that step's shadow-page DAG: one GraphML node / one DOT node statement per
+    live shadow page of the snapshot."""
+    run = mmu_model.run_named("teaching-small")
+    step = run.default_step
+    n_pages = len(run.snapshot(step).pages)
+    response = shared_client.get(f"/?v=1&scenario=teaching-small&step={step}")
+    for name, needle in (("graphml", "<node "), ("dot", "label=")):
+        url = response.context["urls"][name]
+        assert query(url)["step"] == str(step)
+        assert f'href="{url.replace("&", "&amp;")}"' in response.text
+        body = shared_client.get(url)
+        assert body.status_code == 200, body.text
+        assert body.text.count(needle) >= n_pages
