@@ -24,8 +24,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["ResponseCache"]
 
+# x-mmu-drawn (app.routes.pages.DRAWN_HEADER) names the view the browser has drawn: a step
+# fragment is the tree's delta from that view, so two drawn views are two answers.
 KEY_HEADERS = (b"host", b"hx-request", b"hx-history-restore-request", b"hx-trigger",
-               b"hx-target", b"x-mmu-play")
+               b"hx-target", b"x-mmu-play", b"x-mmu-drawn")
 CACHED_PATHS = frozenset({"/", "/boots", "/api/snapshot", "/api/events", "/api/boots.csv"})
 _MAX_RESPONSE = 4 << 20
 

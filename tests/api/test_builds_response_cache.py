@@ -100,3 +100,18 @@ def test_the_cache_is_bounded_in_bytes() -> None:
     for step in (1, 2, 3, 1):  # the 3rd evicts step 1, so the 4th renders it again
         _gets(cache, (f"/?step={step}", {}))
     assert inner.calls == 4
+
+
+def test_a_step_fragment_is_kept_per_drawn_view() -> None:
+    """A step fragment is the tree's delta from the view the browser has drawn (the
+    X-Mmu-Drawn header): one student stepping 5 -> 6 and another jumping 3 -> 6 ask for the
+    same URL but need different deltas, so the second must not get the first's answer."""
+    inner = CountingApp()
+    cache = ResponseCache(inner)
+    hx = {"HX-Request": "true"}
+    _gets(cache, ("/?v=1&step=6", {**hx, "X-Mmu-Drawn": "/?v=1&step=5"}))
+    _gets(cache, ("/?v=1&step=6", {**hx, "X-Mmu-Drawn": "/?v=1&step=3"}))
+    assert inner.calls == 2
+    again, = _gets(cache, ("/?v=1&step=6", {**hx, "X-Mmu-Drawn": "/?v=1&step=5"}))
+    assert inner.calls == 2
+    assert again.headers["x-response-cache"] == "hit"
