@@ -33,6 +33,7 @@ from .constants import (
     SPTE_ENT_PER_PAGE,
     level_size_gfns,
 )
+from .exceptions import InvalidSpec
 from .kvm import GuestMemory, Kvm
 from .mmu import handle_invept, kvm_mmu_load, kvm_mmu_new_pgd, kvm_mmu_reload
 from .page_track import l1_store, l1_store_many, l1_zero_page
@@ -119,6 +120,8 @@ class L1Guest(GuestMemory):
         self.allocator = allocator
         self.free_list: list[int] = []  # "lifo": freed table pages, most recent last
         self.used: set[int] = set()  # every page that has held a table
+        self.used_in_pool = 0  # how many of them lie in [pool_lo, pool_hi)
+        self.tables_in_pool = 0  # pages of the pool holding a table now
         self.reused = 0  # freed table pages handed out again (as tables or as L2's RAM)
 
     # GuestMemory
@@ -151,13 +154,36 @@ class L1Guest(GuestMemory):
         table = Ept12Table(gfn, level)
         table.reused = gfn in self.used
         self.reused += table.reused
-        self.used.add(gfn)
-        self.tables[gfn] = table
+        self._mark_used(gfn)
+        self._hold(gfn, table)
         return table
 
+    def _in_pool(self, gfn: int) -> bool:
+        return self.pool_lo <= gfn < self.pool_hi
+
+    def _mark_used(self, gfn: int) -> None:
+        if gfn not in self.used:
+            self.used.add(gfn)
+            self.used_in_pool += self._in_pool(gfn)
+
+    def _hold(self, gfn: int, table: Ept12Table) -> None:
+        self.tables[gfn] = table
+        self.tables_in_pool += self._in_pool(gfn)
+
     def _draw(self, fresh: bool) -> int:
-        """A uniform draw among the pool's pages not in use (and, if `fresh`, never used)."""
+        """A uniform draw among the pool's pages not in use (and, if `fresh`, never used).
+
+        Once every page of the pool has held a table, `fresh` can no longer be honoured and
+        the draw is among the pages not in use: a page that held a table before comes back
+        (alloc_table marks it reused, and L1 clears it first).  A pool with no page free at
+        all is L1 out of memory, refused rather than searched for ever.
+        """
         width = self.pool_hi - self.pool_lo
+        if self.tables_in_pool >= width:
+            raise InvalidSpec("l1_mem_gib", f"L1 has no free page left for an EPT12 table "
+                              f"(all {width:,} pages of its table pool hold one)")
+        if fresh and self.used_in_pool >= width:
+            fresh = False
         k = width.bit_length()
         getrandbits = self.rng.getrandbits
         while True:
@@ -174,12 +200,16 @@ class L1Guest(GuestMemory):
     def adopt_table(self, gfn: int, level: int) -> Ept12Table:
         table = self.tables.get(gfn)
         if table is None:
-            table = self.tables[gfn] = Ept12Table(gfn, level)
-            self.used.add(gfn)
+            table = Ept12Table(gfn, level)
+            self._hold(gfn, table)
+            self._mark_used(gfn)
         return table
 
     def free_table(self, table: Ept12Table) -> None:
-        if self.tables.pop(table.gfn, None) is not None and self.allocator.startswith("lifo"):
+        if self.tables.pop(table.gfn, None) is None:
+            return
+        self.tables_in_pool -= self._in_pool(table.gfn)
+        if self.allocator.startswith("lifo"):
             self.free_list.append(table.gfn)
 
     def l2_memory_takes_freed_pages(self) -> list[int]:

@@ -16,6 +16,12 @@ finds (rediscovers) the unsync page and relinks it; an upper-level role zaps it
 
 from __future__ import annotations
 
+import random
+
+import pytest
+
+from mmu_model.exceptions import InvalidSpec
+from mmu_model.guest import L1Guest
 from mmu_model.scenario import ScenarioSpec
 from mmu_model.simulate import run_scenario
 
@@ -122,3 +128,25 @@ def test_boot_loop_with_the_fix_does_not_grow_and_without_it_leaks_64_per_boot(i
     assert [b.shadow_pages for b in fixed.per_boot] == [2] * 6
     leaky = run_scenario(base, record=False)
     assert [b.orphans_unsync for b in leaky.per_boot] == [64 * b for b in range(1, 7)]
+
+
+@pytest.mark.timeout(20)
+def test_lifo_keeps_allocating_once_every_pool_page_has_held_a_table() -> None:
+    """Under "lifo" KVM's table pages come from pages that never held a table, while there
+    are any. A pool of 4 pages: 4 tables take every page; freed, L2's RAM takes them (each
+    is cleared); 4 more tables can then only be those same pages again, each marked reused
+    (L1 clears a reused page before it writes entries). A fifth table while 4 are held has
+    no page at all: L1 is out of memory, a clear error rather than a search for ever (the
+    draw used to loop until it found a never-used page: populated-16g hung at boot 48)."""
+    l1 = L1Guest(pool_lo=100, pool_hi=104, rng=random.Random(0), allocator="lifo")
+    first = [l1.alloc_table(1) for _ in range(4)]
+    assert sorted(t.gfn for t in first) == [100, 101, 102, 103]
+    assert not any(t.reused for t in first)
+    for table in first:
+        l1.free_table(table)
+    assert sorted(l1.l2_memory_takes_freed_pages()) == [100, 101, 102, 103]
+    second = [l1.alloc_table(1) for _ in range(4)]
+    assert sorted(t.gfn for t in second) == [100, 101, 102, 103]
+    assert all(t.reused for t in second)
+    with pytest.raises(InvalidSpec, match="l1_mem_gib"):
+        l1.alloc_table(1)
