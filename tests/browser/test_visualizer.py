@@ -225,9 +225,12 @@ def stats_of(page: Any) -> dict[str, int]:
 
 
 def expected_stats(snap: Snapshot, shown: dict[str, int]) -> dict[str, int]:
-    """What the model says for each stat the panel shows (KVM stats and the orphan counts)."""
+    """What the model says for each stat the panel shows (KVM stats, the orphan and the
+    unreachable counts)."""
     model = dict(snap.stats) | {"orphans": snap.orphans.total,
-                                "orphans (unsync)": snap.orphans.unsync}
+                                "orphans (unsync)": snap.orphans.unsync,
+                                "unreachable": snap.orphans.unreachable,
+                                "unreachable (unsync)": snap.orphans.unreachable_unsync}
     return {name: model[name] for name in shown if name in model}
 
 
