@@ -55,6 +55,9 @@ MIX_SCENARIOS = ("teaching-small", "seed-bottom-up", "boot-loop-bottom-up")
 MIX: dict[str, float] = {"fragment": 0.4, "page": 0.2, "snapshot": 0.2, "events": 0.2}
 KILLER = ("/api/snapshot?scenario=populated-16g&huge_share=1&l2_mem_gib=1024"
           "&root_zaps_per_boot=16&boots=24&step=0")
+# The view the page has drawn: static/app.js sends it as X-Mmu-Drawn with each step, and
+# the step fragment is the tree's delta from it (the response cache keys on it too).
+_DRAWN = re.compile(r'id="tree-panel"[^>]*?data-url="([^"]*)"', re.S)
 _NEXT = re.compile(r'id="btn-next"[^>]*?hx-get="([^"]+)"')
 _BOOTS = re.compile(r'id="boots-panel"[^>]*?hx-get="([^"]+)"')
 _ASSETS = re.compile(r'<(?:script[^>]*?src|link[^>]*?href)="(/static/[^"]+)"')
@@ -203,7 +206,9 @@ async def hall(base: str, clients: int, seconds: float, every_s: float) -> None:
                     return  # the last step: this student is done
                 # Steps while the class is still loading the page (the first 6 s) apart.
                 kind = "step" if time.perf_counter() - opened > 6.0 else "step (open)"
-                step = await tally.get(client, kind, html.unescape(found.group(1)), HX)
+                drawn = _DRAWN.search(text)
+                headers = {**HX, "X-Mmu-Drawn": html.unescape(drawn.group(1))} if drawn else HX
+                step = await tally.get(client, kind, html.unescape(found.group(1)), headers)
                 if step is None or step.status_code != 200:
                     continue
                 text = step.text
