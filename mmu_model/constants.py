@@ -65,3 +65,6 @@ def hash_64(val: int, bits: int = KVM_MMU_HASH_SHIFT) -> int:
 def level_size_gfns(level: int) -> int:
     """Number of 4 KiB frames one entry of a level-`level` table maps."""
     return 1 << (9 * (level - 1))
+
+# L1's page-allocator policies for its EPT12 table pages (guest.L1Guest says what each does).
+L1_ALLOCATORS: Final = ("lifo", "lifo-tables", "uniform", "never-reuse")

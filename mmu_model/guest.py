@@ -29,6 +29,7 @@ from .constants import (
     EPT_LEAF_FLAGS,
     EPT_TABLE_FLAGS,
     FROZEN_SPTE,
+    L1_ALLOCATORS,
     SHADOW_NONPRESENT_VALUE,
     SPTE_ENT_PER_PAGE,
     level_size_gfns,
@@ -90,7 +91,6 @@ class Ept12Table:
 NO_CHILD_TABLES: Final[list[Ept12Table | None]] = [None] * SPTE_ENT_PER_PAGE
 
 
-L1_ALLOCATORS: Final = ("lifo", "lifo-tables", "uniform", "never-reuse")
 
 
 class L1Guest(GuestMemory):
@@ -146,7 +146,7 @@ class L1Guest(GuestMemory):
     # L1's page allocator
     def alloc_table(self, level: int) -> Ept12Table:
         """A new table page; `reused` says whether it held a table before (L1 then clears
-        it first, see NestedGuest._alloc_table)."""
+        it first, see NestedGuest._clear_reused)."""
         if self.allocator == "lifo-tables" and self.free_list:
             gfn = self.free_list.pop()
         else:
@@ -329,20 +329,17 @@ class NestedGuest:
         known_mask = mask_count = mask_lowest = 0
         for index, huge, mask in regions:
             l2_gfn = gib_l2_gfn + index * SPTE_ENT_PER_PAGE
+            if mask != known_mask:
+                known_mask = mask
+                mask_count, mask_lowest = mask.bit_count(), lowest_set_bit(mask)
             if huge:
                 base = self.l2_backing_base + gib_l2_gfn
                 if not pd.leaf_bitmap >> index & 1:
                     pd.leaf_bitmap |= 1 << index
                     pd.leaf_gfn_base = base
                     l1_store(kvm, pd.gfn, index, leaf_entry(base + index * SPTE_ENT_PER_PAGE, True))
-                if mask != known_mask:
-                    known_mask = mask
-                    mask_count, mask_lowest = mask.bit_count(), lowest_set_bit(mask)
                 walk = GuestWalk(l2_gfn, table_gfns, 2, 1 << index, 1, base, mask, mask_count)
             else:
-                if mask != known_mask:
-                    known_mask = mask
-                    mask_count, mask_lowest = mask.bit_count(), lowest_set_bit(mask)
                 pt = self._ensure_table(pd, index)
                 base = self.l2_backing_base + l2_gfn
                 old = pt.leaf_bitmap

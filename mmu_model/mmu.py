@@ -86,6 +86,15 @@ def clear_sp_write_flooding_count(kvm: Kvm, sp: KvmMmuPage) -> None:
         kvm.touch(sp)
 
 
+def kvm_vcpu_write_protect_gfn(kvm: Kvm, gfn: int) -> bool:
+    """Model of mmu.c: kvm_vcpu_write_protect_gfn(): make L1's mapping of gfn read-only;
+    true if that changed a mapping (the caller then flushes)."""
+    if gfn in kvm.l1_wp:
+        return False
+    kvm.l1_wp.add(gfn)
+    return True
+
+
 def account_shadowed(kvm: Kvm, sp: KvmMmuPage) -> None:
     """Model of mmu.c: account_shadowed(): level >= 2 is write-tracked, level 1 protected.
 
@@ -97,9 +106,7 @@ def account_shadowed(kvm: Kvm, sp: KvmMmuPage) -> None:
         kvm.write_track[sp.gfn] = kvm.write_track.get(sp.gfn, 0) + 1
     # kvm_mmu_slot_gfn_write_protect() (for level >= 2 inside __kvm_write_track_add_gfn())
     # returns true if it made a writable mapping read-only, and then the caller flushes.
-    wp = kvm.l1_wp
-    if sp.gfn not in wp:
-        wp.add(sp.gfn)
+    if kvm_vcpu_write_protect_gfn(kvm, sp.gfn):
         kvm_flush_remote_tlbs(kvm)
 
 
@@ -149,7 +156,7 @@ def kvm_sync_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidList) -> bool:
 
 
 def kvm_mmu_find_shadow_page(
-    kvm: Kvm, gfn: int, bucket: list[KvmMmuPage], role: KvmMmuPageRole
+    kvm: Kvm, gfn: int, index: int, bucket: list[KvmMmuPage], role: KvmMmuPageRole
 ) -> KvmMmuPage | None:
     """Model of mmu.c: kvm_mmu_find_shadow_page(): hash lookup by (gfn, role.word).
 
@@ -164,7 +171,7 @@ def kvm_mmu_find_shadow_page(
         walked = len(bucket)
         kvm.hash_walked += walked
         kvm.stat.mmu_cache_miss += 1
-        collisions = walked - kvm.mmu_page_hash_invalid[hash_64(gfn)]
+        collisions = walked - kvm.mmu_page_hash_invalid[index]
         if collisions > kvm.stat.max_mmu_page_hash_collisions:
             kvm.stat.max_mmu_page_hash_collisions = collisions
         return None
@@ -209,8 +216,9 @@ def kvm_mmu_get_shadow_page(
 
     The caller records the kvm_mmu_get_page event once the page is linked or rooted.
     """
-    bucket = kvm.mmu_page_hash[hash_64(gfn)]
-    sp = kvm_mmu_find_shadow_page(kvm, gfn, bucket, role)
+    index = hash_64(gfn)  # the bucket, and its count of invalid pages
+    bucket = kvm.mmu_page_hash[index]
+    sp = kvm_mmu_find_shadow_page(kvm, gfn, index, bucket, role)
     if sp is not None:
         return sp, False
     return kvm_mmu_alloc_shadow_page(kvm, gfn, bucket, role, l2_gfn), True
@@ -463,10 +471,8 @@ def mmu_sync_children(kvm: Kvm, parent: KvmMmuPage) -> int:
             break
         invalid_list: InvalidList = []
         protected = False
-        for sp, _ in pages:  # kvm_vcpu_write_protect_gfn(): true if it changed a mapping
-            if sp.gfn not in kvm.l1_wp:
-                kvm.l1_wp.add(sp.gfn)
-                protected = True
+        for sp, _ in pages:
+            protected |= kvm_vcpu_write_protect_gfn(kvm, sp.gfn)
         if protected:
             kvm_flush_remote_tlbs(kvm)
         for sp, path in pages:

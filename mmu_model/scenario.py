@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from .constants import KVM_MEMSLOT_PAGES_TO_MMU_PAGES_RATIO, KVM_MIN_ALLOC_MMU_PAGES
+from .constants import KVM_MEMSLOT_PAGES_TO_MMU_PAGES_RATIO, KVM_MIN_ALLOC_MMU_PAGES, L1_ALLOCATORS
 from .exceptions import InvalidSpec, UnknownScenario
 from .fixes import DEFAULT_FIXES, FIXES
 
@@ -72,7 +72,7 @@ _FIELDS: tuple[FieldInfo, ...] = (
               "tables; uniform: a random free page for each table; never-reuse. A reused "
               "page is cleared first (rep stos), which zaps what L0 still shadows there if "
               "L0 write-tracks it.",
-              "choice", choices=("lifo", "lifo-tables", "uniform", "never-reuse")),
+              "choice", choices=L1_ALLOCATORS),
     FieldInfo("l1_backing", "L0's backing of L1 memory",
               "The page size L0 maps L1's memory with. 4K: a 2 MiB EPT12 leaf is shadowed by "
               "a direct 4 KiB shadow page (FNAME(fetch)'s second loop), which zapping its "
