@@ -82,12 +82,19 @@ class ClientBuildLimit:
             starts.append(now)
 
 
+# Paths that never wait on a run (files, the health probe, the API docs): no requester to
+# track, no disconnect watcher to start.
+_NO_RUNS_PREFIX = "/static/"
+_NO_RUNS = frozenset({"/healthz", "/favicon.ico", "/docs", "/openapi.json"})
+
+
 class RequesterMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+        if (scope["type"] != "http" or scope["method"] not in ("GET", "HEAD")
+                or scope["path"].startswith(_NO_RUNS_PREFIX) or scope["path"] in _NO_RUNS):
             await self.app(scope, receive, send)
             return
         client = scope.get("client")

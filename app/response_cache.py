@@ -17,7 +17,6 @@ extension) nothing is kept, so the tests of every route see the route run.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import OrderedDict
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,9 +40,8 @@ class ResponseCache:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[Key, Stored] = OrderedDict()
         self._bytes = 0
-        self._lock = threading.Lock()
-        self._pending: dict[Key, asyncio.Event] = {}  # in the event loop only
-        self.hits = 0
+        # Everything here is touched from the event loop only, so it needs no lock.
+        self._pending: dict[Key, asyncio.Event] = {}
 
     def _key(self, scope: Scope) -> Key | None:
         if (scope["type"] != "http" or scope["method"] != "GET"
@@ -77,12 +75,10 @@ class ResponseCache:
             self._pending.pop(key).set()
 
     async def _serve_stored(self, key: Key, send: Send) -> bool:
-        with self._lock:
-            stored = self._entries.get(key)
-            if stored is None:
-                return False
-            self._entries.move_to_end(key)
-            self.hits += 1
+        stored = self._entries.get(key)
+        if stored is None:
+            return False
+        self._entries.move_to_end(key)
         status, headers, body = stored
         await send({"type": "http.response.start", "status": status,
                     "headers": [*headers, (b"x-response-cache", b"hit")]})
@@ -93,34 +89,34 @@ class ResponseCache:
                                send: Send) -> None:
 
         start: Message | None = None
-        chunks: list[bytes] = []
+        body = b""
         keep = True
 
         async def send_and_keep(message: Message) -> None:
-            nonlocal start, keep
+            # Only a response sent as one body message is kept: a second one (more_body)
+            # or a large body lets it pass through uncached.
+            nonlocal start, body, keep
             if message["type"] == "http.response.start":
                 start = message
                 keep = _cacheable(message)
             elif message["type"] == "http.response.body" and keep:
-                chunks.append(message.get("body", b""))
-                if message.get("more_body") or sum(map(len, chunks)) > _MAX_RESPONSE:
-                    keep = False
+                body = message.get("body", b"")
+                keep = not message.get("more_body") and len(body) <= _MAX_RESPONSE
             await send(message)
 
         await self.app(scope, receive, send_and_keep)
         if keep and start is not None:
-            self._put(key, start, b"".join(chunks))
+            self._put(key, start, body)
 
     def _put(self, key: Key, start: Message, body: bytes) -> None:
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"x-run-source"]
-        with self._lock:
-            if key in self._entries:
-                return
-            self._entries[key] = (start["status"], headers, body)
-            self._bytes += len(body)
-            while self._bytes > self.max_bytes and self._entries:
-                _, (_, _, old) = self._entries.popitem(last=False)
-                self._bytes -= len(old)
+        if key in self._entries:
+            return
+        self._entries[key] = (start["status"], headers, body)
+        self._bytes += len(body)
+        while self._bytes > self.max_bytes and self._entries:
+            _, (_, _, old) = self._entries.popitem(last=False)
+            self._bytes -= len(old)
 
 
 def _cacheable(start: Message) -> bool:

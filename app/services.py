@@ -27,7 +27,6 @@ class Services:
     renderer: Renderer
 
     builds: BuildPool
-    run_store: RunStore
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
@@ -44,8 +43,7 @@ class Services:
             client_limit=ClientBuildLimit(settings.builds_per_client_minute),
         )
         return cls(settings=settings, runs=runs, store=TraceStore(settings.db_path),
-                   renderer=Renderer(settings.templates_dir), builds=builds,
-                   run_store=run_store)
+                   renderer=Renderer(settings.templates_dir), builds=builds)
 
 
 def get_services(request: Request) -> Services:
