@@ -227,6 +227,8 @@ def test_delta_applied_to_the_previous_step_gives_the_next_step() -> None:
         # A step re-sends only the nodes it changed: never more than it touched, plus the
         # nodes it dropped or added (the touched pages of teaching-small stay individual).
         assert len(delta["set"]) <= len(new.records)
+        assert set(delta["set"]) == {k for k, r in new.records.items()
+                                     if old.records.get(k) != r}
     full = tree_delta(None, states[5])
     assert full["set"] == states[5].records
     assert full["drop"] == []
@@ -242,6 +244,7 @@ def test_stacked_pages_stay_inside_their_level_row() -> None:
     ys = [layout.pos[i][1] for i in range(1, 101)]
     assert ys[0] == 4
     assert ys == sorted(ys, reverse=True)
+    assert len(set(ys)) == 100  # each page its own place in the stack, none on another
     assert min(ys) >= 4 - 0.42 - 1e-9
     assert layout.pos[200] == (layout.x(1, 0), 1)
 

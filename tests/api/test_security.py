@@ -147,6 +147,9 @@ def test_same_origin_post_is_accepted(client: Any, headers: dict[str, str]) -> N
     response = client.post("/traces", data={"text": TOP_DOWN_TRACE.read_text()},
                            headers=headers, follow_redirects=False)
     assert response.status_code == 303
+    # Accepted means stored: one trace, and the redirect opens its view.
+    assert client.app.state.services.store.count() == 1
+    assert client.get(response.headers["location"]).status_code == 200
 
 
 def test_forged_host_is_refused_not_reflected(shared_client: Any) -> None:
