@@ -237,8 +237,7 @@ def form_context(
     return {
         "scenario": name if info is not None and info.kind == "simulate" else "teaching-small",
         "fields": fields,
-        "fixes": fixes_param(state.fix_set) if state is not None else None,
-        "grain": state.grain if state is not None else "action",
+        "hidden": (state or ViewState()).form_inputs(),
         "simulated": [i.name for i in list_scenarios() if i.kind == "simulate"],
     }
 

@@ -1,15 +1,18 @@
 """The whole view in the URL: parse a query string into a ViewState and rebuild it.
 
 Query parameters (version 1): the fields of ViewState, each declared once there with its
-description and its query-string schema; view_parameters() turns them into the OpenAPI
-parameters of every route that takes a view, and parse_query() reads exactly those. Spec
-fields (any ScenarioSpec field, overriding the scenario's value) come in `params`. In the
-canonical URL, `step_grain` is converted away and the model's defaults are written out.
+description, its query-string schema, how it is read and written and what the scenario
+form does with it (a ViewParam). From those declarations alone, view_parameters() makes the
+OpenAPI parameters of every route that takes a view, parse_query() reads exactly those,
+query_pairs() writes the canonical URL and form_inputs() the scenario form's hidden inputs.
+Spec fields (any ScenarioSpec field, overriding the scenario's value) come in `params`. In
+the canonical URL, `step_grain` is converted away and the model's defaults are written out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -21,7 +24,9 @@ from mmu_model import DEFAULT_FIXES, FIXES, ScenarioSpec
 __all__ = [
     "DEFAULT_SCENARIO",
     "SPEC_FIELDS",
+    "VIEW_PARAMS",
     "VIEW_VERSION",
+    "ViewParam",
     "ViewState",
     "fixes_param",
     "open_param",
@@ -80,10 +85,44 @@ def fixes_param(fixes: Iterable[str]) -> str:
     return ",".join(name for name in FIXES if name in active) or "none"
 
 
+Parse = Literal["simple", "fixes", "open", "spec"]
+FormUse = Literal["keep", "own", "reset"]
+# How a parameter's value is written into a view URL: the text, or None to leave it out.
+# Given the state and the names the URL omits (a control that supplies one of them).
+Writer = Callable[["ViewState", frozenset[str]], "str | None"]
+
+
+@dataclass(frozen=True)
+class ViewParam:
+    """How one ViewState field lives in the query string, declared with the field.
+
+    parse: how parse_query() reads it ("simple": the text as is; "fixes": a fix set;
+      "open": leak groups; "spec": not a parameter of its own, its names are the
+      ScenarioSpec fields).
+    write: the text query_pairs() writes (None: left out); default: the value in the form
+      parse reads it, left out while it equals the field's default.
+    form: what the scenario form does with it: "keep" (a hidden input carries the view's
+      value), "own" (the form has its own control), "reset" (a new run starts without it).
+
+    It is the field's json_schema_extra, a callable that adds nothing to the model's JSON
+    schema: the query-string schema goes to the OpenAPI (view_parameters()).
+    """
+
+    query_schema: dict[str, Any]
+    parse: Parse
+    write: Writer | None
+    form: FormUse
+
+    def __call__(self, schema: dict[str, Any]) -> None:
+        return None
+
+
 def _param(default: Any, description: str, schema: dict[str, Any] | None = None, *,
-           parse: str = "simple", **checks: Any) -> Any:
-    """A view parameter: its default, description, query-string schema and how it is read."""
-    extra: Any = {"query_schema": schema or {"type": "string"}, "parse": parse}
+           parse: Parse = "simple", write: Writer | None = None, form: FormUse = "keep",
+           **checks: Any) -> Any:
+    """A view parameter: its default, description, query-string schema, how it is read and
+    written and what the scenario form does with it (ViewParam)."""
+    extra = ViewParam(schema or {"type": "string"}, parse, write, form)
     return Field(default=default, description=description, json_schema_extra=extra, **checks)
 
 
@@ -95,40 +134,65 @@ def whole_number_schema(minimum: int, maximum: int | None = None) -> dict[str, A
     return {"anyOf": [bounds, {"type": "string", "maxLength": 0}]}
 
 
+def _write_scenario(state: ViewState, omit: frozenset[str]) -> str | None:
+    return None if state.trace is not None else state.scenario_name
+
+
+def _write_step_grain(state: ViewState, omit: frozenset[str]) -> str | None:
+    """Only beside a step, and only when it says something: another grain than `grain`, or
+    `grain` is left out (the grain select supplies it)."""
+    if state.step is None or state.step_grain is None:
+        return None
+    return state.step_grain if state.step_grain != state.grain or "grain" in omit else None
+
+
+def _write_base(state: ViewState, omit: frozenset[str]) -> str | None:
+    return fixes_param(state.base) if state.compare and state.base is not None else None
+
+
 class ViewState(BaseModel):
-    """Everything a view URL holds; frozen, so it can key caches."""
+    """Everything a view URL holds; frozen, so it can key caches.
+
+    The fields' order is the canonical URL's order.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     v: Literal[1] = _param(1, "View-state version (1; another value is refused).",
-                           {"type": "integer", "enum": [1]})
-    scenario: str | None = _param(None, "Built-in scenario name (default teaching-small).",
-                                  max_length=100)
+                           {"type": "integer", "enum": [1]},
+                           write=lambda s, omit: str(VIEW_VERSION))
     trace: str | None = _param(None, "Id of a stored trace (64 hex digits), instead of "
-                               "scenario.", pattern=r"^[0-9a-f]{64}$")
-    params: tuple[tuple[str, str], ...] = ()  # ScenarioSpec overrides: their own parameters
+                               "scenario.", pattern=r"^[0-9a-f]{64}$", form="reset")
+    scenario: str | None = _param(None, "Built-in scenario name (default teaching-small).",
+                                  max_length=100, write=_write_scenario, form="own")
+    # ScenarioSpec overrides, each under its field's own name (written in the spec's order).
+    params: tuple[tuple[str, str], ...] = _param(
+        (), "Scenario spec fields, overriding the scenario's values.", parse="spec",
+        form="own")
     fixes: frozenset[str] | None = _param(
         None, "Comma-separated fix names, or 'none'; absent: the model's defaults.",
-        parse="fixes")
-    base: frozenset[str] | None = _param(
-        None, "Fix set of the compare baseline (default: the model's defaults).",
-        parse="fixes")
+        parse="fixes", write=lambda s, omit: fixes_param(s.fix_set))
     grain: Grain = _param("action", "Timeline grain: guest action or kernel operation.",
-                          {"type": "string", "enum": ["action", "op"]})
+                          {"type": "string", "enum": ["action", "op"]},
+                          write=lambda s, omit: s.grain)
     step: int | None = _param(None, "Step in `grain` (default: the run's opening step).",
-                              whole_number_schema(0), ge=0)
+                              whole_number_schema(0), ge=0, form="reset")
     step_grain: Grain | None = _param(
         None, "The grain `step` is counted in, when not `grain` (converted, then dropped).",
-        {"type": "string", "enum": ["action", "op"]})
+        {"type": "string", "enum": ["action", "op"]}, write=_write_step_grain, form="reset")
     compare: bool = _param(False, "1: side by side with the `base` fix set.",
                            {"type": "boolean"})
-    sp: int | None = _param(None, "Selected shadow page id.", whole_number_schema(0), ge=0)
+    base: frozenset[str] | None = _param(
+        None, "Fix set of the compare baseline (default: the model's defaults).",
+        parse="fixes", write=_write_base)
+    sp: int | None = _param(None, "Selected shadow page id.", whole_number_schema(0), ge=0,
+                            form="reset")
     open: tuple[tuple[int, int], ...] = _param(
         (), "Folded leak groups drawn page by page: comma-separated <boot>:<level> pairs.",
-        parse="open")
+        parse="open", form="reset")
     embed: bool = _param(False, "1: the tree and the step controls only.", {"type": "boolean"})
     lenient: bool = _param(False, "1: skip malformed trace lines instead of refusing the "
-                           "trace.", {"type": "boolean"})
+                           "trace.", {"type": "boolean"}, form="reset")
 
     @property
     def scenario_name(self) -> str:
@@ -155,38 +219,21 @@ class ViewState(BaseModel):
                          fixes=self.fixes, lenient=self.lenient)
 
     def query_pairs(self, omit: Iterable[str] = ()) -> list[tuple[str, str]]:
-        """Canonical query parameters, in a fixed order, without the names in `omit`.
+        """Canonical query parameters, in the fields' order, without the names in `omit`.
 
-        A control that supplies a parameter itself (the slider's step, the grain select)
-        gets a URL without it, since a repeated parameter is refused.
+        Each field's ViewParam writes it (see there). A control that supplies a parameter
+        itself (the slider's step, the grain select) gets a URL without it, since a
+        repeated parameter is refused.
         """
-        skip = set(omit)
-        pairs: list[tuple[str, str]] = [("v", str(VIEW_VERSION))]
-        if self.trace is not None:
-            pairs.append(("trace", self.trace))
-        else:
-            pairs.append(("scenario", self.scenario_name))
-            pairs.extend(sorted(self.params, key=lambda kv: SPEC_FIELDS.index(kv[0])))
-        pairs.append(("fixes", fixes_param(self.fix_set)))
-        pairs.append(("grain", self.grain))
-        if self.step is not None:
-            pairs.append(("step", str(self.step)))
-            if self.step_grain is not None and (
-                self.step_grain != self.grain or "grain" in skip
-            ):
-                pairs.append(("step_grain", self.step_grain))
-        if self.compare:
-            pairs.append(("compare", "1"))
-            if self.base is not None:
-                pairs.append(("base", fixes_param(self.base)))
-        if self.sp is not None:
-            pairs.append(("sp", str(self.sp)))
-        if self.open:
-            pairs.append(("open", open_param(self.open)))
-        if self.embed:
-            pairs.append(("embed", "1"))
-        if self.lenient:
-            pairs.append(("lenient", "1"))
+        skip = frozenset(omit)
+        pairs: list[tuple[str, str]] = []
+        for name, param in VIEW_PARAMS.items():
+            if param.parse == "spec":
+                pairs.extend(sorted(self.params, key=lambda kv: SPEC_FIELDS.index(kv[0])))
+                continue
+            text = _WRITERS[name](self, skip)
+            if text is not None:
+                pairs.append((name, text))
         return [(k, v) for k, v in pairs if k not in skip]
 
     def to_query(self, omit: Iterable[str] = ()) -> str:
@@ -195,29 +242,61 @@ class ViewState(BaseModel):
     def url(self, path: str = "/", omit: Iterable[str] = ()) -> str:
         return f"{path}?{self.to_query(omit)}"
 
+    def form_inputs(self) -> list[tuple[str, str]]:
+        """The scenario form's hidden inputs: the parameters it keeps ("keep"), as the URL
+        writes them."""
+        return [(name, value) for name, value in self.query_pairs()
+                if name in VIEW_PARAMS and VIEW_PARAMS[name].form == "keep"]
 
-def _parameters() -> dict[str, tuple[str, str, dict[str, Any]]]:
-    """name -> (how it is read, description, query schema), from ViewState's fields."""
+
+def _writer(name: str, param: ViewParam) -> Writer:
+    """The default writer: the value as `parse` reads it, left out at the field's default."""
+    default = ViewState.model_fields[name].default
+
+    def write(state: ViewState, omit: frozenset[str]) -> str | None:
+        value = getattr(state, name)
+        if value == default:
+            return None
+        if param.parse == "fixes":
+            return fixes_param(value)
+        if param.parse == "open":
+            return open_param(value)
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        return str(value)
+
+    return write
+
+
+def _view_params() -> dict[str, ViewParam]:
+    """name -> ViewParam of every ViewState field, in declaration order."""
     out = {}
     for name, info in ViewState.model_fields.items():
         extra = info.json_schema_extra
-        if isinstance(extra, dict):
-            out[name] = (str(extra["parse"]), info.description or "",
-                         dict(extra["query_schema"]))  # type: ignore[arg-type]
+        if not isinstance(extra, ViewParam):
+            raise TypeError(f"ViewState.{name} is not declared with _param()")
+        out[name] = extra
     return out
 
 
-VIEW_PARAMETERS = _parameters()
+VIEW_PARAMS = _view_params()
+_WRITERS: dict[str, Writer] = {name: p.write or _writer(name, p) for name, p in VIEW_PARAMS.items()}
 
 
 def view_parameters() -> list[dict[str, Any]]:
-    """The OpenAPI parameters of a view: ViewState's own, then every ScenarioSpec field."""
-    own = [{"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema} for name, (_, description, schema) in VIEW_PARAMETERS.items()]
-    spec = [{"name": f.name, "in": "query", "required": False,
-             "description": f"Scenario spec field: {f.label} ({f.help})",
-             "schema": {"type": "string"}} for f in ScenarioSpec.FIELDS]
-    return own + spec
+    """The OpenAPI parameters of a view, in ViewState's order (the spec overrides' field:
+    every ScenarioSpec field)."""
+    out: list[dict[str, Any]] = []
+    for name, param in VIEW_PARAMS.items():
+        if param.parse == "spec":
+            out.extend({"name": f.name, "in": "query", "required": False,
+                        "description": f"Scenario spec field: {f.label} ({f.help})",
+                        "schema": {"type": "string"}} for f in ScenarioSpec.FIELDS)
+        else:
+            out.append({"name": name, "in": "query", "required": False,
+                        "description": ViewState.model_fields[name].description or "",
+                        "schema": dict(param.query_schema)})
+    return out
 
 
 def parse_query(
@@ -240,7 +319,8 @@ def parse_query(
     data: dict[str, Any] = {}
     params: list[tuple[str, str]] = []
     for key, value in seen.items():
-        how = VIEW_PARAMETERS[key][0] if key in VIEW_PARAMETERS else None
+        param = VIEW_PARAMS.get(key)
+        how = None if param is None else param.parse
         if how == "simple":
             data[key] = value.strip()
         elif how == "fixes":
@@ -250,7 +330,8 @@ def parse_query(
         elif key in SPEC_FIELDS:
             params.append((key, value.strip()))
         else:
-            known = ", ".join([*VIEW_PARAMETERS, *SPEC_FIELDS, *sorted(extra_names)])
+            own = [n for n, p in VIEW_PARAMS.items() if p.parse != "spec"]
+            known = ", ".join([*own, *SPEC_FIELDS, *sorted(extra_names)])
             raise ViewError(key, f"unknown parameter {key!r}; known: {known}")
     version = data.pop("v", str(VIEW_VERSION))
     if version != str(VIEW_VERSION):
