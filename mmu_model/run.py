@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import astuple, dataclass, field, fields
 from typing import Any, Literal
 
@@ -11,8 +12,17 @@ from .exceptions import MmuModelError, RunFormatError
 from .record import EventRecord
 from .run_format import pack_sections, unpack_sections
 from .scenario import ScenarioSpec
-from .snapshot import ActionView, EventView, Grain, OrphanSummary, Snapshot
-from .timeline import Timeline
+from .snapshot import (
+    ActionView,
+    EventView,
+    Grain,
+    OrphanSummary,
+    PageChanges,
+    Snapshot,
+    SpView,
+    StepSummary,
+)
+from .timeline import PageCounts, Timeline
 
 __all__ = ["BootStats", "Discrepancy", "ReplayReport", "Run"]
 
@@ -116,6 +126,40 @@ class Run:
         if self.n_actions != other.n_actions:
             return min(self.n_actions, other.n_actions) + 1
         return None
+
+    # -- steps by what changed ------------------------------------------------------------
+    def op_step(self, step: int, grain: Grain = "action") -> int:
+        """Events applied once step `step` (in `grain`) is done."""
+        return self._timeline().op_step(step, grain)
+
+    def changed_pages(self, from_step: int, to_step: int, grain: Grain = "action",
+                      also: Iterable[int] = ()) -> PageChanges:
+        """The pages whose state differs between two steps (and those in `also`), as they
+        are after each; costs the events between the steps, not the tree's size."""
+        timeline = self._timeline()
+        return timeline.changed_pages(timeline.op_step(from_step, grain),
+                                      timeline.op_step(to_step, grain), also)
+
+    def events_between(self, from_step: int, to_step: int, grain: Grain = "action") -> int:
+        """How many events lie between the two steps (what moving between them costs)."""
+        timeline = self._timeline()
+        return abs(timeline.op_step(to_step, grain) - timeline.op_step(from_step, grain))
+
+    def pages_at(self, step: int, grain: Grain = "action") -> tuple[SpView, ...]:
+        """Every live page after the step (Snapshot.pages, without the rest)."""
+        timeline = self._timeline()
+        return timeline.pages_at(timeline.op_step(step, grain))
+
+    def page_counts(self, step: int = 0, grain: Grain = "action") -> PageCounts:
+        """The counts over every page after the step, to move along the run (PageCounts)."""
+        timeline = self._timeline()
+        return PageCounts(timeline, timeline.op_step(step, grain))
+
+    def summary(self, step: int, grain: Grain, counts: PageCounts) -> StepSummary:
+        """The step without its pages; `counts` is moved to the step first."""
+        timeline = self._timeline()
+        counts.move_to(timeline.op_step(step, grain))
+        return timeline.summary(step, grain, counts)
 
     # -- size and serialization -----------------------------------------------------------
     @property

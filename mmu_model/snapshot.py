@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-__all__ = ["ActionView", "EventView", "Grain", "OrphanSummary", "Snapshot", "SpStatus", "SpView"]
+__all__ = ["ActionView", "EventView", "Grain", "OrphanSummary", "PageChanges", "Snapshot",
+           "SpStatus", "SpView", "StepSummary"]
 
 Grain = Literal["action", "op"]
 SpStatus = Literal["root", "ex-root", "synced", "unsync", "orphan", "orphan-unsync", "zapped"]
@@ -142,3 +143,38 @@ class Snapshot:
     def __post_init__(self) -> None:
         if self.orphans.unreachable is None:  # derived here, from this step's pages
             object.__setattr__(self, "orphans", self.orphans.with_reachability(self.pages))
+
+
+@dataclass(frozen=True, slots=True)
+class StepSummary:
+    """A step without its pages: what it did, and the counts over every live page after it.
+
+    Snapshot's fields except `pages`, whose number is n_pages; `orphans` carries the
+    unreachable counts (Timeline.summary() takes them from a PageCounts moved to the step,
+    so a step costs what changed since the counts' last step, not the tree's size).
+    """
+
+    step: int
+    grain: Grain
+    last_step: int
+    op_step: int  # events applied once the step is done
+    n_pages: int  # live pages, as len(Snapshot.pages)
+    ghosts: tuple[SpView, ...]
+    changed: frozenset[int]
+    created: frozenset[int]
+    stats: dict[str, int]
+    stat_deltas: dict[str, int]
+    orphans: OrphanSummary
+    event: EventView | None
+    action: ActionView | None
+
+
+@dataclass(frozen=True, slots=True)
+class PageChanges:
+    """Pages whose state differs between two steps (and any asked for besides): their views
+    at the first step and at the second; a page not live at a step is absent from its
+    dict."""
+
+    before: dict[int, SpView]
+    after: dict[int, SpView]
+    ids: frozenset[int]  # every page reported (in either dict or neither)

@@ -9,7 +9,7 @@ Snapshot), exactly as the model emitted them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from .exceptions import StepOutOfRange
@@ -24,9 +24,21 @@ from .record import (
     counters_of,
     unpack_state,
 )
-from .snapshot import ActionView, EventView, Grain, OrphanSummary, Snapshot, SpView
+from .snapshot import (
+    ActionView,
+    EventView,
+    Grain,
+    OrphanSummary,
+    PageChanges,
+    Snapshot,
+    SpView,
+    StepSummary,
+)
 
-__all__ = ["MAX_ACTION_OPS", "TRACKED_COUNTERS", "Timeline"]
+__all__ = ["MAX_ACTION_OPS", "TRACKED_COUNTERS", "PageCounts", "Timeline"]
+
+# (state word, parent code) of a page at one step; (0, 0): not live.
+PageState = tuple[int, int]
 
 MAX_ACTION_OPS: Final = 200  # kernel operations an ActionView carries; n_ops counts them all
 
@@ -248,3 +260,240 @@ class Timeline(Recorder):
         """The counters after each action, in order (for comparing two runs)."""
         for values in self.events.counters_after_actions():
             yield tuple(values)
+
+    # -- what changed between steps ---------------------------------------------------------
+    def op_step(self, step: int, grain: Grain) -> int:
+        """Events applied once step `step` (in `grain`) is done."""
+        return self.op_range(step, grain)[1]
+
+    def changed_states(self, from_op: int, to_op: int, also: Iterable[int] = ()
+                       ) -> dict[int, tuple[PageState, PageState]]:
+        """(state at from_op, state at to_op) of every page whose state differs between the
+        two op steps, and of the pages in `also`. Costs a seek to the earlier step and the
+        events between them, whatever the tree's size."""
+        self._check(from_op, "op")
+        self._check(to_op, "op")
+        lo, hi = min(from_op, to_op), max(from_op, to_op)
+        events = self.events
+        states, _ = events.seek(lo)
+        first: dict[int, PageState] = {}
+        if hi > lo:
+            pos = events.state_offset(lo)
+            for _ in range(lo, hi):
+                changes, _deltas, pos = events.changes_at(pos)
+                for sp_id, mask, word, pcode in changes:
+                    prev_word, prev_pcode = states.get(sp_id)
+                    if sp_id not in first:
+                        first[sp_id] = (prev_word, prev_pcode)
+                    if not mask:
+                        states.set(sp_id, 0, 0)
+                    else:
+                        states.set(sp_id, word if mask & 1 else prev_word,
+                                   pcode if mask & 2 else prev_pcode)
+        out: dict[int, tuple[PageState, PageState]] = {}
+        for sp_id, old in first.items():
+            new = states.get(sp_id)
+            if new != old:
+                out[sp_id] = (old, new)
+        for sp_id in also:
+            if sp_id not in out and 0 <= sp_id < len(events.row_of):
+                same = states.get(sp_id)
+                out[sp_id] = (same, same)
+        if from_op > to_op:
+            return {i: (new, old) for i, (old, new) in out.items()}
+        return out
+
+    def changed_pages(self, from_op: int, to_op: int, also: Iterable[int] = ()) -> PageChanges:
+        """changed_states() as the pages' views (PageChanges)."""
+        before: dict[int, SpView] = {}
+        after: dict[int, SpView] = {}
+        diff = self.changed_states(from_op, to_op, also)
+        for sp_id, ((old_word, old_pcode), (new_word, new_pcode)) in diff.items():
+            if old_word:
+                before[sp_id] = self.cached_view(sp_id, old_word, old_pcode)
+            if new_word:
+                after[sp_id] = self.cached_view(sp_id, new_word, new_pcode)
+        return PageChanges(before=before, after=after, ids=frozenset(diff))
+
+    def pages_at(self, op_step: int) -> tuple[SpView, ...]:
+        """Every live page after `op_step` events, in id order (Snapshot.pages)."""
+        self._check(op_step, "op")
+        states, _ = self.events.seek(op_step)
+        cached = self.cached_view
+        return tuple([cached(i, w, p) for i, w, p in states.live()])
+
+    def summary(self, step: int, grain: Grain, counts: PageCounts) -> StepSummary:
+        """The step as snapshot() gives it, but for its pages: their counts come from
+        `counts`, which must be at the step's op step (PageCounts.move_to)."""
+        lo, hi = self.op_range(step, grain)
+        if counts.op_step != hi:
+            raise ValueError(f"the page counts are at op step {counts.op_step}, not {hi}")
+        events = self.events
+        states, values = events.seek(lo)
+        before = list(values)
+        ghosts: dict[int, SpView] = {}
+        changed: set[int] = set()
+        created: set[int] = set()
+        pos = events.state_offset(lo) if hi > lo else 0
+        for index in range(lo, hi):
+            changes, deltas, pos = events.changes_at(pos)
+            for sp_id, mask, word, pcode in changes:
+                changed.add(sp_id)
+                if self._created_at(sp_id) == index:
+                    created.add(sp_id)
+                prev_word, prev_pcode = states.get(sp_id)
+                if not mask:
+                    if prev_word:
+                        ghosts[sp_id] = self.view(sp_id, prev_word, prev_pcode, ghost=True)
+                    states.set(sp_id, 0, 0)
+                    continue
+                states.set(sp_id, word if mask & 1 else prev_word,
+                           pcode if mask & 2 else prev_pcode)
+            for i, d in deltas:
+                values[i] += d
+        names = events.counter_names
+        counters = dict(zip(names, values, strict=True))
+        deltas_out = {name: values[i] - before[i] for i, name in enumerate(names)
+                      if values[i] != before[i]}
+        event_view = None
+        action_view = None
+        if step:
+            if grain == "op":
+                event_view = self.event(lo)
+                action_view = self.action(event_view.action_index, with_ops=False)
+            else:
+                action_view = self.action(step - 1)
+                event_view = self.event(lo)
+        by_level = {str(level): n for level, n in sorted(counts.orphans_by_level.items()) if n}
+        return StepSummary(
+            step=step, grain=grain, last_step=self.last_step(grain), op_step=hi,
+            n_pages=counts.n_pages,
+            ghosts=tuple([g for i, g in ghosts.items() if not states.get(i)[0]]),
+            changed=frozenset(changed), created=frozenset(created), stats=counters,
+            stat_deltas=deltas_out,
+            orphans=OrphanSummary(
+                total=counters["orphans"], unsync=counters["orphans_unsync"],
+                by_level=by_level, unreachable=counts.unreachable,
+                unreachable_unsync=counts.unreachable_unsync,
+            ),
+            event=event_view, action=action_view,
+        )
+
+
+def _is_root(word: int) -> bool:
+    """A valid page the vCPU holds as a root (root_count > 0): where reachability starts."""
+    return bool(word) and not word & INVALID and unpack_state(word, ())[3] > 0
+
+
+class PageCounts:
+    """What the step's panels count over every live page, at one op step: the live pages,
+    the orphans per level, and the unreachable pages (OrphanSummary.with_reachability():
+    valid pages no walk from a valid root reaches, and how many of them are unsync).
+
+    Built once from every page (like a snapshot), then moved to another step by the pages
+    whose state differs between the two (Timeline.changed_states): only pages whose
+    liveness, parents or root status changed, and the pages linked below them, are walked
+    again, so a step costs what it changed rather than the tree's size. Mutable: one
+    owner moves it (the web layer holds one per run, under a lock).
+    """
+
+    def __init__(self, timeline: Timeline, op_step: int) -> None:
+        timeline._check(op_step, "op")
+        self.timeline = timeline
+        self.op_step = op_step
+        events = timeline.events
+        states, _ = events.seek(op_step)
+        self.words: dict[int, int] = {}
+        self.pcodes: dict[int, int] = {}
+        self.children: dict[int, set[int]] = {}
+        for sp_id, word, pcode in states.live():
+            self.words[sp_id] = word
+            self.pcodes[sp_id] = pcode
+            for parent, _index in events.parents(pcode):
+                self.children.setdefault(parent, set()).add(sp_id)
+        self.reached: set[int] = set()
+        stack = [sp_id for sp_id, word in self.words.items() if _is_root(word)]
+        while stack:
+            sp_id = stack.pop()
+            if sp_id not in self.reached:
+                self.reached.add(sp_id)
+                stack.extend(self.children.get(sp_id, ()))
+        self.n_pages = 0
+        self.orphans_by_level: dict[int, int] = {}
+        self.unreachable = 0
+        self.unreachable_unsync = 0
+        for sp_id, word in self.words.items():
+            self._count(sp_id, word, 1)
+
+    def _level(self, sp_id: int) -> int:
+        events = self.timeline.events
+        return events.roles[events.st_role[events.row_of[sp_id]]][2]
+
+    def _count(self, sp_id: int, word: int, sign: int) -> None:
+        """Add (sign 1) or take away (-1) what page `sp_id` in state `word` counts for."""
+        if not word:
+            return
+        self.n_pages += sign
+        if word & ORPHAN:
+            level = self._level(sp_id)
+            self.orphans_by_level[level] = self.orphans_by_level.get(level, 0) + sign
+        if not word & INVALID and sp_id not in self.reached:
+            self.unreachable += sign
+            if word & UNSYNC:
+                self.unreachable_unsync += sign
+
+    def move_to(self, op_step: int) -> None:
+        """The counts after `op_step` events, from those at the current op step."""
+        if op_step != self.op_step:
+            self.apply(self.timeline.changed_states(self.op_step, op_step))
+            self.op_step = op_step
+
+    def apply(self, diff: dict[int, tuple[PageState, PageState]]) -> None:
+        """Move by `diff`: (old state, new state) of every page whose state differs."""
+        words, pcodes, children, reached = self.words, self.pcodes, self.children, self.reached
+        parents_of = self.timeline.events.parents
+        seeds: list[int] = []
+        for sp_id, ((old_word, old_pcode), (new_word, new_pcode)) in diff.items():
+            self._count(sp_id, old_word, -1)
+            if old_pcode != new_pcode or bool(old_word) != bool(new_word):
+                if old_word:
+                    for parent, _index in parents_of(old_pcode):
+                        below = children.get(parent)
+                        if below is not None:
+                            below.discard(sp_id)
+                            if not below:
+                                del children[parent]
+                if new_word:
+                    for parent, _index in parents_of(new_pcode):
+                        children.setdefault(parent, set()).add(sp_id)
+                seeds.append(sp_id)
+            elif _is_root(old_word) != _is_root(new_word):
+                seeds.append(sp_id)
+            if new_word:
+                words[sp_id] = new_word
+                pcodes[sp_id] = new_pcode
+            else:
+                words.pop(sp_id, None)
+                pcodes.pop(sp_id, None)
+        # Reachability can change only at the seeds and below them.
+        region: set[int] = set()
+        stack = seeds
+        while stack:
+            sp_id = stack.pop()
+            if sp_id not in region:
+                region.add(sp_id)
+                stack.extend(children.get(sp_id, ()))
+        for sp_id in region:
+            if sp_id not in diff:
+                self._count(sp_id, words.get(sp_id, 0), -1)
+        reached.difference_update(region)
+        # Parents sit one level above their children: walking the region from the top
+        # level down, every parent's reachability is known when its children ask.
+        for sp_id in sorted(region, key=self._level, reverse=True):
+            word = words.get(sp_id, 0)
+            if not word:
+                continue
+            if _is_root(word) or any(p in reached for p, _i in parents_of(pcodes[sp_id])):
+                reached.add(sp_id)
+        for sp_id in region | diff.keys():
+            self._count(sp_id, words.get(sp_id, 0), 1)
