@@ -31,12 +31,13 @@ nx.is_directed_acyclic_graph, not nx.is_arborescence.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import networkx as nx
 
 from mmu_model import Run, Snapshot, SpView
+from mmu_model.snapshot import PageChanges, StepSummary
 
 __all__ = [
     "CHANGED_KEEP_LIMIT",
@@ -51,6 +52,7 @@ __all__ = [
     "detached_boots",
     "layout_for_run",
     "tree_view",
+    "tree_view_of",
 ]
 
 COLLAPSE_THRESHOLD = 1_500
@@ -219,6 +221,7 @@ class _Sorted:
     n_changed: int
     busy: bool
     collapse: bool
+    n_pages: int = 0  # live pages of the step (folded or not)
 
 
 _STATE_INDEX = {status: i for i, status in enumerate(("synced", "unsync", "zapped", *DETACHED))}
@@ -254,12 +257,16 @@ def _sort_page(parts: _Sorted, sp: SpView, status: str, touched: bool,
 
 
 def _sort_pages(snap: Snapshot, selected: int | None, collapse_threshold: int) -> _Sorted:
-    changed = snap.changed
-    pages: list[SpView] = [*snap.pages, *snap.ghosts]
+    return _sort(snap.pages, snap.ghosts, snap.changed, selected, collapse_threshold)
+
+
+def _sort(live: Sequence[SpView], ghosts: Sequence[SpView], changed: Collection[int],
+          selected: int | None, collapse_threshold: int) -> _Sorted:
+    pages: list[SpView] = [*live, *ghosts]
     n_changed = sum(1 for sp in pages if sp.id in changed)
     busy = n_changed > CHANGED_KEEP_LIMIT
     parts = _Sorted({}, {}, set(), {}, n_changed, busy,
-                    busy or len(snap.pages) > collapse_threshold)
+                    busy or len(live) > collapse_threshold, len(live))
     statuses: list[str] = [sp.status for sp in pages]
     for sp, status in zip(pages, statuses, strict=True):
         _sort_page(parts, sp, status, sp.id in changed, selected)
@@ -274,15 +281,24 @@ def _resort_pages(prev: _Sorted, prev_snap: Snapshot, snap: Snapshot,
     redo = (prev_snap.changed | snap.changed | {sp.id for sp in prev_snap.ghosts}
             | {sp.id for sp in snap.ghosts})
     views = [sp for sp in (*snap.pages, *snap.ghosts) if sp.id in redo]
-    changed = snap.changed
+    old_views = [sp for sp in (*prev_snap.pages, *prev_snap.ghosts) if sp.id in redo]
+    return _resort(prev, old_views, views, snap.changed, len(snap.pages), selected,
+                   collapse_threshold)
+
+
+def _resort(prev: _Sorted, old_views: Sequence[SpView], views: Sequence[SpView],
+            changed: Collection[int], n_pages: int, selected: int | None,
+            collapse_threshold: int) -> _Sorted | None:
+    """_resort_pages() given the views, at the neighbour's step (`old_views`) and at this
+    one (`views`), of every page whose sorting may differ: those whose state differs, those
+    either step touched, and either step's ghosts."""
     n_changed = sum(1 for sp in views if sp.id in changed)
     busy = n_changed > CHANGED_KEEP_LIMIT
-    collapse = busy or len(snap.pages) > collapse_threshold
+    collapse = busy or n_pages > collapse_threshold
     # Which states fold depends on these two: an untouched page (a zapped one awaiting
     # commit) could move if either differs.
     if (busy, collapse) != (prev.busy, prev.collapse):
         return None
-    old_views = [sp for sp in (*prev_snap.pages, *prev_snap.ghosts) if sp.id in redo]
     # Group member sets are shared with the neighbour's sorting until one is written.
     groups = dict(prev.groups)
     copied: set[tuple[int, str]] = set()
@@ -293,7 +309,7 @@ def _resort_pages(prev: _Sorted, prev_snap: Snapshot, snap: Snapshot,
             copied.add(key)
 
     parts = _Sorted(dict(prev.individual), groups, set(), dict(prev.detached), n_changed,
-                    busy, collapse)
+                    busy, collapse, n_pages)
     for sp in old_views:
         if parts.individual.pop(sp.id, None) is None and parts.detached.pop(sp.id, None) is None:
             key = _group_key(sp, sp.status)
@@ -331,8 +347,43 @@ def tree_view(
     return _assemble(snap, layout, parts, selected, leaks)
 
 
-def _assemble(snap: Snapshot, layout: Layout, parts: _Sorted, selected: int | None,
-              leaks: LeakFolding | None) -> TreeView:
+def tree_view_of(
+    step: StepSummary,
+    layout: Layout,
+    *,
+    pages: Callable[[], Sequence[SpView]],
+    moved: tuple[TreeView, StepSummary, PageChanges] | None = None,
+    selected: int | None = None,
+    collapse_threshold: int = COLLAPSE_THRESHOLD,
+    leaks: LeakFolding | None = None,
+) -> TreeView:
+    """tree_view() of a step given without its pages (mmu_model StepSummary).
+
+    `moved`: the view of another step of the run (same selection), that step, and the
+    pages whose state differs between the two (Run.changed_pages(), asked also for the
+    pages either step touched or freed): only those are sorted again. Otherwise (or when
+    the steps fold differently) every live page of the step (`pages()` loads them) is
+    sorted.
+    """
+    parts = None
+    if moved is not None and moved[0].parts is not None:
+        prev_parts, prev_step, changes = moved[0].parts, moved[1], moved[2]
+        ghosts = {sp.id for sp in (*prev_step.ghosts, *step.ghosts)}
+        redo = changes.ids | prev_step.changed | step.changed | ghosts
+        missing = redo - changes.ids - ghosts
+        if missing:
+            raise ValueError(f"changed_pages() was not asked for pages {sorted(missing)[:5]}")
+        old_views = [*(changes.before[i] for i in sorted(changes.before)), *prev_step.ghosts]
+        views = [*(changes.after[i] for i in sorted(changes.after)), *step.ghosts]
+        parts = _resort(prev_parts, old_views, views, step.changed, step.n_pages, selected,
+                        collapse_threshold)
+    if parts is None:
+        parts = _sort(pages(), step.ghosts, step.changed, selected, collapse_threshold)
+    return _assemble(step, layout, parts, selected, leaks)
+
+
+def _assemble(snap: Snapshot | StepSummary, layout: Layout, parts: _Sorted,
+              selected: int | None, leaks: LeakFolding | None) -> TreeView:
     changed = snap.changed
     created = snap.created
     individual = dict(parts.individual)
@@ -413,7 +464,7 @@ def _assemble(snap: Snapshot, layout: Layout, parts: _Sorted, selected: int | No
     return TreeView(
         nodes=nodes,
         edges=edges,
-        n_pages=len(snap.pages),
+        n_pages=parts.n_pages,
         folded=folded,
         leaks_folded=leaks_folded,
         n_changed=parts.n_changed,

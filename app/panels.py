@@ -25,6 +25,7 @@ from mmu_model import (
     get_scenario,
     list_scenarios,
 )
+from mmu_model.snapshot import StepSummary
 
 __all__ = ["boots_context", "form_context", "page_context", "scenarios_list"]
 
@@ -32,7 +33,7 @@ PANEL_STATS: tuple[str, ...] = DISPLAY_ORDER[:9]
 MAX_OPS_LISTED = 40
 
 
-def _stat_rows(snap: Snapshot) -> list[dict[str, Any]]:
+def _stat_rows(snap: Snapshot | StepSummary) -> list[dict[str, Any]]:
     rows = [
         {"name": name, "value": snap.stats.get(name, 0), "delta": snap.stat_deltas.get(name, 0),
          "kvm": True}
@@ -93,7 +94,7 @@ def _selected(r: Resolved) -> dict[str, Any] | None:
     sp_id = r.state.sp
     if sp_id is None:
         return None
-    snap = r.snap
+    snap = r.full  # the selected page's children and path need every page
     sp = next((p for p in (*snap.pages, *snap.ghosts) if p.id == sp_id), None)
     clear_url = r.state.with_(sp=None).url()
     if sp is None:
@@ -273,7 +274,7 @@ def page_context(runs: PageRuns) -> dict[str, Any]:
         },
         "tree": tree_panel(r.entry, r.state, snap, runs.drawn),
         "orphans": snap.orphans.as_dict(),
-        "n_pages": len(snap.pages),
+        "n_pages": snap.n_pages,
         "stats": _stat_rows(snap),
         "narration": _narration(r),
         "fixes": _fix_rows(r),

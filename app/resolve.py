@@ -26,6 +26,7 @@ from mmu_model import (
     Snapshot,
     get_scenario,
 )
+from mmu_model.snapshot import StepSummary
 
 __all__ = [
     "TRACK_WRITE_ZAP",
@@ -122,11 +123,16 @@ class Resolved:
     state: ViewState  # canonical: step filled in, step_grain dropped
     source: Source
     entry: RunEntry
-    snap: Snapshot
+    snap: StepSummary  # the step without its pages: what a step's panels need
 
     @property
     def run(self) -> Run:
         return self.entry.run
+
+    @property
+    def full(self) -> Snapshot:
+        """The step with every page (built on first use: it costs the tree's size)."""
+        return self.entry.snapshot(self.snap.step, self.snap.grain)
 
 
 def resolve(services: Services, state: ViewState) -> Resolved:
@@ -141,7 +147,7 @@ def resolve(services: Services, state: ViewState) -> Resolved:
         step = run.convert_step(state.step, state.step_grain, grain)
     else:
         step = state.step
-    snap = entry.snapshot(step, grain)  # StepOutOfRange -> 422 naming "step"
+    snap = entry.summary(step, grain)  # StepOutOfRange -> 422 naming "step"
     canonical = state.with_(step=step, step_grain=None, params=_canonical_params(source))
     return Resolved(canonical, source, entry, snap)
 
@@ -165,7 +171,7 @@ class PageRuns:
 
     main: Resolved
     baseline: Baseline | None  # compare mode only
-    drawn: tuple[ViewState, Snapshot] | None  # the view the browser has drawn, same run
+    drawn: tuple[ViewState, StepSummary] | None  # the view the browser has drawn, same run
 
 
 def _baseline(services: Services, r: Resolved) -> Baseline:
@@ -179,7 +185,7 @@ def _baseline(services: Services, r: Resolved) -> Baseline:
     return Baseline(entry, entry.snapshot(step, s.grain), first)
 
 
-def drawn_view(r: Resolved, url: str | None) -> tuple[ViewState, Snapshot] | None:
+def drawn_view(r: Resolved, url: str | None) -> tuple[ViewState, StepSummary] | None:
     """The view the browser has drawn (its URL, from X-Mmu-Drawn), if it is of r's run."""
     if not url or not url.startswith("/?"):
         return None
@@ -187,7 +193,7 @@ def drawn_view(r: Resolved, url: str | None) -> tuple[ViewState, Snapshot] | Non
         state, _ = parse_query(parse_qsl(url[2:], keep_blank_values=True))
         if state.step is None or state.run_state().url() != r.state.run_state().url():
             return None
-        return state, r.entry.snapshot(state.step, state.grain)
+        return state, r.entry.summary(state.step, state.grain)
     except (ViewError, MmuModelError, ValueError):
         return None
 

@@ -37,6 +37,8 @@ from app.run_codec import decode_run, run_nbytes
 from app.run_store import RunStore, model_fingerprint
 from mmu_model import Run, Snapshot
 from mmu_model.cost import DEFAULT_MAX_EVENTS
+from mmu_model.snapshot import StepSummary
+from mmu_model.timeline import PageCounts
 
 __all__ = ["DEFAULT_BYTE_BUDGET", "ClientGone", "RunCache", "RunEntry"]
 
@@ -44,6 +46,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BYTE_BUDGET = 256 << 20  # dozens of the largest built-ins (8 MB each)
 _SNAPSHOTS_PER_RUN = 8
+_SUMMARIES_PER_RUN = 64  # a few hundred bytes each, plus the step's ghosts
+# Moving a run's page counts over more events than this costs about what counting every
+# page again does (a 100k-page tree: ~0.1 s either way), so they are counted again.
+MOVE_LIMIT_EVENTS = 20_000
 _WAIT_POLL_S = 0.1
 
 
@@ -61,6 +67,10 @@ class RunEntry:
     lock: threading.Lock = field(default_factory=threading.Lock)
     derived: dict[str, Any] = field(default_factory=dict)
     _snapshots: OrderedDict[tuple[int, str], Snapshot] = field(default_factory=OrderedDict)
+    _summaries: OrderedDict[tuple[int, str], StepSummary] = field(default_factory=OrderedDict)
+    # The run's page counts at the last step summarized, moved to each step asked for.
+    _counts: PageCounts | None = None
+    _counts_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def weight(self) -> int:
@@ -79,6 +89,30 @@ class RunEntry:
             while len(self._snapshots) > _SNAPSHOTS_PER_RUN:
                 self._snapshots.popitem(last=False)
         return snap
+
+    def summary(self, step: int, grain: str) -> StepSummary:
+        """The step without its pages (what most panels show): its cost is what changed
+        since the last step summarized, not the tree's size (StepOutOfRange if no step)."""
+        key = (step, grain)
+        with self.lock:
+            hit = self._summaries.get(key)
+            if hit is not None:
+                self._summaries.move_to_end(key)
+                return hit
+        run = self.run
+        g: Any = grain
+        with self._counts_lock:
+            counts = self._counts
+            self._counts = None  # until it is moved (a failure must not leave it half-moved)
+            if counts is None or abs(counts.op_step - run.op_step(step, g)) > MOVE_LIMIT_EVENTS:
+                counts = run.page_counts(step, g)
+            summary = run.summary(step, g, counts)
+            self._counts = counts
+        with self.lock:
+            self._summaries[key] = summary
+            while len(self._summaries) > _SUMMARIES_PER_RUN:
+                self._summaries.popitem(last=False)
+        return summary
 
     def derive(self, name: str, build: Callable[[], Any]) -> Any:
         """Compute a per-run value once (e.g. the layout), under the entry's lock."""

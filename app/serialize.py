@@ -61,7 +61,7 @@ def action_json(action: ActionView) -> dict[str, Any]:
 
 
 def snapshot_json(r: Resolved) -> dict[str, Any]:
-    snap = r.snap
+    snap = r.full
     action = snap.action
     return {
         "view": {"url": r.state.url(), "query": r.state.to_query(), "version": r.state.v},

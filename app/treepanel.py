@@ -5,6 +5,12 @@ A run's layout and its figure are fixed, so they are served once at their own UR
 what changed since the view the browser has drawn (the X-Mmu-Drawn request header names
 that view's URL). Tree states are cached per run, a few steps deep, so the state the
 browser has drawn is usually at hand.
+
+A step's tree is built from the drawn step's when that is cached (same selection and open
+groups, the same grain, at most MOVE_LIMIT_EVENTS events away, forward or back): only the
+pages whose state differs between the two steps (Run.changed_pages) and those either step
+touched are sorted again, so a step costs what changed, not the tree's size. Otherwise it
+is built from every page of the step. Both give the same tree state.
 """
 
 from __future__ import annotations
@@ -15,10 +21,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.figures import TreeState, run_layout_json, tree_delta, tree_figure, tree_state
-from app.graph import Layout, LeakFolding, detached_boots, layout_for_run, tree_view
-from app.runs import RunEntry
+from app.graph import (
+    Layout,
+    LeakFolding,
+    TreeView,
+    detached_boots,
+    layout_for_run,
+    tree_view,
+    tree_view_of,
+)
+from app.runs import MOVE_LIMIT_EVENTS, RunEntry
 from app.viewstate import ViewState
-from mmu_model import Run, Snapshot
+from mmu_model import Run, Snapshot, SpView
+from mmu_model.snapshot import StepSummary
 
 __all__ = ["RunLayout", "run_layout", "tree_figure_at", "tree_panel", "tree_state_at"]
 
@@ -56,7 +71,8 @@ def run_layout(entry: RunEntry, state: ViewState) -> RunLayout:
     return value
 
 
-def _leak_folding(entry: RunEntry, snap: Snapshot, state: ViewState) -> LeakFolding:
+def _leak_folding(entry: RunEntry, snap: Snapshot | StepSummary, state: ViewState
+                  ) -> LeakFolding:
     run = entry.run
     boots = max(len(run.per_boot), 1)
     boot = min(max(snap.action.boot if snap.action is not None else 1, 1), boots)
@@ -79,34 +95,53 @@ def _cache(entry: RunEntry) -> OrderedDict[Any, list[Any]]:
     return cache
 
 
-def _key(state: ViewState, snap: Snapshot) -> tuple[Any, ...]:
-    return (snap.step, snap.grain, state.sp, state.open)
+def _key(state: ViewState, step: Snapshot | StepSummary) -> tuple[Any, ...]:
+    return (step.step, step.grain, state.sp, state.open)
 
 
-def tree_state_at(entry: RunEntry, state: ViewState, snap: Snapshot,
-                  after: tuple[ViewState, Snapshot] | None = None) -> TreeState:
-    """The tree state of `state` (at `snap`), from the run's small cache when it is there.
+def _movable(state: ViewState, step: StepSummary, drawn: ViewState,
+             drawn_step: StepSummary) -> bool:
+    """Whether `step`'s tree can be built from the drawn one's by the pages that differ."""
+    return (drawn_step.grain == step.grain and drawn.sp == state.sp
+            and drawn.open == state.open
+            and abs(drawn_step.op_step - step.op_step) <= MOVE_LIMIT_EVENTS)
 
-    `after`: a view of the neighbouring step with the same selection and open groups, whose
-    sorting of the pages (if still cached) is reused for all but the pages either step
-    touched.
+
+def tree_state_at(entry: RunEntry, state: ViewState, step: StepSummary,
+                  drawn: tuple[ViewState, StepSummary] | None = None) -> TreeState:
+    """The tree state of `state` (at `step`), from the run's small cache when it is there.
+
+    `drawn`: the view the browser has drawn (same run); when its tree view is still cached,
+    this one is built from it by the pages that differ between the two steps.
     """
-    key = _key(state, snap)
+    key = _key(state, step)
     cache = _cache(entry)
-    neighbour = None
+    near: TreeView | None = None
     with _lock:
         hit = cache.get(key)
         if hit is not None:
             cache.move_to_end(key)
-            return hit[0]
-        if after is not None:
-            near = cache.get(_key(after[0], after[1]))
-            if near is not None and near[1] is not None:
-                neighbour = (near[1], after[1])
+            value: TreeState = hit[0]
+            return value
+        if drawn is not None and _movable(state, step, *drawn):
+            item = cache.get(_key(*drawn))
+            if item is not None and item[1] is not None:
+                near = item[1]
     rl = run_layout(entry, state)
-    view = tree_view(snap, rl.layout, selected=state.sp,
-                     leaks=_leak_folding(entry, snap, state), after=neighbour)
-    value = tree_state(view, rl.layout, boots=max(len(entry.run.per_boot), 1))
+    run = entry.run
+
+    def pages() -> tuple[SpView, ...]:
+        return run.pages_at(step.step, step.grain)
+
+    moved = None
+    if near is not None and drawn is not None:
+        prev = drawn[1]
+        also = (prev.changed | step.changed | {sp.id for sp in prev.ghosts}
+                | {sp.id for sp in step.ghosts})
+        moved = (near, prev, run.changed_pages(prev.step, step.step, step.grain, also))
+    view = tree_view_of(step, rl.layout, pages=pages, moved=moved, selected=state.sp,
+                        leaks=_leak_folding(entry, step, state))
+    value = tree_state(view, rl.layout, boots=max(len(run.per_boot), 1))
     with _lock:
         cache[key] = [value, view]
         while len(cache) > _STATES_PER_RUN:
@@ -115,11 +150,6 @@ def tree_state_at(entry: RunEntry, state: ViewState, snap: Snapshot,
         for item in list(cache.values())[:-_VIEWS_PER_RUN]:
             item[1] = None
     return value
-
-
-def _neighbours(state: ViewState, snap: Snapshot, drawn: ViewState, drawn_snap: Snapshot) -> bool:
-    return (abs(drawn_snap.step - snap.step) == 1 and drawn_snap.grain == snap.grain
-            and drawn.sp == state.sp and drawn.open == state.open)
 
 
 def tree_figure_at(entry: RunEntry, state: ViewState, snap: Snapshot) -> dict[str, Any]:
@@ -132,8 +162,8 @@ def tree_figure_at(entry: RunEntry, state: ViewState, snap: Snapshot) -> dict[st
                        boots=max(len(entry.run.per_boot), 1))
 
 
-def tree_panel(entry: RunEntry, state: ViewState, snap: Snapshot,
-               drawn: tuple[ViewState, Snapshot] | None) -> dict[str, Any]:
+def tree_panel(entry: RunEntry, state: ViewState, step: StepSummary,
+               drawn: tuple[ViewState, StepSummary] | None) -> dict[str, Any]:
     """The delta from the drawn view (None, or another run: from nothing) to this one."""
     rl = run_layout(entry, state)
     old = None
@@ -141,8 +171,7 @@ def tree_panel(entry: RunEntry, state: ViewState, snap: Snapshot,
         old = tree_state_at(entry, drawn[0], drawn[1])
     else:
         drawn = None
-    after = drawn if drawn is not None and _neighbours(state, snap, *drawn) else None
-    new = tree_state_at(entry, state, snap, after)
+    new = tree_state_at(entry, state, step, drawn)
     return tree_delta(old, new) | {
         "url": state.url(), "base": None if drawn is None else drawn[0].url(),
         "layout": rl.url(state),

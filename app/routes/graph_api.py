@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api", tags=["api"])
 def _download(resolved: Any, lines: Any, suffix: str, media_type: str) -> Response:
     state = resolved.state
     name = state.trace[:12] if state.trace else state.scenario_name
-    return Response("\n".join(lines(resolved.snap)) + "\n", media_type=media_type,
+    return Response("\n".join(lines(resolved.full)) + "\n", media_type=media_type,
                     headers={"Content-Disposition":
                              f'attachment; filename="{name}-step{resolved.snap.step}.{suffix}"'})
 
@@ -35,7 +35,7 @@ def read_graph(request: Request, services: ServicesDep) -> JSONResponse:
     """
     state, _ = _view(request)
     resolved = resolve(services, state)
-    return JSONResponse(analyses(resolved.snap, state.sp))
+    return JSONResponse(analyses(resolved.full, state.sp))
 
 
 @router.get("/graph.graphml", responses={200: {"content": {"application/graphml+xml": {

@@ -1,0 +1,139 @@
+"""A step's tree delta built from the drawn step by the pages that changed equals the one
+built from every page (app/treepanel.py).
+
+Two apps serve the same views. One ("moved") is asked for each target step with
+X-Mmu-Drawn naming the step it drew just before, so it builds the target's tree from the
+drawn one's by Run.changed_pages(); the other ("full") is asked for every step from nothing,
+so it sorts every page of the step. A from-nothing delta sets every record and adds every
+edge, so it spells out the whole tree state; the moved delta must be exactly the difference
+of the two full states (what tree_delta() of the two full states gives), and applied to the
+drawn state it must give the target state. The moved app must also never load the target
+step's pages (RunEntry.snapshot, Run.pages_at), or it has not moved at all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.main import create_app
+from app.runs import RunEntry
+from app.settings import Settings
+from mmu_model import Run
+from tests.api.conftest import HX
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+# (view, steps in the order the browser draws them): forward and back by one, forward and
+# back by several, and a long jump each way; no step is asked twice (a cached state would
+# not be built at all).
+CHAINS = {
+    # 60 boots of teaching-small: past LEAK_FOLD_THRESHOLD detached pages from about boot
+    # 37 on, so the later steps fold leaks into per-boot groups; crosses boot boundaries.
+    "leak-groups": ("/?v=1&scenario=teaching-small&boots=60",
+                    [2500, 2501, 2503, 2502, 2498, 2530, 2440, 2447]),
+    # The same at kernel-operation grain.
+    "leak-groups-op": ("/?v=1&scenario=teaching-small&boots=60&grain=op",
+                       [9000, 9001, 9004, 9003, 8990, 9100, 8800]),
+    # large-10k: about 10,000 pages, past COLLAPSE_THRESHOLD, so healthy level-1 pages fold
+    # into summary nodes. Its actions 36-79 each touch 514 pages (busy steps, which fold
+    # touched pages too; about 1,000 events each); from action 80 on a step touches few.
+    "collapsed-busy": ("/?v=1&scenario=large-10k", [43, 44, 46, 45, 40, 50, 48]),
+    "collapsed": ("/?v=1&scenario=large-10k", [100, 101, 103, 102, 98, 130, 90]),
+    # A replayed seed trace, at kernel-operation grain.
+    "replay": ("/?v=1&scenario=seed-top-down&grain=op", [5, 6, 9, 8, 2, 30, 14]),
+}
+
+
+def tree_delta_of(html: str) -> dict[str, Any]:
+    match = re.search(r'<script type="application/json" id="tree-delta">(.*?)</script>', html)
+    assert match, "the view has no tree delta"
+    value: dict[str, Any] = json.loads(match.group(1))
+    return value
+
+
+def state_of(delta: dict[str, Any]) -> dict[str, Any]:
+    """A from-nothing delta as the whole tree state (records, edges, rings, ...)."""
+    assert delta["base"] is None
+    assert not delta["drop"]
+    assert not delta["edges_cut"]
+    return {"records": delta["set"], "edges": sorted(map(tuple, delta["edges_add"])),
+            "rings": delta["rings"], "selected": delta["selected"], "note": delta["note"]}
+
+
+def difference(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """What tree_delta() says between two whole states (figures.tree_delta's rules)."""
+    old_edges, new_edges = set(old["edges"]), set(new["edges"])
+    return {
+        "set": {k: r for k, r in new["records"].items() if old["records"].get(k) != r},
+        "drop": sorted(k for k in old["records"] if k not in new["records"]),
+        "edges_add": sorted(new_edges - old_edges), "edges_cut": sorted(old_edges - new_edges),
+        "rings": new["rings"], "selected": new["selected"], "note": new["note"],
+    }
+
+
+def applied(old: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+    """`delta` applied to `old`, as static/app.js applies it."""
+    records = {k: r for k, r in old["records"].items() if k not in delta["drop"]}
+    records.update(delta["set"])
+    cut = set(map(tuple, delta["edges_cut"]))
+    edges = sorted((set(old["edges"]) - cut) | set(map(tuple, delta["edges_add"])))
+    return {"records": records, "edges": edges, "rings": delta["rings"],
+            "selected": delta["selected"], "note": delta["note"]}
+
+
+@pytest.fixture
+def apps(tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    with TestClient(create_app(Settings(db_path=tmp_path / "moved" / "t.sqlite3"))) as moved, \
+            TestClient(create_app(Settings(db_path=tmp_path / "full" / "t.sqlite3"))) as full:
+        yield moved, full
+
+
+def url_at(view: str, step: int | None) -> str:
+    return view if step is None else f"{view}&step={step}"
+
+
+@pytest.mark.parametrize("chain", list(CHAINS))
+def test_a_moved_tree_delta_is_the_full_paths_delta(
+        apps: tuple[Any, Any], chain: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    moved, full = apps
+    view, steps = CHAINS[chain]
+    loads: list[str] = []
+    snapshot, pages_at = RunEntry.snapshot, Run.pages_at
+
+    def spy_snapshot(self: RunEntry, *args: Any) -> Any:
+        loads.append("snapshot")
+        return snapshot(self, *args)
+
+    def spy_pages(self: Run, *args: Any) -> Any:
+        loads.append("pages_at")
+        return pages_at(self, *args)
+
+    first = tree_delta_of(moved.get(url_at(view, steps[0]), headers=HX).text)
+    drawn_url = first["url"]
+    drawn = state_of(first)
+    monkeypatch.setattr(RunEntry, "snapshot", spy_snapshot)
+    monkeypatch.setattr(Run, "pages_at", spy_pages)
+    for step in steps[1:]:
+        loads.clear()
+        response = moved.get(url_at(view, step), headers=HX | {"X-Mmu-Drawn": drawn_url})
+        assert response.status_code == 200
+        assert loads == [], f"step {step}: the target's pages were loaded ({loads})"
+        delta = tree_delta_of(response.text)
+        assert delta["base"] == drawn_url
+        target = state_of(tree_delta_of(full.get(url_at(view, step), headers=HX).text))
+        got = {k: delta[k] for k in ("set", "drop", "edges_add", "edges_cut", "rings",
+                                     "selected", "note")}
+        got["edges_add"] = sorted(map(tuple, got["edges_add"]))
+        got["edges_cut"] = sorted(map(tuple, got["edges_cut"]))
+        assert got == difference(drawn, target), f"step {step} from {drawn_url}"
+        assert applied(drawn, delta) == target
+        drawn_url, drawn = delta["url"], target
