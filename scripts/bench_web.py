@@ -2,9 +2,11 @@
 on the server as users run it: this script starts `make run` (the compiled model, a fresh
 database in a temporary directory) on a free loopback port and times HTTP requests to it.
 
-For each size: the first request (the run built in a worker, stored, loaded: cold), then
-  - the htmx step fragment: GET /?...&step=s with HX-Request (what a Next click costs),
-  - the snapshot JSON:      GET /api/snapshot?...&step=s,
+For each size: the first page (GET /?..., the run built in a worker, stored, loaded, its
+layout and first tree computed: cold), then
+  - the htmx step fragment: GET /?...&step=s with HX-Request and X-Mmu-Drawn naming the
+                            step drawn before, as the page sends it (what a Next click costs),
+  - the snapshot JSON:      GET /api/snapshot?...&step=s (every page of the step),
 over `--repeat` consecutive, distinct steps from the step the tree is fully built at (so no
 per-step cache helps). Prints p50/p95 in ms, the fragment and JSON sizes as sent (gzip) and
 unpacked, and JSON bytes per shadow page. Not a timed test: numbers depend on the machine.
@@ -110,25 +112,29 @@ def bench(client: httpx.Client, size: str, repeat: int) -> Result:
     query = urlencode(params)
 
     started = time.perf_counter()
-    first = client.get(f"/api/snapshot?{query}")
-    first.raise_for_status()
+    client.get(f"/?{query}").raise_for_status()
     first_s = time.perf_counter() - started
+    first = client.get(f"/api/snapshot?{query}")  # untimed: the step and its pages
+    first.raise_for_status()
     data = first.json()
     step0, last = data["step"], data["last_step"]
     pages = len(data["pages"])
     steps = [min(step0 + 1 + i, last) for i in range(2 * repeat)]
     frag_steps, json_steps = steps[0::2], steps[1::2]
 
-    # Untimed: compiles the templates and computes the run's layout, both done once.
-    client.get(f"/?{query}&step={step0}", headers=HX).raise_for_status()
+    # Untimed: the drawn view the first step starts from (its canonical URL).
+    start = client.get(f"/?{query}&step={step0}", headers=HX)
+    start.raise_for_status()
+    drawn = start.headers["HX-Push-Url"]
 
     frag_t: list[float] = []
     frag_bytes: list[tuple[int, int]] = []
     for s in frag_steps:
         t = time.perf_counter()
-        r = client.get(f"/?{query}&step={s}", headers=HX)
+        r = client.get(f"/?{query}&step={s}", headers=HX | {"X-Mmu-Drawn": drawn})
         frag_t.append(time.perf_counter() - t)
         r.raise_for_status()
+        drawn = r.headers["HX-Push-Url"]
         frag_bytes.append((len(r.content), _sent(r)))
 
     json_t: list[float] = []
@@ -175,7 +181,7 @@ def main() -> None:
 
     print(f"step fragment and snapshot JSON, {args.repeat} distinct steps each; times in ms; "
           "KiB unpacked/sent (gzip)")
-    print(f"{'size':>5} {'pages':>7} {'first s':>7} | {'fragment p50':>12} {'p95':>8} "
+    print(f"{'size':>5} {'pages':>7} {'page s':>7} | {'fragment p50':>12} {'p95':>8} "
           f"{'KiB':>11} | {'json p50':>8} {'p95':>8} {'KiB':>11} {'B/page':>6}")
     for r in rows:
         print(f"{r.size:>5} {r.pages:>7} {r.first_s:>7.1f} | "
