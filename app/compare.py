@@ -176,6 +176,7 @@ def compare_panel(r: Resolved, base: Baseline | None) -> dict[str, Any] | None:
     return {
         "left": _side(left_fixes, base.snap, left_state.url()) | {
             "figure": figure, "stats": _mini_stats(base.snap),
+            "snapshot_json": left_state.url("/api/snapshot"),
             "graphml": left_state.url("/api/graph.graphml"),
             "dot": left_state.url("/api/graph.dot"),
         },

@@ -19,7 +19,8 @@ router = APIRouter(prefix="/api", tags=["api"])
 
 
 def _download(resolved: Any, lines: Any, suffix: str, media_type: str) -> Response:
-    name = export_name(resolved.state, resolved.snap.step)
+    # One run's DAG, even when asked from a compare view: named after that run alone.
+    name = export_name(resolved.state.with_(compare=False), resolved.snap.step)
     return Response("\n".join(lines(resolved.snap)) + "\n", media_type=media_type,
                     headers={"Content-Disposition": content_disposition(f"{name}.{suffix}")})
 

@@ -120,9 +120,18 @@ def test_downloads_are_named_after_the_scenario_fixes_grain_and_step(shared_clie
             assert response.status_code == 200
             assert response.headers["content-disposition"] == (
                 f'attachment; filename="{stem}_{grain}-step7.{suffix}"')
+    # The page's images of a comparison hold both trees: both sets are in the name...
     page = shared_client.get("/?v=1&scenario=teaching-small&step=7&compare=1&fixes=none")
     assert page.context["urls"]["export_name"] == (
         f"teaching-small_{MAINLINE.replace(',', '+')}_vs_none_action-step7")
+    # ...but a DAG holds one run: the right one's, asked from the compare view, is its own.
+    dag = shared_client.get(page.context["urls"]["graphml"])
+    assert dag.headers["content-disposition"] == (
+        'attachment; filename="teaching-small_none_action-step7.graphml"')
+    left = shared_client.get(page.context["compare"]["left"]["graphml"])
+    assert left.headers["content-disposition"] == (
+        f'attachment; filename="{stem}_action-step7.graphml"')
+
 
 
 def test_per_boot_csv_has_both_lines_of_the_chart(shared_client: Any) -> None:
