@@ -64,7 +64,13 @@ _GROUP_LABELS = {"orphan-unsync": "folded leaked pages, by boot", "orphan":
 # records use these indexes.
 TRACE_METAS: tuple[str, ...] = (
     "edges", *STATUS_ORDER, *(f"group:{s}" for s in DETACHED), "changed", "selected",
+    "differs",
 )
+# Compare mode: an outline around each page the other run does not hold in the same state
+# (app/compare.py says which): (legend label, colour, symbol, size, line width).
+DIFFERS_STYLE: tuple[str, str, str, int, float] = (
+    "differs from the other run", "#882255", "octagon-open", 38, 3.0)
+_OVERLAYS = ("changed", "selected", "differs")
 _TRACE = {meta: i for i, meta in enumerate(TRACE_METAS)}
 LEVEL_NAMES = {1: "l1 PT", 2: "l2 PD", 3: "l3 PDPT", 4: "l4 PML4", 5: "l5 PML5"}
 GROUP_LABEL_MAX_BOOTS = 24  # leak groups show their count as text up to this many boots
@@ -197,7 +203,7 @@ def _run_figure(layout: Layout, *, max_level: int, uirevision: str, title: str =
         "line": {"color": "#7f7f7f", "width": 1}, "hoverinfo": "skip", "showlegend": False,
         "meta": "edges",
     }]
-    for meta in TRACE_METAS[1:-2]:
+    for meta in TRACE_METAS[1:-len(_OVERLAYS)]:
         status = meta.removeprefix("group:")
         label, colour, symbol, size, opacity, rim = STATUS_STYLES[status]
         trace: dict[str, Any] = {
@@ -224,6 +230,13 @@ def _run_figure(layout: Layout, *, max_level: int, uirevision: str, title: str =
         "type": "scatter", "mode": "markers", "name": "selected", "meta": "selected",
         "x": [], "y": [], "marker": {"symbol": "square-open", "size": 36, "color": BLUE,
                                      "line": {"color": BLUE, "width": 3}},
+        "hoverinfo": "skip", "showlegend": False,
+    })
+    label, colour, symbol, size, width = DIFFERS_STYLE
+    data.append({
+        "type": "scatter", "mode": "markers", "name": label, "meta": "differs",
+        "x": [], "y": [], "marker": {"symbol": symbol, "size": size, "color": colour,
+                                     "line": {"color": colour, "width": width}},
         "hoverinfo": "skip", "showlegend": False,
     })
     levels = list(range(1, max_level + 1))
@@ -282,10 +295,12 @@ def tree_figure(
     title: str = "",
     height: int = 460,
     boots: int = 1,
+    differs: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The shadow page tree as one plotly figure dict: the run's figure filled with the step.
 
-    Does in Python what static/app.js does with a delta (fillTraces there).
+    Does in Python what static/app.js does with a delta (fillTraces there). `differs`: keys
+    of the nodes to outline as differing from the other run of a comparison.
     """
     fig = _run_figure(layout, max_level=max_level, uirevision=uirevision, title=title,
                       height=height)
@@ -297,7 +312,7 @@ def tree_figure(
         return _num(x), _num(y)
 
     for trace in data:
-        if trace["meta"] not in ("edges", "changed", "selected"):
+        if trace["meta"] not in ("edges", *_OVERLAYS):
             trace["marker"]["size"] = []
             trace["marker"]["color"] = []
             trace["text"] = []
@@ -329,6 +344,12 @@ def tree_figure(
         x, y = at(key)
         chosen["x"].append(x)
         chosen["y"].append(y)
+    outlined = data[_TRACE["differs"]]
+    for key in differs:
+        if key in state.positions:
+            x, y = at(key)
+            outlined["x"].append(x)
+            outlined["y"].append(y)
     for trace in data:
         trace["showlegend"] = trace["meta"] != "edges" and bool(trace["x"])
     fig["layout"]["annotations"] = note_annotations(state.note)

@@ -5,9 +5,12 @@ x axis. Every page ever created in the run gets a slot: the x axis is the rank o
 guest-physical "slots" (the L2 gfn where a level-1 page's range starts, plus the start of any
 higher-level page with no level-1 page under it), and a page is centred over the slots its
 range covers. Pages of the same level and range (an orphan and the page that replaced it,
-the ex-roots of every root zap) are stacked just below one another, oldest on top, inside
-their level's row. Positions depend only on the run, never on the step: the browser gets
-them once (run_layout_json) and each step only says what changed.
+the ex-roots of every root zap) are stacked on a diagonal, oldest on top and left, each
+newer one STACK_DY lower and STACK_DX to the right, inside their level's row: a straight
+stack would put the new root on the old root's link to its child (so it looked like the
+old tree's parent) and the new PDPT's link right through the orphaned one. Positions
+depend only on the run, never on the step: the browser gets them once (run_layout_json)
+and each step only says what changed.
 
 Large trees, busy steps: past COLLAPSE_THRESHOLD pages, or when the step touched more than
 CHANGED_KEEP_LIMIT pages (building or tearing down a whole table or tree), healthy level-1
@@ -63,6 +66,10 @@ CHANGED_KEEP_LIMIT = 200
 LEAK_FOLD_THRESHOLD = 150
 STACK_DY = 0.28  # vertical offset between stacked pages of the same slot...
 ROW_DEPTH = 0.42  # ...squeezed so a stack never leaves its level's row
+# ...and horizontal (in slots): a newer page sits down and to the right of the one it
+# replaced, off the vertical line an old page's SPTE link to its old child would draw.
+STACK_DX = 0.5
+STACK_WIDTH = 0.75  # a stack spreads at most this far right, however many pages it holds
 _FOLDABLE = frozenset({"synced", "unsync"})
 _FOLDABLE_WHEN_BUSY = frozenset({"synced", "unsync", "zapped"})
 # Pages no root reaches: what a leak is made of (SpView.status values).
@@ -130,8 +137,9 @@ def build_layout(pages: Iterable[tuple[int, int]] | Iterable[tuple[int, int, int
         stacks.setdefault((level, layout.x(level, l2_gfn)), []).append(sp_id)
     for (level, x), ids in stacks.items():
         dy = min(STACK_DY, ROW_DEPTH / (len(ids) - 1)) if len(ids) > 1 else 0.0
+        dx = min(STACK_DX, STACK_WIDTH / (len(ids) - 1)) if len(ids) > 1 else 0.0
         for k, sp_id in enumerate(ids):
-            layout.pos[sp_id] = (x, level - dy * k)
+            layout.pos[sp_id] = (x + dx * k, level - dy * k)
     return layout
 
 
@@ -421,7 +429,7 @@ def _assemble(snap: Snapshot | StepSummary, layout: Layout, parts: _Sorted,
             continue
         above = individual.get(parent)  # a parent of linked pages is never folded
         if above is not None:
-            x = layout.x(above[0].level, above[0].l2_gfn)
+            x = (pos.get(parent) or (layout.x(above[0].level, above[0].l2_gfn), 0.0))[0]
         else:
             x = sum(layout.x(1, m.l2_gfn) for m in members.values()) / len(members)
         nodes.append(

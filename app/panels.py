@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.compare import compare_panel
 from app.figures import boots_figure
+from app.fixsets import counterpart
 from app.graph import children_of, path_to_root
-from app.resolve import TRACK_WRITE_ZAP, Baseline, PageRuns, Resolved
+from app.naming import custom_description, export_name
+from app.resolve import PageRuns, Resolved
 from app.serialize import sp_json
-from app.treepanel import tree_figure_at, tree_panel
-from app.viewstate import SPEC_FIELDS, ViewState, fixes_param, open_param
+from app.treepanel import tree_panel
+from app.viewstate import SPEC_FIELDS, ViewState, open_param
 from mmu_model import (
     DISPLAY_ORDER,
     FIXES,
@@ -158,6 +161,7 @@ def _timeline_urls(r: Resolved) -> dict[str, str]:
         "open": open_param(s.open),
         "open_base": s.url(omit=("open",)),
         "compare": _compare_toggle(r).url(),
+        "export_name": export_name(s),
     }
 
 
@@ -166,30 +170,10 @@ def _compare_toggle(r: Resolved) -> ViewState:
     if s.compare:
         return s.with_(compare=False, base=None)
     fixes = s.fix_set
-    if fixes == s.base_set:  # comparing a set with itself shows nothing: add the patch
-        fixes = fixes | {TRACK_WRITE_ZAP}
-        if fixes == s.base_set:
-            fixes = fixes - {TRACK_WRITE_ZAP}
+    if fixes == s.base_set:  # comparing a set with itself shows nothing: toggle the patch
+        fixes = counterpart(fixes)
     action_step = r.run.convert_step(r.snap.step, s.grain, "action")
     return s.with_(compare=True, fixes=frozenset(fixes), step=action_step, step_grain="action")
-
-
-def _compare(r: Resolved, base: Baseline | None) -> dict[str, Any] | None:
-    s = r.state
-    if base is None:
-        return None
-    base_snap, first = base.snap, base.first_difference
-    return {
-        "base_label": fixes_param(s.base_set),
-        "label": fixes_param(s.fix_set),
-        "figure": tree_figure_at(base.entry, s, base_snap),
-        "step": base_snap.step,
-        "stats": _stat_rows(base_snap),
-        "orphans_unsync": base_snap.orphans.unsync,
-        "first_diff": first,
-        "first_diff_url": None if first is None
-        else s.with_(step=first, step_grain="action").url(),
-    }
 
 
 def _replay(r: Resolved) -> dict[str, Any] | None:
@@ -253,13 +237,15 @@ def page_context(runs: PageRuns) -> dict[str, Any]:
     r = runs.main
     snap = r.snap
     run = r.run
+    compare = compare_panel(r, runs.baseline)
     return {
         "state": r.state,
         "embed": r.state.embed,
         "error": None,
         "source": {
             "kind": r.source.kind, "title": r.source.title,
-            "description": r.source.info.description if r.source.info else "",
+            "description": custom_description(r.source.info, r.state.params)
+            if r.source.info else "",
             "scenario": None if r.state.trace else r.state.scenario_name,
             "trace": r.state.trace,
             "trace_bytes": r.source.stored.bytes if r.source.stored else None,
@@ -272,14 +258,15 @@ def page_context(runs: PageRuns) -> dict[str, Any]:
             "boot": snap.action.boot if snap.action is not None else 0,
             "boots": len(run.per_boot),
         },
-        "tree": tree_panel(r.entry, r.state, snap, runs.drawn),
+        "tree": tree_panel(r.entry, r.state, snap, runs.drawn)
+        | {"differs": compare["right_marks"] if compare else []},
         "orphans": snap.orphans.as_dict(),
         "n_pages": snap.n_pages,
         "stats": _stat_rows(snap),
         "narration": _narration(r),
         "fixes": _fix_rows(r),
         "toggle_note": _toggle_note(r),
-        "compare": _compare(r, runs.baseline),
+        "compare": compare,
         "multi_boot": run.kind == "simulate" and len(run.per_boot) > 1,
         "replay": _replay(r),
         "selected": _selected(r),

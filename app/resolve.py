@@ -9,11 +9,12 @@ the run without and with track-write-zap. Nothing here renders.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl
 
 from app.build_jobs import BuildJob, ScenarioBuild, SeedTraceBuild, TraceBuild
 from app.errors import ViewError
+from app.fixsets import TRACK_WRITE_ZAP, counterpart
 from app.runs import RunEntry
 from app.services import Services
 from app.store import StoredTrace
@@ -41,9 +42,6 @@ __all__ = [
     "run_entry",
     "source_of",
 ]
-
-TRACK_WRITE_ZAP = "track-write-zap"
-
 
 @dataclass(frozen=True)
 class Source:
@@ -159,6 +157,9 @@ class Baseline:
     entry: RunEntry
     snap: Snapshot
     first_difference: int | None  # first action step at which the runs differ
+    # The main run's fixes the URL asked for, when they were the baseline's own (comparing
+    # a set with itself shows nothing, so the main run got their counterpart instead).
+    asked: frozenset[str] | None = None
 
     @property
     def run(self) -> Run:
@@ -200,8 +201,14 @@ def drawn_view(r: Resolved, url: str | None) -> tuple[ViewState, StepSummary] | 
 
 def resolve_page(services: Services, state: ViewState, drawn_url: str | None = None) -> PageRuns:
     """The main run, the compare baseline and the drawn view of a page."""
+    asked = None
+    if state.compare and state.fix_set == state.base_set:
+        asked = state.fix_set
+        state = state.with_(fixes=counterpart(asked))
     main = resolve(services, state)
-    baseline = _baseline(services, main) if main.state.compare else None
+    baseline = None
+    if main.state.compare:
+        baseline = replace(_baseline(services, main), asked=asked)
     return PageRuns(main, baseline, drawn_view(main, drawn_url))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import fields
 from operator import attrgetter
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from app.errors import ViewError
 from app.resolve import Resolved
 from app.viewstate import fixes_param
-from mmu_model import ActionView, EventView, SpView
+from mmu_model import ActionView, EventView, Run, SpView
 
 # The serialized fields of each model view: its dataclass fields (the one place they are
 # declared), plus the derived ones the API documents (app/schemas.py derives from these).
@@ -96,11 +97,14 @@ BOOT_COLUMNS = ("boot", "shadow_pages", "unsync", "orphans", "orphans_unsync", "
                 "hash_walked", "action_step")
 
 
-def boots_csv(r: Resolved) -> str:
+def boots_csv(runs: Iterable[Run]) -> str:
+    """One row per L2 boot of each run (the per-boot chart draws the view's run with and
+    without track-write-zap: both are here), run after run, told apart by `fixes`."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(("fixes", *BOOT_COLUMNS))
-    fixes = fixes_param(r.run.fixes)
-    for b in r.run.per_boot:
-        writer.writerow((fixes, *(getattr(b, c) for c in BOOT_COLUMNS)))
+    for run in runs:
+        fixes = fixes_param(run.fixes)
+        for b in run.per_boot:
+            writer.writerow((fixes, *(getattr(b, c) for c in BOOT_COLUMNS)))
     return out.getvalue()

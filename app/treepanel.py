@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,14 +153,16 @@ def tree_state_at(entry: RunEntry, state: ViewState, step: StepSummary,
     return value
 
 
-def tree_figure_at(entry: RunEntry, state: ViewState, snap: Snapshot) -> dict[str, Any]:
-    """The whole tree figure of `state` at `snap` (the compare baseline is drawn this way)."""
+def tree_figure_at(entry: RunEntry, state: ViewState, snap: Snapshot,
+                   differs: Sequence[str] = ()) -> dict[str, Any]:
+    """The whole tree figure of `state` at `snap` (the compare baseline is drawn this way),
+    with the nodes keyed in `differs` outlined."""
     rl = run_layout(entry, state)
     view = tree_view(snap, rl.layout, selected=state.sp,
                      leaks=_leak_folding(entry, snap, state))
     return tree_figure(view, rl.layout, max_level=rl.max_level,
                        uirevision=f"{state.scenario_name}:{state.trace or ''}:base",
-                       boots=max(len(entry.run.per_boot), 1))
+                       boots=max(len(entry.run.per_boot), 1), differs=differs)
 
 
 def tree_panel(entry: RunEntry, state: ViewState, step: StepSummary,

@@ -19,6 +19,8 @@ class Fix:
     title: str
     effect: str
     default: bool
+    # Its place in the series (e.g. "1/2"); empty for code mainline had before the series.
+    patch: str = ""
 
 
 FIXES: dict[str, Fix] = {
@@ -31,6 +33,7 @@ FIXES: dict[str, Fix] = {
             "page whose last parent SPTE an emulated L1 write zaps is zapped at once instead "
             "of being orphaned (needs unlink-children-zap, whose recursion it reuses).",
             False,
+            patch="1/2",
         ),
         Fix(
             "unlink-children-zap",

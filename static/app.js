@@ -98,7 +98,8 @@
         return Object.assign({}, t, traces[i], { marker: Object.assign({}, t.marker || {},
           traces[i].marker) });
       });
-      var figLayout = Object.assign({}, layout.figure.layout, { annotations: annotations });
+      var figLayout = Object.assign({}, layout.figure.layout, { annotations: annotations,
+                                                                 showlegend: !comparing() });
       drawing = Plotly.react(div, data, figLayout, plotConfig()).then(function () {
         div.dataset.layoutUrl = delta.layout;
         if (!div.dataset.clickBound) {
@@ -115,7 +116,7 @@
         update.text.push(t.text); update["marker.size"].push(t.marker.size);
         update["marker.color"].push(t.marker.color); update.showlegend.push(t.showlegend);
       });
-      drawing = Plotly.update(div, update, { annotations: annotations },
+      drawing = Plotly.update(div, update, { annotations: annotations, showlegend: !comparing() },
                               traces.map(function (_t, i) { return i; }));
     }
     return drawing.then(function () {
@@ -162,11 +163,18 @@
       var p = at(key);
       chosen.x.push(p[0]); chosen.y.push(p[1]);
     });
+    // Compare mode: the pages the other run does not hold in the same state.
+    var outlined = out[index.differs];
+    (delta.differs || []).forEach(function (key) {
+      if (!tree.records.has(key)) return;
+      var p = at(key);
+      outlined.x.push(p[0]); outlined.y.push(p[1]);
+    });
     out.forEach(function (t, i) {
       var meta = base[i].meta;
       t.showlegend = meta !== "edges" && t.x.length > 0;
       if (meta === "edges") { t.marker = { size: 1, color: base[i].line.color }; t.customdata = []; }
-      else if (meta === "changed" || meta === "selected") {
+      else if (meta === "changed" || meta === "selected" || meta === "differs") {
         t.marker = { size: meta === "changed" ? t.marker.size : t.defaults[0],
                      color: t.defaults[1] };
       }
@@ -209,11 +217,19 @@
     Plotly.relayout(chart, { "shapes[0].x0": boot, "shapes[0].x1": boot });
   }
 
+  // The server names exports (app/naming.py): scenario, fix set(s), grain and step.
   function imageName() {
     var panel = $("tree-panel");
+    if (panel && panel.dataset.exportName) return panel.dataset.exportName;
     var step = panel ? panel.dataset.step : "0";
     var grain = panel ? panel.dataset.grain : "action";
     return "shadow-tree-" + grain + "-step-" + step;
+  }
+
+  // Compare mode: one tree legend, outside both plots (_compare.html.jinja).
+  function comparing() {
+    var panel = $("tree-panel");
+    return !!panel && panel.dataset.compare === "1";
   }
 
   function onTreeClick(event) {
@@ -357,9 +373,89 @@
   function exportImage(format) {
     var div = $("tree");
     if (!div || !window.Plotly) return;
+    var base = $("tree-base");
+    if (comparing() && base && base._fullLayout) { exportBoth(format, base, div); return; }
     Plotly.downloadImage(div, {
       format: format, filename: imageName(),
       width: div.clientWidth || 1200, height: div.clientHeight || 500,
+    });
+  }
+
+  // Both compare panes in one image: left and right, each under its title.
+  var TITLE_PX = 28;
+  function paneTitle(id) {
+    var el = $(id);
+    return el ? el.textContent.replace(/\s+/g, " ").trim() : "";
+  }
+
+  function exportBoth(format, left, right) {
+    var w = Math.max(left.clientWidth, right.clientWidth) || 600;
+    var h = Math.max(left.clientHeight, right.clientHeight) || 460;
+    var opts = { format: format, width: w, height: h };
+    var titles = [paneTitle("compare-left-title"), paneTitle("compare-right-title")];
+    Promise.all([Plotly.toImage(left, opts), Plotly.toImage(right, opts)]).then(function (urls) {
+      if (format === "svg") return combineSvg(urls, titles, w, h);
+      return combinePng(urls, titles, w, h);
+    }).then(function (href) {
+      var a = document.createElement("a");
+      a.href = href;
+      a.download = imageName() + "." + format;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      if (href.indexOf("blob:") === 0) setTimeout(function () { URL.revokeObjectURL(href); }, 10000);
+    }).catch(function (error) { console.error("export failed:", error); });
+  }
+
+  function svgText(url) {
+    var comma = url.indexOf(",");
+    var head = url.slice(0, comma);
+    var body = url.slice(comma + 1);
+    return /;base64/.test(head) ? atob(body) : decodeURIComponent(body);
+  }
+
+  function escapeXml(text) {
+    return text.replace(/[<>&"]/g, function (c) {
+      return { "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" }[c];
+    });
+  }
+
+  function combineSvg(urls, titles, w, h) {
+    var parts = urls.map(function (url, i) {
+      var svg = svgText(url).replace(/^<\?xml[^>]*>\s*/, "");
+      // Place each pane: its root <svg> gets an offset (attributes of the nested element).
+      return '<text x="' + (i * w + 8) + '" y="19" font-family="sans-serif" font-size="15">' +
+        escapeXml(titles[i]) + "</text>" +
+        svg.replace(/^<svg/, '<svg x="' + i * w + '" y="' + TITLE_PX + '"');
+    });
+    var whole = '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" ' +
+      'width="' + 2 * w + '" height="' + (h + TITLE_PX) + '">' +
+      '<rect width="100%" height="100%" fill="#ffffff"/>' + parts.join("") + "</svg>";
+    return URL.createObjectURL(new Blob([whole], { type: "image/svg+xml" }));
+  }
+
+  function combinePng(urls, titles, w, h) {
+    return Promise.all(urls.map(function (url) {
+      return new Promise(function (resolve, reject) {
+        var img = new Image();
+        img.onload = function () { resolve(img); };
+        img.onerror = reject;
+        img.src = url;
+      });
+    })).then(function (images) {
+      var canvas = document.createElement("canvas");
+      canvas.width = 2 * w;
+      canvas.height = h + TITLE_PX;
+      var ctx = canvas.getContext("2d");
+      ctx.fillStyle = "#ffffff";
+      ctx.fillRect(0, 0, canvas.width, canvas.height);
+      ctx.fillStyle = "#1a1a1a";
+      ctx.font = "15px sans-serif";
+      images.forEach(function (img, i) {
+        ctx.fillText(titles[i], i * w + 8, 19, w - 16);
+        ctx.drawImage(img, i * w, TITLE_PX, w, h);
+      });
+      return canvas.toDataURL("image/png");
     });
   }
 
@@ -408,6 +504,10 @@
 
   function afterSettle(event) {
     busy = false;
+    var view = $("view");  // the tab title names the step the view shows
+    if (view && view.dataset.title && document.title !== view.dataset.title) {
+      document.title = view.dataset.title;
+    }
     if (!event || event.type !== "htmx:afterSettle" || (event.detail && event.detail.target &&
         event.detail.target.id === "view")) {
       updateTree();

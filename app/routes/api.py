@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.errors import ViewError
-from app.resolve import resolve, run_entry, source_of
+from app.naming import content_disposition, export_name
+from app.resolve import boot_variants, resolve, run_entry, source_of
 from app.schemas import (
     ErrorOut,
     EventsOut,
@@ -143,13 +144,19 @@ def _int(values: dict[str, str], name: str, default: int) -> int:
     openapi_extra={"parameters": _VIEW_PARAMS},
 )
 def read_boots_csv(request: Request, services: ServicesDep) -> Response:
-    """Per-boot numbers of the view's run as CSV (one row per L2 boot)."""
+    """Per-boot numbers as CSV: one row per L2 boot of the view's run, then of the same
+    run with track-write-zap toggled (what the per-boot chart draws); `fixes` tells them
+    apart."""
     state, _ = _view(request)
     resolved = resolve(services, state)
-    name = resolved.state.trace[:12] if resolved.state.trace else resolved.state.scenario_name
+    runs = [resolved.run]
+    if resolved.run.per_boot:  # no boots, no chart: no second run to build
+        runs += [run for _label, run, _dashed in boot_variants(services, resolved)
+                 if run is not resolved.run]
+    name = export_name(resolved.state.with_(compare=False), per_run=True)
     return Response(
-        boots_csv(resolved), media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}-boots.csv"'},
+        boots_csv(runs), media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": content_disposition(f"{name}-boots.csv")},
     )
 
 

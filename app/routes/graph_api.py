@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.graph_export import analyses, dot_lines, graphml_lines
+from app.naming import content_disposition, export_name
 from app.resolve import resolve
 from app.routes.api import _ERRORS, _VIEW_PARAMS, _view
 from app.services import ServicesDep
@@ -18,11 +19,10 @@ router = APIRouter(prefix="/api", tags=["api"])
 
 
 def _download(resolved: Any, lines: Any, suffix: str, media_type: str) -> Response:
-    state = resolved.state
-    name = state.trace[:12] if state.trace else state.scenario_name
+    # One run's DAG, even when asked from a compare view: named after that run alone.
+    name = export_name(resolved.state.with_(compare=False), resolved.snap.step)
     return Response("\n".join(lines(resolved.full)) + "\n", media_type=media_type,
-                    headers={"Content-Disposition":
-                             f'attachment; filename="{name}-step{resolved.snap.step}.{suffix}"'})
+                    headers={"Content-Disposition": content_disposition(f"{name}.{suffix}")})
 
 
 @router.get("/graph", responses=_ERRORS, openapi_extra={"parameters": _VIEW_PARAMS})

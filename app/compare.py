@@ -1,0 +1,201 @@
+"""Compare mode's panel: two runs of one source, side by side, and what tells them apart.
+
+The left pane is the baseline (the view's `base` fixes), the right pane the view's own run
+(`fixes`); each is labelled with its exact fix set and that set's name in the kernel's
+history (app/fixsets.py). Both trees share one legend (compare_legend), and each narrates
+its own step.
+
+Pages that differ: the runs allocate shadow pages in different orders, so sp ids do not
+match between them; a page is matched by what KVM looks it up by, (gfn, role)
+(kvm_mmu_find_shadow_page() hashes the gfn and compares the role word). At a step, the
+pages of a (gfn, role) differ when the two runs hold a different multiset of states for
+it (SpView.status: root, synced, unsync, orphan, ... and "zapped" for a page freed this
+step): a page present in one run only, or present in both in a different state. Every
+page of such a (gfn, role) is outlined, in both panes. This is about pages; the
+"first difference" step (Run.first_difference) compares the runs' KVM counters, so the
+two can disagree (a step can change counters without changing any page's state).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from app.figures import DIFFERS_STYLE, STATUS_STYLES
+from app.fixsets import history_name
+from app.resolve import Baseline, Resolved
+from app.treepanel import tree_figure_at
+from app.viewstate import ViewState, fixes_param
+from mmu_model import FIXES, EventView, Snapshot, SpView
+
+__all__ = ["MAX_DIFF_ROWS", "compare_legend", "compare_panel", "differing_pages"]
+
+MAX_DIFF_ROWS = 24
+MAX_SIDE_OPS = 40
+PageKey = tuple[int, int]  # (gfn, role word)
+
+
+def _pages(snap: Snapshot) -> list[SpView]:
+    return [*snap.pages, *snap.ghosts]
+
+
+def differing_pages(left: Snapshot, right: Snapshot) -> dict[PageKey, tuple[list[str],
+                                                                          list[str]]]:
+    """(gfn, role word) -> (sorted states in left, sorted states in right), for every
+    (gfn, role) whose multiset of states differs between the two snapshots."""
+    states: dict[PageKey, tuple[Counter[str], Counter[str]]] = {}
+    for side, snap in enumerate((left, right)):
+        for sp in _pages(snap):
+            pair = states.setdefault((sp.gfn, sp.role_word), (Counter(), Counter()))
+            pair[side][sp.status] += 1
+    return {key: (sorted(a.elements()), sorted(b.elements()))
+            for key, (a, b) in sorted(states.items()) if a != b}
+
+
+def _marked(snap: Snapshot, keys: Iterable[PageKey]) -> list[str]:
+    wanted = set(keys)
+    return [str(sp.id) for sp in _pages(snap) if (sp.gfn, sp.role_word) in wanted]
+
+
+def _ops(ops: Iterable[EventView]) -> list[dict[str, Any]]:
+    return [{"index": ev.index, "kind": ev.kind, "narration": ev.narration,
+             "call_path": list(ev.call_path)} for ev in ops]
+
+
+def _side_narration(snap: Snapshot) -> dict[str, Any]:
+    """One side's step: its guest action and the kernel operations its model ran for it."""
+    action = snap.action
+    out: dict[str, Any] = {"step0": snap.step == 0, "action": None, "ops": [], "more": 0}
+    if snap.step == 0:
+        return out
+    if action is not None:
+        out["action"] = {"kind": action.kind, "narration": action.narration}
+    if snap.grain == "op" and snap.event is not None:
+        out["ops"] = _ops([snap.event])
+    elif action is not None:
+        out["ops"] = _ops(action.ops[:MAX_SIDE_OPS])
+        out["more"] = max(action.n_ops - len(out["ops"]), 0)
+    return out
+
+
+def _side(fixes: frozenset[str], snap: Snapshot, url: str) -> dict[str, Any]:
+    return {
+        "fixes": fixes_param(fixes),
+        "names": [name for name in FIXES if name in fixes],
+        "history": history_name(fixes),
+        "step": snap.step,
+        "n_pages": len(snap.pages),
+        "orphans": snap.orphans.total,
+        "orphans_unsync": snap.orphans.unsync,
+        "narration": _side_narration(snap),
+        "url": url,
+    }
+
+
+def _note(base: Baseline, right: frozenset[str]) -> str | None:
+    if base.asked is None:
+        return None
+    asked = base.asked
+    return (f"compare=1 asked to compare {fixes_param(asked)} ({history_name(asked)}) with "
+            f"itself, which would show two identical runs: the right pane runs "
+            f"{fixes_param(right)} ({history_name(right)}) instead, the same set with "
+            "track-write-zap (patch 1/2) toggled.")
+
+
+def _polygon(sides: int, radius: float, rotate: float = -90.0, inner: float = 0.0) -> str:
+    """SVG path of a regular polygon (or a star, with `inner`) centred in a 20 x 20 box."""
+    points = []
+    count = sides * 2 if inner else sides
+    for k in range(count):
+        r = inner if inner and k % 2 else radius
+        angle = math.radians(rotate + 360.0 * k / count)
+        points.append(f"{10 + r * math.cos(angle):.2f},{10 + r * math.sin(angle):.2f}")
+    return "M" + "L".join(points) + "Z"
+
+
+# Plotly marker symbols of the tree as SVG paths (20 x 20), for the legend outside the plots.
+_SHAPES = {
+    "circle": "M4,10a6,6 0 1,0 12,0a6,6 0 1,0 -12,0",
+    "diamond": "M10,2L18,10L10,18L2,10Z",
+    "triangle-up": "M10,3L17.5,16H2.5Z",
+    "square": "M4,4H16V16H4Z",
+    "star": _polygon(5, 8.5, inner=3.6),
+    "x": "M4,7L7,4L10,7L13,4L16,7L13,10L16,13L13,16L10,13L7,16L4,13L7,10Z",
+    "hexagon": _polygon(6, 7.5, rotate=0.0),
+    "octagon": _polygon(8, 8, rotate=22.5),
+}
+
+
+def _entry(label: str, colour: str, symbol: str, rim: float, opacity: float = 1.0
+           ) -> dict[str, Any]:
+    open_ = symbol.endswith("-open")
+    return {"label": label, "d": _SHAPES[symbol.removesuffix("-open")],
+            "fill": "none" if open_ else colour, "stroke": colour if open_ else "#000000",
+            "stroke_width": max(rim, 1.5) if open_ else rim, "opacity": opacity}
+
+
+def compare_legend() -> list[dict[str, Any]]:
+    """Every mark either pane can draw, once: the tree's states, then the overlays."""
+    entries = [_entry(label, colour, symbol, rim, opacity)
+               for label, colour, symbol, _size, opacity, rim in STATUS_STYLES.values()]
+    entries.append(_entry("changed this step", "#000000", "circle-open", 2.5))
+    entries.append(_entry("selected", "#0072B2", "square-open", 3.0))
+    label, colour, symbol, _size, width = DIFFERS_STYLE
+    entries.append(_entry(label, colour, symbol, width))
+    return entries
+
+
+def _diff_rows(diffs: dict[PageKey, tuple[list[str], list[str]]], left: Snapshot,
+               right: Snapshot) -> list[dict[str, Any]]:
+    info = {(sp.gfn, sp.role_word): sp for sp in (*_pages(left), *_pages(right))}
+    rows = []
+    for key, (states_left, states_right) in list(diffs.items())[:MAX_DIFF_ROWS]:
+        sp = info[key]
+        rows.append({"gfn": f"{sp.gfn:#x}", "role": sp.role, "level": sp.level,
+                     "left": ", ".join(states_left) or "absent",
+                     "right": ", ".join(states_right) or "absent"})
+    return rows
+
+
+def compare_panel(r: Resolved, base: Baseline | None) -> dict[str, Any] | None:
+    """The compare panel: both sides' labels, trees and narration, and what differs."""
+    if base is None:
+        return None
+    s, full = r.state, r.full  # the marks need every page of the step
+    left_fixes, right_fixes = s.base_set, s.fix_set
+    diffs = differing_pages(base.snap, full)
+    left_marks = _marked(base.snap, diffs)
+    first = base.first_difference
+    left_state = ViewState(scenario=s.scenario, trace=s.trace, params=s.params,
+                           fixes=left_fixes, lenient=s.lenient, grain=s.grain,
+                           step=base.snap.step)
+    figure = tree_figure_at(base.entry, s.with_(sp=None), base.snap, differs=left_marks)
+    figure["layout"]["showlegend"] = False  # one legend for both panes, outside the plots
+    return {
+        "left": _side(left_fixes, base.snap, left_state.url()) | {
+            "figure": figure, "stats": _mini_stats(base.snap),
+            "snapshot_json": left_state.url("/api/snapshot"),
+            "graphml": left_state.url("/api/graph.graphml"),
+            "dot": left_state.url("/api/graph.dot"),
+        },
+        "right": _side(right_fixes, full, s.with_(compare=False, base=None).url()) | {
+            "stats": _mini_stats(full)},
+        "right_marks": _marked(full, diffs),
+        "note": _note(base, right_fixes),
+        "legend": compare_legend(),
+        "n_differ": len(diffs),
+        "differ_rows": _diff_rows(diffs, base.snap, full),
+        "more_differ": max(len(diffs) - MAX_DIFF_ROWS, 0),
+        "first_diff": first,
+        "first_diff_url": None if first is None
+        else s.with_(step=first, step_grain="action").url(),
+    }
+
+
+def _mini_stats(snap: Snapshot) -> list[tuple[str, int]]:
+    stats = snap.stats
+    return [("mmu_shadow_pages", stats.get("mmu_shadow_pages", 0)),
+            ("mmu_unsync", stats.get("mmu_unsync", 0)),
+            ("orphans", snap.orphans.total), ("orphans (unsync)", snap.orphans.unsync)]
