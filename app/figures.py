@@ -246,7 +246,7 @@ def _run_figure(layout: Layout, *, max_level: int, uirevision: str, title: str =
         "template": "none",
         "font": {"size": FONT_SIZE},
         "plot_bgcolor": PLOT_BG, "paper_bgcolor": PLOT_BG,
-        "margin": {"l": 70, "r": 10, "t": LEGEND_BAND_PX + (24 if title else 4), "b": 40},
+        "margin": {"l": 70, "r": 10, "t": LEGEND_BAND_PX + (30 if title else 12), "b": 40},
         "uirevision": uirevision,
         "hovermode": "closest",
         "dragmode": "zoom",
