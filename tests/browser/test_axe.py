@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser.test_screenshots import COMPARE_URL
 from tests.browser.test_visualizer import wait_tree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +23,7 @@ BLOCKING = ("serious", "critical")
 VIEWS = {
     "main": ("/?v=1&scenario=teaching-small&step=7", ["tree"]),
     "embed": ("/?v=1&scenario=teaching-small&step=7&embed=1", ["tree"]),
-    "compare": ("/?v=1&scenario=teaching-small&compare=1&step=8", ["tree", "tree-base"]),
+    "compare": (COMPARE_URL, ["tree", "tree-base"]),
 }
 
 

@@ -152,7 +152,8 @@ def test_copy_embed_code_gives_an_iframe_of_this_view_that_fits_its_size(
     assert query(src) == query(share) | {"embed": "1"}, (src, share)
     width, height = int(match.group(2)), int(match.group(3))
     assert (width, height) == (EMBED_WIDTH, EMBED_HEIGHT)
-    assert width >= MIN_WIDTH and height >= MIN_HEIGHT
+    assert width >= MIN_WIDTH
+    assert height >= MIN_HEIGHT
 
     # Opened at the snippet's size, the embed shows the tree and the controls, no scrolling.
     context = browser.new_context(viewport={"width": width, "height": height})

@@ -106,7 +106,8 @@ def test_brackets_walk_the_pages_in_reading_order_and_escape_deselects(page: Any
     assert page.locator("#sp-details").count() == 0
     # The help line under the timeline names the keys.
     help_text = page.locator("#timeline .help").inner_text()
-    assert "[" in help_text and "]" in help_text and "Esc" in help_text, help_text
+    for key in ("[", "]", "Esc"):
+        assert key in help_text, help_text
     assert_no_console_errors(page)
 
 

@@ -96,8 +96,10 @@ def test_tree_and_step_controls_fit_a_1024x768_projector(page: Any) -> None:
         }))""")
     assert page.evaluate("() => window.scrollY") == 0
     for selector, (left, top, right, bottom) in boxes.items():
-        assert left >= 0 and top >= 0, (selector, boxes)
-        assert right <= PROJECTOR["width"] and bottom <= PROJECTOR["height"], (selector, boxes)
+        assert left >= 0, (selector, boxes)
+        assert top >= 0, (selector, boxes)
+        assert right <= PROJECTOR["width"], (selector, boxes)
+        assert bottom <= PROJECTOR["height"], (selector, boxes)
     assert_no_console_errors(page)
 
 

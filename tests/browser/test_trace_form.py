@@ -61,7 +61,8 @@ def test_pasted_trace_stays_in_the_box_after_an_error_and_skip_bad_lines_imports
     page.fill("#trace-text", text)
     page.fill("#trace-name", "my trace")
     message = _import_refused(page)
-    assert "line 4" in message and "gpa must be a hex number" in message, message
+    assert "line 4" in message, message
+    assert "gpa must be a hex number" in message, message
     # The same text, character for character (a textarea drops one leading newline only).
     assert page.locator("#trace-text").input_value() == text
     assert page.locator("#trace-name").input_value() == "my trace"
