@@ -47,8 +47,10 @@ def contrast(a: tuple[float, float, float], b: tuple[float, float, float]) -> fl
 
 
 def parse_colour(text: str) -> tuple[tuple[float, float, float], float]:
-    """'#rrggbb', 'rgb(r, g, b)' or 'rgba(r, g, b, a)' -> ((r, g, b), alpha)."""
+    """'#rrggbb', '#rgb', 'rgb(r, g, b)' or 'rgba(r, g, b, a)' -> ((r, g, b), alpha)."""
     text = text.strip().lower()
+    if text.startswith("#") and len(text) == 4:
+        text = "#" + "".join(c * 2 for c in text[1:])
     if text.startswith("#") and len(text) == 7:
         return (int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)), 1.0
     if text.startswith("rgb"):
