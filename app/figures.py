@@ -45,18 +45,33 @@ BLACK, ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (
     "#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
 )
 GREY = "#999999"
+# Projector-proof: every state marker stands out from the white plot at 3:1 or more (WCAG
+# 1.4.11 non-text contrast) by its fill, its outline, or a black rim of 1 px or more. Sky
+# blue (2.3:1) and orange (2.2:1) do not on their own: former roots, drawn as an outline
+# only, take a darker sky; unsync pages keep orange inside a 1 px black rim; an open
+# (outline) summary of unsync pages takes a dark orange; a ghost is a mid grey at 0.8
+# opacity (blended on white about #8b8b8b, 3.4:1) where it used to be #999 at 0.4 (1.5:1).
+DARK_SKY, DARK_ORANGE, GHOST = "#2A7FBA", "#A66300", "#6E6E6E"
+PLOT_BG = "#ffffff"
+FONT_SIZE = 14  # every label of the tree and its notes: readable on a projector
 
 # status -> (legend label, colour, symbol, size, opacity, rim width)
 STATUS_STYLES: dict[str, tuple[str, str, str, int, float, float]] = {
     "root": ("root", BLUE, "diamond", 18, 1.0, 1.0),
-    "ex-root": ("former root (no parent)", SKY, "diamond-open", 15, 1.0, 2.0),
+    "ex-root": ("former root (no parent)", DARK_SKY, "diamond-open", 15, 1.0, 2.0),
     "synced": ("synced", GREEN, "circle", 10, 1.0, 0.5),
-    "unsync": ("unsync", ORANGE, "triangle-up", 13, 1.0, 0.5),
+    "unsync": ("unsync", ORANGE, "triangle-up", 13, 1.0, 1.0),
     "orphan": ("orphan (no parent)", PURPLE, "square", 13, 1.0, 1.0),
     "orphan-unsync": ("LEAK: orphaned unsync page", VERMILLION, "star", 26, 1.0, 2.0),
-    "zapped": ("zapped this step (ghost)", GREY, "x", 12, 0.4, 0.0),
+    "zapped": ("zapped this step (ghost)", GHOST, "x", 12, 0.8, 0.0),
     "summary": ("folded healthy pages", GREEN, "hexagon-open", 16, 1.0, 2.0),
 }
+# A summary node's colour by the state of the pages it folds (it is an outline: see above).
+SUMMARY_COLOURS = {"synced": GREEN, "unsync": DARK_ORANGE, "zapped": GHOST}
+# The legend sits above the plot in a band of fixed height (rows of FONT_SIZE text), so a
+# step that brings a new kind of node (a leak, a ghost) never pushes the tree down; a legend
+# too long for the band scrolls inside it.
+LEGEND_BAND_PX = 76
 STATUS_ORDER: tuple[str, ...] = tuple(STATUS_STYLES)
 _GROUP_LABELS = {"orphan-unsync": "folded leaked pages, by boot", "orphan":
                  "folded orphans, by boot", "ex-root": "folded former roots, by boot"}
@@ -139,7 +154,7 @@ def _record(node: Node, layout: Layout, boots: int) -> Record:
     fixed = layout.pos.get(node.id) if node.sp is not None else None
     x, y = (None, None) if fixed == (node.x, node.y) else (_num(node.x), _num(node.y))
     if node.status == "summary":
-        colour = {"unsync": ORANGE, "zapped": GREY}.get(node.fold_status, GREEN)
+        colour = SUMMARY_COLOURS.get(node.fold_status, GREEN)
         return (_TRACE["summary"], x, y, _count_size(node.count, 16), colour,
                 f"{node.count:,}", (node.id, node.count, node.fold_status, node.parent))
     if node.status == "group":
@@ -196,7 +211,7 @@ def tree_delta(old: TreeState | None, new: TreeState) -> dict[str, Any]:
 
 
 def _run_figure(layout: Layout, *, max_level: int, uirevision: str, title: str = "",
-                height: int = 460) -> dict[str, Any]:
+                height: int | None = None) -> dict[str, Any]:
     """The run's tree figure with every trace empty (the browser fills them per step)."""
     data: list[dict[str, Any]] = [{
         "type": "scatter", "mode": "lines", "name": "SPTE links", "x": [], "y": [],
@@ -242,13 +257,15 @@ def _run_figure(layout: Layout, *, max_level: int, uirevision: str, title: str =
     levels = list(range(1, max_level + 1))
     fig_layout: dict[str, Any] = {
         "template": "none",
-        "height": height,
-        "margin": {"l": 70, "r": 10, "t": 30 if title else 10, "b": 40},
+        "font": {"size": FONT_SIZE},
+        "plot_bgcolor": PLOT_BG, "paper_bgcolor": PLOT_BG,
+        "margin": {"l": 70, "r": 10, "t": LEGEND_BAND_PX + (30 if title else 12), "b": 40},
         "uirevision": uirevision,
         "hovermode": "closest",
         "dragmode": "zoom",
         "showlegend": True,
-        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
+        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom",
+                   "maxheight": LEGEND_BAND_PX},
         "xaxis": {
             "title": {"text": "L2 guest-physical order →"},
             "range": [-1, layout.width],
@@ -261,8 +278,10 @@ def _run_figure(layout: Layout, *, max_level: int, uirevision: str, title: str =
         },
         "annotations": [],
     }
+    if height is not None:  # else the page's CSS sizes the tree to the viewport
+        fig_layout["height"] = height
     if title:
-        fig_layout["title"] = {"text": title, "x": 0, "font": {"size": 14}}
+        fig_layout["title"] = {"text": title, "x": 0, "font": {"size": FONT_SIZE}}
     return {"data": data, "layout": fig_layout}
 
 
@@ -270,7 +289,7 @@ def note_annotations(note: str) -> list[dict[str, Any]]:
     if not note:
         return []
     return [{"text": note, "xref": "paper", "yref": "paper", "x": 0, "y": 0, "yanchor": "top",
-             "showarrow": False, "font": {"size": 11, "color": "#555555"}}]
+             "showarrow": False, "font": {"size": FONT_SIZE, "color": "#555555"}}]
 
 
 def run_layout_json(layout: Layout, *, max_level: int, uirevision: str) -> tuple[bytes, str]:
@@ -293,7 +312,7 @@ def tree_figure(
     max_level: int,
     uirevision: str,
     title: str = "",
-    height: int = 460,
+    height: int | None = None,
     boots: int = 1,
     differs: Sequence[str] = (),
 ) -> dict[str, Any]:
@@ -397,11 +416,16 @@ def boots_figure(
         )
     if current_boot is not None:
         fig.add_vline(x=current_boot, line={"color": GREY, "width": 1, "dash": "dot"})
+    # The legend is anchored to the bottom of the whole chart (yref "container"), where
+    # plotly reserves its height, so it sits below the x axis title instead of on it.
     fig.update_layout(
-        template="none", height=420, margin={"l": 60, "r": 10, "t": 30, "b": 40},
-        legend={"orientation": "h", "y": -0.12}, hovermode="x unified",
+        template="none", height=460, margin={"l": 60, "r": 10, "t": 30, "b": 10},
+        font={"size": FONT_SIZE},
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0,
+                "yanchor": "bottom"},
+        hovermode="x unified",
     )
-    fig.update_xaxes(title_text="L2 boot", row=2, col=1)
+    fig.update_xaxes(title_text="L2 boot", row=2, col=1, automargin=True)
     result: dict[str, Any] = fig.to_plotly_json()
     return result
 

@@ -271,7 +271,7 @@ def page_context(runs: PageRuns) -> dict[str, Any]:
         "replay": _replay(r),
         "selected": _selected(r),
         "form": form_context(r.state),
-        "trace_form": {"text": "", "error": None, "name": ""},
+        "trace_form": {"text": "", "error": None, "name": "", "lenient": False},
     }
 
 

@@ -90,7 +90,7 @@
     var traces = fillTraces(layout.figure.data, delta);
     var annotations = delta.note ? [{
       text: delta.note, xref: "paper", yref: "paper", x: 0, y: 0, yanchor: "top",
-      showarrow: false, font: { size: 11, color: "#555555" },
+      showarrow: false, font: { size: 14, color: "#555555" },
     }] : [];
     var drawing;
     if (fresh || !div._fullLayout || div.dataset.layoutUrl !== delta.layout) {
@@ -256,6 +256,7 @@
       id = Number(data[3]);
       if (!(id >= 0)) return;
     }
+    scrollDetails = true;
     htmx.ajax("GET", panel.dataset.selectUrl + id, {
       source: panel, target: "#view", swap: "outerHTML",
     });
@@ -296,10 +297,12 @@
   }
 
   // ---- keyboard: steps go straight to the target step, so key smashing never queues
-  // a pile of requests: presses made while a step is loading move the target, and the
-  // view catches up once that step has been drawn.
+  // a pile of requests: presses made while a step is loading move the target (counted from
+  // the step being loaded, so N presses move N steps), and the view catches up once that
+  // step has been drawn.
   var busy = false;
   var pendingStep = null;
+  var loadingStep = null;  // the step the request in flight asked for
 
   function stepInfo() {
     var panel = $("tree-panel");
@@ -317,18 +320,81 @@
     target = Math.max(0, Math.min(info.last, target));
     if (busy) { pendingStep = target; return; }
     if (target === info.step) return;
+    loadingStep = target;
     htmx.ajax("GET", info.url + "&step=" + target, {
       source: $("tree-panel"), target: "#view", swap: "outerHTML",
     });
+  }
+
+  // ---- keyboard page selection: [ and ] walk the drawn pages in reading order (top level
+  // first, then left to right, as the tree is laid out), Escape clears the selection.
+  function drawnPages() {
+    if (!tree || !tree.layout) return [];
+    var pages = [];
+    tree.records.forEach(function (rec, key) {
+      var cd = rec[6];
+      if (!Array.isArray(cd) || !(Number(cd[0]) >= 0) || cd.length < 10) return;
+      var x = rec[1] !== null ? rec[1] : tree.layout.x[Number(key)];
+      var y = rec[2] !== null ? rec[2] : tree.layout.y[Number(key)];
+      pages.push({ id: Number(cd[0]), x: x, y: y });
+    });
+    pages.sort(function (a, b) { return (b.y - a.y) || (a.x - b.x) || (a.id - b.id); });
+    return pages;
+  }
+
+  function selectedId() {
+    var sp = new URLSearchParams(window.location.search).get("sp");
+    return sp !== null && sp !== "" && Number(sp) >= 0 ? Number(sp) : null;
+  }
+
+  function selectPage(delta) {
+    var panel = $("tree-panel");
+    var pages = drawnPages();
+    if (!panel || busy || !pages.length) return;
+    var current = selectedId();
+    var at = -1;
+    pages.forEach(function (p, i) { if (p.id === current) at = i; });
+    var next = at < 0 ? (delta > 0 ? 0 : pages.length - 1)
+                      : Math.max(0, Math.min(pages.length - 1, at + delta));
+    if (pages[next].id === current) return;
+    scrollDetails = true;
+    htmx.ajax("GET", panel.dataset.selectUrl + pages[next].id,
+              { source: panel, target: "#view", swap: "outerHTML" });
+  }
+
+  function clearSelection() {
+    var close = document.querySelector("#sp-details a.close");
+    if (close && !busy) close.click();
+  }
+
+  // A selection made from the tree (click or key) brings its details into view.
+  var scrollDetails = false;
+  function showDetails() {
+    if (!scrollDetails) return;
+    scrollDetails = false;
+    var details = $("sp-details");
+    if (!details) return;
+    var r = details.getBoundingClientRect();
+    if (r.top < 0 || r.bottom > window.innerHeight) details.scrollIntoView({ block: "nearest" });
   }
 
   function onKey(event) {
     if (event.altKey || event.ctrlKey || event.metaKey) return;
     var t = event.target;
     var tag = t && t.tagName ? t.tagName.toLowerCase() : "";
-    if (tag === "input" || tag === "textarea" || tag === "select" || (t && t.isContentEditable)) return;
+    // A checkbox (a fix, compare) has no use for the arrows: they keep stepping after a toggle.
+    var checkbox = tag === "input" && t.type === "checkbox";
+    if ((tag === "input" && !checkbox) || tag === "textarea" || tag === "select" ||
+        (t && t.isContentEditable)) return;
+    if (event.key === "[" || event.key === "]") {
+      if (checkbox) return;
+      event.preventDefault();
+      selectPage(event.key === "]" ? 1 : -1);
+      return;
+    }
+    if (event.key === "Escape" && !checkbox) { clearSelection(); return; }
     if (event.key === " " || event.key === "Spacebar") {
-      if (tag === "button" || tag === "a") return;  // the focused control handles Space
+      if (tag === "button" || tag === "a" || checkbox) return;  // the control handles Space
       if (!$("btn-play")) return;
       event.preventDefault();
       togglePlay();
@@ -336,7 +402,8 @@
     }
     var info = stepInfo();
     if (!info) return;
-    var base = pendingStep !== null ? pendingStep : info.step;
+    var base = pendingStep !== null ? pendingStep
+             : busy && loadingStep !== null ? loadingStep : info.step;
     var target = null;
     if (event.key === "ArrowLeft") target = base - 1;
     else if (event.key === "ArrowRight") target = base + 1;
@@ -368,6 +435,31 @@
     input.value = url;
     input.select();
     try { document.execCommand("copy"); } catch (e) { /* the URL stays selected */ }
+  }
+
+  // The embed snippet (an <iframe>, built by the server: app/embeds.py).
+  function copyEmbed(button) {
+    var text = button.dataset.snippet || "";
+    var status = $("copy-status");
+    function done(msg) { if (status) status.textContent = msg; }
+    function fallback() {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.className = "visually-hidden";
+      document.body.appendChild(area);
+      area.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      document.body.removeChild(area);
+      done(ok ? "Embed code copied." : "Copy failed: the embed code is " + text);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { done("Embed code copied."); },
+                                               fallback);
+    } else {
+      fallback();
+    }
   }
 
   function exportImage(format) {
@@ -464,6 +556,7 @@
     if (!target) return;
     if (target.id === "btn-play") { event.preventDefault(); togglePlay(); }
     else if (target.id === "copy-link") { event.preventDefault(); copyLink(target); }
+    else if (target.id === "copy-embed") { event.preventDefault(); copyEmbed(target); }
     else if (target.id === "export-png" || target.id === "export-svg") {
       event.preventDefault();
       exportImage(target.dataset.format);
@@ -503,18 +596,23 @@
   }
 
   function afterSettle(event) {
+    var viewSwapped = !event || event.type !== "htmx:afterSettle" || !!(event.detail &&
+      event.detail.target && event.detail.target.id === "view");
+    // Another part settling (the per-boot chart) says nothing of the step being loaded.
+    if (!viewSwapped && busy) { renderFigures(); return; }
     busy = false;
+    loadingStep = null;
     var view = $("view");  // the tab title names the step the view shows
     if (view && view.dataset.title && document.title !== view.dataset.title) {
       document.title = view.dataset.title;
     }
-    if (!event || event.type !== "htmx:afterSettle" || (event.detail && event.detail.target &&
-        event.detail.target.id === "view")) {
+    if (viewSwapped) {
       updateTree();
       syncBootsPanel();
     }
     renderFigures();
     restoreControls();
+    showDetails();
     announceStep(!event || event.type === "DOMContentLoaded");
     if (pendingStep !== null) {
       var target = pendingStep;
@@ -542,7 +640,7 @@
     if (target && target.id === "view") busy = true;
   });
   document.addEventListener("htmx:afterRequest", function (event) {
-    if (event.detail && event.detail.failed) { busy = false; pendingStep = null; }
+    if (event.detail && event.detail.failed) { busy = false; pendingStep = null; loadingStep = null; }
   });
   document.addEventListener("htmx:responseError", function () { setPlaying(false); });
   // A bad value in the scenario form comes back as the form alone (HX-Retarget), with the

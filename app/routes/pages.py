@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from app.embeds import embed_snippet
 from app.errors import ErrorInfo, ViewError, error_info
 from app.panels import boots_context, form_context, page_context, scenarios_list
 from app.rendering import is_fragment_request
 from app.resolve import boot_variants, resolve, resolve_page
 from app.security import share_url
 from app.services import Services, ServicesDep
-from app.uploads import read_upload, store_upload
+from app.uploads import TraceUpload, read_upload, store_upload
 from app.viewstate import SPEC_FIELDS, ViewState, parse_query
 
 __all__ = ["absolute_url", "error_page", "router"]
@@ -42,6 +45,9 @@ def read_view(request: Request, services: ServicesDep) -> Response:
     runs = resolve_page(services, state, drawn)
     context = page_context(runs)
     context["urls"]["share"] = absolute_url(request, context["urls"]["self"])
+    context["urls"]["embed_code"] = embed_snippet(
+        absolute_url(request, context["urls"]["embed"]),
+        f"{context['source']['title']}: shadow page tree (KVM shadow MMU visualizer)")
     response = services.renderer.render(
         request, PAGE, context, headers=_history_headers(request, runs.main.state.url())
     )
@@ -72,18 +78,20 @@ def read_boots_panel(request: Request, services: ServicesDep) -> Response:
 @router.post("/traces")
 async def create_trace_page(request: Request, services: ServicesDep) -> Response:
     """Trace import from the page: store, then go to the trace's own URL."""
+    upload: TraceUpload | None = None
     try:
         upload = await read_upload(request)
         stored, _ = await store_upload(services.store, upload)
     except Exception as exc:
         info = _bad_input(exc)
-        context = {"trace_form": {"text": "", "name": "", "error": info.message}}
+        form = _echoed_form(upload, info.message)
+        context = {"trace_form": form}
         if is_fragment_request(request):
             return services.renderer.render(
                 request, "trace-form.html.jinja", context, block="trace_form",
                 status_code=info.status, headers={"HX-Reswap": "outerHTML", **info.headers},
             )
-        response = error_page(request, services, info, None, trace_error=info.message)
+        response = error_page(request, services, info, None, trace_form=form)
         response.headers.update(info.headers)  # Retry-After when the store is unavailable
         return response
     state = ViewState(trace=stored.id, lenient=upload.lenient)
@@ -91,6 +99,18 @@ async def create_trace_page(request: Request, services: ServicesDep) -> Response
     if is_fragment_request(request):
         return Response(status_code=204, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)
+
+
+def _echoed_form(upload: TraceUpload | None, error: str) -> dict[str, Any]:
+    """The trace form after a refused upload: the trace that was sent (pasted or a file's
+    text; read_upload has held it to MAX_TRACE_BYTES) back in the text box, with its name
+    and "skip bad lines", so fixing a line or ticking the box and pressing Import again
+    works. Nothing is kept on the server. A body that could not be read at all (too big,
+    not UTF-8) has no trace to give back."""
+    if upload is None:
+        return {"text": "", "name": "", "lenient": False, "error": error}
+    return {"text": upload.text, "name": upload.name, "lenient": upload.lenient,
+            "error": error}
 
 
 def _bad_input(exc: Exception) -> ErrorInfo:
@@ -106,7 +126,7 @@ def error_page(
     info: ErrorInfo,
     state: ViewState | None,
     *,
-    trace_error: str | None = None,
+    trace_form: dict[str, Any] | None = None,
 ) -> Response:
     """The page with the error shown (and next to its form field), never a traceback.
 
@@ -132,7 +152,7 @@ def error_page(
                   "title": "Page not found" if info.status == 404 and info.field == "path"
                   else "Cannot show this view"},
         "form": form,
-        "trace_form": {"text": "", "name": "", "error": trace_error},
+        "trace_form": trace_form or {"text": "", "name": "", "lenient": False, "error": None},
         "scenarios": scenarios_list(),
         "home_url": ViewState().url(),
     }

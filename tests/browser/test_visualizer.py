@@ -4,14 +4,13 @@ Every expectation about what the page shows (steps, stats, which shadow page is 
 orphan, where the first difference is) is derived from the model (mmu_model), never
 copied from the page. The tree is read from the plotly div's figure data, never from
 pixels. Screenshots of the main states go to the artifacts dir; the 10k timings are
-appended to artifacts/timings.txt. Set UPDATE_DOCS_SCREENSHOT=1 to also rewrite
-docs/screenshot.png (the orphan step, 1400x900).
+appended to artifacts/timings.txt. README's docs/screenshot.png comes from
+test_screenshots.py (UPDATE_DOCS_SCREENSHOT=1).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import re
 import struct
 import time
@@ -393,14 +392,6 @@ def test_first_orphan_step_shows_orphan_unsync_page_and_track_write_zap_prevents
     assert state["orphansUnsync"] == str(len(orphans))
     assert stats_of(page)["orphans (unsync)"] == len(orphans)
     page.screenshot(path=str(artifacts_dir / "orphan-step.png"))
-    if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
-        x, y = node_position(page, min(orphans))
-        page.mouse.move(x, y)  # plotly's hover label names the page and its status
-        page.wait_for_selector(".hoverlayer .hovertext", timeout=5_000)
-        page.evaluate("() => window.scrollTo(0, 0)")
-        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(DOCS_SCREENSHOT))
-        page.mouse.move(0, 0)
 
     checkbox = page.locator(f"#fix-{TRACK_WRITE_ZAP}")
     assert not checkbox.is_checked()
