@@ -38,6 +38,7 @@ _MAX_PARAM_CHARS = 200
 MAX_OPEN_GROUPS = 16
 
 Grain = Literal["action", "op"]
+FIND_PATTERN = r"^(#[0-9]{1,9}|(0[xX])?[0-9a-fA-F]{1,13})$"
 
 
 def parse_fixes(raw: str, field: str = "fixes") -> frozenset[str]:
@@ -129,6 +130,13 @@ class ViewState(BaseModel):
     embed: bool = _param(False, "1: the tree and the step controls only.", {"type": "boolean"})
     lenient: bool = _param(False, "1: skip malformed trace lines instead of refusing the "
                            "trace.", {"type": "boolean"})
+    skip: bool = _param(True, "Action grain: next / previous skip the steps that change "
+                        "nothing (0: step through every one).", {"type": "boolean"})
+    find: str | None = _param(None, "A gfn in hex (0x1a2b) or a shadow page id (#12): "
+                              "select its page and list the steps that touched it.",
+                              max_length=40, pattern=FIND_PATTERN)
+    stop: int | None = _param(None, "Stop of the source's walkthrough (1 = the first).",
+                              whole_number_schema(1), ge=1)
 
     @property
     def scenario_name(self) -> str:
@@ -187,6 +195,12 @@ class ViewState(BaseModel):
             pairs.append(("embed", "1"))
         if self.lenient:
             pairs.append(("lenient", "1"))
+        if not self.skip:
+            pairs.append(("skip", "0"))
+        if self.find is not None:
+            pairs.append(("find", self.find))
+        if self.stop is not None:
+            pairs.append(("stop", str(self.stop)))
         return [(k, v) for k, v in pairs if k not in skip]
 
     def to_query(self, omit: Iterable[str] = ()) -> str:
@@ -256,7 +270,7 @@ def parse_query(
     if version != str(VIEW_VERSION):
         raise ViewError("v", f"unsupported view version {version[:20]!r}; this server "
                         f"understands v={VIEW_VERSION}")
-    for key in ("step", "sp"):
+    for key in ("step", "sp", "find", "stop"):
         if data.get(key) == "":
             del data[key]
     if data.get("scenario") == "":
@@ -278,6 +292,8 @@ _MESSAGES: Mapping[str, str] = {
     "step_grain": "step_grain must be 'action' or 'op'",
     "step": "step must be a whole number >= 0",
     "sp": "sp must be a shadow page id (a whole number >= 0)",
+    "find": "find must be a gfn in hex (like 0x1a2b) or a shadow page id (like #12)",
+    "stop": "stop must be a walkthrough stop number (a whole number >= 1)",
 }
 
 

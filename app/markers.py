@@ -1,0 +1,210 @@
+"""What matters in a run, found once from its event log: the timeline's markers, the steps
+that change nothing, and which steps touched each shadow page.
+
+One pass over the run's recorded events (kinds and state changes; no narration is built)
+gives, per marker kind, the sorted event indices where it happens:
+
+- leak: orphans_unsync goes up (a page is orphaned while unsync: nothing will sync or free it);
+- orphan: orphans goes up (any page loses its last parent SPTE while it stays valid);
+  at the action grain both count an action whose net change is up (a flood zap may orphan
+  a page for a moment and free it in the same action);
+- flood: detect_write_flooding() zapped a page;
+- teardown: L1 starts tearing an EPT root down (its first zap action after other work);
+- boot: the first action of each L2 boot.
+
+A *quiet* action changes no page and no counter but the hash-walk tally (a cost, not
+state): the step draws exactly what the one before it drew.  The index is per run (a run is
+a pure function of its key), kept in the run's cache entry; the timeline strip draws it in
+at most MAX_BUCKETS buckets per kind, so a 100k-event run's markers stay small.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.runs import RunEntry
+from mmu_model import Grain, Run
+
+__all__ = ["MARKER_KINDS", "MAX_BUCKETS", "MarkerKind", "RunIndex", "run_index"]
+
+MAX_BUCKETS = 240
+
+
+@dataclass(frozen=True)
+class MarkerKind:
+    name: str
+    label: str  # "next <label>"
+    plural: str
+    key: str  # the key for next; shift + key for previous
+    description: str
+
+
+MARKER_KINDS: dict[str, MarkerKind] = {k.name: k for k in (
+    MarkerKind("leak", "leak", "leaks", "n",
+               "an orphaned unsync page appears (orphans_unsync goes up): the leak"),
+    MarkerKind("orphan", "orphaning", "orphanings", "o",
+               "a valid page loses its last parent SPTE (orphans goes up)"),
+    MarkerKind("flood", "flood zap", "flood zaps", "f",
+               "detect_write_flooding() zaps a page and everything still linked below it"),
+    MarkerKind("teardown", "root teardown", "root teardowns", "t",
+               "L1 starts tearing an EPT root down"),
+    MarkerKind("boot", "boot", "boots", "b", "an L2 boot starts"),
+)}
+
+_TEARDOWN_START = frozenset({"l1_zap_4k", "l1_zap_entry", "l1_freeze_run", "l1_freeze_pt"})
+_TEARDOWN_GOES_ON = _TEARDOWN_START | {"l2_activity"}
+_COST_COUNTERS = frozenset({"hash_walked"})
+
+
+def _ints() -> array[int]:
+    return array("q")
+
+
+@dataclass
+class RunIndex:
+    """The marker events, quiet actions and per-page touches of one run (see module doc)."""
+
+    n_events: int
+    n_actions: int
+    action_first: Sequence[int]
+    events: dict[str, array[int]]  # marker kind -> event indices, ascending
+    action_marks: dict[str, array[int]]  # leak, orphan: action steps whose net change is up
+    loud_actions: array[int]  # action steps (1-based) that change something, ascending
+    touches: dict[int, array[int]]  # sp id -> event indices that changed its state
+    pages_of_gfn: dict[int, list[int]]  # gfn -> sp ids that ever shadowed it
+
+    # -- steps -----------------------------------------------------------------------------
+    def step_of_event(self, index: int, grain: Grain) -> int:
+        if grain == "op":
+            return index + 1
+        return bisect_right(self.action_first, index)  # action index + 1
+
+    def steps(self, indices: Sequence[int], grain: Grain) -> list[int]:
+        """The distinct steps of `grain` that the events at `indices` belong to."""
+        out: list[int] = []
+        for index in indices:
+            step = self.step_of_event(index, grain)
+            if not out or out[-1] != step:
+                out.append(step)
+        return out
+
+    def marker_steps(self, kind: str, grain: Grain) -> list[int]:
+        if grain == "action" and kind in self.action_marks:
+            return list(self.action_marks[kind])
+        return self.steps(self.events[kind], grain)
+
+    @staticmethod
+    def after(steps: Sequence[int], step: int) -> int | None:
+        i = bisect_right(steps, step)
+        return steps[i] if i < len(steps) else None
+
+    @staticmethod
+    def before(steps: Sequence[int], step: int) -> int | None:
+        i = bisect_left(steps, step)
+        return steps[i - 1] if i > 0 else None
+
+    # -- quiet steps -------------------------------------------------------------------------
+    def is_quiet(self, action_step: int) -> bool:
+        i = bisect_left(self.loud_actions, action_step)
+        return not (i < len(self.loud_actions) and self.loud_actions[i] == action_step)
+
+    def next_loud(self, action_step: int) -> int:
+        """The next action step that changes something (the last step if none does)."""
+        found = self.after(self.loud_actions, action_step)
+        return self.n_actions if found is None else found
+
+    def prev_loud(self, action_step: int) -> int:
+        """The previous action step that changes something (step 0 if none does)."""
+        found = self.before(self.loud_actions, action_step)
+        return 0 if found is None else found
+
+    @property
+    def n_quiet(self) -> int:
+        return self.n_actions - len(self.loud_actions)
+
+    # -- strip -------------------------------------------------------------------------------
+    def buckets(self, kind: str, grain: Grain, last_step: int) -> list[dict[str, Any]]:
+        """The kind's steps in at most MAX_BUCKETS groups: first step, count, position (%)."""
+        out: list[dict[str, Any]] = []
+        if last_step <= 0:
+            return out
+        width = max(1, -(-last_step // MAX_BUCKETS))
+        for step in self.marker_steps(kind, grain):
+            bucket = (step - 1) // width
+            if out and out[-1]["bucket"] == bucket:
+                out[-1]["count"] += 1
+                out[-1]["last"] = step
+                continue
+            out.append({"bucket": bucket, "step": step, "last": step, "count": 1,
+                        "left": round(100 * step / last_step, 3)})
+        return out
+
+
+def _build(run: Run) -> RunIndex:
+    timeline = run.timeline
+    if timeline is None:
+        raise ValueError("the run was not recorded")
+    rec = timeline.events
+    names = rec.counter_names
+    leak_i = names.index("orphans_unsync")
+    orphan_i = names.index("orphans")
+    cost = frozenset(i for i, name in enumerate(names) if name in _COST_COUNTERS)
+    events: dict[str, array[int]] = {kind: _ints() for kind in MARKER_KINDS}
+    touches: dict[int, array[int]] = {}
+    loud = _ints()
+    action_marks: dict[str, array[int]] = {"leak": _ints(), "orphan": _ints()}
+    action_first = rec.action_first
+    n_actions = rec.n_actions
+    apos = spos = 0
+    prev_action_kind = ""
+    for a in range(n_actions):
+        end = rec.action_end(a)
+        changed = False
+        net = {leak_i: 0, orphan_i: 0}
+        for index in range(action_first[a], end):
+            kind, _, _, apos = rec.event_at(apos)
+            changes, deltas, spos = rec.changes_at(spos)
+            if index == action_first[a]:
+                if kind in _TEARDOWN_START and prev_action_kind not in _TEARDOWN_GOES_ON:
+                    events["teardown"].append(index)
+                prev_action_kind = kind
+            elif kind == "detect_write_flooding":
+                events["flood"].append(index)
+            for sp_id, _, _, _ in changes:
+                touched = touches.get(sp_id)
+                if touched is None:
+                    touched = touches[sp_id] = _ints()
+                if not touched or touched[-1] != index:
+                    touched.append(index)
+            if changes:
+                changed = True
+            for i, delta in deltas:
+                if i not in cost:
+                    changed = True
+                if i in net:
+                    net[i] += delta
+                    if delta > 0:
+                        events["leak" if i == leak_i else "orphan"].append(index)
+        if changed:
+            loud.append(a + 1)
+        for kind, i in (("leak", leak_i), ("orphan", orphan_i)):
+            if net[i] > 0:
+                action_marks[kind].append(a + 1)
+    for k, first_action in enumerate(rec.boot_first):
+        if rec.boot_values[k] > 0:
+            events["boot"].append(action_first[first_action])
+    pages_of_gfn: dict[int, list[int]] = {}
+    for row, sp_id in enumerate(rec.st_id):
+        pages_of_gfn.setdefault(rec.st_gfn[row], []).append(sp_id)
+    return RunIndex(rec.n_events, n_actions, action_first, events, action_marks, loud,
+                    touches, pages_of_gfn)
+
+
+def run_index(entry: RunEntry) -> RunIndex:
+    """The run's index, built on first use and kept with the cached run."""
+    index: RunIndex = entry.derive("nav-index", lambda: _build(entry.run))
+    return index
