@@ -12,7 +12,8 @@ from app.markers import MARKER_KINDS, RunIndex, run_index
 from app.resolve import Baseline, PageRuns, Resolved
 from app.viewstate import ViewState
 
-__all__ = ["MAX_FOUND_STEPS", "nav_context", "parse_find", "select_found", "step_urls"]
+__all__ = ["MAX_FOUND_STEPS", "markers_json", "nav_context", "parse_find", "select_found",
+           "step_urls"]
 
 MAX_FOUND_STEPS = 40
 
@@ -119,4 +120,35 @@ def nav_context(r: Resolved, baseline: Baseline | None) -> dict[str, Any]:
         "search": _search(r, index),
         "find_fields": s.query_pairs(omit=("find", "sp", "stop")),
         "find_value": s.find or "",
+    }
+
+
+MAX_JSON_STEPS = 1000
+
+
+def markers_json(r: Resolved) -> dict[str, Any]:
+    """The run's markers in the view's grain, for /api/markers: per kind its steps (the
+    first MAX_JSON_STEPS; `count` counts all) and the strip's buckets; the quiet steps'
+    count; the search result when the view has `find`."""
+    s = r.state
+    index = run_index(r.entry)
+    last = r.snap.last_step
+    kinds: dict[str, Any] = {}
+    for kind in MARKER_KINDS.values():
+        steps = index.marker_steps(kind.name, s.grain)
+        kinds[kind.name] = {
+            "description": kind.description, "key": kind.key, "count": len(steps),
+            "steps": steps[:MAX_JSON_STEPS],
+            "buckets": [{"step": b["step"], "last": b["last"], "count": b["count"]}
+                        for b in index.buckets(kind.name, s.grain, last)],
+        }
+    search = _search(r, index)
+    return {
+        "grain": s.grain, "step": r.snap.step, "last_step": last, "kinds": kinds,
+        "quiet_steps": index.n_quiet if s.grain == "action" else 0,
+        "search": None if search is None else {
+            "label": search["label"], "pages": [p["id"] for p in search["pages"]],
+            "steps": [st["step"] for st in search["steps"]],
+            "more_steps": search["more_steps"],
+        },
     }
