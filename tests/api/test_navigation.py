@@ -129,10 +129,12 @@ def test_next_and_prev_skip_the_steps_that_change_nothing_unless_skip_is_off(
     assert step_of(nxt.group(1).replace("&amp;", "&")) == target
     back = shared_client.get(TEACHING + f"&step={target}", headers=HX).text
     prev = re.search(r'id="btn-prev" type="button" hx-get="([^"]+)"', back)
-    assert prev is not None and step_of(prev.group(1).replace("&amp;", "&")) == 9
+    assert prev is not None
+    assert step_of(prev.group(1).replace("&amp;", "&")) == 9
     plain = shared_client.get(TEACHING + "&step=9&skip=0", headers=HX).text
     nxt = re.search(r'id="btn-next" type="button" hx-get="([^"]+)"', plain)
-    assert nxt is not None and step_of(nxt.group(1).replace("&amp;", "&")) == 10
+    assert nxt is not None
+    assert step_of(nxt.group(1).replace("&amp;", "&")) == 10
     quiet = sum(1 for k in range(1, run.n_actions + 1) if not changes_something(run, k))
     assert quiet == 26  # the issue counts 26 of 48 steps that change nothing visible
     assert markers(shared_client, TEACHING)["quiet_steps"] == quiet
@@ -145,7 +147,8 @@ def test_search_by_sp_id_and_gfn_lists_the_steps_that_touched_the_page(
     run = run_of("teaching-small")
     before, after = run.snapshot(6), run.snapshot(7)
     leaked = [p for p in after.pages if p.status == "orphan-unsync"]
-    assert len(leaked) == 1 and all(p.status != "orphan-unsync" for p in before.pages)
+    assert len(leaked) == 1
+    assert all(p.status != "orphan-unsync" for p in before.pages)
     sp = leaked[0]
     touched = [k for k in range(1, run.n_actions + 1) if sp.id in run.snapshot(k).changed]
     body = markers(shared_client, TEACHING + f"&find=%23{sp.id}")
@@ -155,7 +158,8 @@ def test_search_by_sp_id_and_gfn_lists_the_steps_that_touched_the_page(
     same_gfn = {v.id for k in range(run.n_actions + 1) for v in run.snapshot(k).pages
                 if v.gfn == sp.gfn}
     body = markers(shared_client, TEACHING + f"&find={sp.gfn:#x}")
-    assert sp.id in same_gfn and same_gfn <= set(body["search"]["pages"])
+    assert sp.id in same_gfn
+    assert same_gfn <= set(body["search"]["pages"])
     # The page view selects the page found (sp=) and links each step.
     page = shared_client.get(TEACHING + f"&step=7&find={sp.gfn:#x}", headers=HX)
     assert page.status_code == 200
@@ -217,6 +221,7 @@ def test_patch_note_is_on_the_step_where_track_write_zap_changes_the_outcome(
     assert "https://lore.kernel.org/kvm/?q=" in page
     on = shared_client.get(TEACHING + f"&step={leak}&fixes=" + ",".join(mmu_model.FIXES),
                            headers=HX).text
-    assert 'id="patch-note"' in on and "is zapped in the same call" in on
+    assert 'id="patch-note"' in on
+    assert "is zapped in the same call" in on
     before = shared_client.get(TEACHING + f"&step={leak - 1}", headers=HX).text
     assert 'id="patch-note"' not in before
