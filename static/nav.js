@@ -17,10 +17,14 @@
   var busy = false;
   var queued = 0;  // arrow presses not yet sent: > 0 forward, < 0 backward
 
+  // Keys go to the control itself in a text field, a select or the slider; a checkbox or
+  // a button has no use for letters or arrows, so the shortcuts still work there (after
+  // ticking "skip", say).
+  var OWN_KEYS = { checkbox: false, radio: false, button: false, submit: false, reset: false };
   function typing(target) {
     var tag = target && target.tagName ? target.tagName.toLowerCase() : "";
-    return tag === "input" || tag === "textarea" || tag === "select" ||
-      (target && target.isContentEditable);
+    if (tag === "input") return OWN_KEYS[(target.type || "text").toLowerCase()] !== false;
+    return tag === "textarea" || tag === "select" || !!(target && target.isContentEditable);
   }
 
   function skipping() {
@@ -60,9 +64,13 @@
   // Capture phase on window: runs before app.js's document listener, which it replaces
   // for the arrows only while skipping.
   window.addEventListener("keydown", function (event) {
-    if (event.altKey || event.ctrlKey || event.metaKey || typing(event.target)) return;
     var dialog = $("help-dialog");
-    if (dialog && dialog.open) return;  // the dialog handles its own keys (Esc closes)
+    if (dialog && dialog.open) {
+      // Modal: nothing behind it moves; Esc (the dialog's own default action) closes it.
+      if (event.key !== "Escape" && event.key !== "Tab") event.stopImmediatePropagation();
+      return;
+    }
+    if (event.altKey || event.ctrlKey || event.metaKey || typing(event.target)) return;
     var key = event.key;
     if ((key === "ArrowLeft" || key === "ArrowRight") && skipping()) {
       event.preventDefault();
