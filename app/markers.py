@@ -23,7 +23,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.runs import RunEntry
@@ -76,6 +76,9 @@ class RunIndex:
     loud_actions: array[int]  # action steps (1-based) that change something, ascending
     touches: dict[int, array[int]]  # sp id -> event indices that changed its state
     pages_of_gfn: dict[int, list[int]]  # gfn -> sp ids that ever shadowed it
+    _steps: dict[tuple[str, str], list[int]] = field(default_factory=dict, repr=False)
+    _buckets: dict[tuple[str, str, int], list[dict[str, Any]]] = field(
+        default_factory=dict, repr=False)
 
     # -- steps -----------------------------------------------------------------------------
     def step_of_event(self, index: int, grain: Grain) -> int:
@@ -93,9 +96,16 @@ class RunIndex:
         return out
 
     def marker_steps(self, kind: str, grain: Grain) -> list[int]:
-        if grain == "action" and kind in self.action_marks:
-            return list(self.action_marks[kind])
-        return self.steps(self.events[kind], grain)
+        """The kind's steps in `grain`, ascending (worked out once per kind and grain)."""
+        key = (kind, grain)
+        steps = self._steps.get(key)
+        if steps is None:
+            if grain == "action" and kind in self.action_marks:
+                steps = list(self.action_marks[kind])
+            else:
+                steps = self.steps(self.events[kind], grain)
+            self._steps[key] = steps  # a race only computes the same list twice
+        return steps
 
     @staticmethod
     def after(steps: Sequence[int], step: int) -> int | None:
@@ -128,7 +138,16 @@ class RunIndex:
 
     # -- strip -------------------------------------------------------------------------------
     def buckets(self, kind: str, grain: Grain, last_step: int) -> list[dict[str, Any]]:
-        """The kind's steps in at most MAX_BUCKETS groups: first step, count, position (%)."""
+        """The kind's steps in at most MAX_BUCKETS groups: first step, count, position (%).
+
+        Worked out once per kind and grain; callers must not change the dicts."""
+        key = (kind, grain, last_step)
+        cached = self._buckets.get(key)
+        if cached is None:
+            cached = self._buckets[key] = self._bucket(kind, grain, last_step)
+        return cached
+
+    def _bucket(self, kind: str, grain: Grain, last_step: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         if last_step <= 0:
             return out

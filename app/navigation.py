@@ -5,12 +5,14 @@ run's index (app/markers.py); every control is a view URL.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from typing import Any
 
 from app.markers import MARKER_KINDS, RunIndex, run_index
 from app.resolve import Baseline, PageRuns, Resolved
 from app.viewstate import ViewState
+from mmu_model import Snapshot
 
 __all__ = ["MAX_FOUND_STEPS", "markers_json", "nav_context", "parse_find", "select_found",
            "step_urls"]
@@ -84,12 +86,23 @@ def _search(r: Resolved, index: RunIndex) -> dict[str, Any] | None:
     }
 
 
-def nav_context(r: Resolved, baseline: Baseline | None) -> dict[str, Any]:
-    """Marker strip, next / previous links per kind, the skip toggle and the search result."""
+def nav_context(r: Resolved, baseline: Baseline | None,
+                drawn: tuple[ViewState, Snapshot] | None = None) -> dict[str, Any]:
+    """Marker strip, next / previous links per kind, the skip toggle and the search result.
+
+    The strip is the same at every step of a view (its links differ in the step only), and
+    a long run's is large, so it is sent once: when the browser has drawn a view that
+    differs from this one in its step alone (X-Mmu-Drawn), `strip_kept` says to send an
+    empty placeholder that htmx replaces with the strip it has (hx-preserve, by id).
+    """
     s, snap = r.state, r.snap
     index = run_index(r.entry)
     grain = s.grain
     last = snap.last_step
+    base = s.url(omit=("step",))
+    at_step = base + "&step="  # every marker is this view at its step
+    strip_id = "markers-" + hashlib.sha1(base.encode()).hexdigest()[:12]
+    kept = drawn is not None and drawn[0].url(omit=("step",)) == base
     kinds = []
     for kind in MARKER_KINDS.values():
         steps = index.marker_steps(kind.name, grain)
@@ -102,7 +115,7 @@ def nav_context(r: Resolved, baseline: Baseline | None) -> dict[str, Any]:
             "prev_url": None if before is None else s.with_(step=before).url(),
             "next_url": None if after is None else s.with_(step=after).url(),
             "prev_step": before, "next_step": after,
-            "buckets": [b | {"url": s.with_(step=b["step"]).url()}
+            "buckets": [b | {"url": f"{at_step}{b['step']}"}
                         for b in index.buckets(kind.name, grain, last)],
         })
     diff = None
@@ -112,7 +125,8 @@ def nav_context(r: Resolved, baseline: Baseline | None) -> dict[str, Any]:
         diff = {"step": step, "left": round(100 * step / last, 3) if last else 0,
                 "url": s.with_(step=first, step_grain="action").url()}
     return {
-        "kinds": kinds, "diff": diff, "last_step": last,
+        "kinds": kinds, "diff": diff, "last_step": last, "strip_id": strip_id,
+        "strip_kept": kept,
         "skip": {"shown": grain == "action", "on": s.skip, "quiet": index.n_quiet,
                  "url": s.with_(skip=not s.skip).url(),
                  "current_quiet": grain == "action" and snap.step > 0

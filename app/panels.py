@@ -305,7 +305,7 @@ def page_context(runs: PageRuns) -> dict[str, Any]:
         "multi_boot": run.kind == "simulate" and len(run.per_boot) > 1,
         "replay": _replay(r),
         "selected": _selected(r),
-        "nav": nav_context(r, runs.baseline),
+        "nav": nav_context(r, runs.baseline, runs.drawn),
         "tour": tour_context(r),
         "form": form_context(r.state),
         "trace_form": {"text": "", "error": None, "name": ""},
