@@ -74,8 +74,11 @@ class RunIndex:
     events: dict[str, array[int]]  # marker kind -> event indices, ascending
     action_marks: dict[str, array[int]]  # leak, orphan: action steps whose net change is up
     loud_actions: array[int]  # action steps (1-based) that change something, ascending
-    touches: dict[int, array[int]]  # sp id -> event indices that changed its state
-    pages_of_gfn: dict[int, list[int]]  # gfn -> sp ids that ever shadowed it
+    # Which events changed each page's state, as one array in sp id order (compressed
+    # rows): sp id k's event indices are touch_events[touch_start[k]:touch_start[k + 1]].
+    touch_start: array[int]
+    touch_events: array[int]
+    page_gfns: tuple[Sequence[int], Sequence[int]]  # (sp id, gfn) of every page, by row
     _steps: dict[tuple[str, str], list[int]] = field(default_factory=dict, repr=False)
     _buckets: dict[tuple[str, str, int], list[dict[str, Any]]] = field(
         default_factory=dict, repr=False)
@@ -116,6 +119,19 @@ class RunIndex:
     def before(steps: Sequence[int], step: int) -> int | None:
         i = bisect_left(steps, step)
         return steps[i - 1] if i > 0 else None
+
+    # -- pages -------------------------------------------------------------------------------
+    def touches(self, sp_id: int) -> Sequence[int]:
+        """Indices of the events that changed `sp_id`'s state, ascending (empty: never)."""
+        if not 0 <= sp_id < len(self.touch_start) - 1:
+            return ()
+        return self.touch_events[self.touch_start[sp_id]:self.touch_start[sp_id + 1]]
+
+    def pages_of_gfn(self, gfn: int) -> list[int]:
+        """The ids of every page that ever shadowed `gfn`, ascending (a scan: searches are
+        rare, and a table per gfn would cost as much as the run's own page rows)."""
+        ids, gfns = self.page_gfns
+        return sorted(sp for sp, g in zip(ids, gfns, strict=True) if g == gfn)
 
     # -- quiet steps -------------------------------------------------------------------------
     def is_quiet(self, action_step: int) -> bool:
@@ -173,7 +189,8 @@ def _build(run: Run) -> RunIndex:
     orphan_i = names.index("orphans")
     cost = frozenset(i for i, name in enumerate(names) if name in _COST_COUNTERS)
     events: dict[str, array[int]] = {kind: _ints() for kind in MARKER_KINDS}
-    touches: dict[int, array[int]] = {}
+    touched_sp = array("i")  # (page, event) pairs of every state change, in event order
+    touched_ev = array("i")
     loud = _ints()
     action_marks: dict[str, array[int]] = {"leak": _ints(), "orphan": _ints()}
     action_first = rec.action_first
@@ -193,14 +210,11 @@ def _build(run: Run) -> RunIndex:
                 prev_action_kind = kind
             elif kind == "detect_write_flooding":
                 events["flood"].append(index)
-            for sp_id, _, _, _ in changes:
-                touched = touches.get(sp_id)
-                if touched is None:
-                    touched = touches[sp_id] = _ints()
-                if not touched or touched[-1] != index:
-                    touched.append(index)
             if changes:
                 changed = True
+                for sp_id in {c[0] for c in changes}:
+                    touched_sp.append(sp_id)
+                    touched_ev.append(index)
             for i, delta in deltas:
                 if i not in cost:
                     changed = True
@@ -216,14 +230,41 @@ def _build(run: Run) -> RunIndex:
     for k, first_action in enumerate(rec.boot_first):
         if rec.boot_values[k] > 0:
             events["boot"].append(action_first[first_action])
-    pages_of_gfn: dict[int, list[int]] = {}
-    for row, sp_id in enumerate(rec.st_id):
-        pages_of_gfn.setdefault(rec.st_gfn[row], []).append(sp_id)
+    start, ordered = _rows(touched_sp, touched_ev)
     return RunIndex(rec.n_events, n_actions, action_first, events, action_marks, loud,
-                    touches, pages_of_gfn)
+                    start, ordered, (rec.st_id, rec.st_gfn))
+
+
+def _rows(keys: array[int], values: array[int]) -> tuple[array[int], array[int]]:
+    """Counting sort of (key, value) pairs by key, keeping the values' order within a key:
+    start[k]:start[k + 1] is key k's slice of the returned values."""
+    n_keys = (max(keys) + 1) if keys else 0
+    start = array("i", [0]) * (n_keys + 1)
+    for key in keys:
+        start[key + 1] += 1
+    for k in range(n_keys):
+        start[k + 1] += start[k]
+    fill = array("i", start)
+    out = array("i", [0]) * len(values)
+    for key, value in zip(keys, values, strict=True):
+        out[fill[key]] = value
+        fill[key] += 1
+    return start, out
+
+
+def _nbytes(index: RunIndex) -> int:
+    """What the index holds: its arrays (the page rows it reads are the run's own)."""
+    arrays = [*index.events.values(), *index.action_marks.values(), index.loud_actions,
+              index.touch_start, index.touch_events]
+    return sum(a.itemsize * len(a) + 64 for a in arrays)
 
 
 def run_index(entry: RunEntry) -> RunIndex:
-    """The run's index, built on first use and kept with the cached run."""
-    index: RunIndex = entry.derive("nav-index", lambda: _build(entry.run))
+    """The run's index, built on first use and kept with the cached run, whose weight in
+    the run cache's byte budget then counts it too."""
+    def build() -> RunIndex:
+        index = _build(entry.run)
+        entry.nbytes += _nbytes(index)
+        return index
+    index: RunIndex = entry.derive("nav-index", build)
     return index

@@ -45,8 +45,8 @@ def parse_find(text: str) -> tuple[str, int]:
 
 def _found_pages(index: RunIndex, what: str, value: int) -> list[int]:
     if what == "sp":
-        return [value] if value in index.touches else []
-    return sorted(index.pages_of_gfn.get(value, ()))
+        return [value] if index.touches(value) else []
+    return index.pages_of_gfn(value)
 
 
 def select_found(runs: PageRuns) -> PageRuns:
@@ -72,7 +72,7 @@ def _search(r: Resolved, index: RunIndex) -> dict[str, Any] | None:
     pages = _found_pages(index, what, value)
     touched: set[int] = set()
     for sp_id in pages:
-        touched.update(index.touches.get(sp_id, ()))
+        touched.update(index.touches(sp_id))
     steps = index.steps(sorted(touched), s.grain)
     shown = steps[:MAX_FOUND_STEPS]
     return {

@@ -107,7 +107,8 @@ def test_the_strip_never_holds_more_than_max_buckets_per_kind() -> None:
     n = 10_000
     index = RunIndex(n_events=n, n_actions=n, action_first=array("q", range(n)),
                      events={"leak": array("q", range(n))}, action_marks={},
-                     loud_actions=array("q"), touches={}, pages_of_gfn={})
+                     loud_actions=array("q"), touch_start=array("i"),
+                     touch_events=array("i"), page_gfns=((), ()))
     buckets = index.buckets("leak", "op", n)
     assert len(buckets) <= MAX_BUCKETS
     assert sum(b["count"] for b in buckets) == n
