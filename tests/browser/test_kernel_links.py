@@ -91,3 +91,33 @@ def test_patch_note_and_links_at_the_step_where_the_fix_changes_the_outcome(page
     wait_tree(page, leak)
     assert "zapped in the same call" in page.locator("#patch-note").inner_text()
     assert_no_console_errors(page)
+
+
+def test_commit_notes_name_2de4085cccea_and_8ca983631f3c_with_links(page: Any) -> None:
+    """seed-bottom-up: the first step with a kvm_mmu_prepare_zap_page() run inside
+    mmu_page_zap_pte() called by kvm_mmu_page_unlink_children() is 2de4085cccea's recursive
+    zap (mmu.c: a guest_mode child left with no parent SPTE, given an invalid_list);
+    teaching-small's 4 KiB pass (l1_zap_4k) exists because of 8ca983631f3c's bottom-up
+    order."""
+    run = named_run("seed-bottom-up")
+    recursion = next(
+        i for i in range(run.n_events)
+        if run.event(i).kind == "kvm_mmu_prepare_zap_page"
+        and run.event(i).call_path[-2:] == ("kvm_mmu_page_unlink_children", "mmu_page_zap_pte"))
+    step = run.convert_step(recursion + 1, "op", "action")
+    page.goto(f"/?v=1&scenario=seed-bottom-up&step={step}")
+    wait_tree(page, step)
+    note = page.locator('#narration .kernel-note[data-note="2de4085cccea"]')
+    assert "Recursively zap nested TDP SPs when zapping last/only parent" in note.inner_text()
+    assert dict(hrefs(page, '#narration .kernel-note[data-note="2de4085cccea"] a')) == {
+        "commit 2de4085cccea": "https://git.kernel.org/torvalds/c/2de4085cccea"}
+    teaching = named_run("teaching-small")
+    zap_4k = next(i + 1 for i in range(teaching.n_actions)
+                  if teaching.action(i).kind == "l1_zap_4k")
+    page.goto(f"{TEACHING}&step={zap_4k}")
+    wait_tree(page, zap_4k)
+    note = page.locator('#narration .kernel-note[data-note="8ca983631f3c"]')
+    assert "Zap invalidated TDP MMU roots at 4KiB granularity" in note.inner_text()
+    assert dict(hrefs(page, '#narration .kernel-note[data-note="8ca983631f3c"] a')) == {
+        "commit 8ca983631f3c": "https://git.kernel.org/torvalds/c/8ca983631f3c"}
+    assert_no_console_errors(page)
