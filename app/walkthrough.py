@@ -17,7 +17,7 @@ from typing import Any
 
 from app.errors import ViewError
 from app.markers import RunIndex, run_index
-from app.resolve import Resolved
+from app.resolve import TRACK_WRITE_ZAP, Resolved
 
 __all__ = ["TOURS", "Stop", "tour_context", "tour_stops"]
 
@@ -74,11 +74,16 @@ class Stop:
     find: Finder
     title: str
     caption: str
+    with_patch: str | None = None  # the caption when track-write-zap is on, if different
 
 
 _END = ("At the end, {orphans_unsync} orphaned unsync pages are left and {mmu_shadow_pages} "
         "shadow pages are still counted. Turn on track-write-zap (patch 1/2) and run it "
         "again: the same steps leave no unsync orphan.")
+_END_PATCHED = ("At the end, with patch 1/2 on, {orphans_unsync} orphaned unsync pages are "
+                "left and {mmu_shadow_pages} shadow pages are still counted: each emulated "
+                "PDE zap took the unsync page below it along. Turn track-write-zap off to "
+                "see the leak.")
 
 TOURS: dict[str, tuple[Stop, ...]] = {
     "teaching-small": (
@@ -104,7 +109,7 @@ TOURS: dict[str, tuple[Stop, ...]] = {
         Stop(nth("teardown", 2), "The next root goes the same way",
              "L2 built a new tree and L1 tears the next root down in the same order; watch "
              "the same PDE zaps orphan two more unsync PTs."),
-        Stop(ending, "The end", _END),
+        Stop(ending, "The end", _END, _END_PATCHED),
     ),
     "seed-bottom-up": (
         Stop(opening, "The trace's starting point",
@@ -123,7 +128,7 @@ TOURS: dict[str, tuple[Stop, ...]] = {
         Stop(last("flood"), "The last flood zap",
              "Flood detection fires once more and zaps what is still linked below that "
              "page; the orphans are not linked, so it misses them."),
-        Stop(ending, "The end of the trace", _END),
+        Stop(ending, "The end of the trace", _END, _END_PATCHED),
     ),
     "seed-top-down": (
         Stop(opening, "The trace's starting point",
@@ -140,7 +145,7 @@ TOURS: dict[str, tuple[Stop, ...]] = {
              "orphans, {orphans_unsync} of them unsync."),
         Stop(last("flood"), "The last flood zap",
              "The last table L1 writes is flood-zapped too."),
-        Stop(ending, "The end of the trace", _END),
+        Stop(ending, "The end of the trace", _END, _END_PATCHED),
     ),
 }
 
@@ -171,7 +176,8 @@ def _caption(r: Resolved, step: int, stop: Stop) -> str:
     values: dict[str, Any] = {**snap.stats, "n_pages": len(snap.pages), "step": step,
                               "orphans": snap.orphans.total,
                               "orphans_unsync": snap.orphans.unsync}
-    return stop.caption.format_map(values)
+    patched = stop.with_patch is not None and TRACK_WRITE_ZAP in r.state.fix_set
+    return (stop.with_patch if patched and stop.with_patch else stop.caption).format_map(values)
 
 
 def tour_context(r: Resolved) -> dict[str, Any] | None:

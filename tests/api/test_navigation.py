@@ -226,3 +226,23 @@ def test_patch_note_is_on_the_step_where_track_write_zap_changes_the_outcome(
     assert "is zapped in the same call" in on
     before = shared_client.get(TEACHING + f"&step={leak - 1}", headers=HX).text
     assert 'id="patch-note"' not in before
+
+
+@pytest.mark.parametrize("name", ["teaching-small", "seed-bottom-up", "seed-top-down"])
+def test_the_walkthrough_end_caption_holds_for_its_run(shared_client: Any, name: str) -> None:
+    """The last stop says the run leaves orphaned unsync pages and that with
+    track-write-zap the same steps leave none: both must be what the model does."""
+    run = run_of(name)
+    patched = run_of(name, frozenset(mmu_model.FIXES))
+    assert run.snapshot(run.n_actions).orphans.unsync > 0
+    assert patched.snapshot(patched.n_actions).orphans.unsync == 0
+    page = shared_client.get(f"/?v=1&scenario={name}", headers=HX).text
+    start = re.search(r'id="tour-start" href="([^"]+)"', page)
+    assert start is not None
+    last_stop = len(re.findall(r"<li><a href=[^>]*>[^<]*</a> <span class=\"help\">\(step",
+                               shared_client.get(start.group(1).replace("&amp;", "&"),
+                                                 headers=HX).text))
+    end = shared_client.get(f"/?v=1&scenario={name}&stop={last_stop}&step={run.n_actions}",
+                            headers=HX).text
+    final = run.snapshot(run.n_actions).orphans.unsync
+    assert f"At the end, {final} orphaned unsync pages are left" in end
