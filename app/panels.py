@@ -12,11 +12,22 @@ from app.compare import compare_panel
 from app.figures import boots_figure
 from app.fixsets import counterpart
 from app.graph import children_of, path_to_root
+from app.kernel_links import (
+    ELIXIR_RELEASE,
+    action_notes,
+    kernel_notes,
+    link_of,
+    merge_notes,
+    path_links,
+    text_links,
+)
 from app.naming import custom_description, export_name
+from app.navigation import nav_context, step_urls
 from app.resolve import PageRuns, Resolved
 from app.serialize import sp_json
 from app.treepanel import tree_panel
 from app.viewstate import SPEC_FIELDS, ViewState, open_param
+from app.walkthrough import tour_context
 from mmu_model import (
     DISPLAY_ORDER,
     FIXES,
@@ -57,9 +68,15 @@ def _stat_rows(snap: Snapshot | StepSummary) -> list[dict[str, Any]]:
 
 
 def _op_item(r: Resolved, ev: EventView) -> dict[str, Any]:
+    child = ev.args.get("child")
+    describe = (r.run.timeline.describe(child) if isinstance(child, int) and r.run.timeline
+                else "the child")
     return {
         "index": ev.index, "kind": ev.kind, "narration": ev.narration,
         "call_path": list(ev.call_path),
+        "call_links": path_links(ev.call_path), "kind_link": link_of(ev.kind),
+        "narration_links": text_links(ev.narration),
+        "notes": kernel_notes(ev.kind, ev.call_path, ev.args, r.state.fix_set, describe),
         "deltas": sorted(ev.stat_deltas.items()),
         "url": r.state.with_(grain="op", step=ev.index + 1).url(),
     }
@@ -69,7 +86,8 @@ def _narration(r: Resolved) -> dict[str, Any]:
     """What happened in this step; every key is always present (templates are strict)."""
     snap = r.snap
     out: dict[str, Any] = {"step0": snap.step == 0, "grain": snap.grain, "action": None,
-                           "event": None, "ops": None, "more_ops": 0, "deltas": []}
+                           "event": None, "ops": None, "more_ops": 0, "deltas": [],
+                           "notes": [], "release": ELIXIR_RELEASE}
     if snap.step == 0:
         return out
     action = snap.action
@@ -90,6 +108,11 @@ def _narration(r: Resolved) -> dict[str, Any]:
     out["deltas"] = sorted(
         (k, v) for k, v in snap.stat_deltas.items() if k not in ("hash_walked",)
     )
+    order = r.run.spec.order if r.run.spec is not None else None
+    header = snap.event if snap.event is not None and snap.event.is_action else None
+    first = action_notes(header.kind, header.args, order) if header is not None else []
+    ops = [out["event"]] if out["event"] is not None else out["ops"] or []
+    out["notes"] = merge_notes([*(op["notes"] for op in ops), first])
     return out
 
 
@@ -144,8 +167,7 @@ def _timeline_urls(r: Resolved) -> dict[str, str]:
     return {
         "self": s.url(),
         "first": s.with_(step=0).url(),
-        "prev": s.with_(step=max(snap.step - 1, 0)).url(),
-        "next": s.with_(step=min(snap.step + 1, last)).url(),
+        **step_urls(r),
         "last": s.with_(step=last).url(),
         "slider": s.url(omit=("step",)),
         "grain_select": s.with_(step_grain=s.grain).url(omit=("grain",)),
@@ -270,6 +292,8 @@ def page_context(runs: PageRuns) -> dict[str, Any]:
         "multi_boot": run.kind == "simulate" and len(run.per_boot) > 1,
         "replay": _replay(r),
         "selected": _selected(r),
+        "nav": nav_context(r, runs.baseline, runs.drawn),
+        "tour": tour_context(r),
         "form": form_context(r.state),
         "trace_form": {"text": "", "error": None, "name": "", "lenient": False},
     }

@@ -43,6 +43,7 @@ _MAX_PARAM_CHARS = 200
 MAX_OPEN_GROUPS = 16
 
 Grain = Literal["action", "op"]
+FIND_PATTERN = r"^(#[0-9]{1,9}|(0[xX])?[0-9a-fA-F]{1,13})$"
 
 
 def parse_fixes(raw: str, field: str = "fixes") -> frozenset[str]:
@@ -193,6 +194,13 @@ class ViewState(BaseModel):
     embed: bool = _param(False, "1: the tree and the step controls only.", {"type": "boolean"})
     lenient: bool = _param(False, "1: skip malformed trace lines instead of refusing the "
                            "trace.", {"type": "boolean"}, form="reset")
+    skip: bool = _param(True, "Action grain: next / previous skip the steps that change "
+                        "nothing (0: step through every one).", {"type": "boolean"})
+    find: str | None = _param(None, "A gfn in hex (0x1a2b) or a shadow page id (#12): "
+                              "select its page and list the steps that touched it.",
+                              max_length=40, pattern=FIND_PATTERN, form="reset")
+    stop: int | None = _param(None, "Stop of the source's walkthrough (1 = the first).",
+                              whole_number_schema(1), ge=1, form="reset")
 
     @property
     def scenario_name(self) -> str:
@@ -337,7 +345,7 @@ def parse_query(
     if version != str(VIEW_VERSION):
         raise ViewError("v", f"unsupported view version {version[:20]!r}; this server "
                         f"understands v={VIEW_VERSION}")
-    for key in ("step", "sp"):
+    for key in ("step", "sp", "find", "stop"):
         if data.get(key) == "":
             del data[key]
     if data.get("scenario") == "":
@@ -359,6 +367,8 @@ _MESSAGES: Mapping[str, str] = {
     "step_grain": "step_grain must be 'action' or 'op'",
     "step": "step must be a whole number >= 0",
     "sp": "sp must be a shadow page id (a whole number >= 0)",
+    "find": "find must be a gfn in hex (like 0x1a2b) or a shadow page id (like #12)",
+    "stop": "stop must be a walkthrough stop number (a whole number >= 1)",
 }
 
 

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app.errors import ViewError
 from app.naming import content_disposition, export_name
+from app.navigation import markers_json
 from app.resolve import boot_variants, resolve, run_entry, source_of
 from app.schemas import (
     ErrorOut,
@@ -80,6 +81,20 @@ def read_snapshot(request: Request, services: ServicesDep) -> Response:
     """
     state, _ = _view(request)
     return JSONResponse(snapshot_json(resolve(services, state)))
+
+
+@router.get(
+    "/markers",
+    responses={200: {"description": "The run's timeline markers in the view's grain"},
+               **_ERRORS},
+    openapi_extra={"parameters": _VIEW_PARAMS},
+)
+def read_markers(request: Request, services: ServicesDep) -> Response:
+    """What matters in the run, from its event log: the steps of each marker kind (leak,
+    orphan, flood, teardown, boot), the strip's buckets, how many action steps change
+    nothing, and with `find`, the steps that touched that gfn's or id's shadow pages."""
+    state, _ = _view(request)
+    return JSONResponse(markers_json(resolve(services, state)))
 
 
 IMMUTABLE = "public, max-age=31536000, immutable"

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from app.embeds import embed_snippet
 from app.errors import ErrorInfo, ViewError, error_info
+from app.navigation import select_found
 from app.panels import boots_context, form_context, page_context, scenarios_list
 from app.rendering import is_fragment_request
 from app.resolve import boot_variants, resolve, resolve_page
@@ -42,7 +43,7 @@ def read_view(request: Request, services: ServicesDep) -> Response:
     # The tree is sent as a change from the view the browser has drawn (a fragment only:
     # a full page draws from nothing).
     drawn = request.headers.get(DRAWN_HEADER) if is_fragment_request(request) else None
-    runs = resolve_page(services, state, drawn)
+    runs = select_found(resolve_page(services, state, drawn))  # find=: select its page
     context = page_context(runs)
     context["urls"]["share"] = absolute_url(request, context["urls"]["self"])
     context["urls"]["embed_code"] = embed_snippet(
