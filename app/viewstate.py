@@ -198,6 +198,9 @@ class ViewState(BaseModel):
                         "nothing (0: step through every one).", {"type": "boolean"})
     find: str | None = _param(None, "A gfn in hex (0x1a2b) or a shadow page id (#12): "
                               "select its page and list the steps that touched it.",
+                              {"anyOf": [{"type": "string", "maxLength": 40,
+                                          "pattern": FIND_PATTERN},
+                                         {"type": "string", "maxLength": 0}]},
                               max_length=40, pattern=FIND_PATTERN, form="reset")
     stop: int | None = _param(None, "Stop of the source's walkthrough (1 = the first).",
                               whole_number_schema(1), ge=1, form="reset")

@@ -154,6 +154,15 @@ def test_arrows_skip_steps_that_change_nothing_until_the_box_is_unticked(page: A
     press(page, "ArrowRight", target)
     assert query(page.url)["step"] == str(target)
     press(page, "ArrowLeft", 9)
+    # Play goes through Next too: its first move from 9 lands on the same step.
+    page.click("#btn-play")
+    page.wait_for_function(
+        "() => document.getElementById('tree-panel').dataset.step !== '9'", timeout=15_000)
+    played = page.locator("#tree-panel").get_attribute("data-step")
+    page.click("#btn-play")
+    assert played == str(target)
+    page.goto(f"{TEACHING}&step=9")
+    wait_tree(page, 9)
     act(page, lambda: page.locator("#skip-quiet").uncheck(), 9)
     assert query(page.url)["skip"] == "0"
     press(page, "ArrowRight", 10)
