@@ -113,10 +113,12 @@ def test_brackets_walk_the_pages_in_reading_order_and_escape_deselects(page: Any
 
 def test_twenty_quick_presses_move_twenty_steps(page: Any) -> None:
     """Twenty presses sent back to back (no wait for the view in between) from step 0 land
-    on step 20 and stay there: teaching-small has 48 action steps, so none is clipped."""
+    on step 20 and stay there: teaching-small has 48 action steps, so none is clipped.
+    skip=0: every press is one step (with quiet steps skipped, the default, each press is
+    one step that changes something; test_navigation covers that)."""
     run = named_run("teaching-small")
     assert run.last_step("action") > 20
-    page.goto("/?v=1&scenario=teaching-small&step=0")
+    page.goto("/?v=1&scenario=teaching-small&step=0&skip=0")
     wait_tree(page, 0)
     blur(page)
     page.evaluate(_MARK_STALE_JS)

@@ -195,15 +195,16 @@ def test_nothing_moves_between_steps(page: Any, viewport: dict[str, int]) -> Non
     """teaching-small: at step 7 the first leak shows its banner (it used to push the
     buttons down 42 px); at step 32 new kinds of node join the legend (it used to wrap and
     push the tree down). Across those steps, and a step-through of the whole run, the Next
-    button and the tree's plot area keep their place."""
+    button and the tree's plot area keep their place. skip=0: ArrowRight is one step, so
+    the step-through visits every step, quiet ones included."""
     run = named_run("teaching-small")
     assert run.snapshot(6).orphans.unsync == 0 < run.snapshot(7).orphans.unsync
-    _open(page, "/?v=1&scenario=teaching-small&step=6", 6, viewport)
+    _open(page, "/?v=1&scenario=teaching-small&step=6&skip=0", 6, viewport)
     first = page.evaluate(_GEOMETRY_JS)
     blur(page)
     act(page, lambda: page.keyboard.press("ArrowRight"), 7)
     assert page.evaluate(_GEOMETRY_JS) == first, "a leak appearing moved the controls"
-    _open(page, "/?v=1&scenario=teaching-small&step=31", 31, viewport)
+    _open(page, "/?v=1&scenario=teaching-small&step=31&skip=0", 31, viewport)
     assert page.evaluate(_GEOMETRY_JS) == first
     blur(page)
     act(page, lambda: page.keyboard.press("ArrowRight"), 32)
