@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from app.figures import DIFFERS_STYLE, STATUS_STYLES
-from app.fixsets import history_name
+from app.fixsets import TRACK_WRITE_ZAP, history_name
 from app.resolve import Baseline, Resolved
 from app.treepanel import tree_figure_at
 from app.viewstate import ViewState, fixes_param
@@ -98,10 +98,15 @@ def _note(base: Baseline, right: frozenset[str]) -> str | None:
     if base.asked is None:
         return None
     asked = base.asked
-    return (f"compare=1 asked to compare {fixes_param(asked)} ({history_name(asked)}) with "
-            f"itself, which would show two identical runs: the right pane runs "
-            f"{fixes_param(right)} ({history_name(right)}) instead, the same set with "
-            "track-write-zap (patch 1/2) toggled.")
+    toggled = "on" if TRACK_WRITE_ZAP in right else "off"
+    return (f"This view asked to compare {history_name(asked)} ({_listed(asked)}) with "
+            f"itself, which would show the same run twice. The right pane has "
+            f"{TRACK_WRITE_ZAP} (patch 1/2) turned {toggled} instead: {history_name(right)} "
+            f"({_listed(right)}).")
+
+
+def _listed(fixes: frozenset[str]) -> str:
+    return ", ".join(name for name in FIXES if name in fixes) or "no fixes"
 
 
 def _polygon(sides: int, radius: float, rotate: float = -90.0, inner: float = 0.0) -> str:

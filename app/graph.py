@@ -68,8 +68,11 @@ STACK_DY = 0.28  # vertical offset between stacked pages of the same slot...
 ROW_DEPTH = 0.42  # ...squeezed so a stack never leaves its level's row
 # ...and horizontal (in slots): a newer page sits down and to the right of the one it
 # replaced, off the vertical line an old page's SPTE link to its old child would draw.
+# A stack spreads at most STACK_WIDTH right, however many pages it holds, or half the slots
+# its pages cover if that is more: an upper-level page (a root over the whole tree) has
+# room, and its links to its children run straight down, where the next page must not be.
 STACK_DX = 0.5
-STACK_WIDTH = 0.75  # a stack spreads at most this far right, however many pages it holds
+STACK_WIDTH = 0.75
 _FOLDABLE = frozenset({"synced", "unsync"})
 _FOLDABLE_WHEN_BUSY = frozenset({"synced", "unsync", "zapped"})
 # Pages no root reaches: what a leak is made of (SpView.status values).
@@ -133,11 +136,17 @@ def build_layout(pages: Iterable[tuple[int, int]] | Iterable[tuple[int, int, int
             extra.add(start)
     layout = Layout(tuple(sorted(level1 | extra)))
     stacks: dict[tuple[int, float], list[int]] = {}
+    covers: dict[tuple[int, float], int] = {}
+    slots = layout.slots
     for sp_id, level, l2_gfn in sorted(triples):
-        stacks.setdefault((level, layout.x(level, l2_gfn)), []).append(sp_id)
+        key = (level, layout.x(level, l2_gfn))
+        stacks.setdefault(key, []).append(sp_id)
+        if key not in covers:
+            covers[key] = bisect_left(slots, l2_gfn + span(level)) - bisect_left(slots, l2_gfn)
     for (level, x), ids in stacks.items():
         dy = min(STACK_DY, ROW_DEPTH / (len(ids) - 1)) if len(ids) > 1 else 0.0
-        dx = min(STACK_DX, STACK_WIDTH / (len(ids) - 1)) if len(ids) > 1 else 0.0
+        width = max(STACK_WIDTH, covers[(level, x)] / 2)
+        dx = min(STACK_DX, width / (len(ids) - 1)) if len(ids) > 1 else 0.0
         for k, sp_id in enumerate(ids):
             layout.pos[sp_id] = (x + dx * k, level - dy * k)
     return layout

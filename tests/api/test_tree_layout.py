@@ -92,3 +92,27 @@ def test_the_landing_root_and_the_step_26_orphan_sit_off_the_other_trees_links()
         assert newer.y < older.y
         assert run.spec is not None
         assert nodes_on_foreign_links(view, layout.width + 1, run.spec.ept_levels) == []
+
+
+def test_deep_stacks_of_upper_pages_keep_off_each_others_links() -> None:
+    """Three boots of teaching-small leave six roots in one slot: each boot builds a root
+    and, at its first root zap, replaces it (the landing step 5 of one boot); its second
+    root zap is the teardown at the boot's end, which builds nothing. Upper-level links run
+    straight down to the next level, so each newer page must stand a marker's width right
+    of the older one's link: an upper-level stack spreads over half the slots its pages
+    cover instead of being squeezed into one slot's width. Checked on the links between
+    upper levels (level-1 rows are another matter, see the README)."""
+    spec = mmu_model.get_scenario("teaching-small").spec
+    assert spec is not None
+    assert (spec.root_zaps_per_boot, spec.ept_levels) == (2, 4)
+    run = mmu_model.run_scenario(spec.replace(boots=3))
+    layout = layout_for_run(run)
+    roots = [sp_id for sp_id, level, _gfn in run.all_pages() if level == 4]
+    assert len(roots) == 3 * 2  # per boot: its first root and the one replacing it
+    level_of = {sp_id: level for sp_id, level, _gfn in run.all_pages()}
+    for step in range(run.n_actions + 1):
+        view = tree_view(run.snapshot(step), layout)
+        hits = [(node, (a, b)) for node, (a, b) in
+                nodes_on_foreign_links(view, layout.width + 1, spec.ept_levels)
+                if level_of[b] >= 2]
+        assert hits == [], step
