@@ -11,6 +11,8 @@ loopback port with its own temporary data directory. For each case it reports:
                     `--steps` consecutive steps: median and p95
   bytes/step        bytes received per step (headers and bodies, as sent on the wire:
                     compressed when the server compresses), median and max
+  server CPU/step   CPU time the server process spent over the steps, per step (from
+                    /proc: unlike wall time, it does not grow with the machine's load)
 
 "Figure updated" is the last plotly_afterplot / plotly_restyle / plotly_update /
 plotly_relayout event of #tree after the key press; "no request pending" counts every
@@ -154,6 +156,14 @@ class Server:
             text: str = response.read().decode()
             return text
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far (nan without /proc)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -227,13 +237,16 @@ def bench_case(browser: Any, root: Path, case: Case, steps: int) -> dict[str, An
         cold, context, page = first_tree(browser, url, timeout_ms)
         context.close()
         warm, context, page = first_tree(browser, url, timeout_ms)
+        cpu = server.cpu_seconds()
         times, sizes = step_times(page, context, steps, timeout_ms)
+        cpu = (server.cpu_seconds() - cpu) / steps
         context.close()
     finally:
         server.stop()
     return {"case": case.name, "cold": cold, "warm": warm,
             "median": statistics.median(times), "p95": pct(times, 0.95),
-            "bytes_median": statistics.median(sizes), "bytes_max": max(sizes)}
+            "bytes_median": statistics.median(sizes), "bytes_max": max(sizes),
+            "server_cpu": cpu}
 
 
 def main() -> int:
@@ -255,7 +268,7 @@ def main() -> int:
 
     print(f"root {root}, {args.steps} steps per case")
     print(f"{'case':<16}{'first tree cold s':>18}{'warm s':>8}{'step p50 ms':>13}"
-          f"{'p95 ms':>8}{'bytes/step p50':>16}{'max':>9}")
+          f"{'p95 ms':>8}{'bytes/step p50':>16}{'max':>9}{'server CPU ms/step':>20}")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                              args=CHROMIUM_ARGS)
@@ -264,7 +277,8 @@ def main() -> int:
                 r = bench_case(browser, root, CASES[name], args.steps)
                 print(f"{r['case']:<16}{r['cold']:>18.2f}{r['warm']:>8.2f}"
                       f"{r['median'] * 1e3:>13.0f}{r['p95'] * 1e3:>8.0f}"
-                      f"{r['bytes_median']:>16,.0f}{r['bytes_max']:>9,}", flush=True)
+                      f"{r['bytes_median']:>16,.0f}{r['bytes_max']:>9,}"
+                      f"{r['server_cpu'] * 1e3:>20.1f}", flush=True)
         finally:
             browser.close()
     return 0
