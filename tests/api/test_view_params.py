@@ -16,7 +16,7 @@ import pytest
 
 from app.panels import form_context
 from app.rendering import Renderer
-from app.viewstate import SPEC_FIELDS, VIEW_PARAMS, ViewState, parse_query
+from app.viewstate import FIND_PATTERN, SPEC_FIELDS, VIEW_PARAMS, ViewState, parse_query
 from mmu_model import FIXES
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -54,6 +54,8 @@ def sample(name: str) -> Any:
     pattern = next((m.pattern for m in info.metadata if hasattr(m, "pattern")), None)
     if pattern == r"^[0-9a-f]{64}$":
         return "ab" * 32
+    if pattern == FIND_PATTERN:
+        return "#1"  # a shadow page id, as the search box takes it
     if pattern is None and schema.get("type") == "string":
         return "teaching-small"
     raise AssertionError(f"ViewState.{name}: teach sample() a value of its declared schema")
