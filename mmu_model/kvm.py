@@ -75,8 +75,8 @@ class Kvm:
         # hash, no int boxing), oldest first.
         self.active_mmu_pages: dict[KvmMmuPage, None] = {}  # head = newest = last
         # The same pages oldest first, and pages zapped since they were added, which
-        # kvm_mmu_zap_oldest_mmu_pages() skips (and drops once they are at the front, from
-        # active_age_head on); compacted as it outgrows active_mmu_pages (active_add()).
+        # kvm_mmu_zap_oldest_mmu_pages() skips (those at the front for good: it reads from
+        # active_age_head on); active_add() drops them once they are a fifth of the list.
         self.active_age: list[KvmMmuPage] = []
         self.active_age_head = 0
         # Each chain is oldest first: hlist_add_head() puts the newest at the head, so a
@@ -118,7 +118,7 @@ class Kvm:
         self.orphans_unsync = 0
         self.hash_walked = 0
         self.next_sp_id = 1
-        self.touched: dict[int, KvmMmuPage] = {}
+        self.touched: dict[KvmMmuPage, None] = {}  # an ordered set, keyed by identity
         self.path: list[str] = []  # kernel call path, outermost first (see enter())
         self.events_emitted = 0
         self.actions_emitted = 0
@@ -129,7 +129,7 @@ class Kvm:
     def touch(self, sp: KvmMmuPage) -> None:
         """`sp` changed: the recorder stores its new state with the next event."""
         if self.recorder is not None:
-            self.touched[sp.id] = sp
+            self.touched[sp] = None
 
     def update_orphan(self, sp: KvmMmuPage) -> None:
         """Re-derive whether `sp` is an orphan after a change to its links or validity."""
@@ -214,7 +214,8 @@ class Kvm:
         self.active_mmu_pages[sp] = None
         age = self.active_age
         age.append(sp)
-        if len(age) > 2 * len(self.active_mmu_pages) + 1024:
+        live = len(self.active_mmu_pages)
+        if len(age) - live > (live >> 2) + 1024:  # the zapped pages it holds: let them go
             active = self.active_mmu_pages
             self.active_age = [page for page in age[self.active_age_head:] if page in active]
             self.active_age_head = 0

@@ -31,7 +31,7 @@ from .constants import (
     hash_64,
 )
 from .kvm import Kvm
-from .page import KvmMmuPage
+from .page import EMPTY_SPT, KvmMmuPage
 from .role import KvmMmuPageRole, shadow_ept_root_role
 
 EPERM = -1
@@ -660,9 +660,11 @@ def kvm_mmu_commit_zap_page(kvm: Kvm, invalid_list: InvalidList) -> None:
         return
     kvm_flush_remote_tlbs(kvm)
     for sp in invalid_list:
-        # kvm_mmu_free_shadow_page(): hlist_del(hash_link), list_del(link), free spt.
+        # kvm_mmu_free_shadow_page(): hlist_del(hash_link), list_del(link), free spt
+        # (every entry is clear by now: the shared all-None one takes its place).
         kvm.hash_del(sp)
         del kvm.sps[sp]
+        sp.spt = EMPTY_SPT
         sp.freed = True
         kvm.update_orphan(sp)
     if kvm.recording:
