@@ -6,9 +6,10 @@ regions (4 KiB or 2 MiB mapped), L1 stores into random entries of its live EPT12
 (0, the non-present value or the frozen marker; a present entry's subtree is then torn
 down like handle_removed_pt() does), new EPT roots, teardowns of old or current roots in
 either order and mode, L2 reboots (which make L1 reuse the pages it freed: unprotect-and-
-retry zaps and rediscovered pages, watched by watch_reuse()), INVEPT, kvm_mmu_zap_all_fast(), quota changes, with small quotas that
-force recycling.  The invariants are checked after every action (conftest ``invariants``)
-and after every trapped write.
+retry zaps and rediscovered pages, watched by watch_reuse()), INVEPT,
+kvm_mmu_zap_all_fast(), quota changes, with small quotas that force recycling.  The
+invariants are checked after every action (conftest ``invariants``) and after every
+trapped write.
 """
 
 from __future__ import annotations
@@ -199,7 +200,8 @@ def watch_reuse(monkeypatch, invariants, tally):
     def link_shadow_page(kvm, parent, index, sp):
         was_orphan = sp.orphan
         link(kvm, parent, index, sp)
-        assert parent.spt[index] is sp and (parent, index) in sp.parent_ptes
+        assert parent.spt[index] is sp
+        assert (parent, index) in sp.parent_ptes
         assert not sp.orphan
         tally["rediscovered"] += was_orphan
 
@@ -310,7 +312,8 @@ def test_reuse_workload_reaches_the_unprotect_path(make_world, invariants, monke
     old_root = w.sp(w.guest.root)
     driver.play(("teardown", "bottom-up", False))
     driver.play(("invept", False))
-    assert old_root.root_count == 0 and not old_root.role.invalid  # an ex-root
+    assert old_root.root_count == 0  # an ex-root: valid, held by no root pointer
+    assert not old_root.role.invalid
     assert tally["unprotect_zaps"] == 0
     driver.play(("vm_entry",))
     assert old_root.freed
