@@ -21,6 +21,7 @@ allocations are its EPT table pages.
 from __future__ import annotations
 
 import random
+from array import array
 from typing import Final
 
 from .bitmap import for_each_set_bit, lowest_set_bit
@@ -93,6 +94,53 @@ NO_CHILD_TABLES: Final[list[Ept12Table | None]] = [None] * SPTE_ENT_PER_PAGE
 
 
 
+_USED: Final = 1  # L1Guest.pool_state: the page has held a table
+_HELD: Final = 2  # ... and holds one now
+_DENSE_POOL: Final = 1 << 23
+
+# random.Random.getrandbits(k) for k <= 32 is the top k bits of one 32-bit output of the
+# generator, and getrandbits(32 * n) is n such outputs, the first in the lowest 32 bits.
+_BATCH: Final = 1024
+
+
+class RandomWords:
+    """`rng.getrandbits(k)`, call after call, for its one user: the same values in the same
+    order, taken from outputs of the generator drawn 1,024 at a time (one call into the
+    generator instead of one per value).  The generator runs ahead of what was used, so
+    nothing else may draw from `rng`."""
+
+    def __init__(self, rng: random.Random, k: int) -> None:
+        self.rng = rng
+        self.k = k
+        self.shift = 32 - k
+        self.batched = 0 < k <= 32 and _BATCHES_MATCH
+        self.words = array("I")
+        self.at = 0
+
+    def next(self) -> int:
+        if not self.batched:
+            return self.rng.getrandbits(self.k)
+        if self.at == len(self.words):
+            self.words = array("I", self.rng.getrandbits(32 * _BATCH).to_bytes(
+                4 * _BATCH, "little"))
+            self.at = 0
+        word: int = self.words[self.at]
+        self.at += 1
+        return word >> self.shift
+
+
+def _batches_match() -> bool:
+    """Whether this interpreter's generator gives the same values both ways."""
+    if array("I").itemsize != 4:
+        return False
+    one, many = random.Random(2), random.Random(2)
+    words = array("I", many.getrandbits(32 * 8).to_bytes(32, "little"))
+    return [one.getrandbits(20) for _ in range(8)] == [w >> 12 for w in words]
+
+
+_BATCHES_MATCH: Final = _batches_match()
+
+
 class L1Guest(GuestMemory):
     """L1's memory as far as its EPT12 tables go, and the page allocator they come from.
 
@@ -123,6 +171,12 @@ class L1Guest(GuestMemory):
         self.used_in_pool = 0  # how many of them lie in [pool_lo, pool_hi)
         self.tables_in_pool = 0  # pages of the pool holding a table now
         self.reused = 0  # freed table pages handed out again (as tables or as L2's RAM)
+        # Per page of the pool, what a draw checks: _USED | _HELD (the same facts as `used`
+        # and `tables`, read with one byte load per candidate instead of two hash lookups),
+        # for pools up to _DENSE_POOL pages (32 GiB); a larger one is checked by lookups.
+        width = pool_hi - pool_lo
+        self.pool_state = bytearray(width) if 0 < width <= _DENSE_POOL else None
+        self.draws = RandomWords(rng, (pool_hi - pool_lo).bit_length())
 
     # GuestMemory
     def read_gpte(self, gfn: int, index: int) -> int:
@@ -164,11 +218,17 @@ class L1Guest(GuestMemory):
     def _mark_used(self, gfn: int) -> None:
         if gfn not in self.used:
             self.used.add(gfn)
-            self.used_in_pool += self._in_pool(gfn)
+            if self._in_pool(gfn):
+                self.used_in_pool += 1
+                if self.pool_state is not None:
+                    self.pool_state[gfn - self.pool_lo] |= _USED
 
     def _hold(self, gfn: int, table: Ept12Table) -> None:
         self.tables[gfn] = table
-        self.tables_in_pool += self._in_pool(gfn)
+        if self._in_pool(gfn):
+            self.tables_in_pool += 1
+            if self.pool_state is not None:
+                self.pool_state[gfn - self.pool_lo] |= _HELD
 
     def _draw(self, fresh: bool) -> int:
         """A uniform draw among the pool's pages not in use (and, if `fresh`, never used).
@@ -184,15 +244,21 @@ class L1Guest(GuestMemory):
                               f"(all {width:,} pages of its table pool hold one)")
         if fresh and self.used_in_pool >= width:
             fresh = False
-        k = width.bit_length()
-        getrandbits = self.rng.getrandbits
+        # A candidate is refused while it holds a table (and, if `fresh`, if it ever did).
+        refused = _USED | _HELD if fresh else _HELD
+        state = self.pool_state
+        draws = self.draws
         while True:
             # random.randrange(pool_lo, pool_hi), spelled out as CPython does it
             # (Random._randbelow_with_getrandbits) so the sequence is the same, but
             # without the interpreted frames.
-            r = getrandbits(k)
+            r = draws.next()
             while r >= width:
-                r = getrandbits(k)
+                r = draws.next()
+            if state is not None:
+                if not state[r] & refused:
+                    return self.pool_lo + r
+                continue
             gfn = self.pool_lo + r
             if gfn not in self.tables and not (fresh and gfn in self.used):
                 return gfn
@@ -208,7 +274,10 @@ class L1Guest(GuestMemory):
     def free_table(self, table: Ept12Table) -> None:
         if self.tables.pop(table.gfn, None) is None:
             return
-        self.tables_in_pool -= self._in_pool(table.gfn)
+        if self._in_pool(table.gfn):
+            self.tables_in_pool -= 1
+            if self.pool_state is not None:
+                self.pool_state[table.gfn - self.pool_lo] &= ~_HELD
         if self.allocator.startswith("lifo"):
             self.free_list.append(table.gfn)
 
@@ -221,6 +290,28 @@ class L1Guest(GuestMemory):
         self.free_list.clear()
         self.reused += len(taken)
         return taken
+
+
+def pool_state_problems(l1: L1Guest) -> list[str]:
+    """What is wrong with L1's allocator bookkeeping: the pool's counts and per-page state
+    must say what `used` and `tables` say (check_invariants() runs this)."""
+    bad: list[str] = []
+    used = [gfn for gfn in l1.used if l1.pool_lo <= gfn < l1.pool_hi]
+    held = [gfn for gfn in l1.tables if l1.pool_lo <= gfn < l1.pool_hi]
+    if (l1.used_in_pool, l1.tables_in_pool) != (len(used), len(held)):
+        bad.append(f"L1 pool counts (used {l1.used_in_pool}, held {l1.tables_in_pool}) "
+                   f"differ from its pages (used {len(used)}, held {len(held)})")
+    state = l1.pool_state
+    if state is None:
+        return bad
+    lo = l1.pool_lo
+    if state.count(_USED) + state.count(_USED | _HELD) != len(used) or any(
+            not state[gfn - lo] & _USED for gfn in used):
+        bad.append("L1 pool_state's used pages differ from L1Guest.used")
+    if state.count(_HELD) + state.count(_USED | _HELD) != len(held) or any(
+            not state[gfn - lo] & _HELD for gfn in held):
+        bad.append("L1 pool_state's pages holding a table differ from L1Guest.tables")
+    return bad
 
 
 def _coin(*key: int) -> float:

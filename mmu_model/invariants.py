@@ -6,7 +6,7 @@ Each returned string names one violated invariant; an empty list means the state
 from __future__ import annotations
 
 from .constants import PG_LEVEL_1G, PG_LEVEL_2M, PG_LEVEL_4K, SPTE_ENT_PER_PAGE, hash_64
-from .guest import NO_CHILD_TABLES
+from .guest import NO_CHILD_TABLES, L1Guest, pool_state_problems
 from .kvm import Kvm
 from .page import EMPTY_SPT, EMPTY_UNSYNC_CHILD_BITMAP, KvmMmuPage
 from .rmap import tally_of
@@ -152,6 +152,9 @@ def check_invariants(kvm: Kvm) -> list[str]:
             bad.append(f"rmap chunk {key:#x}: bitmap tally disagrees with its pages")
     if len(kvm.active_mmu_pages) != sum(1 for sp in sps if not sp.role.invalid):
         bad.append("active_mmu_pages holds pages that are invalid or freed")
+    active = kvm.active_mmu_pages
+    if [sp for sp in kvm.active_age[kvm.active_age_head:] if sp in active] != list(active):
+        bad.append("active_age (from its head) does not hold active_mmu_pages in age order")
     checks = [
         ("mmu_unsync", kvm.stat.mmu_unsync, unsync),
         ("mmu_shadow_pages", kvm.stat.mmu_shadow_pages, accounted),
@@ -178,4 +181,6 @@ def check_invariants(kvm: Kvm) -> list[str]:
         bad.append("an L1 PT was given a child table: the PTs' shared entry list is not empty")
     if not _acyclic(kvm):
         bad.append("the shadow page graph has a cycle")
+    if isinstance(kvm.guest, L1Guest):
+        bad.extend(pool_state_problems(kvm.guest))
     return bad

@@ -21,6 +21,16 @@ from .stats import KvmVmStat
 __all__ = ["GuestMemory", "Kvm", "Recorder"]
 
 
+def _remove_newest_first(chain: list[KvmMmuPage], sp: KvmMmuPage) -> None:
+    """chain.remove(sp), searching from the newest end: a page is mostly freed soon after
+    it was made, while leaked pages pile up at the old end of its hash chain."""
+    for i in range(len(chain) - 1, -1, -1):
+        if chain[i] is sp:
+            del chain[i]
+            return
+    raise ValueError(f"{sp!r} is not in its hash chain")
+
+
 class GuestMemory:
     """What L0 can read of L1's memory: the current value of one EPT12 entry.
 
@@ -64,6 +74,11 @@ class Kvm:
         # Pages are kept in dicts used as ordered sets: keyed by the page itself (identity
         # hash, no int boxing), oldest first.
         self.active_mmu_pages: dict[KvmMmuPage, None] = {}  # head = newest = last
+        # The same pages oldest first, and pages zapped since they were added, which
+        # kvm_mmu_zap_oldest_mmu_pages() skips (those at the front for good: it reads from
+        # active_age_head on); active_add() drops them once they are a fifth of the list.
+        self.active_age: list[KvmMmuPage] = []
+        self.active_age_head = 0
         # Each chain is oldest first: hlist_add_head() puts the newest at the head, so a
         # walk of a chain runs from the end.
         self.mmu_page_hash: list[list[KvmMmuPage]] = [[] for _ in range(KVM_NUM_MMU_PAGES)]
@@ -103,7 +118,7 @@ class Kvm:
         self.orphans_unsync = 0
         self.hash_walked = 0
         self.next_sp_id = 1
-        self.touched: dict[int, KvmMmuPage] = {}
+        self.touched: dict[KvmMmuPage, None] = {}  # an ordered set, keyed by identity
         self.path: list[str] = []  # kernel call path, outermost first (see enter())
         self.events_emitted = 0
         self.actions_emitted = 0
@@ -114,7 +129,7 @@ class Kvm:
     def touch(self, sp: KvmMmuPage) -> None:
         """`sp` changed: the recorder stores its new state with the next event."""
         if self.recorder is not None:
-            self.touched[sp.id] = sp
+            self.touched[sp] = None
 
     def update_orphan(self, sp: KvmMmuPage) -> None:
         """Re-derive whether `sp` is an orphan after a change to its links or validity."""
@@ -194,6 +209,17 @@ class Kvm:
             self.recorder.begin_action(self, kind, args)
         self.touched.clear()
 
+    def active_add(self, sp: KvmMmuPage) -> None:
+        """list_add(&sp->link, &kvm->arch.active_mmu_pages), mirrored in active_age."""
+        self.active_mmu_pages[sp] = None
+        age = self.active_age
+        age.append(sp)
+        live = len(self.active_mmu_pages)
+        if len(age) - live > (live >> 2) + 1024:  # the zapped pages it holds: let them go
+            active = self.active_mmu_pages
+            self.active_age = [page for page in age[self.active_age_head:] if page in active]
+            self.active_age_head = 0
+
     def hash_add(self, sp: KvmMmuPage, bucket: list[KvmMmuPage]) -> None:
         """hlist_add_head(&sp->hash_link, bucket), mirrored in gfn_sps."""
         bucket.append(sp)
@@ -206,14 +232,14 @@ class Kvm:
     def hash_del(self, sp: KvmMmuPage) -> None:
         """hlist_del(&sp->hash_link), mirrored in gfn_sps."""
         index = hash_64(sp.gfn)
-        self.mmu_page_hash[index].remove(sp)
+        _remove_newest_first(self.mmu_page_hash[index], sp)
         if sp.role.invalid:
             self.mmu_page_hash_invalid[index] -= 1
         same_gfn = self.gfn_sps[sp.gfn]
         if len(same_gfn) == 1:
             del self.gfn_sps[sp.gfn]
         else:
-            same_gfn.remove(sp)
+            _remove_newest_first(same_gfn, sp)
 
     def mmu_page_hash_get(self, gfn: int) -> list[KvmMmuPage]:
         """Valid pages of `gfn` (bookkeeping lookup: not a walk the kernel does here)."""

@@ -18,8 +18,6 @@ event's stat deltas belong to it.  Nothing outside mmu_lock can observe the diff
 
 from __future__ import annotations
 
-from itertools import islice
-
 from .constants import (
     KVM_MIN_FREE_MMU_PAGES,
     KVM_MMU_NUM_PREV_ROOTS,
@@ -33,7 +31,7 @@ from .constants import (
     hash_64,
 )
 from .kvm import Kvm
-from .page import KvmMmuPage
+from .page import EMPTY_SPT, KvmMmuPage
 from .role import KvmMmuPageRole, shadow_ept_root_role
 
 EPERM = -1
@@ -128,7 +126,7 @@ def kvm_mmu_alloc_shadow_page(
     sp = KvmMmuPage(kvm.next_sp_id, gfn, role, kvm.mmu_valid_gen, l2_gfn)
     kvm.next_sp_id += 1
     kvm.sps[sp] = None
-    kvm.active_mmu_pages[sp] = None
+    kvm.active_add(sp)
     kvm.stat.mmu_shadow_pages += 1  # kvm_account_mmu_page()
     kvm.hash_add(sp, bucket)
     if role.has_gptes:
@@ -662,9 +660,11 @@ def kvm_mmu_commit_zap_page(kvm: Kvm, invalid_list: InvalidList) -> None:
         return
     kvm_flush_remote_tlbs(kvm)
     for sp in invalid_list:
-        # kvm_mmu_free_shadow_page(): hlist_del(hash_link), list_del(link), free spt.
+        # kvm_mmu_free_shadow_page(): hlist_del(hash_link), list_del(link), free spt
+        # (every entry is clear by now: the shared all-None one takes its place).
         kvm.hash_del(sp)
         del kvm.sps[sp]
+        sp.spt = EMPTY_SPT
         sp.freed = True
         kvm.update_orphan(sp)
     if kvm.recording:
@@ -837,23 +837,19 @@ def kvm_mmu_zap_oldest_mmu_pages(kvm: Kvm, nr_to_zap: int) -> int:
     total = 0
     kvm.enter("kvm_mmu_zap_oldest_mmu_pages")
     active = kvm.active_mmu_pages
-    # The oldest pages in age order, taken a batch at a time: zapping only removes pages
-    # from active_mmu_pages, so a victim is the next candidate still there, which is what
-    # the kernel's restart from the tail finds.  (Looking for each victim from the start
-    # of the dict would step over every slot freed since it was last compacted.)
-    candidates: list[KvmMmuPage] = []
-    next_candidate = 0
-    while total < nr_to_zap:
-        if next_candidate == len(candidates):
-            candidates = list(islice(active, len(candidates) + nr_to_zap - total + 8))
-            next_candidate = 0
-            if not candidates:
-                break
-        victim = candidates[next_candidate]
-        next_candidate += 1
+    # The oldest pages in age order: zapping only removes pages from active_mmu_pages, so
+    # a victim is the next page of kvm.active_age still there, which is what the kernel's
+    # restart from the tail finds.  (Looking for victims from the start of the dict would
+    # step over every slot freed since it was last compacted.)
+    age = kvm.active_age
+    i = kvm.active_age_head
+    while i < len(age) and age[i] not in active:  # zapped since: gone for good
+        i += 1
+    kvm.active_age_head = i
+    while total < nr_to_zap and i < len(age):
+        victim = age[i]
+        i += 1
         if victim.root_count or victim not in active:
-            if next_candidate == len(candidates) and len(candidates) >= len(active):
-                break  # every page left is a root
             continue
         # The kernel calls __kvm_mmu_prepare_zap_page() here and adds its int nr_zapped:
         # the bool truncation happens one level down, in mmu_page_zap_pte().

@@ -66,6 +66,7 @@ _CHUNK_MASK: Final = CHUNK - 1
 BLOCK: Final = 16  # events per entry of the stream offset index
 FULL_EVERY: Final = 64  # checkpoints per full copy of the chunk directory
 _FLUSH: Final = 1 << 16  # bytes buffered before they join a stream
+_CHUNK_INT64S: Final = struct.Struct(f"{CHUNK}q")  # native int64s, as array("q") holds
 
 # State word layout, low bits first.
 LIVE: Final = 1
@@ -285,6 +286,7 @@ class EventRecord:
         self.pool_words = array("q")
         self.pool_pcodes = array("q")
         self._counters = list(counters)
+        self._counters_int64s = struct.Struct(f"{len(counters)}q")  # native, as array("q")
         self.cp_counters = array("q", counters)
         self.cp_state_offset = array("q", [0])
         self.cp_patch_start = array("q", [0])
@@ -334,7 +336,7 @@ class EventRecord:
         # State stream: changed pages, then counter deltas.
         words = self._cur_words
         pcodes = self._cur_pcodes
-        for sp in kvm.touched.values():
+        for sp in kvm.touched:
             sp_id = sp.id
             if sp_id >= len(words):
                 self._grow(sp_id)
@@ -559,8 +561,9 @@ class EventRecord:
                 directory.append(-1)
             if any(chunk):
                 no = len(self.pool_words) // CHUNK
-                self.pool_words.extend(chunk)
-                self.pool_pcodes.extend(pcodes[lo:lo + CHUNK])
+                # struct converts a chunk to int64s faster than array.extend() does
+                self.pool_words.frombytes(_CHUNK_INT64S.pack(*chunk))
+                self.pool_pcodes.frombytes(_CHUNK_INT64S.pack(*pcodes[lo:lo + CHUNK]))
             else:
                 no = -1  # every page of the chunk freed (or never live)
             directory[c] = no
@@ -568,7 +571,7 @@ class EventRecord:
             patches.append(no)
         self._dirty.clear()
         self.cp_patch_start.append(len(patches) // 2)
-        self.cp_counters.extend(self._counters)
+        self.cp_counters.frombytes(self._counters_int64s.pack(*self._counters))
         self.cp_state_offset.append(self._state_len + len(self._sbuf))
         if (len(self.cp_state_offset) - 1) % FULL_EVERY == 0:
             self.cp_full.append(array("q", directory))

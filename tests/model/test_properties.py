@@ -5,9 +5,11 @@ A workload is a random sequence of guest actions on one L0 Kvm: L2 touches of ra
 regions (4 KiB or 2 MiB mapped), L1 stores into random entries of its live EPT12 tables
 (0, the non-present value or the frozen marker; a present entry's subtree is then torn
 down like handle_removed_pt() does), new EPT roots, teardowns of old or current roots in
-either order and mode, INVEPT, kvm_mmu_zap_all_fast(), quota changes, with small quotas that
-force recycling.  The invariants are checked after every action (conftest ``invariants``)
-and after every trapped write.
+either order and mode, L2 reboots (which make L1 reuse the pages it freed: unprotect-and-
+retry zaps and rediscovered pages, watched by watch_reuse()), INVEPT,
+kvm_mmu_zap_all_fast(), quota changes, with small quotas that force recycling.  The
+invariants are checked after every action (conftest ``invariants``) and after every
+trapped write.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import mmu_model.page_track as page_track
+import mmu_model.paging_tmpl as paging_tmpl
 from mmu_model import mmu
 from mmu_model.constants import FROZEN_SPTE, PAGE_SHIFT, SHADOW_NONPRESENT_VALUE
 from mmu_model.fixes import DEFAULT_FIXES
@@ -37,7 +40,8 @@ touch = st.tuples(st.just("touch"), st.integers(0, 2),
                   st.sampled_from((0b1, 0b11, 0b1100, 0xFF)), st.booleans())
 store = st.tuples(st.just("store"), st.booleans(), st.integers(0, 1 << 16),
                   st.sampled_from(ENTRIES), st.sampled_from(VALUES))
-zap = st.tuples(st.sampled_from(("zap_old", "zap_current", "teardown", "teardown")),
+zap = st.tuples(st.sampled_from(("zap_old", "zap_current", "teardown", "teardown",
+                                 "reboot")),
                 st.sampled_from(ORDERS), st.booleans())
 action = st.one_of(
     touch, touch, touch, store, store, zap, zap,
@@ -113,6 +117,12 @@ class Driver:
             if self.pending:
                 guest.shared = step[2]
                 guest.zap_root(self.pending.pop(0), step[1])
+        elif kind == "reboot":  # L2 shuts down (its root torn down) and boots again
+            if guest.root is not None:
+                guest.shared = step[2]
+                guest.zap_root(guest.root, step[1])
+                guest.invept(reload=False)
+            w.boot()
         elif kind == "zap_current":
             if guest.root is not None:
                 guest.shared = step[2]
@@ -165,6 +175,40 @@ def watch_trapped_writes(monkeypatch, invariants, tally):
     monkeypatch.setattr(page_track, "kvm_mmu_track_write", track_write)
 
 
+def watch_reuse(monkeypatch, invariants, tally):
+    """Wrap the two paths L1's reuse of a freed page takes into L0 (guest.L1Guest):
+
+    - a clear of a write-tracked page (``rep stos``) goes through
+      __kvm_mmu_unprotect_gfn_and_retry(), which prepare-zaps every valid page of the gfn
+      that has gptes (for_each_gfn_valid_sp_with_gptes), so afterwards none is left, the
+      gfn is not write-tracked (unaccount_shadowed() of each), and the invariants hold;
+    - a page reused as a table of the same role is found by gfn and role
+      (kvm_mmu_find_shadow_page()) and relinked by link_shadow_page(): an orphan found
+      that way ("rediscovered") has the SPTE as its parent afterwards, so it is no orphan.
+    """
+    unprotect = page_track.kvm_mmu_unprotect_gfn_and_retry
+    link = paging_tmpl.link_shadow_page
+
+    def unprotect_gfn_and_retry(kvm, gfn):
+        zapped = unprotect(kvm, gfn)
+        assert all(not sp.role.has_gptes for sp in kvm.mmu_page_hash_get(gfn))
+        assert not kvm.write_track.get(gfn)
+        tally["unprotect_zaps"] += zapped
+        invariants.check(kvm, f"after unprotecting gfn {gfn:#x}")
+        return zapped
+
+    def link_shadow_page(kvm, parent, index, sp):
+        was_orphan = sp.orphan
+        link(kvm, parent, index, sp)
+        assert parent.spt[index] is sp
+        assert (parent, index) in sp.parent_ptes
+        assert not sp.orphan
+        tally["rediscovered"] += was_orphan
+
+    monkeypatch.setattr(page_track, "kvm_mmu_unprotect_gfn_and_retry", unprotect_gfn_and_retry)
+    monkeypatch.setattr(paging_tmpl, "link_shadow_page", link_shadow_page)
+
+
 @PROPERTY
 @given(params=world_params, fixes=st.sampled_from((PRE_PATCH, POST_PATCH)),
        flood_detection=st.booleans(), steps=workload)
@@ -172,9 +216,10 @@ def test_random_workloads_keep_invariants_and_the_fix_leaves_no_orphan(
         make_world, invariants, monkeypatch, params, fixes, flood_detection, steps):
     """Random workloads keep the invariants; every trapped write orphans exactly its lone
     children pre-patch and nothing post-patch."""
-    tally = {"writes": 0, "orphaned": 0}
+    tally = {"writes": 0, "orphaned": 0, "unprotect_zaps": 0, "rediscovered": 0}
     with monkeypatch.context() as patch:
         watch_trapped_writes(patch, invariants, tally)
+        watch_reuse(patch, invariants, tally)
         names = fixes if flood_detection else fixes - {"flood-detection"}
         w = make_world(fixes=names, **params)
         driver = Driver(w)
@@ -194,6 +239,40 @@ def test_random_workloads_keep_invariants_and_the_fix_leaves_no_orphan(
         event(f"shadow pages built: {min(stats.mmu_cache_miss, 100) // 20 * 20}+")
         event(f"allocator {params['allocator']}: reused {'some' if w.l1.reused else 'no'} "
               "freed pages")
+        event(f"unprotect-and-retry zaps: {'some' if tally['unprotect_zaps'] else 'none'}")
+        event(f"orphans rediscovered: {'some' if tally['rediscovered'] else 'none'}")
+
+
+reboot = st.tuples(st.just("reboot"), st.sampled_from(ORDERS), st.booleans())
+reuse_workload = st.tuples(prelude, st.lists(st.one_of(touch, touch, reboot, reboot, store, zap),
+                                             min_size=4, max_size=24)).map(
+    lambda parts: [*parts[0], *parts[1]])
+
+
+@PROPERTY
+@given(params=world_params, allocator=st.sampled_from(("lifo", "lifo-tables")),
+       fixes=st.sampled_from((PRE_PATCH, POST_PATCH)), steps=reuse_workload)
+def test_l1_reusing_its_pages_keeps_invariants(make_world, invariants, monkeypatch, params,
+                                               allocator, fixes, steps):
+    """L2 reboots under the allocators that reuse freed pages (L2's RAM clearing them, or
+    L1 taking them back as tables): every unprotect-and-retry and every rediscovery keeps
+    the invariants and its own postcondition (watch_reuse), every trapped write orphans
+    exactly its lone children (none post-patch), and the orphans are the parentless pages
+    after every action."""
+    tally = {"writes": 0, "orphaned": 0, "unprotect_zaps": 0, "rediscovered": 0}
+    with monkeypatch.context() as patch:
+        watch_trapped_writes(patch, invariants, tally)
+        watch_reuse(patch, invariants, tally)
+        w = make_world(fixes=fixes, **{**params, "allocator": allocator})
+        driver = Driver(w)
+        for step in steps:
+            driver.play(step)
+            assert parentless(w.kvm) == {sp.id for sp in w.kvm.orphans}
+        invariants.finish(w.kvm)
+        event(f"{allocator}: unprotect-and-retry zaps: "
+              f"{'some' if tally['unprotect_zaps'] else 'none'}")
+        event(f"{allocator}: orphans rediscovered: "
+              f"{'some' if tally['rediscovered'] else 'none'}")
 
 
 @pytest.mark.parametrize("fixes", [PRE_PATCH, POST_PATCH], ids=["pre-patch", "post-patch"])
@@ -212,3 +291,30 @@ def test_teardown_workload_orphans_exactly_the_lone_children(make_world, invaria
     driver.play(("zap_old", "bottom-up", False))
     assert tally["writes"] > 0
     assert tally["orphaned"] == (0 if "track-write-zap" in fixes else 3 * 2)
+
+
+@pytest.mark.parametrize("allocator", ["lifo", "lifo-tables"])
+def test_reuse_workload_reaches_the_unprotect_path(make_world, invariants, monkeypatch,
+                                                   allocator):
+    """A fixed workload through the reuse watcher, so its checks have teeth: L1 tears the
+    old root down after switching to a new one; the old root's shadow page stays as an
+    ex-root (mmu_free_root_page() does not free a valid root), level 4, so write-tracked
+    (account_shadowed()).  Its page is the last one L1 freed, so the next table L1 takes
+    ("lifo-tables") or L2's RAM at the next boot ("lifo") gets it and clears it with
+    ``rep stos``: one unprotect-and-retry that zaps it, after which it is freed."""
+    tally = {"unprotect_zaps": 0, "rediscovered": 0}
+    watch_reuse(monkeypatch, invariants, tally)
+    w = make_world(fixes=PRE_PATCH, allocator=allocator)
+    driver = Driver(w)
+    for gib in range(2):
+        driver.play(("touch", gib, [0, 5, 8], 0b11, False))
+    driver.play(("invept", True))
+    old_root = w.sp(w.guest.root)
+    driver.play(("teardown", "bottom-up", False))
+    driver.play(("invept", False))
+    assert old_root.root_count == 0  # an ex-root: valid, held by no root pointer
+    assert not old_root.role.invalid
+    assert tally["unprotect_zaps"] == 0
+    driver.play(("vm_entry",))
+    assert old_root.freed
+    assert tally["unprotect_zaps"] >= 1

@@ -71,7 +71,7 @@ class ReferenceRecorder:
         if boot is not None:
             self.actions.append((index, boot))
         changes: list[tuple[int, State | None]] = []
-        for sp in kvm.touched.values():
+        for sp in kvm.touched:
             if sp.id not in self.static:
                 role = sp.role
                 self.static[sp.id] = (sp.gfn, role.word, role.describe(), role.level,
