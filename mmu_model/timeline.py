@@ -21,6 +21,7 @@ from .record import (
     TRACKED_COUNTERS,
     UNSYNC,
     EventRecord,
+    PageStates,
     counters_of,
     unpack_state,
 )
@@ -193,8 +194,11 @@ class Timeline(Recorder):
             n_ops=last - first,
         )
 
-    def snapshot(self, step: int, grain: Grain = "action") -> Snapshot:
-        lo, hi = self.op_range(step, grain)
+    def _replay(self, lo: int, hi: int) -> tuple[PageStates, list[int], list[int],
+                                                  dict[int, SpView], set[int], set[int]]:
+        """Seek to op step `lo` and apply events lo..hi-1: the page states and counters after
+        them, the counters before, the views of pages freed on the way (ghosts), and the
+        pages changed and created."""
         events = self.events
         states, values = events.seek(lo)
         before = list(values)
@@ -218,25 +222,37 @@ class Timeline(Recorder):
                            pcode if mask & 2 else prev_pcode)
             for i, d in deltas:
                 values[i] += d
+        return states, values, before, ghosts, changed, created
+
+    def _counters(self, values: list[int], before: list[int]
+                  ) -> tuple[dict[str, int], dict[str, int]]:
+        """The counters by name, and those that changed with their change."""
+        names = self.events.counter_names
+        counters = dict(zip(names, values, strict=True))
+        return counters, {name: values[i] - before[i] for i, name in enumerate(names)
+                          if values[i] != before[i]}
+
+    def _step_views(self, step: int, grain: Grain, lo: int
+               ) -> tuple[EventView | None, ActionView | None]:
+        """The step's first kernel operation and its guest action (none at step 0)."""
+        if not step:
+            return None, None
+        event_view = self.event(lo)
+        if grain == "op":
+            return event_view, self.action(event_view.action_index, with_ops=False)
+        return event_view, self.action(step - 1)
+
+    def snapshot(self, step: int, grain: Grain = "action") -> Snapshot:
+        lo, hi = self.op_range(step, grain)
+        states, values, before, ghosts, changed, created = self._replay(lo, hi)
         cached = self.cached_view
         pages = tuple([cached(i, w, p) for i, w, p in states.live()])
         by_level: dict[str, int] = {}
         for page in pages:
             if page.orphan:
                 by_level[str(page.level)] = by_level.get(str(page.level), 0) + 1
-        names = events.counter_names
-        counters = dict(zip(names, values, strict=True))
-        deltas_out = {name: values[i] - before[i] for i, name in enumerate(names)
-                      if values[i] != before[i]}
-        event_view = None
-        action_view = None
-        if step:
-            if grain == "op":
-                event_view = self.event(lo)
-                action_view = self.action(event_view.action_index, with_ops=False)
-            else:
-                action_view = self.action(step - 1)
-                event_view = self.event(lo)
+        counters, deltas_out = self._counters(values, before)
+        event_view, action_view = self._step_views(step, grain, lo)
         return Snapshot(
             step=step, grain=grain, last_step=self.last_step(grain), pages=pages,
             ghosts=tuple([g for i, g in ghosts.items() if not states.get(i)[0]]),
@@ -328,42 +344,9 @@ class Timeline(Recorder):
         lo, hi = self.op_range(step, grain)
         if counts.op_step != hi:
             raise ValueError(f"the page counts are at op step {counts.op_step}, not {hi}")
-        events = self.events
-        states, values = events.seek(lo)
-        before = list(values)
-        ghosts: dict[int, SpView] = {}
-        changed: set[int] = set()
-        created: set[int] = set()
-        pos = events.state_offset(lo) if hi > lo else 0
-        for index in range(lo, hi):
-            changes, deltas, pos = events.changes_at(pos)
-            for sp_id, mask, word, pcode in changes:
-                changed.add(sp_id)
-                if self._created_at(sp_id) == index:
-                    created.add(sp_id)
-                prev_word, prev_pcode = states.get(sp_id)
-                if not mask:
-                    if prev_word:
-                        ghosts[sp_id] = self.view(sp_id, prev_word, prev_pcode, ghost=True)
-                    states.set(sp_id, 0, 0)
-                    continue
-                states.set(sp_id, word if mask & 1 else prev_word,
-                           pcode if mask & 2 else prev_pcode)
-            for i, d in deltas:
-                values[i] += d
-        names = events.counter_names
-        counters = dict(zip(names, values, strict=True))
-        deltas_out = {name: values[i] - before[i] for i, name in enumerate(names)
-                      if values[i] != before[i]}
-        event_view = None
-        action_view = None
-        if step:
-            if grain == "op":
-                event_view = self.event(lo)
-                action_view = self.action(event_view.action_index, with_ops=False)
-            else:
-                action_view = self.action(step - 1)
-                event_view = self.event(lo)
+        states, values, before, ghosts, changed, created = self._replay(lo, hi)
+        counters, deltas_out = self._counters(values, before)
+        event_view, action_view = self._step_views(step, grain, lo)
         by_level = {str(level): n for level, n in sorted(counts.orphans_by_level.items()) if n}
         return StepSummary(
             step=step, grain=grain, last_step=self.last_step(grain), op_step=hi,
