@@ -6,7 +6,8 @@
 FROM node:20-slim AS assets
 WORKDIR /build
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# Only what the wheel ships: devDependencies (axe-core, for the browser tests) stay out.
+RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM python:3.11-slim AS wheel
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
