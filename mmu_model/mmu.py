@@ -932,8 +932,16 @@ KVM_MMU_ROOTS_ALL = (1 << (KVM_MMU_NUM_PREV_ROOTS + 1)) - 1
 
 def kvm_mmu_free_roots(kvm: Kvm, roots_to_free: int = KVM_MMU_ROOTS_ALL) -> None:
     """Model of mmu.c: kvm_mmu_free_roots() for guest_mmu: drop the roots in the mask."""
-    invalid_list: InvalidList = []
     kvm.enter("kvm_mmu_free_roots")
+    freed = _free_roots_in_mask(kvm, roots_to_free)
+    kvm.leave()
+    kvm.emit("kvm_mmu_free_roots", roots=freed)
+
+
+def _free_roots_in_mask(kvm: Kvm, roots_to_free: int) -> list[int]:
+    """Body shared by kvm_mmu_free_roots() and kvm_mmu_free_obsolete_roots(): drop the
+    roots whose bit is set in `roots_to_free`, commit the zaps, return the freed ids."""
+    invalid_list: InvalidList = []
     freed = []
     if roots_to_free & KVM_MMU_ROOT_CURRENT and kvm.root is not None:
         freed.append(kvm.root.id)
@@ -948,8 +956,7 @@ def kvm_mmu_free_roots(kvm: Kvm, roots_to_free: int = KVM_MMU_ROOTS_ALL) -> None
             keep.append(sp)
     kvm.prev_roots = keep
     kvm_mmu_commit_zap_page(kvm, invalid_list)
-    kvm.leave()
-    kvm.emit("kvm_mmu_free_roots", roots=freed)
+    return freed
 
 
 def handle_invept(kvm: Kvm, single_context_eptp_gfn: int | None) -> None:
@@ -977,22 +984,14 @@ def handle_invept(kvm: Kvm, single_context_eptp_gfn: int | None) -> None:
 def kvm_mmu_free_obsolete_roots(kvm: Kvm) -> None:
     """Model of mmu.c: kvm_mmu_free_obsolete_roots(): drop roots zapped or made obsolete."""
     kvm.root_zapped = False
-    invalid_list: InvalidList = []
     kvm.enter("kvm_mmu_free_obsolete_roots")
-    freed = []
+    roots_to_free = 0
     if kvm.root is not None and is_obsolete_sp(kvm, kvm.root):
-        freed.append(kvm.root.id)
-        mmu_free_root_page(kvm, kvm.root, invalid_list)
-        kvm.root = None
-    keep = []
-    for sp in kvm.prev_roots:
+        roots_to_free |= KVM_MMU_ROOT_CURRENT
+    for i, sp in enumerate(kvm.prev_roots):
         if is_obsolete_sp(kvm, sp):
-            freed.append(sp.id)
-            mmu_free_root_page(kvm, sp, invalid_list)
-        else:
-            keep.append(sp)
-    kvm.prev_roots = keep
-    kvm_mmu_commit_zap_page(kvm, invalid_list)
+            roots_to_free |= KVM_MMU_ROOT_PREVIOUS(i)
+    freed = _free_roots_in_mask(kvm, roots_to_free)
     kvm.leave()
     if freed:
         kvm.emit("kvm_mmu_free_roots", roots=freed)

@@ -155,10 +155,14 @@ def _prepare_zap(a: Args, d: Describe) -> str:
     return "; ".join(parts) + f"; {tail}."
 
 
+def _first_six(ids: list[int], d: Describe) -> str:
+    """The first six pages of `ids`, described, with " ..." when there are more."""
+    return ", ".join(d(i) for i in ids[:6]) + (" ..." if len(ids) > 6 else "")
+
+
 def _commit(a: Args, d: Describe) -> str:
     freed = _ids(a, "freed")
-    shown = ", ".join(d(i) for i in freed[:6]) + (" ..." if len(freed) > 6 else "")
-    return f"Remote TLB flush, then {len(freed)} shadow page(s) freed: {shown}."
+    return f"Remote TLB flush, then {len(freed)} shadow page(s) freed: {_first_six(freed, d)}."
 
 
 def _flush(a: Args, d: Describe) -> str:
@@ -182,7 +186,7 @@ def _unprotect(a: Args, d: Describe) -> str:
         f"L1 cleared the page at gfn {_i(a, 'gfn'):#x} with rep stos, a write L0 traps since "
         f"it shadows that page as a table. The emulator does not count rep stos as a "
         f"page-table write, so __kvm_mmu_unprotect_gfn_and_retry() zapped every shadow page "
-        f"of the gfn ({', '.join(d(i) for i in zapped[:6])}{' ...' if len(zapped) > 6 else ''}) "
+        f"of the gfn ({_first_six(zapped, d)}) "
         f"and let L1 retry the store natively: L1 reusing a freed table page reclaims what "
         f"L0 kept for it."
     )
