@@ -15,7 +15,7 @@ import argparse
 import ipaddress
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mmu_model import cli as model_cli
@@ -27,16 +27,17 @@ PROG = "kvm-shadow-viz"
 _MODEL_COMMANDS = ("simulate", "replay", "scenarios")
 
 
-def _port(raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {raw!r}")
-    return int(raw)
+def _in_range(what: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`."""
+    def parse(raw: str) -> int:
+        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be {low}-{high}, got {raw!r}")
+        return int(raw)
+    return parse
 
 
-def _workers(raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 64:
-        raise argparse.ArgumentTypeError(f"workers must be 1-64, got {raw!r}")
-    return int(raw)
+_port = _in_range("port", 1, 65535)
+_workers = _in_range("workers", 1, 64)
 
 
 def _whole(raw: str) -> int:
@@ -115,9 +116,7 @@ def _serve_env(args: argparse.Namespace) -> dict[str, str]:
         env["MMU_VIZ_EMBED_ORIGINS"] = " ".join(args.embed_origin)
     merged = {**os.environ, **env}
     try:
-        Hosting.make(merged.get("MMU_VIZ_PUBLIC_URL") or None,
-                     [h for h in merged.get("MMU_VIZ_ALLOWED_HOSTS", "").split(",") if h],
-                     merged.get("MMU_VIZ_EMBED_ORIGINS", "").split() or None)
+        Hosting.from_env(merged)  # checked as the app will read it
     except ValueError as exc:
         raise UsageError(f"{PROG} serve: {exc}") from None
     return env

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
 from app.figures import DIFFERS_STYLE, STATUS_STYLES
@@ -83,7 +84,7 @@ def _side_narration(snap: Snapshot) -> dict[str, Any]:
 def _side(fixes: frozenset[str], snap: Snapshot, url: str) -> dict[str, Any]:
     return {
         "fixes": fixes_param(fixes),
-        "names": [name for name in FIXES if name in fixes],
+        "names": _names(fixes),
         "history": history_name(fixes),
         "step": snap.step,
         "n_pages": len(snap.pages),
@@ -105,8 +106,13 @@ def _note(base: Baseline, right: frozenset[str]) -> str | None:
             f"({_listed(right)}).")
 
 
+def _names(fixes: frozenset[str]) -> list[str]:
+    """The set's fixes in the model's table order."""
+    return [name for name in FIXES if name in fixes]
+
+
 def _listed(fixes: frozenset[str]) -> str:
-    return ", ".join(name for name in FIXES if name in fixes) or "no fixes"
+    return ", ".join(_names(fixes)) or "no fixes"
 
 
 def _polygon(sides: int, radius: float, rotate: float = -90.0, inner: float = 0.0) -> str:
@@ -141,8 +147,11 @@ def _entry(label: str, colour: str, symbol: str, rim: float, opacity: float = 1.
             "stroke_width": max(rim, 1.5) if open_ else rim, "opacity": opacity}
 
 
+@cache
 def compare_legend() -> list[dict[str, Any]]:
-    """Every mark either pane can draw, once: the tree's states, then the overlays."""
+    """Every mark either pane can draw, once: the tree's states, then the overlays.
+
+    Built once (it depends on constants only); callers must not change it."""
     entries = [_entry(label, colour, symbol, rim, opacity)
                for label, colour, symbol, _size, opacity, rim in STATUS_STYLES.values()]
     entries.append(_entry("changed this step", "#000000", "circle-open", 2.5))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
 
+from app.fixsets import TRACK_WRITE_ZAP
+
 __all__ = [
     "COMMITS",
     "ELIXIR_RELEASE",
@@ -138,8 +140,6 @@ class Posting:
 SERIES = Posting("KVM: x86/mmu: Plug an unsync shadow page leak")
 PATCH = Posting("KVM: x86/mmu: Recursively zap orphaned nested TDP shadow pages on "
                 "emulated writes")
-TRACK_WRITE_ZAP = "track-write-zap"
-UNLINK_CHILDREN_ZAP = "unlink-children-zap"
 
 
 def _link(text: str, url: str) -> dict[str, str]:

@@ -115,8 +115,9 @@ def nav_context(r: Resolved, baseline: Baseline | None,
             "prev_url": None if before is None else s.with_(step=before).url(),
             "next_url": None if after is None else s.with_(step=after).url(),
             "prev_step": before, "next_step": after,
-            "buckets": [b | {"url": f"{at_step}{b['step']}"}
-                        for b in index.buckets(kind.name, grain, last)],
+            # A kept strip is not drawn again: its links are not built.
+            "buckets": [] if kept else [b | {"url": f"{at_step}{b['step']}"}
+                                        for b in index.buckets(kind.name, grain, last)],
         })
     diff = None
     if baseline is not None and baseline.first_difference is not None:

@@ -138,7 +138,7 @@ def _selected(r: Resolved) -> dict[str, Any] | None:
 def _fix_rows(r: Resolved) -> list[dict[str, Any]]:
     rows = []
     active = r.state.fix_set
-    action_step = r.run.convert_step(r.snap.step, r.state.grain, "action")
+    action_step = r.action_step
     for name, fix in FIXES.items():
         toggled = active ^ {name}
         target = r.state.with_(fixes=frozenset(toggled), step=action_step, step_grain="action")
@@ -151,7 +151,7 @@ def _toggle_note(r: Resolved) -> str | None:
     """At op grain a fix toggle (or compare) cannot keep the op step: say where it lands."""
     if r.state.grain != "op":
         return None
-    action_step = r.run.convert_step(r.snap.step, "op", "action")
+    action_step = r.action_step
     if action_step == 0:
         return ("At kernel-operation grain, toggling a fix or compare re-runs the model "
                 "and shows step 0.")
@@ -194,7 +194,7 @@ def _compare_toggle(r: Resolved) -> ViewState:
     fixes = s.fix_set
     if fixes == s.base_set:  # comparing a set with itself shows nothing: toggle the patch
         fixes = counterpart(fixes)
-    action_step = r.run.convert_step(r.snap.step, s.grain, "action")
+    action_step = r.action_step
     return s.with_(compare=True, fixes=frozenset(fixes), step=action_step, step_grain="action")
 
 

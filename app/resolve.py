@@ -30,7 +30,6 @@ from mmu_model import (
 from mmu_model.snapshot import StepSummary
 
 __all__ = [
-    "TRACK_WRITE_ZAP",
     "Baseline",
     "PageRuns",
     "Resolved",
@@ -128,6 +127,11 @@ class Resolved:
         return self.entry.run
 
     @property
+    def action_step(self) -> int:
+        """The view's step as an action step (at op grain: the action the op belongs to)."""
+        return self.run.convert_step(self.snap.step, self.snap.grain, "action")
+
+    @property
     def full(self) -> Snapshot:
         """The step with every page (built on first use: it costs the tree's size)."""
         return self.entry.snapshot(self.snap.step, self.snap.grain)
@@ -178,9 +182,11 @@ class PageRuns:
 def _baseline(services: Services, r: Resolved) -> Baseline:
     s = r.state
     entry = run_entry(services, r.source, s.base_set, lenient=s.lenient)
-    action_step = r.run.convert_step(r.snap.step, s.grain, "action")
+    action_step = r.action_step
     step = entry.run.convert_step(action_step, "action", s.grain)
-    first = entry.run.first_difference(r.run)
+    # A scan of both runs' counters, the same at every step: once per pair of runs.
+    first = entry.derive(f"first-difference {r.entry.key!r}",
+                         lambda: entry.run.first_difference(r.run))
     if first is not None:
         first = min(first, r.run.n_actions)
     return Baseline(entry, entry.snapshot(step, s.grain), first)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from app.build_jobs import BuildJob
 from app.builds import BuildPool, Busy, Cancelled, Task
@@ -47,10 +47,29 @@ log = logging.getLogger(__name__)
 DEFAULT_BYTE_BUDGET = 256 << 20  # dozens of the largest built-ins (8 MB each)
 _SNAPSHOTS_PER_RUN = 8
 _SUMMARIES_PER_RUN = 64  # a few hundred bytes each, plus the step's ghosts
+
 # Moving a run's page counts over more events than this costs about what counting every
 # page again does (a 100k-page tree: ~0.1 s either way), so they are counted again.
 MOVE_LIMIT_EVENTS = 20_000
 _WAIT_POLL_S = 0.1
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _lru_get(cache: OrderedDict[_K, _V], key: _K) -> _V | None:
+    """The cached value, marked most recently used (the caller holds the lock)."""
+    value = cache.get(key)
+    if value is not None:
+        cache.move_to_end(key)
+    return value
+
+
+def _lru_put(cache: OrderedDict[_K, _V], key: _K, value: _V, limit: int) -> None:
+    """Cache `value`, dropping the least recently used past `limit` (caller holds the lock)."""
+    cache[key] = value
+    while len(cache) > limit:
+        cache.popitem(last=False)
 
 
 class ClientGone(Exception):
@@ -79,15 +98,12 @@ class RunEntry:
     def snapshot(self, step: int, grain: str) -> Snapshot:
         key = (step, grain)
         with self.lock:
-            snap = self._snapshots.get(key)
-            if snap is not None:
-                self._snapshots.move_to_end(key)
-                return snap
+            snap = _lru_get(self._snapshots, key)
+        if snap is not None:
+            return snap
         snap = self.run.snapshot(step, grain)  # type: ignore[arg-type]
         with self.lock:
-            self._snapshots[key] = snap
-            while len(self._snapshots) > _SNAPSHOTS_PER_RUN:
-                self._snapshots.popitem(last=False)
+            _lru_put(self._snapshots, key, snap, _SNAPSHOTS_PER_RUN)
         return snap
 
     def summary(self, step: int, grain: str) -> StepSummary:
@@ -95,10 +111,9 @@ class RunEntry:
         since the last step summarized, not the tree's size (StepOutOfRange if no step)."""
         key = (step, grain)
         with self.lock:
-            hit = self._summaries.get(key)
-            if hit is not None:
-                self._summaries.move_to_end(key)
-                return hit
+            hit = _lru_get(self._summaries, key)
+        if hit is not None:
+            return hit
         run = self.run
         g: Any = grain
         with self._counts_lock:
@@ -109,9 +124,7 @@ class RunEntry:
             summary = run.summary(step, g, counts)
             self._counts = counts
         with self.lock:
-            self._summaries[key] = summary
-            while len(self._summaries) > _SUMMARIES_PER_RUN:
-                self._summaries.popitem(last=False)
+            _lru_put(self._summaries, key, summary, _SUMMARIES_PER_RUN)
         return summary
 
     def derive(self, name: str, build: Callable[[], Any]) -> Any:

@@ -15,6 +15,7 @@ MMU_VIZ_EMBED_ORIGINS  space-separated origins allowed to frame an embed=1 view 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
@@ -43,10 +44,12 @@ class Hosting:
     embed_origins: tuple[str, ...] = ("*",)
 
     @classmethod
-    def from_env(cls) -> Hosting:
-        public = (os.environ.get("MMU_VIZ_PUBLIC_URL") or "").strip() or None
-        hosts = os.environ.get("MMU_VIZ_ALLOWED_HOSTS")
-        origins = os.environ.get("MMU_VIZ_EMBED_ORIGINS")
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Hosting:
+        """From `environ` (default os.environ); a bad value is a ValueError."""
+        env = os.environ if environ is None else environ
+        public = (env.get("MMU_VIZ_PUBLIC_URL") or "").strip() or None
+        hosts = env.get("MMU_VIZ_ALLOWED_HOSTS")
+        origins = env.get("MMU_VIZ_EMBED_ORIGINS")
         return cls.make(
             public,
             [h.strip() for h in hosts.split(",") if h.strip()] if hosts else None,
@@ -129,27 +132,35 @@ class SecurityHeaders:
 
     def __init__(self, app: ASGIApp, hosting: Hosting) -> None:
         self.app = app
-        self.embed_ancestors = " ".join(hosting.embed_origins)
+        # The header values depend only on whether the response is an embed: built once.
+        self._headers = {embed: self._build(hosting, embed) for embed in (False, True)}
+
+    @staticmethod
+    def _build(hosting: Hosting, embed: bool) -> tuple[str, dict[str, str]]:
+        ancestors = " ".join(hosting.embed_origins) if embed else "'none'"
+        fixed = {
+            "X-Content-Type-Options": "nosniff",
+            # Trace ids in URLs are links to someone's upload: do not hand them on.
+            "Referrer-Policy": "same-origin",
+            "Cross-Origin-Resource-Policy": "cross-origin" if embed else "same-origin",
+        }
+        if not embed:
+            fixed["X-Frame-Options"] = "DENY"
+            fixed["Cross-Origin-Opener-Policy"] = "same-origin"
+        return _CSP.format(ancestors=ancestors), fixed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        embed = _is_embed(scope)
-        ancestors = self.embed_ancestors if embed else "'none'"
+        csp, fixed = self._headers[_is_embed(scope)]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers.setdefault("Content-Security-Policy", _CSP.format(ancestors=ancestors))
-                headers["X-Content-Type-Options"] = "nosniff"
-                # Trace ids in URLs are links to someone's upload: do not hand them on.
-                headers["Referrer-Policy"] = "same-origin"
-                headers["Cross-Origin-Resource-Policy"] = "cross-origin" if embed else (
-                    "same-origin")
-                if not embed:
-                    headers["X-Frame-Options"] = "DENY"
-                    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+                headers.setdefault("Content-Security-Policy", csp)
+                for name, value in fixed.items():
+                    headers[name] = value
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -167,13 +167,11 @@ def tree_figure_at(entry: RunEntry, state: ViewState, snap: Snapshot,
 
 def tree_panel(entry: RunEntry, state: ViewState, step: StepSummary,
                drawn: tuple[ViewState, StepSummary] | None) -> dict[str, Any]:
-    """The delta from the drawn view (None, or another run: from nothing) to this one."""
+    """The delta from the drawn view (None: from nothing) to this one.
+
+    `drawn` is of this run (resolve.drawn_view() returns None for another run's view)."""
     rl = run_layout(entry, state)
-    old = None
-    if drawn is not None and drawn[0].run_state().url() == state.run_state().url():
-        old = tree_state_at(entry, drawn[0], drawn[1])
-    else:
-        drawn = None
+    old = None if drawn is None else tree_state_at(entry, drawn[0], drawn[1])
     new = tree_state_at(entry, state, step, drawn)
     return tree_delta(old, new) | {
         "url": state.url(), "base": None if drawn is None else drawn[0].url(),

@@ -16,19 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import ViewError
+from app.fixsets import TRACK_WRITE_ZAP
 from app.markers import RunIndex, run_index
-from app.resolve import TRACK_WRITE_ZAP, Resolved
+from app.resolve import Resolved
 
 __all__ = ["TOURS", "Stop", "tour_context", "tour_stops"]
 
 Finder = Callable[[RunIndex], int | None]
-
-
-def first(kind: str) -> Finder:
-    def find(index: RunIndex) -> int | None:
-        steps = index.marker_steps(kind, "action")
-        return steps[0] if steps else None
-    return find
 
 
 def last(kind: str) -> Finder:
@@ -44,6 +38,10 @@ def nth(kind: str, n: int) -> Finder:
         steps = index.marker_steps(kind, "action")
         return steps[n - 1] if len(steps) >= n else None
     return find
+
+
+def first(kind: str) -> Finder:
+    return nth(kind, 1)
 
 
 def before(finder: Finder) -> Finder:
@@ -172,8 +170,8 @@ def tour_stops(r: Resolved) -> list[tuple[int, Stop]]:
 
 
 def _caption(r: Resolved, step: int, stop: Stop) -> str:
-    snap = r.entry.snapshot(step, "action")
-    values: dict[str, Any] = {**snap.stats, "n_pages": len(snap.pages), "step": step,
+    snap = r.entry.summary(step, "action")  # the counts only: no page is built
+    values: dict[str, Any] = {**snap.stats, "n_pages": snap.n_pages, "step": step,
                               "orphans": snap.orphans.total,
                               "orphans_unsync": snap.orphans.unsync}
     patched = stop.with_patch is not None and TRACK_WRITE_ZAP in r.state.fix_set
@@ -201,7 +199,7 @@ def tour_context(r: Resolved) -> dict[str, Any] | None:
                         f"1..{len(stops)} (got {s.stop})")
     k = s.stop
     step, stop = stops[k - 1]
-    here = r.run.convert_step(r.snap.step, s.grain, "action") == step
+    here = r.action_step == step
     return {
         "active": True, "count": len(stops), "k": k, "step": step, "title": stop.title,
         "caption": _caption(r, step, stop), "here": here, "here_url": url(k),

@@ -45,6 +45,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from bench_web import pct  # the script directory is on sys.path
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_CLIENTS = 500
@@ -95,11 +96,6 @@ class Tally:
         if response.status_code >= 400 and not (refused and self.refusals_expected):
             self.errors[f"{kind}: {response.status_code}"] += 1
         return response
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def report(tally: Tally, seconds: float) -> None:

@@ -25,6 +25,12 @@ def _download(resolved: Any, lines: Any, suffix: str, media_type: str) -> Respon
                     headers={"Content-Disposition": content_disposition(f"{name}.{suffix}")})
 
 
+def _file_responses(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI responses of a text download of `media_type`."""
+    return {200: {"content": {media_type: {"schema": {"type": "string"}}},
+                  "description": description}, **_ERRORS}
+
+
 @router.get("/graph", responses=_ERRORS, openapi_extra={"parameters": _VIEW_PARAMS})
 def read_graph(request: Request, services: ServicesDep) -> JSONResponse:
     """Graph analyses of the step's shadow pages (networkx).
@@ -38,18 +44,16 @@ def read_graph(request: Request, services: ServicesDep) -> JSONResponse:
     return JSONResponse(analyses(resolved.full, state.sp))
 
 
-@router.get("/graph.graphml", responses={200: {"content": {"application/graphml+xml": {
-    "schema": {"type": "string"}}}, "description": "GraphML"}, **_ERRORS},
-    openapi_extra={"parameters": _VIEW_PARAMS})
+@router.get("/graph.graphml", responses=_file_responses("application/graphml+xml", "GraphML"),
+            openapi_extra={"parameters": _VIEW_PARAMS})
 def read_graphml(request: Request, services: ServicesDep) -> Response:
     """The step's shadow-page DAG as GraphML (nodes: pages with their fields; edges: SPTEs)."""
     resolved = resolve(services, _view(request)[0])
     return _download(resolved, graphml_lines, "graphml", "application/graphml+xml")
 
 
-@router.get("/graph.dot", responses={200: {"content": {"text/vnd.graphviz": {
-    "schema": {"type": "string"}}}, "description": "Graphviz DOT"}, **_ERRORS},
-    openapi_extra={"parameters": _VIEW_PARAMS})
+@router.get("/graph.dot", responses=_file_responses("text/vnd.graphviz", "Graphviz DOT"),
+            openapi_extra={"parameters": _VIEW_PARAMS})
 def read_dot(request: Request, services: ServicesDep) -> Response:
     """The step's shadow-page DAG as Graphviz DOT (`dot -Tsvg` draws it)."""
     resolved = resolve(services, _view(request)[0])

@@ -18,7 +18,7 @@ from app.services import Services, ServicesDep
 from app.uploads import TraceUpload, read_upload, store_upload
 from app.viewstate import SPEC_FIELDS, ViewState, parse_query
 
-__all__ = ["absolute_url", "error_page", "router"]
+__all__ = ["error_page", "router"]
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -45,20 +45,15 @@ def read_view(request: Request, services: ServicesDep) -> Response:
     drawn = request.headers.get(DRAWN_HEADER) if is_fragment_request(request) else None
     runs = select_found(resolve_page(services, state, drawn))  # find=: select its page
     context = page_context(runs)
-    context["urls"]["share"] = absolute_url(request, context["urls"]["self"])
+    context["urls"]["share"] = share_url(request, context["urls"]["self"])
     context["urls"]["embed_code"] = embed_snippet(
-        absolute_url(request, context["urls"]["embed"]),
+        share_url(request, context["urls"]["embed"]),
         f"{context['source']['title']}: shadow page tree (KVM shadow MMU visualizer)")
     response = services.renderer.render(
         request, PAGE, context, headers=_history_headers(request, runs.main.state.url())
     )
     response.headers["Vary"] = f"HX-Request, {DRAWN_HEADER}"
     return response
-
-
-def absolute_url(request: Request, path: str) -> str:
-    """`path` (a view URL like /?v=1&...) as a link to share (app.security.share_url)."""
-    return share_url(request, path)
 
 
 @router.get("/boots")

@@ -246,3 +246,19 @@ def test_the_walkthrough_end_caption_holds_for_its_run(shared_client: Any, name:
                             headers=HX).text
     final = run.snapshot(run.n_actions).orphans.unsync
     assert f"At the end, {final} orphaned unsync pages are left" in end
+
+
+def test_a_strip_the_browser_has_drawn_is_not_sent_again(client: Any) -> None:
+    """Stepping within a view (X-Mmu-Drawn: the same view at another step) sends the strip's
+    empty placeholder under the same id, with none of its marker links; a step from
+    nothing sends the whole strip."""
+    first = client.get(TEACHING + "&step=5", headers=HX)
+    assert re.search(r'<a class="marker leak" href="[^"]*&amp;step=\d+"', first.text)
+    strip_id = re.search(r'<div id="(markers-[0-9a-f]{12})"', first.text)
+    assert strip_id
+    again = client.get(TEACHING + "&step=6",
+                       headers={**HX, "X-Mmu-Drawn": first.headers["HX-Push-Url"]})
+    assert again.status_code == 200
+    assert (f'<div id="{strip_id.group(1)}" class="markers" hx-preserve="true"></div>'
+            in again.text)
+    assert '<a class="marker ' not in again.text

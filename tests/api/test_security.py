@@ -191,3 +191,32 @@ def test_docs_load_swagger_ui_from_this_server(shared_client: Any) -> None:
     for url in urls:
         assert url.startswith("/"), url
         assert shared_client.get(url).status_code == 200, url
+
+
+def test_hosting_reads_the_environment_it_is_given() -> None:
+    hosting = Hosting.from_env({"MMU_VIZ_PUBLIC_URL": " https://viz.example.org/ ",
+                                "MMU_VIZ_ALLOWED_HOSTS": " a.example , ,b.example",
+                                "MMU_VIZ_EMBED_ORIGINS": "https://x.example https://y.example"})
+    assert hosting.public_url == "https://viz.example.org"
+    assert hosting.allowed_hosts == ("a.example", "b.example", "viz.example.org")
+    assert hosting.embed_origins == ("https://x.example", "https://y.example")
+    assert Hosting.from_env({}) == Hosting()
+
+
+def test_serve_refuses_bad_hosting_settings_before_it_starts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad flag, or a bad variable the flags leave alone, is a usage error naming it."""
+    from app.cli import _build_parser, _serve_env
+    from mmu_model.cli import UsageError
+
+    monkeypatch.delenv("MMU_VIZ_PUBLIC_URL", raising=False)
+    monkeypatch.delenv("MMU_VIZ_ALLOWED_HOSTS", raising=False)
+    monkeypatch.setenv("MMU_VIZ_EMBED_ORIGINS", "course.example")
+    with pytest.raises(UsageError, match="MMU_VIZ_EMBED_ORIGINS"):
+        _serve_env(_build_parser().parse_args(["serve"]))
+    env = _serve_env(_build_parser().parse_args(
+        ["serve", "--embed-origin", "https://course.example"]))
+    assert env["MMU_VIZ_EMBED_ORIGINS"] == "https://course.example"
+    with pytest.raises(UsageError, match="MMU_VIZ_PUBLIC_URL"):
+        _serve_env(_build_parser().parse_args(
+            ["serve", "--embed-origin", "https://course.example", "--public-url", "ftp://x"]))
