@@ -25,5 +25,6 @@ def test_page_and_embed_run_under_the_csp(page: Any) -> None:
     """The page and an embed draw their tree with no CSP violation (no console error)."""
     for url in ("/", "/?embed=1"):
         page.goto(url)
-        page.locator("#tree .main-svg").first.wait_for(timeout=20_000)
+        # A node drawn, not just Plotly's empty SVG: the tree's data came through.
+        page.locator("#tree .scatterlayer .point").first.wait_for(timeout=20_000)
         assert page.console_errors == [], (url, page.console_errors)

@@ -93,6 +93,15 @@ def test_patch_note_and_links_at_the_step_where_the_fix_changes_the_outcome(page
     assert_no_console_errors(page)
 
 
+def assert_commit_note(page: Any, commit: str, subject: str) -> None:
+    """The narration's note for `commit` quotes its subject and links only to the commit on
+    git.kernel.org."""
+    selector = f'#narration .kernel-note[data-note="{commit}"]'
+    assert subject in page.locator(selector).inner_text()
+    assert dict(hrefs(page, selector + " a")) == {
+        f"commit {commit}": f"https://git.kernel.org/torvalds/c/{commit}"}
+
+
 def test_commit_notes_name_2de4085cccea_and_8ca983631f3c_with_links(page: Any) -> None:
     """seed-bottom-up: the first step with a kvm_mmu_prepare_zap_page() run inside
     mmu_page_zap_pte() called by kvm_mmu_page_unlink_children() is 2de4085cccea's recursive
@@ -107,17 +116,12 @@ def test_commit_notes_name_2de4085cccea_and_8ca983631f3c_with_links(page: Any) -
     step = run.convert_step(recursion + 1, "op", "action")
     page.goto(f"/?v=1&scenario=seed-bottom-up&step={step}")
     wait_tree(page, step)
-    note = page.locator('#narration .kernel-note[data-note="2de4085cccea"]')
-    assert "Recursively zap nested TDP SPs when zapping last/only parent" in note.inner_text()
-    assert dict(hrefs(page, '#narration .kernel-note[data-note="2de4085cccea"] a')) == {
-        "commit 2de4085cccea": "https://git.kernel.org/torvalds/c/2de4085cccea"}
+    assert_commit_note(page, "2de4085cccea",
+                       "Recursively zap nested TDP SPs when zapping last/only parent")
     teaching = named_run("teaching-small")
     zap_4k = next(i + 1 for i in range(teaching.n_actions)
                   if teaching.action(i).kind == "l1_zap_4k")
     page.goto(f"{TEACHING}&step={zap_4k}")
     wait_tree(page, zap_4k)
-    note = page.locator('#narration .kernel-note[data-note="8ca983631f3c"]')
-    assert "Zap invalidated TDP MMU roots at 4KiB granularity" in note.inner_text()
-    assert dict(hrefs(page, '#narration .kernel-note[data-note="8ca983631f3c"] a')) == {
-        "commit 8ca983631f3c": "https://git.kernel.org/torvalds/c/8ca983631f3c"}
+    assert_commit_note(page, "8ca983631f3c", "Zap invalidated TDP MMU roots at 4KiB granularity")
     assert_no_console_errors(page)

@@ -12,6 +12,7 @@ from typing import Any
 
 import mmu_model
 from tests.browser.test_visualizer import (
+    _MARK_STALE_JS,
     act,
     assert_no_console_errors,
     blur,
@@ -166,6 +167,29 @@ def test_arrows_skip_steps_that_change_nothing_until_the_box_is_unticked(page: A
     act(page, lambda: page.locator("#skip-quiet").uncheck(), 9)
     assert query(page.url)["skip"] == "0"
     press(page, "ArrowRight", 10)
+    assert_no_console_errors(page)
+
+
+def test_quick_arrow_presses_while_skipping_each_move_one_changing_step(page: Any) -> None:
+    """With quiet steps skipped, presses sent back to back (no wait for the view in between)
+    are queued while a step loads, not dropped: three Rights from 9 land three changing
+    steps on, and stay there."""
+    run = named_run("teaching-small")
+    expected = 9
+    for _ in range(3):
+        expected = next_changing_step(run, expected)
+    assert expected < run.last_step("action")
+    page.goto(f"{TEACHING}&step=9")
+    wait_tree(page, 9)
+    assert page.locator("#skip-quiet").is_checked()
+    blur(page)
+    page.evaluate(_MARK_STALE_JS)
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    wait_tree(page, expected)
+    page.wait_for_load_state("networkidle")
+    assert wait_tree(page)["step"] == str(expected)
+    assert query(page.url)["step"] == str(expected), page.url
     assert_no_console_errors(page)
 
 
