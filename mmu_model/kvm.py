@@ -76,7 +76,8 @@ class Kvm:
         self.active_mmu_pages: dict[KvmMmuPage, None] = {}  # head = newest = last
         # The same pages oldest first, and pages zapped since they were added, which
         # kvm_mmu_zap_oldest_mmu_pages() skips (those at the front for good: it reads from
-        # active_age_head on); active_add() drops them once they are a fifth of the list.
+        # active_age_head on); active_add() drops them once they are over a fifth of the
+        # list (more than a quarter of the live pages) and over 1,024.
         self.active_age: list[KvmMmuPage] = []
         self.active_age_head = 0
         # Each chain is oldest first: hlist_add_head() puts the newest at the head, so a
@@ -215,7 +216,9 @@ class Kvm:
         age = self.active_age
         age.append(sp)
         live = len(self.active_mmu_pages)
-        if len(age) - live > (live >> 2) + 1024:  # the zapped pages it holds: let them go
+        # zapped > live / 4 is zapped > a fifth of the list; the 1,024 keeps small runs
+        # from compacting often.
+        if len(age) - live > (live >> 2) + 1024:
             active = self.active_mmu_pages
             self.active_age = [page for page in age[self.active_age_head:] if page in active]
             self.active_age_head = 0
