@@ -22,7 +22,7 @@ from app.kernel_links import (
     text_links,
 )
 from app.naming import custom_description, export_name
-from app.navigation import nav_context, step_urls
+from app.navigation import drawn_at_another_step, nav_context, step_urls
 from app.resolve import PageRuns, Resolved
 from app.serialize import sp_json
 from app.treepanel import tree_panel
@@ -312,6 +312,8 @@ def page_context(runs: PageRuns) -> dict[str, Any]:
         "replay": _replay(r),
         "selected": _selected(r),
         "nav": nav_context(r, runs.baseline, runs.drawn),
+        # The step-independent panels the browser has already (see drawn_at_another_step).
+        "kept": drawn_at_another_step(r, runs.drawn),
         "tour": tour_context(r),
         "form": form_context(r.state),
         "trace_form": {"text": "", "error": None, "name": "", "lenient": False},

@@ -16,9 +16,10 @@ loopback port with its own temporary data directory. For each case it reports:
 
 "Figure updated" is the last plotly_afterplot / plotly_restyle / plotly_update /
 plotly_relayout event of #tree after the key press, or #tree's data-drawn-url naming the
-new view (set once it is drawn; a step that changes nothing drawn makes no Plotly call); "no request pending" counts every
-XMLHttpRequest and fetch the page makes. Both are observed in the page, so the figures
-hold for any version of the page (they are used to compare branches side by side).
+new view (set once it is drawn; a step that changes nothing drawn makes no Plotly call);
+"no request pending" counts every XMLHttpRequest and fetch the page makes. Both are
+observed in the page, so the figures hold for any version of the page (they are used to
+compare branches side by side).
 
     python scripts/bench_browser.py                         # this checkout
     python scripts/bench_browser.py --root /work/main       # another checkout, its own venv

@@ -650,6 +650,11 @@
     if (view && view.dataset.title && document.title !== view.dataset.title) {
       document.title = view.dataset.title;
     }
+    if (viewSwapped && document.querySelector("#view [data-kept]")) {
+      // A panel the answer left for this page to keep was not here: get the whole view.
+      refetchWhole(view.dataset.url);
+      return;
+    }
     if (viewSwapped) {
       updateTree();
       syncBootsPanel();

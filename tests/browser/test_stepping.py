@@ -92,7 +92,68 @@ def test_kernel_links_are_left_to_the_browser_and_view_links_are_boosted(page: A
               a.hasAttribute("hx-boost")])""")
     kernel = [b for b in boosted if "kernel" in b[0]]
     views = [b for b in boosted if b[1]]
-    assert kernel and views
+    assert kernel
+    assert views
     assert all(not is_boosted and not attr for _, _, is_boosted, attr in kernel), kernel
     assert all(is_boosted for _, _, is_boosted, _ in views), views
+    assert_no_console_errors(page)
+
+
+def test_a_step_keeps_the_forms_the_user_is_filling_in(page: Any) -> None:
+    """The scenario form, the trace form and the scenario picker do not change with the
+    step, so a step leaves the page's own elements in place (the same nodes, marked here
+    before the step): what was typed in them and not yet sent is still there, and they
+    still work (the picker opens another scenario)."""
+    page.goto(f"{VIEW}&step=3")
+    wait_tree(page, 3)
+    page.fill("#spec-boots", "2")
+    page.fill("#trace-name", "not sent yet")
+    page.evaluate("""() => { for (const id of ["scenario-form", "trace-form", "scenario-pick"])
+      document.getElementById(id).__qaMark = id; }""")
+    blur(page)
+    act(page, lambda: page.keyboard.press("ArrowRight"), 4)
+    act(page, lambda: page.click("#btn-next"), 5)
+    marks = page.evaluate("""() => ["scenario-form", "trace-form", "scenario-pick"].map(
+      (id) => document.getElementById(id).__qaMark || null)""")
+    assert marks == ["scenario-form", "trace-form", "scenario-pick"]
+    assert page.input_value("#spec-boots") == "2"
+    assert page.input_value("#trace-name") == "not sent yet"
+    assert page.locator("[data-kept]").count() == 0
+    act(page, lambda: page.select_option("#scenario", "large-10k"))
+    assert "scenario=large-10k" in page.url
+    assert page.locator("#scenario option:checked").get_attribute("value") == "large-10k"
+    assert_no_console_errors(page)
+
+
+def test_after_an_error_view_a_step_brings_the_panels_whole(page: Any) -> None:
+    """An error view (a step past the end, loaded by htmx) replaces the drawn tree and the
+    picker. Sending the scenario form from there opens the same view at its first step:
+    the browser has drawn no tree since (app.js forgets it on a view without one), so it
+    says it has drawn nothing and the panels come whole."""
+    page.goto(f"{VIEW}&step=3")
+    wait_tree(page, 3)
+    page.evaluate("() => htmx.ajax('GET', '/?v=1&scenario=teaching-small&skip=0&step=99999',"
+                  " {source: document.getElementById('tree-panel'), target: '#view',"
+                  " swap: 'outerHTML'})")
+    page.wait_for_selector("#error")
+    assert page.locator("#scenario-pick").count() == 0
+    act(page, lambda: page.click("#scenario-submit"))
+    assert page.locator("#scenario-pick select#scenario").count() == 1
+    assert page.locator("#scenario-form #spec-boots").count() == 1
+    assert page.locator("#trace-form #trace-text").count() == 1
+    assert page.locator("[data-kept]").count() == 0
+
+
+def test_a_page_without_a_kept_panel_gets_the_whole_view(page: Any) -> None:
+    """If the page lacks a panel the step's answer leaves for it to keep (removed here by
+    hand), htmx has nothing to put in the placeholder: app.js asks for the whole view, so
+    the panel is back and no placeholder is left."""
+    page.goto(f"{VIEW}&step=3")
+    wait_tree(page, 3)
+    page.evaluate("() => document.getElementById('trace-form').remove()")
+    blur(page)
+    act(page, lambda: page.keyboard.press("ArrowRight"), 4)
+    page.wait_for_selector("#trace-form #trace-text", state="attached")
+    assert page.locator("[data-kept]").count() == 0
+    assert page.locator("#scenario-form #spec-boots").count() == 1
     assert_no_console_errors(page)
