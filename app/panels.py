@@ -314,6 +314,9 @@ def page_context(runs: PageRuns) -> dict[str, Any]:
         "nav": nav_context(r, runs.baseline, runs.drawn),
         # The step-independent panels the browser has already (see drawn_at_another_step).
         "kept": drawn_at_another_step(r, runs.drawn),
+        # ... and, outside compare mode (its two trees are swapped whole), the step's
+        # panels come out of band, each in place (templates/viz.html.jinja, step_update).
+        "step_update": drawn_at_another_step(r, runs.drawn) and not compare,
         "tour": tour_context(r),
         "form": form_context(r.state),
         "trace_form": {"text": "", "error": None, "name": "", "lenient": False},

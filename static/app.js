@@ -51,6 +51,9 @@
   var layouts = {};  // layout URL -> Promise of {figure, x, y}
   var tree = null;   // {div, layoutUrl, layout, records: Map, edges: Map, url}
   var treeQueue = Promise.resolve();
+  // The view the tree shows once the deltas queued are drawn: what the next request says
+  // it has drawn (X-Mmu-Drawn), as a key press can send one before the last is drawn.
+  var drawnUrl = null;
 
   function loadLayout(url) {
     if (!layouts[url]) {
@@ -66,8 +69,9 @@
   function updateTree() {
     var script = $("tree-delta");
     var div = $("tree");
-    if (!script || !div || !window.Plotly) { tree = null; return; }
+    if (!script || !div || !window.Plotly) { tree = null; drawnUrl = null; return; }
     var delta = JSON.parse(script.textContent);
+    drawnUrl = delta.url;
     treeQueue = treeQueue.then(function () {
       return loadLayout(delta.layout).then(function (layout) {
         return applyDelta(div, layout, delta);
@@ -118,10 +122,8 @@
     tree.sent = traces;
     tree.note = delta.note;
     tree.legend = legend;
-    return drawing.then(function () {
-      tree.url = delta.url;
-      div.dataset.drawnUrl = delta.url;
-    });
+    tree.url = delta.url;  // the state the next delta starts from
+    return drawing.then(function () { div.dataset.drawnUrl = delta.url; });
   }
 
   // One step's redraw: Plotly recomputes and redraws the whole figure on any restyle or
@@ -227,9 +229,16 @@
     return out;
   }
 
+  // The element a view request made here comes from. htmx holds one request per element
+  // and queues the next (dropping any queued before it), so it is one that every view
+  // brings anew: the step buttons' row, which has no value of its own to send (#tree-panel
+  // is updated in place, not swapped).
+  function requestSource() { return $("step-buttons") || $("tree-panel"); }
+
   function refetchWhole(url) {
     tree = null;
-    htmx.ajax("GET", url, { source: $("tree-panel"), target: "#view", swap: "outerHTML" });
+    drawnUrl = null;
+    htmx.ajax("GET", url, { source: requestSource(), target: "#view", swap: "outerHTML" });
   }
 
   // ---- the per-boot chart: loaded once per run, outside #view; a step moves its cursor ----
@@ -291,7 +300,7 @@
       var at = open.indexOf(key);
       if (at >= 0) open.splice(at, 1); else open.push(key);
       htmx.ajax("GET", panel.dataset.openUrl + (open.length ? "&open=" + open.join(",") : ""),
-                { source: panel, target: "#view", swap: "outerHTML" });
+                { source: requestSource(), target: "#view", swap: "outerHTML" });
       return;
     }
     if (!(id >= 0)) {
@@ -302,7 +311,7 @@
     }
     scrollDetails = true;
     htmx.ajax("GET", panel.dataset.selectUrl + id, {
-      source: panel, target: "#view", swap: "outerHTML",
+      source: requestSource(), target: "#view", swap: "outerHTML",
     });
   }
 
@@ -366,7 +375,7 @@
     if (target === info.step) return;
     loadingStep = target;
     htmx.ajax("GET", info.url + "&step=" + target, {
-      source: $("tree-panel"), target: "#view", swap: "outerHTML",
+      source: requestSource(), target: "#view", swap: "outerHTML",
     });
   }
 
@@ -403,7 +412,7 @@
     if (pages[next].id === current) return;
     scrollDetails = true;
     htmx.ajax("GET", panel.dataset.selectUrl + pages[next].id,
-              { source: panel, target: "#view", swap: "outerHTML" });
+              { source: requestSource(), target: "#view", swap: "outerHTML" });
   }
 
   function clearSelection() {
@@ -640,18 +649,22 @@
   }
 
   function afterSettle(event) {
-    var viewSwapped = !event || event.type !== "htmx:afterSettle" || !!(event.detail &&
-      event.detail.target && event.detail.target.id === "view");
-    // Another part settling (the per-boot chart) says nothing of the step being loaded.
-    if (!viewSwapped && busy) { renderFigures(); return; }
+    // The element settled: #view (swapped whole, or the target of a step whose panels came
+    // out of band, each of which settles too), or another part (the per-boot chart), which
+    // says nothing of the step being loaded.
+    var viewSwapped = !event || event.type !== "htmx:afterSettle" ||
+      !!(event.target && event.target.id === "view");
+    if (!viewSwapped) { renderFigures(); return; }
     busy = false;
     loadingStep = null;
     var view = $("view");  // the tab title names the step the view shows
     if (view && view.dataset.title && document.title !== view.dataset.title) {
       document.title = view.dataset.title;
     }
-    if (viewSwapped && document.querySelector("#view [data-kept]")) {
-      // A panel the answer left for this page to keep was not here: get the whole view.
+    if (viewSwapped && (oobMissed || document.querySelector("#view [data-kept]"))) {
+      // A panel the answer left for this page to keep, or one it sent out of band, was
+      // not here: get the whole view.
+      oobMissed = false;
       refetchWhole(view.dataset.url);
       return;
     }
@@ -674,14 +687,49 @@
     }
   }
 
+  // A step of the view drawn here comes as its changed panels, out of band (HX-Reswap:
+  // none; templates/viz.html.jinja step_update). #tree-panel is updated in place, so
+  // Plotly's #tree stays where it is: moving it (even by moveBefore) restyles its SVG.
+  var oobMissed = false;
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var d = event.detail;
+    var fresh = d && d.fragment && d.fragment.firstElementChild;
+    if (!d.target || d.target.id !== "tree-panel" || !fresh || fresh.id !== "tree-panel") return;
+    d.shouldSwap = false;
+    updatePanel(d.target, fresh);
+  });
+  document.addEventListener("htmx:oobErrorNoTarget", function () { oobMissed = true; });
+
+  function updatePanel(panel, fresh) {
+    Array.prototype.slice.call(panel.attributes).forEach(function (a) {
+      if (!fresh.hasAttribute(a.name)) panel.removeAttribute(a.name);
+    });
+    Array.prototype.slice.call(fresh.attributes).forEach(function (a) {
+      if (a.name !== "hx-swap-oob" && panel.getAttribute(a.name) !== a.value) {
+        panel.setAttribute(a.name, a.value);
+      }
+    });
+    var plot = $("tree");
+    Array.prototype.slice.call(panel.childNodes).forEach(function (n) {
+      if (n !== plot) panel.removeChild(n);
+    });
+    var beforePlot = true;
+    Array.prototype.slice.call(fresh.childNodes).forEach(function (n) {
+      if (n.nodeType === 1 && n.id === "tree") { beforePlot = false; return; }
+      if (beforePlot && plot) panel.insertBefore(n, plot); else panel.appendChild(n);
+    });
+    var view = $("view");  // the view's own marks, as a whole swap would have set them
+    if (view) { view.dataset.title = fresh.dataset.title; view.dataset.url = fresh.dataset.url; }
+  }
+
   document.addEventListener("keydown", onKey);
   document.addEventListener("htmx:afterSettle", afterSettle);
   document.addEventListener("htmx:historyRestore", afterSettle);
   // Every request for a view says which view the tree shows, so the answer can be a delta.
   document.addEventListener("htmx:configRequest", function (event) {
     var detail = event.detail;
-    if (tree && tree.url && detail.target && detail.target.id === "view") {
-      detail.headers["X-Mmu-Drawn"] = tree.url;
+    if (drawnUrl && detail.target && detail.target.id === "view") {
+      detail.headers["X-Mmu-Drawn"] = drawnUrl;
     }
   });
   document.addEventListener("htmx:beforeRequest", function (event) {

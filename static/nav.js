@@ -110,7 +110,8 @@
     if (isView(event) && event.detail.failed) { busy = false; queued = 0; }
   });
   document.addEventListener("htmx:afterSettle", function (event) {
-    if (!isView(event)) return;
+    // Once per view: a step's out-of-band panels each settle too (app.js afterSettle).
+    if (!event.target || event.target.id !== "view") return;
     busy = false;
     drain();
   });

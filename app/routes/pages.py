@@ -49,9 +49,10 @@ def read_view(request: Request, services: ServicesDep) -> Response:
     context["urls"]["embed_code"] = embed_snippet(
         share_url(request, context["urls"]["embed"]),
         f"{context['source']['title']}: shadow page tree (KVM shadow MMU visualizer)")
-    response = services.renderer.render(
-        request, PAGE, context, headers=_history_headers(request, runs.main.state.url())
-    )
+    headers = _history_headers(request, runs.main.state.url())
+    if context["step_update"]:  # every changed panel comes out of band (hx-swap-oob)
+        headers["HX-Reswap"] = "none"
+    response = services.renderer.render(request, PAGE, context, headers=headers)
     response.headers["Vary"] = f"HX-Request, {DRAWN_HEADER}"
     return response
 
