@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 DEFAULT_BYTE_BUDGET = 256 << 20  # dozens of the largest built-ins (8 MB each)
 _SNAPSHOTS_PER_RUN = 8
 _SUMMARIES_PER_RUN = 64  # a few hundred bytes each, plus the step's ghosts
+# Rendered parts of the page that depend on the run and the view but not on the step (the
+# timeline's marker strip: up to 260 KB on a long run), kept for so many views per run.
+_KEPT_HTML_PER_RUN = 4
 
 # Moving a run's page counts over more events than this costs about what counting every
 # page again does (a 100k-page tree: ~0.1 s either way), so they are counted again.
@@ -87,6 +90,7 @@ class RunEntry:
     derived: dict[str, Any] = field(default_factory=dict)
     _snapshots: OrderedDict[tuple[int, str], Snapshot] = field(default_factory=OrderedDict)
     _summaries: OrderedDict[tuple[int, str], StepSummary] = field(default_factory=OrderedDict)
+    _kept_html: OrderedDict[Hashable, str] = field(default_factory=OrderedDict)
     # The run's page counts at the last step summarized, moved to each step asked for.
     _counts: PageCounts | None = None
     _counts_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -126,6 +130,22 @@ class RunEntry:
         with self.lock:
             _lru_put(self._summaries, key, summary, _SUMMARIES_PER_RUN)
         return summary
+
+    def kept_html(self, key: Hashable, render: Callable[[], str]) -> str:
+        """HTML rendered once per `key` (a view, without its step) and kept with the run,
+        whose weight in the cache's byte budget counts it while it is kept."""
+        with self.lock:
+            hit = _lru_get(self._kept_html, key)
+        if hit is not None:
+            return hit
+        html = render()
+        with self.lock:
+            if key not in self._kept_html:
+                self.nbytes += len(html)
+                self._kept_html[key] = html
+                while len(self._kept_html) > _KEPT_HTML_PER_RUN:
+                    self.nbytes -= len(self._kept_html.popitem(last=False)[1])
+        return html
 
     def derive(self, name: str, build: Callable[[], Any]) -> Any:
         """Compute a per-run value once (e.g. the layout), under the entry's lock."""
