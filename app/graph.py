@@ -119,15 +119,14 @@ def build_layout(pages: Iterable[tuple[int, int]] | Iterable[tuple[int, int, int
     (creation) order, STACK_DY apart, or closer when more than fit in ROW_DEPTH.
     """
     items = [tuple(p) for p in pages]
-    triples = [t for t in items if len(t) == 3]
-    pairs = [(t[-2], t[-1]) for t in items]
     level1: set[int] = set()
-    upper: list[tuple[int, int]] = []
-    for level, l2_gfn in pairs:
+    upper: set[tuple[int, int]] = set()
+    for item in items:
+        level, l2_gfn = item[-2], item[-1]
         if level <= 1:
             level1.add(l2_gfn)
         else:
-            upper.append((level, l2_gfn))
+            upper.add((level, l2_gfn))
     ordered = sorted(level1)
     extra: set[int] = set()
     for level, start in upper:
@@ -135,20 +134,46 @@ def build_layout(pages: Iterable[tuple[int, int]] | Iterable[tuple[int, int, int
         if i == len(ordered) or ordered[i] >= start + span(level):
             extra.add(start)
     layout = Layout(tuple(sorted(level1 | extra)))
-    stacks: dict[tuple[int, float], list[int]] = {}
-    covers: dict[tuple[int, float], int] = {}
+    # A run's pages at one (level, slot range) share an x: (level, l2_gfn) -> its stack.
     slots = layout.slots
-    for sp_id, level, l2_gfn in sorted(triples):
-        key = (level, layout.x(level, l2_gfn))
-        stacks.setdefault(key, []).append(sp_id)
-        if key not in covers:
-            covers[key] = bisect_left(slots, l2_gfn + span(level)) - bisect_left(slots, l2_gfn)
-    for (level, x), ids in stacks.items():
-        dy = min(STACK_DY, ROW_DEPTH / (len(ids) - 1)) if len(ids) > 1 else 0.0
-        width = max(STACK_WIDTH, covers[(level, x)] / 2)
-        dx = min(STACK_DX, width / (len(ids) - 1)) if len(ids) > 1 else 0.0
+    xs = layout._xs
+    stacks: dict[tuple[int, int], list[int]] = {}
+    covers: dict[tuple[int, int], int] = {}
+    for item in sorted(t for t in items if len(t) == 3):
+        sp_id, level, l2_gfn = item
+        key = (level, l2_gfn)
+        ids = stacks.get(key)
+        if ids is None:
+            lo = bisect_left(slots, l2_gfn)
+            hi = bisect_left(slots, l2_gfn + span(level)) - 1
+            xs[key] = (lo + hi) / 2 if hi >= lo else lo - 0.5
+            covers[key] = hi - lo + 1
+            stacks[key] = [sp_id]
+        else:
+            ids.append(sp_id)
+    # Ranges of one level that start at other gfns can still share an x (a range no slot
+    # falls in sits half a slot left of the next): their pages stack together.
+    by_x: dict[tuple[int, float], list[int]] = {}
+    cover_at: dict[tuple[int, float], int] = {}
+    for key, ids in stacks.items():
+        at = (key[0], xs[key])
+        same = by_x.get(at)
+        if same is None:
+            by_x[at] = ids
+            cover_at[at] = covers[key]
+        else:
+            same.extend(ids)
+    pos = layout.pos
+    for (level, x), ids in by_x.items():
+        if len(ids) == 1:
+            pos[ids[0]] = (x, level)
+            continue
+        ids.sort()
+        dy = min(STACK_DY, ROW_DEPTH / (len(ids) - 1))
+        width = max(STACK_WIDTH, cover_at[(level, x)] / 2)
+        dx = min(STACK_DX, width / (len(ids) - 1))
         for k, sp_id in enumerate(ids):
-            layout.pos[sp_id] = (x + dx * k, level - dy * k)
+            pos[sp_id] = (x + dx * k, level - dy * k)
     return layout
 
 
