@@ -12,6 +12,9 @@ key while it is being loaded or built waits for that one load; when all of them 
 What a run costs in memory: the compact run record holds 34-89 bytes per event, measured
 by Run.nbytes (teaching-small 30 KB, large-10k 4.8 MB, boot-loop-bottom-up 5.1 MB,
 populated-16g 8.2 MB), so the cache is bounded in bytes by run_nbytes(), not by counts.
+What the web layer derives from a run counts too: its index (app/markers.py), its kept
+marker strips, and the page counts its step summaries are moved along (PageCounts:
+COUNTS_BYTES_PER_PAGE a live page, 18 MB at the 100k-page spec's busiest step).
 
 No collection walks a cached run for long, and the cache never asks for one: a run is a
 few large arrays, not millions of objects (so the gc.freeze of each run, and main's full
@@ -28,7 +31,7 @@ from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from app.build_jobs import BuildJob
 from app.builds import BuildPool, Busy, Cancelled, Task
@@ -50,6 +53,10 @@ _SUMMARIES_PER_RUN = 64  # a few hundred bytes each, plus the step's ghosts
 # Rendered parts of the page that depend on the run and the view but not on the step (the
 # timeline's marker strip: up to 260 KB on a long run), kept for so many views per run.
 _KEPT_HTML_PER_RUN = 4
+# What a PageCounts holds per live page (its word and parent-code dicts, the reached set,
+# the children sets), measured with tracemalloc: 207-440 bytes on boot-loop-bottom-up,
+# large-10k and the 100k-page spec at their middle and last steps.
+COUNTS_BYTES_PER_PAGE = 450
 
 # Moving a run's page counts over more events than this costs about what counting every
 # page again does (a 100k-page tree: ~0.1 s either way), so they are counted again.
@@ -68,11 +75,46 @@ def _lru_get(cache: OrderedDict[_K, _V], key: _K) -> _V | None:
     return value
 
 
-def _lru_put(cache: OrderedDict[_K, _V], key: _K, value: _V, limit: int) -> None:
-    """Cache `value`, dropping the least recently used past `limit` (caller holds the lock)."""
-    cache[key] = value
-    while len(cache) > limit:
-        cache.popitem(last=False)
+class _WeighedLru(Generic[_K, _V]):
+    """At most `limit` values, the least recently used dropped first, and what they weigh
+    in bytes (`weigh` of each); the caller holds the lock and adds what put() returns to
+    the run's nbytes."""
+
+    def __init__(self, limit: int, weigh: Callable[[_V], int]) -> None:
+        self.limit = limit
+        self.weigh = weigh
+        self.items: OrderedDict[_K, tuple[_V, int]] = OrderedDict()
+
+    def get(self, key: _K) -> _V | None:
+        hit = _lru_get(self.items, key)
+        return None if hit is None else hit[0]
+
+    def put(self, key: _K, value: _V) -> int:
+        """Keep `value` (unless `key` is kept already); the change in bytes kept."""
+        if key in self.items:
+            return 0
+        weight = self.weigh(value)
+        self.items[key] = (value, weight)
+        change = weight
+        while len(self.items) > self.limit:
+            change -= self.items.popitem(last=False)[1][1]
+        return change
+
+
+# What a step's page views hold, each (SpView and its tuples), measured with tracemalloc
+# on snapshots of boot-loop-bottom-up, large-10k, populated-16g and the 100k-page spec:
+# 234-857 bytes; and a changed or created page id in a summary's frozensets.
+VIEW_BYTES = 900
+PAGE_ID_BYTES = 100
+
+
+def _snapshot_bytes(snap: Snapshot) -> int:
+    return (len(snap.pages) + len(snap.ghosts)) * VIEW_BYTES + 1024
+
+
+def _summary_bytes(summary: StepSummary) -> int:
+    return (len(summary.ghosts) * VIEW_BYTES
+            + (len(summary.changed) + len(summary.created)) * PAGE_ID_BYTES + 2048)
 
 
 class ClientGone(Exception):
@@ -88,12 +130,18 @@ class RunEntry:
     nbytes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     derived: dict[str, Any] = field(default_factory=dict)
-    _snapshots: OrderedDict[tuple[int, str], Snapshot] = field(default_factory=OrderedDict)
-    _summaries: OrderedDict[tuple[int, str], StepSummary] = field(default_factory=OrderedDict)
-    _kept_html: OrderedDict[Hashable, str] = field(default_factory=OrderedDict)
+    # Kept per run, and counted in nbytes while kept: whole steps, step summaries, and
+    # rendered parts that do not change with the step.
+    _snapshots: _WeighedLru[tuple[int, str], Snapshot] = field(
+        default_factory=lambda: _WeighedLru(_SNAPSHOTS_PER_RUN, _snapshot_bytes))
+    _summaries: _WeighedLru[tuple[int, str], StepSummary] = field(
+        default_factory=lambda: _WeighedLru(_SUMMARIES_PER_RUN, _summary_bytes))
+    _kept_html: _WeighedLru[Hashable, str] = field(
+        default_factory=lambda: _WeighedLru(_KEPT_HTML_PER_RUN, len))
     # The run's page counts at the last step summarized, moved to each step asked for.
     _counts: PageCounts | None = None
     _counts_lock: threading.Lock = field(default_factory=threading.Lock)
+    _counts_nbytes: int = 0  # what the counts add to nbytes, for their size now
 
     @property
     def weight(self) -> int:
@@ -102,12 +150,12 @@ class RunEntry:
     def snapshot(self, step: int, grain: str) -> Snapshot:
         key = (step, grain)
         with self.lock:
-            snap = _lru_get(self._snapshots, key)
+            snap = self._snapshots.get(key)
         if snap is not None:
             return snap
         snap = self.run.snapshot(step, grain)  # type: ignore[arg-type]
         with self.lock:
-            _lru_put(self._snapshots, key, snap, _SNAPSHOTS_PER_RUN)
+            self.nbytes += self._snapshots.put(key, snap)
         return snap
 
     def summary(self, step: int, grain: str) -> StepSummary:
@@ -115,7 +163,7 @@ class RunEntry:
         since the last step summarized, not the tree's size (StepOutOfRange if no step)."""
         key = (step, grain)
         with self.lock:
-            hit = _lru_get(self._summaries, key)
+            hit = self._summaries.get(key)
         if hit is not None:
             return hit
         run = self.run
@@ -127,24 +175,24 @@ class RunEntry:
                 counts = run.page_counts(step, g)
             summary = run.summary(step, g, counts)
             self._counts = counts
+            counted = counts.n_pages * COUNTS_BYTES_PER_PAGE
+            with self.lock:
+                self.nbytes += counted - self._counts_nbytes
+                self._counts_nbytes = counted
         with self.lock:
-            _lru_put(self._summaries, key, summary, _SUMMARIES_PER_RUN)
+            self.nbytes += self._summaries.put(key, summary)
         return summary
 
     def kept_html(self, key: Hashable, render: Callable[[], str]) -> str:
         """HTML rendered once per `key` (a view, without its step) and kept with the run,
         whose weight in the cache's byte budget counts it while it is kept."""
         with self.lock:
-            hit = _lru_get(self._kept_html, key)
+            hit = self._kept_html.get(key)
         if hit is not None:
             return hit
         html = render()
         with self.lock:
-            if key not in self._kept_html:
-                self.nbytes += len(html)
-                self._kept_html[key] = html
-                while len(self._kept_html) > _KEPT_HTML_PER_RUN:
-                    self.nbytes -= len(self._kept_html.popitem(last=False)[1])
+            self.nbytes += self._kept_html.put(key, html)
         return html
 
     def derive(self, name: str, build: Callable[[], Any]) -> Any:

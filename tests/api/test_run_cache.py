@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import Callable
 
 import pytest
 
@@ -81,3 +82,44 @@ def test_no_build_or_eviction_asks_for_a_full_collection(monkeypatch: pytest.Mon
         cache.get(n, lambda: run_named("seed-bottom-up"))
     assert len(cache) == 1
     assert asked == []
+
+
+def test_kept_html_is_rendered_once_per_view_and_weighs_while_kept() -> None:
+    """A view's marker strip is rendered once and kept with the run, its bytes in the run's
+    weight; past the last few views kept, the oldest is dropped and its bytes with it."""
+    entry = RunCache().get("ts", lambda: run_named("teaching-small"))
+    renders: list[str] = []
+
+    def render(text: str) -> Callable[[], str]:
+        def go() -> str:
+            renders.append(text)
+            return text
+        return go
+
+    base = entry.nbytes
+    assert entry.kept_html("view-a", render("a" * 1000)) == "a" * 1000
+    assert entry.kept_html("view-a", render("a" * 1000)) == "a" * 1000
+    assert renders == ["a" * 1000]
+    assert entry.nbytes == base + 1000
+    for k in range(1, 9):  # more views than are kept: the first ones go
+        entry.kept_html(f"view-{k}", render("b" * 10))
+    assert entry.kept_html("view-a", render("c" * 5)) == "c" * 5  # rendered again
+    assert base < entry.nbytes < base + 1000
+
+
+def test_what_a_run_keeps_of_its_steps_counts_in_its_weight() -> None:
+    """Whole snapshots, step summaries and the page counts they are moved along hold a
+    few hundred bytes per page view: the run's weight grows with them, by at least what
+    tracemalloc says they hold, so the cache's byte budget sees them."""
+    import tracemalloc
+
+    entry = RunCache().get("l10k", lambda: run_named("large-10k"))
+    middle = entry.run.n_actions // 2  # about 5,000 live pages
+    base = entry.nbytes
+    tracemalloc.start()
+    snap = entry.snapshot(middle, "action")
+    entry.summary(middle, "action")
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(snap.pages) > 4000
+    assert entry.nbytes - base >= held
