@@ -411,6 +411,9 @@ class RunCache:
         if entry is not None:
             self._entries.move_to_end(key)
             self.counts["memory"] += 1
+            # Runs grow after they are cached (what is kept of their steps): each use of
+            # one trims the others back into the budget.
+            self._evict()
         return entry
 
     def _evict(self) -> None:

@@ -123,3 +123,18 @@ def test_what_a_run_keeps_of_its_steps_counts_in_its_weight() -> None:
     tracemalloc.stop()
     assert len(snap.pages) > 4000
     assert entry.nbytes - base >= held
+
+
+def test_a_run_that_grows_past_the_budget_pushes_the_older_ones_out() -> None:
+    """Two teaching-small runs fit the budget until the newer one keeps a few of its steps:
+    its next use evicts the older run, with no new run inserted."""
+    one = run_nbytes(run_named("teaching-small"))
+    cache = RunCache(byte_budget=one * 5 // 2)
+    cache.get("old", lambda: run_named("teaching-small"))
+    new = cache.get("new", lambda: run_named("teaching-small"))
+    assert len(cache) == 2
+    for step in range(1, new.run.n_actions + 1, 4):
+        new.snapshot(step, "action")
+    assert new.nbytes > one * 3 // 2
+    cache.get("new", lambda: pytest.fail("cached"))
+    assert len(cache) == 1
