@@ -71,7 +71,7 @@ STATUS_STYLES: dict[str, tuple[str, str, str, int, float, float]] = {
 # A summary node's colour by the state of the pages it folds (it is an outline: see above).
 SUMMARY_COLOURS = {"synced": GREEN, "unsync": DARK_ORANGE, "zapped": GHOST}
 # A fold node's fill: orange (inside its black rim) when any page it folds is unsync.
-FOLD_COLOURS = {"synced": GREEN, "unsync": ORANGE, "zapped": GHOST}
+FOLD_COLOURS = {"synced": GREEN, "unsync": ORANGE}
 # The legend sits above the plot in a band of fixed height (rows of FONT_SIZE text), so a
 # step that brings a new kind of node (a leak, a ghost) never pushes the tree down; a legend
 # too long for the band scrolls inside it.

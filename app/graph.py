@@ -192,8 +192,8 @@ class Node:
     level: int
     sp: SpView | None = None
     count: int = 1  # pages folded into the node (a fold: at every level)
-    # summary and group nodes: the state of the folded pages; a fold: "zapped" (a busy
-    # teardown), else "unsync" if any page in it is, else "synced"
+    # summary and group nodes: the state of the folded pages; a fold: "unsync" if any page
+    # in it is, else "synced"
     fold_status: str = ""
     parent: int | None = None  # summary and fold nodes: the parent they hang under
     boot: int = 0  # group nodes: the L2 boot in which their pages were detached
@@ -421,15 +421,13 @@ def tree_view_of(
 
 @dataclass(slots=True)
 class _Range:
-    """A fold being built: the top pages of one range, parent and kind, and what they hold."""
+    """A fold being built: the top pages of one range and parent, and what they hold."""
 
     level: int
     range: int
     parent: int
-    zapped: bool
     tops: list[SpView]
     counts: dict[int, list[int]] = field(default_factory=dict)  # level -> [pages, unsync]
-    ringed: bool = False
     absorbed: bool = False  # folded in turn into a fold of the row above
 
     def add(self, level: int, pages: int, unsync: int) -> None:
@@ -467,35 +465,34 @@ def _fold_ranges(individual: dict[int, tuple[SpView, str]], parts: _Sorted, layo
     """Fold healthy pages of crowded rows, each with everything under it, into range nodes.
 
     A level's row is crowded when it, or the row below (which only folding its parents can
-    thin), draws more than ROW_BUDGET nodes. A page of level 2 or more folds when it is
-    healthy (synced or unsync, linked, and reached through its first parents from a root;
-    on a busy step also zapped), untouched (on a quiet step), not selected, not in an opened
-    range, and every node drawn under it folds with it: no page the step touched, no
-    selected page, no zapped or detached page hangs under it. So the touched pages, the
-    selected page and their ancestors, the roots and the leaks stay. The pages of a crowded
-    row that may fold are grouped by range (_range_of), first parent and kind (zapped or
-    not); a group of two or more becomes one fold node, which takes in the summaries,
-    pages and folds under its pages. Removes what it folds from `individual`; returns the
-    fold nodes and the keys of the summary groups (parts.groups) folded into them.
+    thin), draws more than ROW_BUDGET nodes of the tree. A page of level 2 or more folds
+    when it is synced or unsync, reached from a root through first parents, untouched, not
+    selected, not in an opened range, and every node drawn under it folds with it: no page
+    the step touched (nor a summary carrying their ring), no selected, zapped or
+    other-parented page hangs under it. So the touched pages, the selected page and their
+    ancestors, the roots and the detached pages (and whatever hangs under those) stay. The
+    pages of a crowded row that may fold are grouped by range (_range_of) and first parent;
+    a group of two or more becomes one fold node, which takes in the pages, summaries and
+    folds under its pages. Removes what it folds from `individual`; returns the fold nodes
+    and the keys of the summary groups (parts.groups) folded into them.
     """
     rows: dict[int, int] = {}
-    touched: dict[int, int] = {}
     by_level: dict[int, list[tuple[SpView, str]]] = {}
     for sp, status in individual.values():
         if status not in DETACHED:
             rows[sp.level] = rows.get(sp.level, 0) + 1
             by_level.setdefault(sp.level, []).append((sp, status))
-            if sp.id in changed:
-                touched[sp.level] = touched.get(sp.level, 0) + 1
     summaries: dict[int, list[tuple[int, str]]] = {}
+    blocked: set[int] = set()  # pages with a node under them that may not fold
     for key in parts.groups:
         rows[1] = rows.get(1, 0) + 1
         summaries.setdefault(key[0], []).append(key)
+        if key in parts.ringed_groups:
+            blocked.add(key[0])
     if all(n <= ROW_BUDGET for n in rows.values()):
         return [], set()
 
-    busy = parts.busy
-    states = _FOLDABLE_WHEN_BUSY if busy else _FOLDABLE
+    leaf_states = _FOLDABLE_WHEN_BUSY if parts.busy else _FOLDABLE
     reach: dict[int, bool] = {}
 
     def reachable(sp_id: int) -> bool:
@@ -504,13 +501,12 @@ def _fold_ranges(individual: dict[int, tuple[SpView, str]], parts: _Sorted, layo
             item = individual.get(sp_id)
             hit = item is not None and (
                 item[1] == "root"
-                or (item[1] in states and bool(item[0].parents)
+                or (item[1] in _FOLDABLE and bool(item[0].parents)
                     and reachable(item[0].parents[0][0])))
             reach[sp_id] = hit
         return hit
 
     kids: dict[int, list[int]] = {}  # parent -> its first-parent children that may fold
-    blocked: set[int] = set()  # pages with a node under them that may not fold
     folds_under: dict[int, list[_Range]] = {}
     absorbed: set[tuple[int, str]] = set()
     made: list[_Range] = []
@@ -518,54 +514,48 @@ def _fold_ranges(individual: dict[int, tuple[SpView, str]], parts: _Sorted, layo
     def take_in(fold: _Range, parent: int) -> None:
         for child in kids.get(parent, ()):
             item = individual.pop(child, None)
-            if item is None:
+            if item is None:  # already in a fold of its own row
                 continue
             sp, status = item
             fold.add(sp.level, 1, status == "unsync")
-            fold.ringed |= child in changed
             rows[sp.level] -= 1
             take_in(fold, child)
         for key in summaries.get(parent, ()):
             members = parts.groups[key]
             absorbed.add(key)
             fold.add(1, len(members), len(members) if key[1] == "unsync" else 0)
-            fold.ringed |= key in parts.ringed_groups
             rows[1] -= 1
         for below in folds_under.pop(parent, ()):
             below.absorbed = True
             for level, (pages, unsync) in below.counts.items():
                 fold.add(level, pages, unsync)
-            fold.ringed |= below.ringed
             rows[below.level] -= 1
 
     for level in sorted(by_level):
-        # Touched pages stay, unless the step touched more of the row than it can draw
-        # (building or tearing down a whole table level); level 1 follows _sort_page.
-        folds_touched = busy if level == 1 else touched.get(level, 0) > ROW_BUDGET
-        ranges: dict[tuple[int, int, bool], list[SpView]] = {}
+        ranges: dict[tuple[int, int], list[SpView]] = {}
         for sp, status in sorted(by_level[level], key=lambda item: item[0].id):
             first = sp.parents[0][0] if sp.parents else -1
             rng = _range_of(layout, level, sp.l2_gfn) if level >= 2 else 0
-            ok = (status in states and first >= 0 and (folds_touched or sp.id not in changed)
-                  and sp.id != selected and sp.id not in blocked
-                  and (level == 1 or ((rng, level) not in open_ranges and reachable(first))))
+            ok = (first >= 0 and sp.id not in changed and sp.id != selected
+                  and sp.id not in blocked
+                  and (status in leaf_states if level == 1 else
+                       status in _FOLDABLE and (rng, level) not in open_ranges
+                       and reachable(first)))
             for parent_id, _index in sp.parents:
                 if not ok or parent_id != first:
                     blocked.add(parent_id)
             if ok:
                 kids.setdefault(first, []).append(sp.id)
                 if level >= 2:
-                    ranges.setdefault((rng, first, status == "zapped"), []).append(sp)
+                    ranges.setdefault((rng, first), []).append(sp)
         if rows.get(level, 0) <= ROW_BUDGET and rows.get(level - 1, 0) <= ROW_BUDGET:
             continue
-        for (rng, parent, zapped), tops in sorted(ranges.items()):
+        for (rng, parent), tops in sorted(ranges.items()):
             if len(tops) < 2:
                 continue
-            fold = _Range(level, rng, parent, zapped, tops)
+            fold = _Range(level, rng, parent, tops)
             for sp in tops:
-                status = individual.pop(sp.id)[1]
-                fold.add(level, 1, status == "unsync")
-                fold.ringed |= sp.id in changed
+                fold.add(level, 1, individual.pop(sp.id)[1] == "unsync")
                 take_in(fold, sp.id)
             rows[level] -= len(tops) - 1
             folds_under.setdefault(parent, []).append(fold)
@@ -575,24 +565,18 @@ def _fold_ranges(individual: dict[int, tuple[SpView, str]], parts: _Sorted, layo
     for fold in made:
         if fold.absorbed:
             continue
-        parent_sp = individual[fold.parent][0]
-        x, y = _fold_position(layout, parent_sp, fold.level, fold.range)
+        x, y = _fold_position(layout, individual[fold.parent][0], fold.level, fold.range)
         under = tuple((lv, pages, unsync) for lv, (pages, unsync)
                       in sorted(fold.counts.items(), reverse=True))
-        state = ("zapped" if fold.zapped else
-                 "unsync" if any(unsync for _lv, _n, unsync in under) else "synced")
         links = sorted({p for sp in fold.tops for p, _index in sp.parents})
         nodes.append(Node(
-            id=-(1 << 42) - 4096 * (fold.parent + 1) - 512 * fold.level - 2 * fold.range
-            - fold.zapped,
-            key=f"r{fold.level}:{fold.range}:{fold.parent}" + (":zapped" if fold.zapped else ""),
-            x=x, y=y, status="fold", level=fold.level,
-            count=sum(pages for _lv, pages, _u in under), fold_status=state,
+            id=-(1 << 42) - 4096 * (fold.parent + 1) - 256 * fold.level - fold.range,
+            key=f"r{fold.level}:{fold.range}:{fold.parent}", x=x, y=y, status="fold",
+            level=fold.level, count=sum(pages for _lv, pages, _u in under),
+            fold_status="unsync" if any(u for _lv, _n, u in under) else "synced",
             parent=fold.parent, range=fold.range, under=under, links=tuple(links),
-            changed=fold.ringed,
         ))
     return nodes, absorbed
-
 
 def _assemble(snap: Snapshot | StepSummary, layout: Layout, parts: _Sorted,
               selected: int | None, leaks: LeakFolding | None,
