@@ -25,9 +25,9 @@ import pytest
 import mmu_model
 from app.figures import TRACE_METAS, tree_state
 from app.graph import (
+    DETACHED,
     ROW_BUDGET,
     ROW_RANGES,
-    DETACHED,
     Layout,
     Node,
     TreeView,
@@ -98,7 +98,7 @@ def test_the_built_tree_draws_one_fold_per_range_under_its_pdpt() -> None:
     for rng, node in got.items():
         assert node.under == ((2, want[rng], 0), (1, want[rng] * PTS_PER_PD, 0)), rng
         assert node.count == want[rng] * (1 + PTS_PER_PD)
-        assert node.parent == pdpt and node.level == 2 and node.fold_status == "synced"
+        assert (node.parent, node.level, node.fold_status) == (pdpt, 2, "synced")
         # Centred over its range (the PDPT covers every slot), on the PD row.
         assert (node.x, node.y) == (RANGE_SLOTS * rng + (RANGE_SLOTS - 1) / 2, 2.0)
     assert view.n_nodes == 26
@@ -123,7 +123,8 @@ def test_the_pages_a_step_touched_stay_individual_with_their_ancestors() -> None
     k = touched[0]
     pd = pds[k]
     pts = {sp.id for sp in snap.pages if sp.parents and sp.parents[0][0] == pd.id}
-    assert len(pts) == PTS_PER_PD and pts <= snap.changed
+    assert len(pts) == PTS_PER_PD
+    assert pts <= snap.changed
     ancestors = {sp.id for sp in snap.pages if sp.level >= 3}
     drawn = drawn_pages(view)
     assert {pd.id} | pts | ancestors <= drawn
@@ -134,7 +135,8 @@ def test_the_pages_a_step_touched_stay_individual_with_their_ancestors() -> None
     if len(left) >= 2:
         assert [n.under[0] for n in in_range] == [(2, len(left), 0)]
     else:
-        assert in_range == [] and pds[left[0]].id in drawn
+        assert in_range == []
+        assert pds[left[0]].id in drawn
     assert sorted(n.range for n in folds(view) if n.range != rng) == [
         r for r in range(ROW_RANGES) if r != rng]
 
@@ -188,11 +190,12 @@ def test_fold_records_open_like_leak_groups_and_hover_with_their_counts() -> Non
     assert len(records) == ROW_RANGES
     for key, (_trace, x, y, _size, _colour, text, customdata) in records.items():
         node_id, count, status, group, level = customdata
-        assert node_id < 0 and level == 2 and status == "synced"
-        assert key.startswith(f"r2:{group[1:]}:") and group.startswith("r")
+        assert node_id < 0
+        assert (level, status, group[0]) == (2, "synced", "r")
+        assert key.startswith(f"r2:{group[1:]}:")
         pds = count // (1 + PTS_PER_PD)
         assert text.startswith(f"{pds} l2 PD pages, {pds * PTS_PER_PD} l1 PT pages under them")
-        assert x is not None and y is not None  # not a page: its place is in the record
+        assert None not in (x, y)  # not a page: its place is in the record
 
 
 def test_the_pdpt_row_keeps_every_page_when_rows_are_within_budget() -> None:
