@@ -82,8 +82,9 @@ def parse_open(raw: str) -> tuple[tuple[int, int], ...]:
 
 
 def open_param(groups: Iterable[tuple[int, int]]) -> str:
+    # Leak groups by boot, then folded ranges by range.
     return ",".join(f"r{-1 - boot}:{level}" if boot < 0 else f"{boot}:{level}"
-                    for boot, level in sorted(groups))
+                    for boot, level in sorted(groups, key=lambda g: (g[0] < 0, abs(g[0]), g)))
 
 
 def fixes_param(fixes: Iterable[str]) -> str:

@@ -260,7 +260,7 @@ def test_open_names_folded_ranges_apart_from_leak_groups() -> None:
     range is stored as (-1 - range, level), so it never matches a leak group of a boot, and
     the URL writer gives the same text back."""
     assert parse_open("r5:2,3:1,r0:3") == ((-6, 2), (-1, 3), (3, 1))
-    assert open_param(parse_open("r5:2,3:1,r0:3")) == "r5:2,r0:3,3:1"
+    assert open_param(parse_open("r5:2,3:1,r0:3")) == "3:1,r0:3,r5:2"
     with pytest.raises(ViewError) as err:
         parse_open("rx:2")
     assert err.value.field == "open"
