@@ -21,6 +21,19 @@ step they fold too, and their summary node carries the ring. If more than
 CHANGED_KEEP_LIMIT pages drawn one by one were touched, only summaries keep rings and the
 figure says how many pages changed.
 
+Crowded rows: whatever the tree's size, a level's row draws about ROW_BUDGET nodes at most
+(a plotly redraw costs what is drawn, not what changed, and 195 PD columns 7 px apart say
+no more than 24 nodes do). When a row, or the row below it, holds more, the row's healthy
+pages (synced or unsync, linked under a root) fold with everything under them into range
+nodes: the x axis is cut into ROW_RANGES equal ranges, fixed for the run, and each range
+holds one node per parent, which says how many pages of each level it folds. A fold's
+place follows from the run's layout (its range and its parent), never from its members.
+The pages the step touched, the selected page, anything with one of those (or a zapped or
+detached page) under it, the roots and the detached pages stay individual, as do the pages
+of an opened range (ViewState.open, "r<range>:<level>"). Folding works on the sorted
+pages each step (_fold_ranges, in _assemble), so a step moved from its neighbour's sorting
+folds exactly as one sorted from scratch.
+
 Leaks: past LEAK_FOLD_THRESHOLD detached pages (orphans, orphaned unsync pages, ex-roots),
 they fold too, into one group per L2 boot in which they were detached, level and state. A
 group sits on its level's row, in a strip ordered by boot (left: boot 1, right: the last
