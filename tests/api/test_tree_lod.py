@@ -23,7 +23,7 @@ import functools
 import pytest
 
 import mmu_model
-from app.figures import TRACE_METAS, tree_state
+from app.figures import TRACE_METAS, figure_from_dict, tree_figure, tree_state
 from app.graph import (
     DETACHED,
     ROW_BUDGET,
@@ -265,3 +265,20 @@ def test_open_names_folded_ranges_apart_from_leak_groups() -> None:
         parse_open("rx:2")
     assert err.value.field == "open"
     assert "r<range>:<level>" in str(err.value)
+
+
+def test_a_figure_with_folds_is_valid_plotly_and_draws_no_fold_labels() -> None:
+    """tree_figure() (what static/app.js builds from the records) with 24 folds passes
+    plotly's schema; the fold trace draws markers only (its text is the hover's: a text
+    label costs every redraw), and the figure has one edge per drawn link (25: root to
+    PDPT, PDPT to each fold), three points each (two ends and the gap)."""
+    run = wide_run()
+    view = tree_view(run.snapshot(BUILT), wide_layout())
+    fig = tree_figure(view, wide_layout(), max_level=4, uirevision="t")
+    figure_from_dict(fig)
+    trace = next(t for t in fig["data"] if t["meta"] == "fold")
+    assert trace["mode"] == "markers"
+    assert len(trace["x"]) == ROW_RANGES
+    assert "%{text}" in trace["hovertemplate"]
+    edges = next(t for t in fig["data"] if t["meta"] == "edges")
+    assert len(edges["x"]) == 3 * 25
