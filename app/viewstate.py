@@ -61,16 +61,21 @@ def parse_fixes(raw: str, field: str = "fixes") -> frozenset[str]:
 
 
 def parse_open(raw: str) -> tuple[tuple[int, int], ...]:
-    """'3:4,5:1' -> ((3, 4), (5, 1)), sorted and without repeats; ViewError naming `open`."""
+    """'3:4,5:1,r7:2' -> ((-8, 2), (3, 4), (5, 1)), sorted and without repeats; ViewError
+    naming `open`. A leak group is (boot, level); a folded range "r<range>:<level>" is
+    (-1 - range, level), so the two never meet."""
     groups: set[tuple[int, int]] = set()
     for item in (i.strip() for i in raw.split(",")):
         if not item:
             continue
         boot, sep, level = item.partition(":")
-        if not (sep and boot.isdigit() and level.isdigit() and 1 <= int(level) <= 5):
-            raise ViewError("open", f"open must list <boot>:<level> pairs (level 1..5), "
-                            f"got {item[:40]!r}")
-        groups.add((int(boot), int(level)))
+        fold = boot.startswith("r")
+        number = boot[1:] if fold else boot
+        if not (sep and number.isdigit() and len(number) <= 9 and level.isdigit()
+                and 1 <= int(level) <= 5):
+            raise ViewError("open", f"open must list <boot>:<level> or r<range>:<level> "
+                            f"pairs (level 1..5), got {item[:40]!r}")
+        groups.add((-1 - int(number) if fold else int(number), int(level)))
     if len(groups) > MAX_OPEN_GROUPS:
         raise ViewError("open", f"open lists {len(groups)} groups; at most {MAX_OPEN_GROUPS} "
                         "can be open at once")
@@ -78,7 +83,9 @@ def parse_open(raw: str) -> tuple[tuple[int, int], ...]:
 
 
 def open_param(groups: Iterable[tuple[int, int]]) -> str:
-    return ",".join(f"{boot}:{level}" for boot, level in sorted(groups))
+    # Leak groups by boot, then folded ranges by range.
+    return ",".join(f"r{-1 - boot}:{level}" if boot < 0 else f"{boot}:{level}"
+                    for boot, level in sorted(groups, key=lambda g: (g[0] < 0, abs(g[0]), g)))
 
 
 def fixes_param(fixes: Iterable[str]) -> str:
@@ -190,7 +197,8 @@ class ViewState(BaseModel):
     sp: int | None = _param(None, "Selected shadow page id.", whole_number_schema(0), ge=0,
                             form="reset")
     open: tuple[tuple[int, int], ...] = _param(
-        (), "Folded leak groups drawn page by page: comma-separated <boot>:<level> pairs.",
+        (), "Folded nodes drawn page by page, comma-separated: leak groups as <boot>:<level>, "
+        "folded ranges of healthy pages as r<range>:<level>.",
         parse="open", form="reset")
     embed: bool = _param(False, "1: the tree and the step controls only.", {"type": "boolean"})
     lenient: bool = _param(False, "1: skip malformed trace lines instead of refusing the "
