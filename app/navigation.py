@@ -17,8 +17,8 @@ from app.viewstate import ViewState
 from mmu_model import Grain
 from mmu_model.snapshot import StepSummary
 
-__all__ = ["MAX_FOUND_STEPS", "markers_json", "nav_context", "parse_find", "select_found",
-           "step_urls"]
+__all__ = ["MAX_FOUND_STEPS", "drawn_at_another_step", "markers_json", "nav_context",
+           "parse_find", "select_found", "step_urls"]
 
 MAX_FOUND_STEPS = 40
 
@@ -37,6 +37,16 @@ def step_urls(r: Resolved) -> dict[str, str]:
     else:
         prev_step, next_step = max(snap.step - 1, 0), min(snap.step + 1, last)
     return {"prev": s.with_(step=prev_step).url(), "next": s.with_(step=next_step).url()}
+
+
+def drawn_at_another_step(r: Resolved, drawn: tuple[ViewState, StepSummary] | None) -> bool:
+    """Whether the view the browser has drawn (X-Mmu-Drawn) is this one at another step.
+
+    Then what does not change with the step (the marker strip, the scenario and trace
+    forms, the scenario picker) is not sent again: the fragment holds an empty placeholder
+    with the element's id and hx-preserve, which htmx replaces with the one it has.
+    """
+    return drawn is not None and drawn[0].url(omit=("step",)) == r.state.url(omit=("step",))
 
 
 def parse_find(text: str) -> tuple[str, int]:
@@ -121,7 +131,7 @@ def nav_context(r: Resolved, baseline: Baseline | None,
     base = s.url(omit=("step",))
     at_step = base + "&step="  # every marker is this view at its step
     strip_id = "markers-" + hashlib.sha1(base.encode()).hexdigest()[:12]
-    kept = drawn is not None and drawn[0].url(omit=("step",)) == base
+    kept = drawn_at_another_step(r, drawn)
     kinds = []
     for kind in MARKER_KINDS.values():
         steps = index.marker_steps(kind.name, grain)

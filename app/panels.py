@@ -22,7 +22,7 @@ from app.kernel_links import (
     text_links,
 )
 from app.naming import custom_description, export_name
-from app.navigation import nav_context, step_urls
+from app.navigation import drawn_at_another_step, nav_context, step_urls
 from app.resolve import PageRuns, Resolved
 from app.serialize import sp_json
 from app.treepanel import tree_panel
@@ -44,7 +44,8 @@ from mmu_model.snapshot import StepSummary
 __all__ = ["boots_context", "form_context", "page_context", "scenarios_list"]
 
 PANEL_STATS: tuple[str, ...] = DISPLAY_ORDER[:9]
-MAX_OPS_LISTED = 40
+# Ops listed at action grain: the rest are one link away, at kernel-operation grain.
+MAX_OPS_LISTED = 12
 
 
 def _stat_rows(snap: Snapshot | StepSummary) -> list[dict[str, Any]]:
@@ -67,27 +68,37 @@ def _stat_rows(snap: Snapshot | StepSummary) -> list[dict[str, Any]]:
     return rows
 
 
-def _op_item(r: Resolved, ev: EventView) -> dict[str, Any]:
+def _op_notes(r: Resolved, ev: EventView) -> list[dict[str, Any]]:
     child = ev.args.get("child")
-    describe = (r.run.timeline.describe(child) if isinstance(child, int) and r.run.timeline
+    # Only the patch note of a mmu_page_zap_pte() names the child: describe it for that.
+    describe = (r.run.timeline.describe(child)
+                if ev.kind == "mmu_page_zap_pte" and isinstance(child, int) and r.run.timeline
                 else "the child")
+    return kernel_notes(ev.kind, ev.call_path, ev.args, r.state.fix_set, describe)
+
+
+def _op_item(r: Resolved, ev: EventView) -> dict[str, Any]:
     return {
         "index": ev.index, "kind": ev.kind, "narration": ev.narration,
         "call_path": list(ev.call_path),
         "call_links": path_links(ev.call_path), "kind_link": link_of(ev.kind),
         "narration_links": text_links(ev.narration),
-        "notes": kernel_notes(ev.kind, ev.call_path, ev.args, r.state.fix_set, describe),
         "deltas": sorted(ev.stat_deltas.items()),
-        "url": r.state.with_(grain="op", step=ev.index + 1).url(),
+        "url": _op_url(r, ev.index),
     }
+
+
+def _op_url(r: Resolved, index: int) -> str:
+    """The view at op grain at event `index` (op step index + 1)."""
+    return r.state.with_(grain="op", step=index + 1).url()
 
 
 def _narration(r: Resolved) -> dict[str, Any]:
     """What happened in this step; every key is always present (templates are strict)."""
     snap = r.snap
     out: dict[str, Any] = {"step0": snap.step == 0, "grain": snap.grain, "action": None,
-                           "event": None, "ops": None, "more_ops": 0, "deltas": [],
-                           "notes": [], "release": ELIXIR_RELEASE}
+                           "event": None, "ops": None, "more_ops": 0, "more_url": None,
+                           "deltas": [], "notes": [], "release": ELIXIR_RELEASE}
     if snap.step == 0:
         return out
     action = snap.action
@@ -103,16 +114,24 @@ def _narration(r: Resolved) -> dict[str, Any]:
         }
     elif action is not None:
         # action.ops holds at most the model's cap; n_ops counts every op of the action.
-        out["ops"] = [_op_item(r, ev) for ev in action.ops[:MAX_OPS_LISTED]]
-        out["more_ops"] = max(action.n_ops - len(out["ops"]), 0)
+        listed = action.ops[:MAX_OPS_LISTED]
+        out["ops"] = [_op_item(r, ev) for ev in listed]
+        out["more_ops"] = max(action.n_ops - len(listed), 0)
+        if out["more_ops"] and listed:  # an action's ops are consecutive events
+            out["more_url"] = _op_url(r, listed[-1].index + 1)
     out["deltas"] = sorted(
         (k, v) for k, v in snap.stat_deltas.items() if k not in ("hash_walked",)
     )
     order = r.run.spec.order if r.run.spec is not None else None
     header = snap.event if snap.event is not None and snap.event.is_action else None
     first = action_notes(header.kind, header.args, order) if header is not None else []
-    ops = [out["event"]] if out["event"] is not None else out["ops"] or []
-    out["notes"] = merge_notes([*(op["notes"] for op in ops), first])
+    # Notes come from every op the model recorded for the step, listed or not.
+    noted: tuple[EventView, ...] = ()
+    if out["event"] is not None and snap.event is not None:
+        noted = (snap.event,)
+    elif action is not None:
+        noted = action.ops
+    out["notes"] = merge_notes([*(_op_notes(r, ev) for ev in noted), first])
     return out
 
 
@@ -293,6 +312,8 @@ def page_context(runs: PageRuns) -> dict[str, Any]:
         "replay": _replay(r),
         "selected": _selected(r),
         "nav": nav_context(r, runs.baseline, runs.drawn),
+        # The step-independent panels the browser has already (see drawn_at_another_step).
+        "kept": drawn_at_another_step(r, runs.drawn),
         "tour": tour_context(r),
         "form": form_context(r.state),
         "trace_form": {"text": "", "error": None, "name": "", "lenient": False},

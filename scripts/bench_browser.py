@@ -15,9 +15,11 @@ loopback port with its own temporary data directory. For each case it reports:
                     /proc: unlike wall time, it does not grow with the machine's load)
 
 "Figure updated" is the last plotly_afterplot / plotly_restyle / plotly_update /
-plotly_relayout event of #tree after the key press; "no request pending" counts every
-XMLHttpRequest and fetch the page makes. Both are observed in the page, so the figures
-hold for any version of the page (they are used to compare branches side by side).
+plotly_relayout event of #tree after the key press, or #tree's data-drawn-url naming the
+new view (set once it is drawn; a step that changes nothing drawn makes no Plotly call);
+"no request pending" counts every XMLHttpRequest and fetch the page makes. Both are
+observed in the page, so the figures hold for any version of the page (they are used to
+compare branches side by side).
 
     python scripts/bench_browser.py                         # this checkout
     python scripts/bench_browser.py --root /work/main       # another checkout, its own venv
@@ -99,6 +101,10 @@ INIT_JS = """
                         "plotly_relayout", "plotly_react"]) {
       gd.on(name, () => { b.lastPlot = performance.now(); });
     }
+    // The page marks the view it has drawn (data-drawn-url, as the browser tests wait for):
+    // a step that changes nothing drawn is up to date without a Plotly call.
+    new MutationObserver(() => { b.lastPlot = performance.now(); })
+      .observe(gd, {attributes: true, attributeFilter: ["data-drawn-url"]});
   };
   setInterval(hook, 5);
 })();

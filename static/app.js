@@ -69,7 +69,9 @@
     if (!script || !div || !window.Plotly) { tree = null; return; }
     var delta = JSON.parse(script.textContent);
     treeQueue = treeQueue.then(function () {
-      return loadLayout(delta.layout).then(function (layout) { applyDelta(div, layout, delta); });
+      return loadLayout(delta.layout).then(function (layout) {
+        return applyDelta(div, layout, delta);
+      });
     }).catch(function (error) { console.error("tree update failed:", error); });
   }
 
@@ -92,6 +94,7 @@
       text: delta.note, xref: "paper", yref: "paper", x: 0, y: 0, yanchor: "top",
       showarrow: false, font: { size: 14, color: "#555555" },
     }] : [];
+    var legend = !comparing();
     var drawing;
     if (fresh || !div._fullLayout || div.dataset.layoutUrl !== delta.layout) {
       var data = layout.figure.data.map(function (t, i) {
@@ -99,7 +102,7 @@
           traces[i].marker) });
       });
       var figLayout = Object.assign({}, layout.figure.layout, { annotations: annotations,
-                                                                 showlegend: !comparing() });
+                                                                 showlegend: legend });
       drawing = Plotly.react(div, data, figLayout, plotConfig()).then(function () {
         div.dataset.layoutUrl = delta.layout;
         if (!div.dataset.clickBound) {
@@ -109,20 +112,61 @@
         Plotly.Plots.resize(div);
       });
     } else {
-      var update = { x: [], y: [], customdata: [], text: [], "marker.size": [],
-                     "marker.color": [], showlegend: [] };
-      traces.forEach(function (t) {
-        update.x.push(t.x); update.y.push(t.y); update.customdata.push(t.customdata);
-        update.text.push(t.text); update["marker.size"].push(t.marker.size);
-        update["marker.color"].push(t.marker.color); update.showlegend.push(t.showlegend);
-      });
-      drawing = Plotly.update(div, update, { annotations: annotations, showlegend: !comparing() },
-                              traces.map(function (_t, i) { return i; }));
+      drawing = redraw(div, traces, delta.note === tree.note ? null : annotations,
+                       legend === tree.legend ? null : legend);
     }
+    tree.sent = traces;
+    tree.note = delta.note;
+    tree.legend = legend;
     return drawing.then(function () {
       tree.url = delta.url;
       div.dataset.drawnUrl = delta.url;
     });
+  }
+
+  // One step's redraw: Plotly recomputes and redraws the whole figure on any restyle or
+  // relayout, so only what differs from what was sent last goes to it (the traces whose
+  // points changed; the note and the legend only when they changed), and a step that
+  // changes nothing drawn (a quiet step after a quiet one) costs no redraw at all.
+  function redraw(div, traces, annotations, legend) {
+    var changed = [];
+    var sent = tree.sent || [];  // none: a new tree state on the drawn figure, send them all
+    traces.forEach(function (t, i) { if (!sameTrace(sent[i], t)) changed.push(i); });
+    var relayout = {};
+    if (annotations !== null) relayout.annotations = annotations;
+    if (legend !== null) relayout.showlegend = legend;
+    var relayouts = Object.keys(relayout).length > 0;
+    if (!changed.length) {
+      return relayouts ? Plotly.relayout(div, relayout) : Promise.resolve();
+    }
+    var update = { x: [], y: [], customdata: [], text: [], "marker.size": [],
+                   "marker.color": [], showlegend: [] };
+    changed.forEach(function (i) {
+      var t = traces[i];
+      update.x.push(t.x); update.y.push(t.y); update.customdata.push(t.customdata);
+      update.text.push(t.text); update["marker.size"].push(t.marker.size);
+      update["marker.color"].push(t.marker.color); update.showlegend.push(t.showlegend);
+    });
+    return relayouts ? Plotly.update(div, update, relayout, changed)
+                     : Plotly.restyle(div, update, changed);
+  }
+
+  function sameTrace(a, b) {
+    if (!a || a.showlegend !== b.showlegend) return false;
+    if (a.marker.size !== b.marker.size && !sameArray(a.marker.size, b.marker.size)) return false;
+    if (a.marker.color !== b.marker.color && !sameArray(a.marker.color, b.marker.color)) {
+      return false;
+    }
+    // customdata entries are the records' own arrays: a record the delta set is a new one.
+    return sameArray(a.x, b.x) && sameArray(a.y, b.y) && sameArray(a.text, b.text) &&
+      sameArray(a.customdata, b.customdata);
+  }
+
+  function sameArray(a, b) {
+    if (!Array.isArray(a) || !Array.isArray(b)) return a === b;
+    if (a.length !== b.length) return false;
+    for (var i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    return true;
   }
 
   function fillTraces(base, delta) {
@@ -605,6 +649,11 @@
     var view = $("view");  // the tab title names the step the view shows
     if (view && view.dataset.title && document.title !== view.dataset.title) {
       document.title = view.dataset.title;
+    }
+    if (viewSwapped && document.querySelector("#view [data-kept]")) {
+      // A panel the answer left for this page to keep was not here: get the whole view.
+      refetchWhole(view.dataset.url);
+      return;
     }
     if (viewSwapped) {
       updateTree();

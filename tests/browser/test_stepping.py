@@ -1,0 +1,159 @@
+"""One step in Chromium: what the tree's redraw asks of Plotly, and links htmx leaves alone.
+
+Plotly recomputes and redraws the whole figure on any restyle or relayout, so a step sends
+it only the traces whose points changed, relayouts only when the note or the legend
+changed, and calls nothing when the step changes nothing drawn. What is drawn after a run
+of such partial redraws must be what a fresh page draws for the same view.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.browser.test_visualizer import act, assert_no_console_errors, blur, wait_tree
+
+START = 1
+STEPS = 24
+VIEW = "/?v=1&scenario=teaching-small&skip=0"
+
+# Wraps Plotly's drawing calls on #tree, recording each: its name, the traces it was given
+# and the layout keys it changed.
+_RECORD_JS = """() => {
+  window.__calls = [];
+  for (const name of ["react", "restyle", "update", "relayout"]) {
+    const real = Plotly[name];
+    Plotly[name] = function (gd, ...args) {
+      const el = typeof gd === "string" ? document.getElementById(gd) : gd;
+      if (el && el.id === "tree") {
+        let traces = null, layout = [];
+        if (name === "restyle") traces = args[1];
+        if (name === "update") { traces = args[2]; layout = Object.keys(args[1] || {}); }
+        if (name === "relayout") layout = Object.keys(args[0] || {});
+        window.__calls.push({name, traces: traces === undefined ? null : traces, layout});
+      }
+      return real.call(this, gd, ...args);
+    };
+  }
+}"""
+
+# Each trace of the drawn tree as what a point shows: position, data, label, size, colour.
+_TRACES_JS = """() => document.getElementById("tree").data.map((t) => JSON.stringify([
+  t.x, t.y, t.customdata ?? null, t.text ?? null, (t.marker || {}).size ?? null,
+  (t.marker || {}).color ?? null, t.showlegend ?? null]))"""
+
+_NOTE_JS = """() => JSON.stringify((document.getElementById("tree").layout.annotations || [])
+  .map((a) => a.text))"""
+
+
+def test_a_step_redraws_only_the_traces_that_changed(page: Any) -> None:
+    """teaching-small, every step from START on (skip=0, so quiet steps too): the traces a
+    step hands Plotly are exactly those whose drawn points differ before and after it; no
+    step draws a new figure (react) or relayouts while the note stays the same; a step
+    whose drawn traces do not change makes no call. After the steps the figure equals the
+    one a new page draws for the same view."""
+    page.goto(f"{VIEW}&step={START}")
+    wait_tree(page, START)
+    page.evaluate(_RECORD_JS)
+    quiet = 0
+    for step in range(START + 1, START + 1 + STEPS):
+        before, note = page.evaluate(_TRACES_JS), page.evaluate(_NOTE_JS)
+        page.evaluate("() => { window.__calls = []; }")
+        blur(page)
+        act(page, lambda: page.keyboard.press("ArrowRight"), step)
+        after, calls = page.evaluate(_TRACES_JS), page.evaluate("() => window.__calls")
+        changed = {i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b}
+        assert [c["name"] for c in calls if c["name"] == "react"] == [], step
+        sent = {i for c in calls for i in (c["traces"] or [])}
+        assert sent == changed, (step, calls)
+        if page.evaluate(_NOTE_JS) == note:
+            assert not [c for c in calls if c["layout"]], (step, calls)
+        if not changed:
+            quiet += 1
+            assert calls == [], (step, calls)
+    assert quiet > 0, "no step left the tree as it was: the no-call case went untested"
+    drawn = page.evaluate(_TRACES_JS)
+    fresh = page.context.new_page()
+    fresh.goto(f"{VIEW}&step={START + STEPS}")
+    wait_tree(fresh, START + STEPS)
+    assert fresh.evaluate(_TRACES_JS) == drawn
+    fresh.close()
+    assert_no_console_errors(page)
+
+
+def test_kernel_links_are_left_to_the_browser_and_view_links_are_boosted(page: Any) -> None:
+    """htmx 2 boosts a link only to this host with no target (htmx.js boostElement): the
+    narration's kernel links (Elixir, new tab) carry no hx-boost="false" and are still
+    not boosted; its links to other steps of the view are."""
+    page.goto("/?v=1&scenario=large-10k")
+    wait_tree(page)
+    boosted = page.evaluate("""() => [...document.querySelectorAll("#narration a")].map(
+      (a) => [a.className, a.getAttribute("href").startsWith("/?"),
+              !!(a["htmx-internal-data"] && a["htmx-internal-data"].boosted),
+              a.hasAttribute("hx-boost")])""")
+    kernel = [b for b in boosted if "kernel" in b[0]]
+    views = [b for b in boosted if b[1]]
+    assert kernel
+    assert views
+    assert all(not is_boosted and not attr for _, _, is_boosted, attr in kernel), kernel
+    assert all(is_boosted for _, _, is_boosted, _ in views), views
+    assert_no_console_errors(page)
+
+
+def test_a_step_keeps_the_forms_the_user_is_filling_in(page: Any) -> None:
+    """The scenario form, the trace form and the scenario picker do not change with the
+    step, so a step leaves the page's own elements in place (the same nodes, marked here
+    before the step): what was typed in them and not yet sent is still there, and they
+    still work (the picker opens another scenario)."""
+    page.goto(f"{VIEW}&step=3")
+    wait_tree(page, 3)
+    page.fill("#spec-boots", "2")
+    page.fill("#trace-name", "not sent yet")
+    page.evaluate("""() => { for (const id of ["scenario-form", "trace-form", "scenario-pick"])
+      document.getElementById(id).__qaMark = id; }""")
+    blur(page)
+    act(page, lambda: page.keyboard.press("ArrowRight"), 4)
+    act(page, lambda: page.click("#btn-next"), 5)
+    marks = page.evaluate("""() => ["scenario-form", "trace-form", "scenario-pick"].map(
+      (id) => document.getElementById(id).__qaMark || null)""")
+    assert marks == ["scenario-form", "trace-form", "scenario-pick"]
+    assert page.input_value("#spec-boots") == "2"
+    assert page.input_value("#trace-name") == "not sent yet"
+    assert page.locator("[data-kept]").count() == 0
+    act(page, lambda: page.select_option("#scenario", "large-10k"))
+    assert "scenario=large-10k" in page.url
+    assert page.locator("#scenario option:checked").get_attribute("value") == "large-10k"
+    assert_no_console_errors(page)
+
+
+def test_after_an_error_view_a_step_brings_the_panels_whole(page: Any) -> None:
+    """An error view (a step past the end, loaded by htmx) replaces the drawn tree and the
+    picker. Sending the scenario form from there opens the same view at its first step:
+    the browser has drawn no tree since (app.js forgets it on a view without one), so it
+    says it has drawn nothing and the panels come whole."""
+    page.goto(f"{VIEW}&step=3")
+    wait_tree(page, 3)
+    page.evaluate("() => htmx.ajax('GET', '/?v=1&scenario=teaching-small&skip=0&step=99999',"
+                  " {source: document.getElementById('tree-panel'), target: '#view',"
+                  " swap: 'outerHTML'})")
+    page.wait_for_selector("#error")
+    assert page.locator("#scenario-pick").count() == 0
+    act(page, lambda: page.click("#scenario-submit"))
+    assert page.locator("#scenario-pick select#scenario").count() == 1
+    assert page.locator("#scenario-form #spec-boots").count() == 1
+    assert page.locator("#trace-form #trace-text").count() == 1
+    assert page.locator("[data-kept]").count() == 0
+
+
+def test_a_page_without_a_kept_panel_gets_the_whole_view(page: Any) -> None:
+    """If the page lacks a panel the step's answer leaves for it to keep (removed here by
+    hand), htmx has nothing to put in the placeholder: app.js asks for the whole view, so
+    the panel is back and no placeholder is left."""
+    page.goto(f"{VIEW}&step=3")
+    wait_tree(page, 3)
+    page.evaluate("() => document.getElementById('trace-form').remove()")
+    blur(page)
+    act(page, lambda: page.keyboard.press("ArrowRight"), 4)
+    page.wait_for_selector("#trace-form #trace-text", state="attached")
+    assert page.locator("[data-kept]").count() == 0
+    assert page.locator("#scenario-form #spec-boots").count() == 1
+    assert_no_console_errors(page)
