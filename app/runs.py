@@ -12,9 +12,11 @@ key while it is being loaded or built waits for that one load; when all of them 
 What a run costs in memory: the compact run record holds 34-89 bytes per event, measured
 by Run.nbytes (teaching-small 30 KB, large-10k 4.8 MB, boot-loop-bottom-up 5.1 MB,
 populated-16g 8.2 MB), so the cache is bounded in bytes by run_nbytes(), not by counts.
-What the web layer derives from a run counts too: its index (app/markers.py), its kept
-marker strips, and the page counts its step summaries are moved along (PageCounts:
-COUNTS_BYTES_PER_PAGE a live page, 18 MB at the 100k-page spec's busiest step).
+What the web layer derives from a run counts too (RunEntry.weight): its index
+(app/markers.py), its kept marker strips, the snapshots and summaries it keeps, the page
+counts its summaries are moved along (PageCounts: COUNTS_BYTES_PER_PAGE a live page, 18 MB
+at the 100k-page spec's busiest step) and the page views its timeline keeps for reuse
+(VIEW_BYTES each, one per page shown).
 
 No collection walks a cached run for long, and the cache never asks for one: a run is a
 few large arrays, not millions of objects (so the gc.freeze of each run, and main's full
@@ -109,7 +111,9 @@ PAGE_ID_BYTES = 100
 
 
 def _snapshot_bytes(snap: Snapshot) -> int:
-    return (len(snap.pages) + len(snap.ghosts)) * VIEW_BYTES + 1024
+    # Live pages' views are the timeline's own (Timeline.cached_view, weighed in
+    # RunEntry.weight); a snapshot adds its tuple of them and its ghosts' views.
+    return len(snap.pages) * 8 + len(snap.ghosts) * VIEW_BYTES + 1024
 
 
 def _summary_bytes(summary: StepSummary) -> int:
@@ -145,7 +149,11 @@ class RunEntry:
 
     @property
     def weight(self) -> int:
-        return max(self.nbytes, 1)
+        """nbytes, and the page views the run's timeline keeps for reuse (one per page
+        shown so far: up to 90 MB for the 100k-page spec once every page was drawn)."""
+        timeline = self.run.timeline
+        views = timeline.n_views if timeline is not None else 0
+        return max(self.nbytes + views * VIEW_BYTES, 1)
 
     def snapshot(self, step: int, grain: str) -> Snapshot:
         key = (step, grain)

@@ -115,14 +115,14 @@ def test_what_a_run_keeps_of_its_steps_counts_in_its_weight() -> None:
 
     entry = RunCache().get("l10k", lambda: run_named("large-10k"))
     middle = entry.run.n_actions // 2  # about 5,000 live pages
-    base = entry.nbytes
+    base = entry.weight
     tracemalloc.start()
     snap = entry.snapshot(middle, "action")
     entry.summary(middle, "action")
     held, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert len(snap.pages) > 4000
-    assert entry.nbytes - base >= held
+    assert entry.weight - base >= held
 
 
 def test_a_run_that_grows_past_the_budget_pushes_the_older_ones_out() -> None:
@@ -135,6 +135,6 @@ def test_a_run_that_grows_past_the_budget_pushes_the_older_ones_out() -> None:
     assert len(cache) == 2
     for step in range(1, new.run.n_actions + 1, 4):
         new.snapshot(step, "action")
-    assert new.nbytes > one * 3 // 2
+    assert new.weight > one * 3 // 2
     cache.get("new", lambda: pytest.fail("cached"))
     assert len(cache) == 1
