@@ -49,7 +49,7 @@ __all__ = ["DEFAULT_BYTE_BUDGET", "ClientGone", "RunCache", "RunEntry"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BYTE_BUDGET = 256 << 20  # dozens of the largest built-ins (8 MB each)
+DEFAULT_BYTE_BUDGET = 256 << 20  # every built-in (8 MB records, up to ~40 MB once drawn whole)
 _SNAPSHOTS_PER_RUN = 8
 _SUMMARIES_PER_RUN = 64  # a few hundred bytes each, plus the step's ghosts
 # Rendered parts of the page that depend on the run and the view but not on the step (the
