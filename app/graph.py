@@ -119,14 +119,19 @@ class Layout:
     _xs: dict[tuple[int, int], float] = field(default_factory=dict, compare=False, repr=False)
 
     def x(self, level: int, l2_gfn: int) -> float:
-        key = (level, l2_gfn)
-        x = self._xs.get(key)
+        x = self._xs.get((level, l2_gfn))
         if x is None:
-            lo = bisect_left(self.slots, l2_gfn)
-            hi = bisect_left(self.slots, l2_gfn + span(level)) - 1
-            x = (lo + hi) / 2 if hi >= lo else lo - 0.5
-            self._xs[key] = x
+            x = self.place(level, l2_gfn)[0]
         return x
+
+    def place(self, level: int, l2_gfn: int) -> tuple[float, int]:
+        """x of a page's range (centred over the slots it covers; half a slot left of the
+        next one if it covers none) and how many slots it covers; x is kept for x()."""
+        lo = bisect_left(self.slots, l2_gfn)
+        hi = bisect_left(self.slots, l2_gfn + span(level)) - 1
+        x = (lo + hi) / 2 if hi >= lo else lo - 0.5
+        self._xs[(level, l2_gfn)] = x
+        return x, hi - lo + 1
 
     @property
     def width(self) -> int:
@@ -156,8 +161,7 @@ def build_layout(pages: Iterable[tuple[int, int]] | Iterable[tuple[int, int, int
             extra.add(start)
     layout = Layout(tuple(sorted(level1 | extra)))
     # A run's pages at one (level, slot range) share an x: (level, l2_gfn) -> its stack.
-    slots = layout.slots
-    xs = layout._xs
+    xs: dict[tuple[int, int], float] = {}
     stacks: dict[tuple[int, int], list[int]] = {}
     covers: dict[tuple[int, int], int] = {}
     for item in sorted(t for t in items if len(t) == 3):
@@ -165,10 +169,7 @@ def build_layout(pages: Iterable[tuple[int, int]] | Iterable[tuple[int, int, int
         key = (level, l2_gfn)
         ids = stacks.get(key)
         if ids is None:
-            lo = bisect_left(slots, l2_gfn)
-            hi = bisect_left(slots, l2_gfn + span(level)) - 1
-            xs[key] = (lo + hi) / 2 if hi >= lo else lo - 0.5
-            covers[key] = hi - lo + 1
+            xs[key], covers[key] = layout.place(level, l2_gfn)
             stacks[key] = [sp_id]
         else:
             ids.append(sp_id)

@@ -198,9 +198,5 @@ def _nbytes(index: RunIndex) -> int:
 def run_index(entry: RunEntry) -> RunIndex:
     """The run's index, built on first use and kept with the cached run, whose weight in
     the run cache's byte budget then counts it too."""
-    def build() -> RunIndex:
-        index = _build(entry.run)
-        entry.nbytes += _nbytes(index)
-        return index
-    index: RunIndex = entry.derive("nav-index", build)
+    index: RunIndex = entry.derive("nav-index", lambda: _build(entry.run), _nbytes)
     return index

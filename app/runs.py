@@ -203,14 +203,22 @@ class RunEntry:
             self.nbytes += self._kept_html.put(key, html)
         return html
 
-    def derive(self, name: str, build: Callable[[], Any]) -> Any:
-        """Compute a per-run value once (e.g. the layout), under the entry's lock."""
+    def derive(self, name: str, build: Callable[[], Any],
+               weigh: Callable[[Any], int] | None = None) -> Any:
+        """A per-run value computed once (e.g. the layout) and kept with the run; `weigh`
+        gives the bytes it adds to the run's weight. Built outside the lock: two first uses
+        may both build it, and only the one kept is weighed."""
         with self.lock:
             if name in self.derived:
                 return self.derived[name]
         value = build()
         with self.lock:
-            return self.derived.setdefault(name, value)
+            if name in self.derived:
+                return self.derived[name]
+            self.derived[name] = value
+            if weigh is not None:
+                self.nbytes += weigh(value)
+            return value
 
 
 @dataclass(eq=False)
@@ -420,13 +428,14 @@ class RunCache:
             self._entries.move_to_end(key)
             self.counts["memory"] += 1
             # Runs grow after they are cached (what is kept of their steps): each use of
-            # one trims the others back into the budget.
-            self._evict()
+            # one trims the others back into the budget, but never the run used just
+            # before it (a compare view's other run, in the same request).
+            self._evict(keep=2)
         return entry
 
-    def _evict(self) -> None:
+    def _evict(self, keep: int = 1) -> None:
         total = sum(e.weight for e in self._entries.values())
-        while len(self._entries) > 1 and (
+        while len(self._entries) > keep and (
             len(self._entries) > self.max_entries or total > self.byte_budget
         ):
             _, old = self._entries.popitem(last=False)

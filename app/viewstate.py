@@ -12,6 +12,7 @@ the canonical URL, `step_grain` is converted away and the model's defaults are w
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -60,6 +61,10 @@ def parse_fixes(raw: str, field: str = "fixes") -> frozenset[str]:
     return frozenset(names)
 
 
+# ASCII digits only: str.isdigit() also takes '²', which int() refuses.
+_OPEN_ITEM = re.compile(r"(r?)([0-9]{1,9}):([1-5])")
+
+
 def parse_open(raw: str) -> tuple[tuple[int, int], ...]:
     """'3:4,5:1,r7:2' -> ((-8, 2), (3, 4), (5, 1)), sorted and without repeats; ViewError
     naming `open`. A leak group is (boot, level); a folded range "r<range>:<level>" is
@@ -68,13 +73,11 @@ def parse_open(raw: str) -> tuple[tuple[int, int], ...]:
     for item in (i.strip() for i in raw.split(",")):
         if not item:
             continue
-        boot, sep, level = item.partition(":")
-        fold = boot.startswith("r")
-        number = boot[1:] if fold else boot
-        if not (sep and number.isdigit() and len(number) <= 9 and level.isdigit()
-                and 1 <= int(level) <= 5):
+        match = _OPEN_ITEM.fullmatch(item)
+        if match is None:
             raise ViewError("open", f"open must list <boot>:<level> or r<range>:<level> "
                             f"pairs (level 1..5), got {item[:40]!r}")
+        fold, number, level = match.groups()
         groups.add((-1 - int(number) if fold else int(number), int(level)))
     if len(groups) > MAX_OPEN_GROUPS:
         raise ViewError("open", f"open lists {len(groups)} groups; at most {MAX_OPEN_GROUPS} "

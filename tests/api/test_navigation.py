@@ -259,8 +259,8 @@ def test_a_strip_the_browser_has_drawn_is_not_sent_again(client: Any) -> None:
     again = client.get(TEACHING + "&step=6",
                        headers={**HX, "X-Mmu-Drawn": first.headers["HX-Push-Url"]})
     assert again.status_code == 200
-    assert (f'<div id="{strip_id.group(1)}" class="markers" hx-preserve="true"></div>'
-            in again.text)
+    assert (f'<div id="{strip_id.group(1)}" class="markers" hx-preserve="true" '
+            'data-kept="1"></div>' in again.text)
     assert '<a class="marker ' not in again.text
 
 

@@ -126,15 +126,19 @@ def test_what_a_run_keeps_of_its_steps_counts_in_its_weight() -> None:
 
 
 def test_a_run_that_grows_past_the_budget_pushes_the_older_ones_out() -> None:
-    """Two teaching-small runs fit the budget until the newer one keeps a few of its steps:
-    its next use evicts the older run, with no new run inserted."""
+    """Three teaching-small runs fit the budget until the newest keeps a few of its steps:
+    its next use evicts the oldest run, with no new run inserted; the run used just before
+    it (a compare view's other run) stays."""
     one = run_nbytes(run_named("teaching-small"))
-    cache = RunCache(byte_budget=one * 5 // 2)
+    cache = RunCache(byte_budget=one * 7 // 2)
     cache.get("old", lambda: run_named("teaching-small"))
+    cache.get("mid", lambda: run_named("teaching-small"))
     new = cache.get("new", lambda: run_named("teaching-small"))
-    assert len(cache) == 2
+    assert len(cache) == 3
     for step in range(1, new.run.n_actions + 1, 4):
         new.snapshot(step, "action")
     assert new.weight > one * 3 // 2
+    cache.get("mid", lambda: pytest.fail("cached"))  # the pair in use: mid, then new
     cache.get("new", lambda: pytest.fail("cached"))
-    assert len(cache) == 1
+    assert len(cache) == 2
+    cache.get("mid", lambda: pytest.fail("mid is kept: it was used just before new"))

@@ -175,3 +175,13 @@ def test_submitting_the_form_unchanged_keeps_the_view_but_what_a_new_run_resets(
              if VIEW_PARAMS[n].form == "reset"}
     assert got.with_(params=state.params) == state.with_(**reset)
     assert got.param_map["boots"] == "2"
+
+
+@pytest.mark.parametrize("value", ["%C2%B2:1", "r1:%C2%B2", "%D9%A3:2", "1:6", "r:2", "1:"])
+def test_open_with_anything_but_ascii_digits_is_a_4xx_naming_it(shared_client: Any,
+                                                                value: str) -> None:
+    """str.isdigit() takes '²' and Arabic-Indic digits, which int() refuses: open's items
+    must be ASCII <boot>:<level> or r<range>:<level>, level 1..5, or a 422 naming open."""
+    response = shared_client.get(f"/api/snapshot?v=1&scenario=teaching-small&open={value}")
+    assert response.status_code == 422
+    assert "open" in response.text
