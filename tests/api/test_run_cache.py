@@ -101,10 +101,12 @@ def test_kept_html_is_rendered_once_per_view_and_weighs_while_kept() -> None:
     assert entry.kept_html("view-a", render("a" * 1000)) == "a" * 1000
     assert renders == ["a" * 1000]
     assert entry.nbytes == base + 1000
-    for k in range(1, 9):  # more views than are kept: the first ones go
+    kept = 4  # views kept per run (app/runs.py _KEPT_HTML_PER_RUN)
+    for k in range(1, kept + 1):  # as many new views as are kept: view-a goes
         entry.kept_html(f"view-{k}", render("b" * 10))
+    assert entry.nbytes == base + kept * 10
     assert entry.kept_html("view-a", render("c" * 5)) == "c" * 5  # rendered again
-    assert base < entry.nbytes < base + 1000
+    assert entry.nbytes == base + (kept - 1) * 10 + 5  # view-1 made room for it
 
 
 def test_what_a_run_keeps_of_its_steps_counts_in_its_weight() -> None:
