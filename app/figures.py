@@ -65,9 +65,13 @@ STATUS_STYLES: dict[str, tuple[str, str, str, int, float, float]] = {
     "orphan-unsync": ("LEAK: orphaned unsync page", VERMILLION, "star", 26, 1.0, 2.0),
     "zapped": ("zapped this step (ghost)", GHOST, "x", 12, 0.8, 0.0),
     "summary": ("folded healthy pages", GREEN, "hexagon-open", 16, 1.0, 2.0),
+    "fold": ("folded subtrees (a range of pages and all below them)", GREEN, "hexagon", 16,
+             1.0, 1.0),
 }
 # A summary node's colour by the state of the pages it folds (it is an outline: see above).
 SUMMARY_COLOURS = {"synced": GREEN, "unsync": DARK_ORANGE, "zapped": GHOST}
+# A fold node's fill: orange (inside its black rim) when any page it folds is unsync.
+FOLD_COLOURS = {"synced": GREEN, "unsync": ORANGE}
 # The legend sits above the plot in a band of fixed height (rows of FONT_SIZE text), so a
 # step that brings a new kind of node (a leak, a ghost) never pushes the tree down; a legend
 # too long for the band scrolls inside it.
@@ -103,6 +107,10 @@ _SUMMARY_HOVER = (
     "<b>%{customdata[1]} %{customdata[2]} level-1 pages</b><br>under sp #%{customdata[3]}"
     "<br>folded into one node; click to select their parent<extra></extra>"
 )
+_FOLD_HOVER = (
+    "<b>%{text}</b><br>folded into one node (too many for the row); click to draw them one "
+    "by one<extra></extra>"
+)
 _GROUP_HOVER = (
     "<b>%{customdata[1]} %{customdata[2]} level-%{customdata[4]} pages</b><br>detached in "
     "L2 boot %{customdata[3]}<br>folded into one node; click to draw them one by one"
@@ -125,7 +133,9 @@ def _count_size(count: int, base: int) -> int:
 
 def _ring_size(node: Node) -> int:
     """The "changed" ring goes around the marker: wider than a (big) summary node."""
-    return _count_size(node.count, 16) + 12 if node.status == "summary" else 30
+    if node.status in ("summary", "fold"):
+        return _count_size(node.count, 16) + 12
+    return 30
 
 
 def _num(value: float) -> float | int:
@@ -157,6 +167,10 @@ def _record(node: Node, layout: Layout, boots: int) -> Record:
         colour = SUMMARY_COLOURS.get(node.fold_status, GREEN)
         return (_TRACE["summary"], x, y, _count_size(node.count, 16), colour,
                 f"{node.count:,}", (node.id, node.count, node.fold_status, node.parent))
+    if node.status == "fold":
+        return (_TRACE["fold"], x, y, _count_size(node.count, 16),
+                FOLD_COLOURS.get(node.fold_status, GREEN), fold_text(node),
+                (node.id, node.count, node.fold_status, f"r{node.range}", node.level))
     if node.status == "group":
         size = min(_count_size(node.count, STATUS_STYLES[node.fold_status][3] // 2),
                    max(GROUP_STRIP_PX // boots, 7))
@@ -166,8 +180,24 @@ def _record(node: Node, layout: Layout, boots: int) -> Record:
     return (_TRACE[node.status], x, y, None, None, None, _sp_customdata(node))
 
 
+def fold_text(node: Node) -> str:
+    """What a fold node holds, level by level, and its parent (its hover text): '8 l2 PD
+    pages, 4,096 l1 PT pages (12 unsync) under them<br>under sp #3'."""
+    parts = []
+    for level, pages, unsync in node.under:
+        name = LEVEL_NAMES.get(level, f"l{level}")
+        text = f"{pages:,} {name} page{'s' if pages != 1 else ''}"
+        parts.append(text + (f" ({unsync:,} unsync)" if unsync else ""))
+    text = ", ".join(parts) + (" under them" if len(parts) > 1 else "")
+    return f"{text}<br>under sp #{node.parent}"
+
+
 def _notes(view: TreeView) -> str:
     notes = []
+    if view.ranges_folded:
+        folds = sum(1 for node in view.nodes if node.status == "fold")
+        notes.append(f"{view.ranges_folded:,} healthy pages folded with their subtrees into "
+                     f"{folds:,} range nodes (filled hexagons; click one to open it)")
     if view.folded:
         notes.append(f"{view.folded:,} healthy level-1 pages folded into summary nodes")
     if view.leaks_folded:
@@ -231,6 +261,8 @@ def _run_figure(layout: Layout, *, max_level: int, uirevision: str, title: str =
         if status == "summary":
             trace |= {"mode": "markers+text", "textposition": "bottom center",
                       "hovertemplate": _SUMMARY_HOVER}
+        elif status == "fold":  # its text is for the hover only: labels cost every redraw
+            trace |= {"hovertemplate": _FOLD_HOVER}
         elif meta.startswith("group:"):
             trace |= {"mode": "markers+text", "textposition": "middle right",
                       "name": _GROUP_LABELS[status], "hovertemplate": _GROUP_HOVER}

@@ -21,6 +21,19 @@ step they fold too, and their summary node carries the ring. If more than
 CHANGED_KEEP_LIMIT pages drawn one by one were touched, only summaries keep rings and the
 figure says how many pages changed.
 
+Crowded rows: whatever the tree's size, a level's row draws about ROW_BUDGET nodes at most
+(a plotly redraw costs what is drawn, not what changed, and 195 PD columns 7 px apart say
+no more than 24 nodes do). When a row, or the row below it, holds more, the row's healthy
+pages (synced or unsync, linked under a root) fold with everything under them into range
+nodes: the x axis is cut into ROW_RANGES equal ranges, fixed for the run, and each range
+holds one node per parent, which says how many pages of each level it folds. A fold's
+place follows from the run's layout (its range and its parent), never from its members.
+The pages the step touched, the selected page, anything with one of those (or a zapped or
+detached page) under it, the roots and the detached pages stay individual, as do the pages
+of an opened range (ViewState.open, "r<range>:<level>"). Folding works on the sorted
+pages each step (_fold_ranges, in _assemble), so a step moved from its neighbour's sorting
+folds exactly as one sorted from scratch.
+
 Leaks: past LEAK_FOLD_THRESHOLD detached pages (orphans, orphaned unsync pages, ex-roots),
 they fold too, into one group per L2 boot in which they were detached, level and state. A
 group sits on its level's row, in a strip ordered by boot (left: boot 1, right: the last
@@ -47,6 +60,8 @@ __all__ = [
     "COLLAPSE_THRESHOLD",
     "DETACHED",
     "LEAK_FOLD_THRESHOLD",
+    "ROW_BUDGET",
+    "ROW_RANGES",
     "Layout",
     "LeakFolding",
     "Node",
@@ -64,6 +79,12 @@ COLLAPSE_THRESHOLD = 1_500
 CHANGED_KEEP_LIMIT = 200
 # Detached pages drawn one by one at most; past it they fold into per-boot groups.
 LEAK_FOLD_THRESHOLD = 150
+# Level of detail: a level's row draws at most about ROW_BUDGET nodes of the tree (pages and
+# summary nodes; leak groups have their strip). Past it, the healthy pages of the row fold,
+# with everything under them, into range nodes: the x axis is cut into ROW_RANGES equal
+# ranges, fixed for the run, and each range holds one node per parent (and kind).
+ROW_BUDGET = 48
+ROW_RANGES = 24
 STACK_DY = 0.28  # vertical offset between stacked pages of the same slot...
 ROW_DEPTH = 0.42  # ...squeezed so a stack never leaves its level's row
 # ...and horizontal (in slots): a newer page sits down and to the right of the one it
@@ -98,14 +119,19 @@ class Layout:
     _xs: dict[tuple[int, int], float] = field(default_factory=dict, compare=False, repr=False)
 
     def x(self, level: int, l2_gfn: int) -> float:
-        key = (level, l2_gfn)
-        x = self._xs.get(key)
+        x = self._xs.get((level, l2_gfn))
         if x is None:
-            lo = bisect_left(self.slots, l2_gfn)
-            hi = bisect_left(self.slots, l2_gfn + span(level)) - 1
-            x = (lo + hi) / 2 if hi >= lo else lo - 0.5
-            self._xs[key] = x
+            x = self.place(level, l2_gfn)[0]
         return x
+
+    def place(self, level: int, l2_gfn: int) -> tuple[float, int]:
+        """x of a page's range (centred over the slots it covers; half a slot left of the
+        next one if it covers none) and how many slots it covers; x is kept for x()."""
+        lo = bisect_left(self.slots, l2_gfn)
+        hi = bisect_left(self.slots, l2_gfn + span(level)) - 1
+        x = (lo + hi) / 2 if hi >= lo else lo - 0.5
+        self._xs[(level, l2_gfn)] = x
+        return x, hi - lo + 1
 
     @property
     def width(self) -> int:
@@ -119,15 +145,14 @@ def build_layout(pages: Iterable[tuple[int, int]] | Iterable[tuple[int, int, int
     (creation) order, STACK_DY apart, or closer when more than fit in ROW_DEPTH.
     """
     items = [tuple(p) for p in pages]
-    triples = [t for t in items if len(t) == 3]
-    pairs = [(t[-2], t[-1]) for t in items]
     level1: set[int] = set()
-    upper: list[tuple[int, int]] = []
-    for level, l2_gfn in pairs:
+    upper: set[tuple[int, int]] = set()
+    for item in items:
+        level, l2_gfn = item[-2], item[-1]
         if level <= 1:
             level1.add(l2_gfn)
         else:
-            upper.append((level, l2_gfn))
+            upper.add((level, l2_gfn))
     ordered = sorted(level1)
     extra: set[int] = set()
     for level, start in upper:
@@ -135,20 +160,42 @@ def build_layout(pages: Iterable[tuple[int, int]] | Iterable[tuple[int, int, int
         if i == len(ordered) or ordered[i] >= start + span(level):
             extra.add(start)
     layout = Layout(tuple(sorted(level1 | extra)))
-    stacks: dict[tuple[int, float], list[int]] = {}
-    covers: dict[tuple[int, float], int] = {}
-    slots = layout.slots
-    for sp_id, level, l2_gfn in sorted(triples):
-        key = (level, layout.x(level, l2_gfn))
-        stacks.setdefault(key, []).append(sp_id)
-        if key not in covers:
-            covers[key] = bisect_left(slots, l2_gfn + span(level)) - bisect_left(slots, l2_gfn)
-    for (level, x), ids in stacks.items():
-        dy = min(STACK_DY, ROW_DEPTH / (len(ids) - 1)) if len(ids) > 1 else 0.0
-        width = max(STACK_WIDTH, covers[(level, x)] / 2)
-        dx = min(STACK_DX, width / (len(ids) - 1)) if len(ids) > 1 else 0.0
+    # A run's pages at one (level, slot range) share an x: (level, l2_gfn) -> its stack.
+    xs: dict[tuple[int, int], float] = {}
+    stacks: dict[tuple[int, int], list[int]] = {}
+    covers: dict[tuple[int, int], int] = {}
+    for item in sorted(t for t in items if len(t) == 3):
+        sp_id, level, l2_gfn = item
+        key = (level, l2_gfn)
+        ids = stacks.get(key)
+        if ids is None:
+            xs[key], covers[key] = layout.place(level, l2_gfn)
+            stacks[key] = [sp_id]
+        else:
+            ids.append(sp_id)
+    # Ranges of one level that start at other gfns can still share an x (a range no slot
+    # falls in sits half a slot left of the next): their pages stack together.
+    by_x: dict[tuple[int, float], list[int]] = {}
+    cover_at: dict[tuple[int, float], int] = {}
+    for key, ids in stacks.items():
+        at = (key[0], xs[key])
+        same = by_x.get(at)
+        if same is None:
+            by_x[at] = ids
+            cover_at[at] = covers[key]
+        else:
+            same.extend(ids)
+    pos = layout.pos
+    for (level, x), ids in by_x.items():
+        if len(ids) == 1:
+            pos[ids[0]] = (x, level)
+            continue
+        ids.sort()
+        dy = min(STACK_DY, ROW_DEPTH / (len(ids) - 1))
+        width = max(STACK_WIDTH, cover_at[(level, x)] / 2)
+        dx = min(STACK_DX, width / (len(ids) - 1))
         for k, sp_id in enumerate(ids):
-            layout.pos[sp_id] = (x + dx * k, level - dy * k)
+            pos[sp_id] = (x + dx * k, level - dy * k)
     return layout
 
 
@@ -178,13 +225,21 @@ class Node:
     key: str  # stable across steps: "12" (a page), "s12:synced" (summary), "g3:4:orphan"
     x: float
     y: float
-    status: str  # SpView.status, "summary" for folded healthy pages, "group" for leaks
+    # SpView.status; "summary" for folded healthy level-1 pages, "fold" for a range of
+    # healthy pages folded with their subtrees, "group" for leaks
+    status: str
     level: int
     sp: SpView | None = None
-    count: int = 1
-    fold_status: str = ""  # for summary and group nodes: the state of the folded pages
-    parent: int | None = None  # for summary nodes: the parent they hang under
-    boot: int = 0  # for group nodes: the L2 boot in which their pages were detached
+    count: int = 1  # pages folded into the node (a fold: at every level)
+    # summary and group nodes: the state of the folded pages; a fold: "unsync" if any page
+    # in it is, else "synced"
+    fold_status: str = ""
+    parent: int | None = None  # summary and fold nodes: the parent they hang under
+    boot: int = 0  # group nodes: the L2 boot in which their pages were detached
+    range: int = 0  # fold nodes: which of the ROW_RANGES ranges of its row
+    # fold nodes: (level, pages, unsync pages) of what it folds, top level first
+    under: tuple[tuple[int, int, int], ...] = ()
+    links: tuple[int, ...] = ()  # fold nodes: every parent of its top pages
     changed: bool = False
     created: bool = False
     selected: bool = False
@@ -195,7 +250,8 @@ class TreeView:
     nodes: list[Node]
     edges: list[tuple[int, int]]
     n_pages: int
-    folded: int = 0
+    folded: int = 0  # level-1 pages in summary nodes
+    ranges_folded: int = 0  # pages (every level) in fold nodes
     leaks_folded: int = 0
     n_changed: int = 0  # pages (and ghosts) the step touched, drawn or folded
     rings_dropped: bool = False  # too many touched pages stayed individual to ring each
@@ -350,18 +406,20 @@ def tree_view(
     collapse_threshold: int = COLLAPSE_THRESHOLD,
     leaks: LeakFolding | None = None,
     after: tuple[TreeView, Snapshot] | None = None,
+    open_ranges: Collection[tuple[int, int]] = (),
 ) -> TreeView:
-    """What to draw for `snap`: nodes (pages, summaries, leak groups), edges, and their DiGraph.
+    """What to draw for `snap`: nodes (pages, summaries, folds, leak groups) and edges.
 
     `after`: the view of a neighbouring step (same selection), to re-sort only the pages that
-    the two steps touched instead of every page.
+    the two steps touched instead of every page. `open_ranges`: (range, level) pairs whose
+    pages are drawn one by one instead of folded (fold nodes' `range` and `level`).
     """
     parts = None
     if after is not None and after[0].parts is not None:
         parts = _resort_pages(after[0].parts, after[1], snap, selected, collapse_threshold)
     if parts is None:
         parts = _sort_pages(snap, selected, collapse_threshold)
-    return _assemble(snap, layout, parts, selected, leaks)
+    return _assemble(snap, layout, parts, selected, leaks, open_ranges)
 
 
 def tree_view_of(
@@ -373,6 +431,7 @@ def tree_view_of(
     selected: int | None = None,
     collapse_threshold: int = COLLAPSE_THRESHOLD,
     leaks: LeakFolding | None = None,
+    open_ranges: Collection[tuple[int, int]] = (),
 ) -> TreeView:
     """tree_view() of a step given without its pages (mmu_model StepSummary).
 
@@ -396,11 +455,171 @@ def tree_view_of(
                         collapse_threshold)
     if parts is None:
         parts = _sort(pages(), step.ghosts, step.changed, selected, collapse_threshold)
-    return _assemble(step, layout, parts, selected, leaks)
+    return _assemble(step, layout, parts, selected, leaks, open_ranges)
 
+
+@dataclass(slots=True)
+class _Range:
+    """A fold being built: the top pages of one range and parent, and what they hold."""
+
+    level: int
+    range: int
+    parent: int
+    tops: list[SpView]
+    counts: dict[int, list[int]] = field(default_factory=dict)  # level -> [pages, unsync]
+    absorbed: bool = False  # folded in turn into a fold of the row above
+
+    def add(self, level: int, pages: int, unsync: int) -> None:
+        count = self.counts.setdefault(level, [0, 0])
+        count[0] += pages
+        count[1] += unsync
+
+
+def _range_of(layout: Layout, level: int, l2_gfn: int) -> int:
+    """Which of the ROW_RANGES equal parts of the x axis a page's slot centre lies in."""
+    x = layout.x(level, l2_gfn)
+    return min(max(int((x + 0.5) * ROW_RANGES / layout.width), 0), ROW_RANGES - 1)
+
+
+def _fold_position(layout: Layout, parent: SpView, level: int, rng: int) -> tuple[float, float]:
+    """A fold's place, fixed for the run: on its level's row, centred over the part of its
+    range that its parent covers, and shifted as the parent is shifted in its stack (so the
+    folds under the pages of one slot stand apart as those pages do)."""
+    lo = rng * layout.width / ROW_RANGES - 0.5
+    hi = (rng + 1) * layout.width / ROW_RANGES - 0.5
+    slots = layout.slots
+    lo_parent = bisect_left(slots, parent.l2_gfn) - 0.5
+    hi_parent = bisect_left(slots, parent.l2_gfn + span(parent.level)) - 0.5
+    a, b = max(lo, lo_parent), min(hi, hi_parent)
+    x = (a + b) / 2 if b > a else (lo + hi) / 2
+    home = layout.x(parent.level, parent.l2_gfn)
+    px, py = layout.pos.get(parent.id) or (home, float(parent.level))
+    return x + (px - home), level - (parent.level - py)
+
+
+def _fold_ranges(individual: dict[int, tuple[SpView, str]], parts: _Sorted, layout: Layout,
+                 changed: Collection[int], selected: int | None,
+                 open_ranges: frozenset[tuple[int, int]]
+                 ) -> tuple[list[Node], set[tuple[int, str]]]:
+    """Fold healthy pages of crowded rows, each with everything under it, into range nodes.
+
+    A level's row is crowded when it, or the row below (which only folding its parents can
+    thin), draws more than ROW_BUDGET nodes of the tree. A page of level 2 or more folds
+    when it is synced or unsync, reached from a root through first parents, untouched, not
+    selected, not in an opened range, and every node drawn under it folds with it: no page
+    the step touched (nor a summary carrying their ring), no selected, zapped or
+    other-parented page hangs under it. So the touched pages, the selected page and their
+    ancestors, the roots and the detached pages (and whatever hangs under those) stay. The
+    pages of a crowded row that may fold are grouped by range (_range_of) and first parent;
+    a group of two or more becomes one fold node, which takes in the pages, summaries and
+    folds under its pages. Removes what it folds from `individual`; returns the fold nodes
+    and the keys of the summary groups (parts.groups) folded into them.
+    """
+    rows: dict[int, int] = {}
+    by_level: dict[int, list[tuple[SpView, str]]] = {}
+    for sp, status in individual.values():
+        if status not in DETACHED:
+            rows[sp.level] = rows.get(sp.level, 0) + 1
+            by_level.setdefault(sp.level, []).append((sp, status))
+    summaries: dict[int, list[tuple[int, str]]] = {}
+    blocked: set[int] = set()  # pages with a node under them that may not fold
+    for key in parts.groups:
+        rows[1] = rows.get(1, 0) + 1
+        summaries.setdefault(key[0], []).append(key)
+        if key in parts.ringed_groups:
+            blocked.add(key[0])
+    if all(n <= ROW_BUDGET for n in rows.values()):
+        return [], set()
+
+    leaf_states = _FOLDABLE_WHEN_BUSY if parts.busy else _FOLDABLE
+    reach: dict[int, bool] = {}
+
+    def reachable(sp_id: int) -> bool:
+        hit = reach.get(sp_id)
+        if hit is None:
+            item = individual.get(sp_id)
+            hit = item is not None and (
+                item[1] == "root"
+                or (item[1] in _FOLDABLE and bool(item[0].parents)
+                    and reachable(item[0].parents[0][0])))
+            reach[sp_id] = hit
+        return hit
+
+    kids: dict[int, list[int]] = {}  # parent -> its first-parent children that may fold
+    folds_under: dict[int, list[_Range]] = {}
+    absorbed: set[tuple[int, str]] = set()
+    made: list[_Range] = []
+
+    def take_in(fold: _Range, parent: int) -> None:
+        for child in kids.get(parent, ()):
+            item = individual.pop(child, None)
+            if item is None:  # already in a fold of its own row
+                continue
+            sp, status = item
+            fold.add(sp.level, 1, status == "unsync")
+            rows[sp.level] -= 1
+            take_in(fold, child)
+        for key in summaries.get(parent, ()):
+            members = parts.groups[key]
+            absorbed.add(key)
+            fold.add(1, len(members), len(members) if key[1] == "unsync" else 0)
+            rows[1] -= 1
+        for below in folds_under.pop(parent, ()):
+            below.absorbed = True
+            for level, (pages, unsync) in below.counts.items():
+                fold.add(level, pages, unsync)
+            rows[below.level] -= 1
+
+    for level in sorted(by_level):
+        ranges: dict[tuple[int, int], list[SpView]] = {}
+        for sp, status in sorted(by_level[level], key=lambda item: item[0].id):
+            first = sp.parents[0][0] if sp.parents else -1
+            rng = _range_of(layout, level, sp.l2_gfn) if level >= 2 else 0
+            ok = (first >= 0 and sp.id not in changed and sp.id != selected
+                  and sp.id not in blocked
+                  and (status in leaf_states if level == 1 else
+                       status in _FOLDABLE and (rng, level) not in open_ranges
+                       and reachable(first)))
+            for parent_id, _index in sp.parents:
+                if not ok or parent_id != first:
+                    blocked.add(parent_id)
+            if ok:
+                kids.setdefault(first, []).append(sp.id)
+                if level >= 2:
+                    ranges.setdefault((rng, first), []).append(sp)
+        if rows.get(level, 0) <= ROW_BUDGET and rows.get(level - 1, 0) <= ROW_BUDGET:
+            continue
+        for (rng, parent), tops in sorted(ranges.items()):
+            if len(tops) < 2:
+                continue
+            fold = _Range(level, rng, parent, tops)
+            for sp in tops:
+                fold.add(level, 1, individual.pop(sp.id)[1] == "unsync")
+                take_in(fold, sp.id)
+            rows[level] -= len(tops) - 1
+            folds_under.setdefault(parent, []).append(fold)
+            made.append(fold)
+
+    nodes = []
+    for fold in made:
+        if fold.absorbed:
+            continue
+        x, y = _fold_position(layout, individual[fold.parent][0], fold.level, fold.range)
+        under = tuple((lv, pages, unsync) for lv, (pages, unsync)
+                      in sorted(fold.counts.items(), reverse=True))
+        links = sorted({p for sp in fold.tops for p, _index in sp.parents})
+        nodes.append(Node(
+            id=-(1 << 42) - 4096 * (fold.parent + 1) - 256 * fold.level - fold.range,
+            key=f"r{fold.level}:{fold.range}:{fold.parent}", x=x, y=y, status="fold",
+            level=fold.level, count=sum(pages for _lv, pages, _u in under),
+            fold_status="unsync" if any(u for _lv, _n, u in under) else "synced",
+            parent=fold.parent, range=fold.range, under=under, links=tuple(links),
+        ))
+    return nodes, absorbed
 
 def _assemble(snap: Snapshot | StepSummary, layout: Layout, parts: _Sorted,
-              selected: int | None, leaks: LeakFolding | None) -> TreeView:
+              selected: int | None, leaks: LeakFolding | None,
+              open_ranges: Collection[tuple[int, int]] = ()) -> TreeView:
     changed = snap.changed
     created = snap.created
     individual = dict(parts.individual)
@@ -416,6 +635,8 @@ def _assemble(snap: Snapshot | StepSummary, layout: Layout, parts: _Sorted,
                 leak_groups[group] = leak_groups.get(group, 0) + 1
     else:
         individual.update(parts.detached)
+    folds, absorbed = _fold_ranges(individual, parts, layout, changed, selected,
+                                   frozenset(open_ranges))
 
     nodes: list[Node] = []
     pos = layout.pos
@@ -428,6 +649,8 @@ def _assemble(snap: Snapshot | StepSummary, layout: Layout, parts: _Sorted,
         )
     folded = 0
     for (parent, status), members in sorted(parts.groups.items()):
+        if (parent, status) in absorbed:
+            continue
         if len(members) == 1:
             (sp,) = members.values()
             x, y = pos.get(sp.id) or (layout.x(1, sp.l2_gfn), 1.0)
@@ -450,6 +673,7 @@ def _assemble(snap: Snapshot | StepSummary, layout: Layout, parts: _Sorted,
             )
         )
         folded += len(members)
+    nodes.extend(folds)
     leaks_folded = 0
     if leak_groups:
         assert leaks is not None
@@ -476,6 +700,9 @@ def _assemble(snap: Snapshot | StepSummary, layout: Layout, parts: _Sorted,
             for parent_id, _index in node.sp.parents:
                 if parent_id in drawn:
                     edges.append((parent_id, node.id))
+        elif node.links:
+            edges.extend((parent_id, node.id) for parent_id in node.links
+                         if parent_id in drawn)
         elif node.parent is not None and node.parent in drawn:
             edges.append((node.parent, node.id))
     return TreeView(
@@ -483,6 +710,7 @@ def _assemble(snap: Snapshot | StepSummary, layout: Layout, parts: _Sorted,
         edges=edges,
         n_pages=parts.n_pages,
         folded=folded,
+        ranges_folded=sum(node.count for node in folds),
         leaks_folded=leaks_folded,
         n_changed=parts.n_changed,
         rings_dropped=rings_dropped,

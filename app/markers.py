@@ -1,8 +1,9 @@
 """What matters in a run, found once from its event log: the timeline's markers, the steps
 that change nothing, and which steps touched each shadow page.
 
-One pass over the run's recorded events (kinds and state changes; no narration is built)
-gives, per marker kind, the sorted event indices where it happens:
+One pass over the run's recorded events (kinds and state changes; no narration is built;
+mmu_model.run_scan.scan_run, compiled with the recorder) gives, per marker kind, the
+sorted event indices where it happens:
 
 - leak: orphans_unsync goes up (a page is orphaned while unsync: nothing will sync or free it);
 - orphan: orphans goes up (any page loses its last parent SPTE while it stays valid);
@@ -28,6 +29,7 @@ from typing import Any
 
 from app.runs import RunEntry
 from mmu_model import Grain, Run
+from mmu_model.run_scan import scan_run
 
 __all__ = ["MARKER_KINDS", "MAX_BUCKETS", "MarkerKind", "RunIndex", "run_index"]
 
@@ -54,15 +56,6 @@ MARKER_KINDS: dict[str, MarkerKind] = {k.name: k for k in (
                "L1 starts tearing an EPT root down"),
     MarkerKind("boot", "boot", "boots", "b", "an L2 boot starts"),
 )}
-
-_TEARDOWN_START = frozenset({"l1_zap_4k", "l1_zap_entry", "l1_freeze_run", "l1_freeze_pt"})
-_TEARDOWN_GOES_ON = _TEARDOWN_START | {"l2_activity"}
-_COST_COUNTERS = frozenset({"hash_walked"})
-
-
-def _ints() -> array[int]:
-    return array("q")
-
 
 @dataclass
 class RunIndex:
@@ -184,72 +177,15 @@ def _build(run: Run) -> RunIndex:
     if timeline is None:
         raise ValueError("the run was not recorded")
     rec = timeline.events
-    names = rec.counter_names
-    leak_i = names.index("orphans_unsync")
-    orphan_i = names.index("orphans")
-    cost = frozenset(i for i, name in enumerate(names) if name in _COST_COUNTERS)
-    events: dict[str, array[int]] = {kind: _ints() for kind in MARKER_KINDS}
-    touched_sp = array("i")  # (page, event) pairs of every state change, in event order
-    touched_ev = array("i")
-    loud = _ints()
-    action_marks: dict[str, array[int]] = {"leak": _ints(), "orphan": _ints()}
-    action_first = rec.action_first
-    n_actions = rec.n_actions
-    apos = spos = 0
-    prev_action_kind = ""
-    for a in range(n_actions):
-        end = rec.action_end(a)
-        changed = False
-        net = {leak_i: 0, orphan_i: 0}
-        for index in range(action_first[a], end):
-            kind, _, _, apos = rec.event_at(apos)
-            changes, deltas, spos = rec.changes_at(spos)
-            if index == action_first[a]:
-                if kind in _TEARDOWN_START and prev_action_kind not in _TEARDOWN_GOES_ON:
-                    events["teardown"].append(index)
-                prev_action_kind = kind
-            elif kind == "detect_write_flooding":
-                events["flood"].append(index)
-            if changes:
-                changed = True
-                for sp_id in {c[0] for c in changes}:
-                    touched_sp.append(sp_id)
-                    touched_ev.append(index)
-            for i, delta in deltas:
-                if i not in cost:
-                    changed = True
-                if i in net:
-                    net[i] += delta
-                    if delta > 0:
-                        events["leak" if i == leak_i else "orphan"].append(index)
-        if changed:
-            loud.append(a + 1)
-        for kind, i in (("leak", leak_i), ("orphan", orphan_i)):
-            if net[i] > 0:
-                action_marks[kind].append(a + 1)
-    for k, first_action in enumerate(rec.boot_first):
-        if rec.boot_values[k] > 0:
-            events["boot"].append(action_first[first_action])
-    start, ordered = _rows(touched_sp, touched_ev)
-    return RunIndex(rec.n_events, n_actions, action_first, events, action_marks, loud,
-                    start, ordered, (rec.st_id, rec.st_gfn))
-
-
-def _rows(keys: array[int], values: array[int]) -> tuple[array[int], array[int]]:
-    """Counting sort of (key, value) pairs by key, keeping the values' order within a key:
-    start[k]:start[k + 1] is key k's slice of the returned values."""
-    n_keys = (max(keys) + 1) if keys else 0
-    start = array("i", [0]) * (n_keys + 1)
-    for key in keys:
-        start[key + 1] += 1
-    for k in range(n_keys):
-        start[k + 1] += start[k]
-    fill = array("i", start)
-    out = array("i", [0]) * len(values)
-    for key, value in zip(keys, values, strict=True):
-        out[fill[key]] = value
-        fill[key] += 1
-    return start, out
+    found = scan_run(rec)
+    events: dict[str, array[int]] = {"leak": found.leak, "orphan": found.orphan,
+                                     "flood": found.flood, "teardown": found.teardown,
+                                     "boot": found.boot}
+    assert events.keys() == MARKER_KINDS.keys()
+    action_marks = {"leak": found.leak_actions, "orphan": found.orphan_actions}
+    return RunIndex(rec.n_events, rec.n_actions, rec.action_first, events, action_marks,
+                    found.loud_actions, found.touch_start, found.touch_events,
+                    (rec.st_id, rec.st_gfn))
 
 
 def _nbytes(index: RunIndex) -> int:
@@ -262,9 +198,5 @@ def _nbytes(index: RunIndex) -> int:
 def run_index(entry: RunEntry) -> RunIndex:
     """The run's index, built on first use and kept with the cached run, whose weight in
     the run cache's byte budget then counts it too."""
-    def build() -> RunIndex:
-        index = _build(entry.run)
-        entry.nbytes += _nbytes(index)
-        return index
-    index: RunIndex = entry.derive("nav-index", build)
+    index: RunIndex = entry.derive("nav-index", lambda: _build(entry.run), _nbytes)
     return index

@@ -6,12 +6,15 @@ run's index (app/markers.py); every control is a view URL.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from app.markers import MARKER_KINDS, RunIndex, run_index
 from app.resolve import Baseline, PageRuns, Resolved
 from app.viewstate import ViewState
+from mmu_model import Grain
 from mmu_model.snapshot import StepSummary
 
 __all__ = ["MAX_FOUND_STEPS", "drawn_at_another_step", "markers_json", "nav_context",
@@ -96,6 +99,22 @@ def _search(r: Resolved, index: RunIndex) -> dict[str, Any] | None:
     }
 
 
+@dataclass(frozen=True)
+class _StripLinks:
+    """A kind's strip buckets with their links, built only when the strip is rendered (it
+    is rendered once per view and kept with the run: RunEntry.kept_html)."""
+
+    index: RunIndex
+    kind: str
+    grain: Grain
+    last_step: int
+    at_step: str  # the view's URL up to its step's value
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for b in self.index.buckets(self.kind, self.grain, self.last_step):
+            yield b | {"url": f"{self.at_step}{b['step']}"}
+
+
 def nav_context(r: Resolved, baseline: Baseline | None,
                 drawn: tuple[ViewState, StepSummary] | None = None) -> dict[str, Any]:
     """Marker strip, next / previous links per kind, the skip toggle and the search result.
@@ -125,9 +144,7 @@ def nav_context(r: Resolved, baseline: Baseline | None,
             "prev_url": None if before is None else s.with_(step=before).url(),
             "next_url": None if after is None else s.with_(step=after).url(),
             "prev_step": before, "next_step": after,
-            # A kept strip is not drawn again: its links are not built.
-            "buckets": [] if kept else [b | {"url": f"{at_step}{b['step']}"}
-                                        for b in index.buckets(kind.name, grain, last)],
+            "buckets": _StripLinks(index, kind.name, grain, last, at_step),
         })
     diff = None
     if baseline is not None and baseline.first_difference is not None:
@@ -137,7 +154,9 @@ def nav_context(r: Resolved, baseline: Baseline | None,
                 "url": s.with_(step=first, step_grain="action").url()}
     return {
         "kinds": kinds, "diff": diff, "last_step": last, "strip_id": strip_id,
+        # The browser has this strip (nothing is sent), or the run keeps its HTML per view.
         "strip_kept": kept,
+        "keep_strip": partial(r.entry.kept_html, ("marker-strip", base, diff and diff["step"])),
         "skip": {"shown": grain == "action", "on": s.skip, "quiet": index.n_quiet,
                  "url": s.with_(skip=not s.skip).url(),
                  "current_quiet": grain == "action" and snap.step > 0

@@ -98,7 +98,8 @@ def _narration(r: Resolved) -> dict[str, Any]:
     snap = r.snap
     out: dict[str, Any] = {"step0": snap.step == 0, "grain": snap.grain, "action": None,
                            "event": None, "ops": None, "more_ops": 0, "more_url": None,
-                           "deltas": [], "notes": [], "release": ELIXIR_RELEASE}
+                           "more_from": None, "deltas": [], "notes": [],
+                           "release": ELIXIR_RELEASE}
     if snap.step == 0:
         return out
     action = snap.action
@@ -119,6 +120,7 @@ def _narration(r: Resolved) -> dict[str, Any]:
         out["more_ops"] = max(action.n_ops - len(listed), 0)
         if out["more_ops"] and listed:  # an action's ops are consecutive events
             out["more_url"] = _op_url(r, listed[-1].index + 1)
+            out["more_from"] = listed[-1].index + 2  # the op grain's step of the next op
     out["deltas"] = sorted(
         (k, v) for k, v in snap.stat_deltas.items() if k not in ("hash_walked",)
     )

@@ -12,7 +12,7 @@ hand them to TestClient through the http.response.debug extension.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["Renderer", "TemplateResponse", "is_fragment_request", "json_for_script"]
+__all__ = ["Renderer", "TemplateResponse", "is_fragment_request", "json_for_script",
+           "kept_include"]
 
 
 def is_fragment_request(request: Request) -> bool:
@@ -39,6 +40,16 @@ def json_for_script(value: Any) -> Markup:
     text = (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
             .replace("'", "\\u0027"))
     return Markup(text)  # every HTML-significant character is escaped above
+
+
+@jinja2.pass_context
+def kept_include(context: jinja2.runtime.Context, keep: Callable[[Callable[[], str]], str],
+                 name: str) -> Markup:
+    """Template `name` rendered with this context, through `keep` (which renders it once
+    and returns the kept HTML after: RunEntry.kept_html for one view of a run)."""
+    def render() -> str:
+        return context.environment.get_template(name).render(context.get_all())
+    return Markup(keep(render))  # the template's own output, escaped by it
 
 
 class TemplateResponse(HTMLResponse):
@@ -88,6 +99,7 @@ class Renderer:
         self.env.filters["thousands"] = lambda n: f"{n:,}"
         self.env.filters["signed"] = lambda n: f"{n:+,}" if n else ""
         self.env.filters["hex"] = lambda n: f"{n:#x}"
+        self.env.globals["kept_include"] = kept_include
 
     def render(
         self,

@@ -12,6 +12,11 @@ key while it is being loaded or built waits for that one load; when all of them 
 What a run costs in memory: the compact run record holds 34-89 bytes per event, measured
 by Run.nbytes (teaching-small 30 KB, large-10k 4.8 MB, boot-loop-bottom-up 5.1 MB,
 populated-16g 8.2 MB), so the cache is bounded in bytes by run_nbytes(), not by counts.
+What the web layer derives from a run counts too (RunEntry.weight): its index
+(app/markers.py), its kept marker strips, the snapshots and summaries it keeps, the page
+counts its summaries are moved along (PageCounts: COUNTS_BYTES_PER_PAGE a live page, 18 MB
+at the 100k-page spec's busiest step) and the page views its timeline keeps for reuse
+(VIEW_BYTES each, one per page shown).
 
 No collection walks a cached run for long, and the cache never asks for one: a run is a
 few large arrays, not millions of objects (so the gc.freeze of each run, and main's full
@@ -28,7 +33,7 @@ from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from app.build_jobs import BuildJob
 from app.builds import BuildPool, Busy, Cancelled, Task
@@ -44,9 +49,16 @@ __all__ = ["DEFAULT_BYTE_BUDGET", "ClientGone", "RunCache", "RunEntry"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BYTE_BUDGET = 256 << 20  # dozens of the largest built-ins (8 MB each)
+DEFAULT_BYTE_BUDGET = 256 << 20  # every built-in (8 MB records, up to ~40 MB once drawn whole)
 _SNAPSHOTS_PER_RUN = 8
 _SUMMARIES_PER_RUN = 64  # a few hundred bytes each, plus the step's ghosts
+# Rendered parts of the page that depend on the run and the view but not on the step (the
+# timeline's marker strip: up to 260 KB on a long run), kept for so many views per run.
+_KEPT_HTML_PER_RUN = 4
+# What a PageCounts holds per live page (its word and parent-code dicts, the reached set,
+# the children sets), measured with tracemalloc: 207-440 bytes on boot-loop-bottom-up,
+# large-10k and the 100k-page spec at their middle and last steps.
+COUNTS_BYTES_PER_PAGE = 450
 
 # Moving a run's page counts over more events than this costs about what counting every
 # page again does (a 100k-page tree: ~0.1 s either way), so they are counted again.
@@ -65,11 +77,48 @@ def _lru_get(cache: OrderedDict[_K, _V], key: _K) -> _V | None:
     return value
 
 
-def _lru_put(cache: OrderedDict[_K, _V], key: _K, value: _V, limit: int) -> None:
-    """Cache `value`, dropping the least recently used past `limit` (caller holds the lock)."""
-    cache[key] = value
-    while len(cache) > limit:
-        cache.popitem(last=False)
+class _WeighedLru(Generic[_K, _V]):
+    """At most `limit` values, the least recently used dropped first, and what they weigh
+    in bytes (`weigh` of each); the caller holds the lock and adds what put() returns to
+    the run's nbytes."""
+
+    def __init__(self, limit: int, weigh: Callable[[_V], int]) -> None:
+        self.limit = limit
+        self.weigh = weigh
+        self.items: OrderedDict[_K, tuple[_V, int]] = OrderedDict()
+
+    def get(self, key: _K) -> _V | None:
+        hit = _lru_get(self.items, key)
+        return None if hit is None else hit[0]
+
+    def put(self, key: _K, value: _V) -> int:
+        """Keep `value` (unless `key` is kept already); the change in bytes kept."""
+        if key in self.items:
+            return 0
+        weight = self.weigh(value)
+        self.items[key] = (value, weight)
+        change = weight
+        while len(self.items) > self.limit:
+            change -= self.items.popitem(last=False)[1][1]
+        return change
+
+
+# What a step's page views hold, each (SpView and its tuples), measured with tracemalloc
+# on snapshots of boot-loop-bottom-up, large-10k, populated-16g and the 100k-page spec:
+# 234-857 bytes; and a changed or created page id in a summary's frozensets.
+VIEW_BYTES = 900
+PAGE_ID_BYTES = 100
+
+
+def _snapshot_bytes(snap: Snapshot) -> int:
+    # Live pages' views are the timeline's own (Timeline.cached_view, weighed in
+    # RunEntry.weight); a snapshot adds its tuple of them and its ghosts' views.
+    return len(snap.pages) * 8 + len(snap.ghosts) * VIEW_BYTES + 1024
+
+
+def _summary_bytes(summary: StepSummary) -> int:
+    return (len(summary.ghosts) * VIEW_BYTES
+            + (len(summary.changed) + len(summary.created)) * PAGE_ID_BYTES + 2048)
 
 
 class ClientGone(Exception):
@@ -85,25 +134,36 @@ class RunEntry:
     nbytes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     derived: dict[str, Any] = field(default_factory=dict)
-    _snapshots: OrderedDict[tuple[int, str], Snapshot] = field(default_factory=OrderedDict)
-    _summaries: OrderedDict[tuple[int, str], StepSummary] = field(default_factory=OrderedDict)
+    # Kept per run, and counted in nbytes while kept: whole steps, step summaries, and
+    # rendered parts that do not change with the step.
+    _snapshots: _WeighedLru[tuple[int, str], Snapshot] = field(
+        default_factory=lambda: _WeighedLru(_SNAPSHOTS_PER_RUN, _snapshot_bytes))
+    _summaries: _WeighedLru[tuple[int, str], StepSummary] = field(
+        default_factory=lambda: _WeighedLru(_SUMMARIES_PER_RUN, _summary_bytes))
+    _kept_html: _WeighedLru[Hashable, str] = field(
+        default_factory=lambda: _WeighedLru(_KEPT_HTML_PER_RUN, len))
     # The run's page counts at the last step summarized, moved to each step asked for.
     _counts: PageCounts | None = None
     _counts_lock: threading.Lock = field(default_factory=threading.Lock)
+    _counts_nbytes: int = 0  # what the counts add to nbytes, for their size now
 
     @property
     def weight(self) -> int:
-        return max(self.nbytes, 1)
+        """nbytes, and the page views the run's timeline keeps for reuse (one per page
+        shown so far: up to 90 MB for the 100k-page spec once every page was drawn)."""
+        timeline = self.run.timeline
+        views = timeline.n_views if timeline is not None else 0
+        return max(self.nbytes + views * VIEW_BYTES, 1)
 
     def snapshot(self, step: int, grain: str) -> Snapshot:
         key = (step, grain)
         with self.lock:
-            snap = _lru_get(self._snapshots, key)
+            snap = self._snapshots.get(key)
         if snap is not None:
             return snap
         snap = self.run.snapshot(step, grain)  # type: ignore[arg-type]
         with self.lock:
-            _lru_put(self._snapshots, key, snap, _SNAPSHOTS_PER_RUN)
+            self.nbytes += self._snapshots.put(key, snap)
         return snap
 
     def summary(self, step: int, grain: str) -> StepSummary:
@@ -111,7 +171,7 @@ class RunEntry:
         since the last step summarized, not the tree's size (StepOutOfRange if no step)."""
         key = (step, grain)
         with self.lock:
-            hit = _lru_get(self._summaries, key)
+            hit = self._summaries.get(key)
         if hit is not None:
             return hit
         run = self.run
@@ -123,18 +183,42 @@ class RunEntry:
                 counts = run.page_counts(step, g)
             summary = run.summary(step, g, counts)
             self._counts = counts
+            counted = counts.n_pages * COUNTS_BYTES_PER_PAGE
+            with self.lock:
+                self.nbytes += counted - self._counts_nbytes
+                self._counts_nbytes = counted
         with self.lock:
-            _lru_put(self._summaries, key, summary, _SUMMARIES_PER_RUN)
+            self.nbytes += self._summaries.put(key, summary)
         return summary
 
-    def derive(self, name: str, build: Callable[[], Any]) -> Any:
-        """Compute a per-run value once (e.g. the layout), under the entry's lock."""
+    def kept_html(self, key: Hashable, render: Callable[[], str]) -> str:
+        """HTML rendered once per `key` (a view, without its step) and kept with the run,
+        whose weight in the cache's byte budget counts it while it is kept."""
+        with self.lock:
+            hit = self._kept_html.get(key)
+        if hit is not None:
+            return hit
+        html = render()
+        with self.lock:
+            self.nbytes += self._kept_html.put(key, html)
+        return html
+
+    def derive(self, name: str, build: Callable[[], Any],
+               weigh: Callable[[Any], int] | None = None) -> Any:
+        """A per-run value computed once (e.g. the layout) and kept with the run; `weigh`
+        gives the bytes it adds to the run's weight. Built outside the lock: two first uses
+        may both build it, and only the one kept is weighed."""
         with self.lock:
             if name in self.derived:
                 return self.derived[name]
         value = build()
         with self.lock:
-            return self.derived.setdefault(name, value)
+            if name in self.derived:
+                return self.derived[name]
+            self.derived[name] = value
+            if weigh is not None:
+                self.nbytes += weigh(value)
+            return value
 
 
 @dataclass(eq=False)
@@ -343,11 +427,15 @@ class RunCache:
         if entry is not None:
             self._entries.move_to_end(key)
             self.counts["memory"] += 1
+            # Runs grow after they are cached (what is kept of their steps): each use of
+            # one trims the others back into the budget, but never the run used just
+            # before it (a compare view's other run, in the same request).
+            self._evict(keep=2)
         return entry
 
-    def _evict(self) -> None:
+    def _evict(self, keep: int = 1) -> None:
         total = sum(e.weight for e in self._entries.values())
-        while len(self._entries) > 1 and (
+        while len(self._entries) > keep and (
             len(self._entries) > self.max_entries or total > self.byte_budget
         ):
             _, old = self._entries.popitem(last=False)

@@ -68,8 +68,17 @@ def run_layout(entry: RunEntry, state: ViewState) -> RunLayout:
         body, digest = run_layout_json(layout, max_level=max_level, uirevision=uirevision)
         return RunLayout(layout, max_level, body, digest)
 
-    value: RunLayout = entry.derive("run_layout", build)
+    value: RunLayout = entry.derive("run_layout", build, _layout_bytes)
     return value
+
+
+# What a run's layout holds per page (its (x, y) and the slot x it was placed by), beside
+# its JSON: tracemalloc gave 250 bytes a page on the 100k-page spec.
+LAYOUT_BYTES_PER_PAGE = 300
+
+
+def _layout_bytes(rl: RunLayout) -> int:
+    return len(rl.layout.pos) * LAYOUT_BYTES_PER_PAGE + len(rl.body)
 
 
 def _leak_folding(entry: RunEntry, snap: Snapshot | StepSummary, state: ViewState
@@ -88,7 +97,14 @@ def _leak_folding(entry: RunEntry, snap: Snapshot | StepSummary, state: ViewStat
             scanned = True
         return min(known.get(sp_id, boot), boot)
 
-    return LeakFolding(boots=boots, boot_of=boot_of, open=frozenset(state.open))
+    return LeakFolding(boots=boots, boot_of=boot_of,
+                       open=frozenset(pair for pair in state.open if pair[0] >= 0))
+
+
+def _open_ranges(state: ViewState) -> frozenset[tuple[int, int]]:
+    """The folded ranges the view opens, as (range, level): viewstate.parse_open writes
+    "r<range>:<level>" as (-1 - range, level)."""
+    return frozenset((-1 - key, level) for key, level in state.open if key < 0)
 
 
 def _cache(entry: RunEntry) -> OrderedDict[Any, list[Any]]:
@@ -141,7 +157,8 @@ def tree_state_at(entry: RunEntry, state: ViewState, step: StepSummary,
                 | {sp.id for sp in step.ghosts})
         moved = (near, prev, run.changed_pages(prev.step, step.step, step.grain, also))
     view = tree_view_of(step, rl.layout, pages=pages, moved=moved, selected=state.sp,
-                        leaks=_leak_folding(entry, step, state))
+                        leaks=_leak_folding(entry, step, state),
+                        open_ranges=_open_ranges(state))
     value = tree_state(view, rl.layout, boots=max(len(run.per_boot), 1))
     with _lock:
         cache[key] = [value, view]
@@ -159,7 +176,7 @@ def tree_figure_at(entry: RunEntry, state: ViewState, snap: Snapshot,
     with the nodes keyed in `differs` outlined."""
     rl = run_layout(entry, state)
     view = tree_view(snap, rl.layout, selected=state.sp,
-                     leaks=_leak_folding(entry, snap, state))
+                     leaks=_leak_folding(entry, snap, state), open_ranges=_open_ranges(state))
     return tree_figure(view, rl.layout, max_level=rl.max_level,
                        uirevision=f"{state.scenario_name}:{state.trace or ''}:base",
                        boots=max(len(entry.run.per_boot), 1), differs=differs)

@@ -11,10 +11,12 @@ the canonical URL, `step_grain` is converted away and the model's defaults are w
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -59,17 +61,24 @@ def parse_fixes(raw: str, field: str = "fixes") -> frozenset[str]:
     return frozenset(names)
 
 
+# ASCII digits only: str.isdigit() also takes '²', which int() refuses.
+_OPEN_ITEM = re.compile(r"(r?)([0-9]{1,9}):([1-5])")
+
+
 def parse_open(raw: str) -> tuple[tuple[int, int], ...]:
-    """'3:4,5:1' -> ((3, 4), (5, 1)), sorted and without repeats; ViewError naming `open`."""
+    """'3:4,5:1,r7:2' -> ((-8, 2), (3, 4), (5, 1)), sorted and without repeats; ViewError
+    naming `open`. A leak group is (boot, level); a folded range "r<range>:<level>" is
+    (-1 - range, level), so the two never meet."""
     groups: set[tuple[int, int]] = set()
     for item in (i.strip() for i in raw.split(",")):
         if not item:
             continue
-        boot, sep, level = item.partition(":")
-        if not (sep and boot.isdigit() and level.isdigit() and 1 <= int(level) <= 5):
-            raise ViewError("open", f"open must list <boot>:<level> pairs (level 1..5), "
-                            f"got {item[:40]!r}")
-        groups.add((int(boot), int(level)))
+        match = _OPEN_ITEM.fullmatch(item)
+        if match is None:
+            raise ViewError("open", f"open must list <boot>:<level> or r<range>:<level> "
+                            f"pairs (level 1..5), got {item[:40]!r}")
+        fold, number, level = match.groups()
+        groups.add((-1 - int(number) if fold else int(number), int(level)))
     if len(groups) > MAX_OPEN_GROUPS:
         raise ViewError("open", f"open lists {len(groups)} groups; at most {MAX_OPEN_GROUPS} "
                         "can be open at once")
@@ -77,7 +86,9 @@ def parse_open(raw: str) -> tuple[tuple[int, int], ...]:
 
 
 def open_param(groups: Iterable[tuple[int, int]]) -> str:
-    return ",".join(f"{boot}:{level}" for boot, level in sorted(groups))
+    # Leak groups by boot, then folded ranges by range.
+    return ",".join(f"r{-1 - boot}:{level}" if boot < 0 else f"{boot}:{level}"
+                    for boot, level in sorted(groups, key=lambda g: (g[0] < 0, abs(g[0]), g)))
 
 
 def fixes_param(fixes: Iterable[str]) -> str:
@@ -189,7 +200,8 @@ class ViewState(BaseModel):
     sp: int | None = _param(None, "Selected shadow page id.", whole_number_schema(0), ge=0,
                             form="reset")
     open: tuple[tuple[int, int], ...] = _param(
-        (), "Folded leak groups drawn page by page: comma-separated <boot>:<level> pairs.",
+        (), "Folded nodes drawn page by page, comma-separated: leak groups as <boot>:<level>, "
+        "folded ranges of healthy pages as r<range>:<level>.",
         parse="open", form="reset")
     embed: bool = _param(False, "1: the tree and the step controls only.", {"type": "boolean"})
     lenient: bool = _param(False, "1: skip malformed trace lines instead of refusing the "
@@ -248,7 +260,10 @@ class ViewState(BaseModel):
         return [(k, v) for k, v in pairs if k not in skip]
 
     def to_query(self, omit: Iterable[str] = ()) -> str:
-        return urlencode(self.query_pairs(omit))
+        # urlencode()'s output, quoting each name and value once per process: a page holds
+        # a hundred or more view URLs that differ in a step or two, and quoting was 85% of
+        # building each.
+        return "&".join(f"{_quoted(k)}={_quoted(v)}" for k, v in self.query_pairs(omit))
 
     def url(self, path: str = "/", omit: Iterable[str] = ()) -> str:
         return f"{path}?{self.to_query(omit)}"
@@ -258,6 +273,11 @@ class ViewState(BaseModel):
         writes them."""
         return [(name, value) for name, value in self.query_pairs()
                 if name in VIEW_PARAMS and VIEW_PARAMS[name].form == "keep"]
+
+
+@functools.lru_cache(maxsize=4096)
+def _quoted(text: str) -> str:
+    return quote_plus(text)
 
 
 def _writer(name: str, param: ViewParam) -> Writer:

@@ -705,6 +705,16 @@ class EventRecord:
             args[key] = value
         return kind, self.paths[path_id], args, pos
 
+    def kind_at(self, apos: int) -> tuple[str, int]:
+        """The kind of the event at args offset `apos` (its arguments skipped, not decoded),
+        and the next offset."""
+        data = self.args_stream
+        shape_id, pos = _get(data, apos)
+        shape = self.shapes[shape_id]
+        for _ in shape[1]:
+            pos = self._skip_value(data, pos)
+        return shape[0], pos
+
     def changes_at(self, spos: int) -> tuple[list[tuple[int, int, int, int]],
                                              list[tuple[int, int]], int]:
         """Page changes (sp id, mask, word, parent code) and counter deltas (index, delta)

@@ -94,6 +94,12 @@ class Timeline(Recorder):
         shown)."""
         return self.events.nbytes()
 
+    @property
+    def n_views(self) -> int:
+        """Page views kept for reuse (cached_view): one per page shown, at most one per
+        page of the run."""
+        return len(self._views)
+
     def last_step(self, grain: Grain) -> int:
         return self.n_actions if grain == "action" else self.n_events
 

@@ -17,12 +17,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The modules a simulation spends its time in, and the recorder (record.py, timeline.py),
-# which encodes every event of a recorded run.  The rest stay interpreted: the CLI,
+# The modules a simulation spends its time in, the recorder (record.py, timeline.py),
+# which encodes every event of a recorded run, and run_scan.py, which reads them all back
+# once per run for the web layer's index.  The rest stay interpreted: the CLI,
 # parsing, narration, the scenario catalogue, the run's file format.
 COMPILED = (
     "bitmap", "constants", "role", "page", "stats", "fixes", "rmap", "kvm", "mmu", "paging_tmpl",
     "page_track", "guest", "simulate", "record", "timeline",
+    "run_scan",
 )
 
 

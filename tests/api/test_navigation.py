@@ -264,3 +264,21 @@ def test_a_strip_the_browser_has_drawn_is_not_sent_again(client: Any) -> None:
     assert again.headers["HX-Reswap"] == "none"
     assert strip_id.group(1) not in again.text
     assert '<a class="marker ' not in again.text
+
+
+def test_a_views_strip_is_the_same_at_every_step_and_another_views_is_its_own(
+        client: Any) -> None:
+    """Two steps of one view, each from nothing, send the same strip (the run keeps it
+    rendered: RunEntry.kept_html, tested in test_run_cache.py); the op grain's strip has
+    other steps and other links."""
+    strip = re.compile(r'<div id="markers-[0-9a-f]{12}" class="markers" hx-preserve="true" '
+                       r'role="group".*?\n</div>', re.S)
+    first = client.get(TEACHING + "&step=5", headers=HX)
+    second = client.get(TEACHING + "&step=9", headers=HX)
+    op = client.get(TEACHING + "&step=5&grain=op", headers=HX)
+    a, b, c = (strip.search(r.text) for r in (first, second, op))
+    assert a
+    assert b
+    assert c
+    assert a.group(0) == b.group(0)
+    assert c.group(0) != a.group(0)

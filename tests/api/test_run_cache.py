@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import Callable
 
 import pytest
 
@@ -81,3 +82,65 @@ def test_no_build_or_eviction_asks_for_a_full_collection(monkeypatch: pytest.Mon
         cache.get(n, lambda: run_named("seed-bottom-up"))
     assert len(cache) == 1
     assert asked == []
+
+
+def test_kept_html_is_rendered_once_per_view_and_weighs_while_kept() -> None:
+    """A view's marker strip is rendered once and kept with the run, its bytes in the run's
+    weight; past the last few views kept, the oldest is dropped and its bytes with it."""
+    entry = RunCache().get("ts", lambda: run_named("teaching-small"))
+    renders: list[str] = []
+
+    def render(text: str) -> Callable[[], str]:
+        def go() -> str:
+            renders.append(text)
+            return text
+        return go
+
+    base = entry.nbytes
+    assert entry.kept_html("view-a", render("a" * 1000)) == "a" * 1000
+    assert entry.kept_html("view-a", render("a" * 1000)) == "a" * 1000
+    assert renders == ["a" * 1000]
+    assert entry.nbytes == base + 1000
+    kept = 4  # views kept per run (app/runs.py _KEPT_HTML_PER_RUN)
+    for k in range(1, kept + 1):  # as many new views as are kept: view-a goes
+        entry.kept_html(f"view-{k}", render("b" * 10))
+    assert entry.nbytes == base + kept * 10
+    assert entry.kept_html("view-a", render("c" * 5)) == "c" * 5  # rendered again
+    assert entry.nbytes == base + (kept - 1) * 10 + 5  # view-1 made room for it
+
+
+def test_what_a_run_keeps_of_its_steps_counts_in_its_weight() -> None:
+    """Whole snapshots, step summaries and the page counts they are moved along hold a
+    few hundred bytes per page view: the run's weight grows with them, by at least what
+    tracemalloc says they hold, so the cache's byte budget sees them."""
+    import tracemalloc
+
+    entry = RunCache().get("l10k", lambda: run_named("large-10k"))
+    middle = entry.run.n_actions // 2  # about 5,000 live pages
+    base = entry.weight
+    tracemalloc.start()
+    snap = entry.snapshot(middle, "action")
+    entry.summary(middle, "action")
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(snap.pages) > 4000
+    assert entry.weight - base >= held
+
+
+def test_a_run_that_grows_past_the_budget_pushes_the_older_ones_out() -> None:
+    """Three teaching-small runs fit the budget until the newest keeps a few of its steps:
+    its next use evicts the oldest run, with no new run inserted; the run used just before
+    it (a compare view's other run) stays."""
+    one = run_nbytes(run_named("teaching-small"))
+    cache = RunCache(byte_budget=one * 7 // 2)
+    cache.get("old", lambda: run_named("teaching-small"))
+    cache.get("mid", lambda: run_named("teaching-small"))
+    new = cache.get("new", lambda: run_named("teaching-small"))
+    assert len(cache) == 3
+    for step in range(1, new.run.n_actions + 1, 4):
+        new.snapshot(step, "action")
+    assert new.weight > one * 3 // 2
+    cache.get("mid", lambda: pytest.fail("cached"))  # the pair in use: mid, then new
+    cache.get("new", lambda: pytest.fail("cached"))
+    assert len(cache) == 2
+    cache.get("mid", lambda: pytest.fail("mid is kept: it was used just before new"))

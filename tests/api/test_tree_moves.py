@@ -27,6 +27,7 @@ from app.runs import RunEntry
 from app.settings import Settings
 from mmu_model import Run
 from tests.api.conftest import HX
+from tests.api.test_tree_lod import LOD_QUERY
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -48,6 +49,15 @@ CHAINS = {
     # touched pages too; about 1,000 events each); from action 80 on a step touches few.
     "collapsed-busy": ("/?v=1&scenario=large-10k", [43, 44, 46, 45, 40, 50, 48]),
     "collapsed": ("/?v=1&scenario=large-10k", [100, 101, 103, 102, 98, 130, 90]),
+    # One PDPT over 60 full PDs (tests/api/test_tree_lod.py): the PD row is past ROW_BUDGET,
+    # so healthy PDs fold with their PTs into range nodes. Steps 58-62 build the last PDs
+    # and sync (every range folds at 62); 63 on, each step writes one PD's range, which
+    # leaves that PD and its range neighbours out of their fold.
+    "range-folds": (f"/?v=1&{LOD_QUERY}", [62, 63, 65, 64, 58, 80, 70]),
+    # Later, orphaned unsync PTs (individual, below LEAK_FOLD_THRESHOLD) stand beside folds.
+    "range-folds-leaks": (f"/?v=1&{LOD_QUERY}", [1000, 1001, 1003, 1002, 990, 1020, 1010]),
+    # The same with range 5 of the PD row opened (open=r5:2): its PDs drawn one by one.
+    "range-folds-open": (f"/?v=1&{LOD_QUERY}&open=r5:2", [63, 64, 66, 62, 90, 75]),
     # A replayed seed trace, at kernel-operation grain.
     "replay": ("/?v=1&scenario=seed-top-down&grain=op", [5, 6, 9, 8, 2, 30, 14]),
 }

@@ -89,6 +89,20 @@ def test_url_writer_output_reads_back_as_the_same_view() -> None:
         assert parse_query(state.query_pairs())[0] == state
 
 
+def test_the_url_is_the_standard_form_encoding_of_the_canonical_pairs() -> None:
+    """to_query() quotes each name and value once per process (a page builds a hundred URLs
+    of one view): it must still be exactly urlencode() of query_pairs(), commas, colons
+    and '#' of the fix sets, open groups and searches included, with and without omits."""
+    from urllib.parse import urlencode
+
+    for without in ("trace", "scenario"):
+        state = every_field_set(without=without)
+        for omit in ((), ("step",), ("find", "sp", "stop")):
+            assert state.to_query(omit) == urlencode(state.query_pairs(omit))
+            assert state.url("/api/layout", omit) == (
+                "/api/layout?" + urlencode(state.query_pairs(omit)))
+
+
 def test_url_writer_leaves_defaults_out_but_writes_what_the_model_defaults_to() -> None:
     """A bare view: the version, the scenario, the fix set and the grain are written out
     (their declared writers give the model's defaults); every other field is at its
@@ -161,3 +175,13 @@ def test_submitting_the_form_unchanged_keeps_the_view_but_what_a_new_run_resets(
              if VIEW_PARAMS[n].form == "reset"}
     assert got.with_(params=state.params) == state.with_(**reset)
     assert got.param_map["boots"] == "2"
+
+
+@pytest.mark.parametrize("value", ["%C2%B2:1", "r1:%C2%B2", "%D9%A3:2", "1:6", "r:2", "1:"])
+def test_open_with_anything_but_ascii_digits_is_a_4xx_naming_it(shared_client: Any,
+                                                                value: str) -> None:
+    """str.isdigit() takes '²' and Arabic-Indic digits, which int() refuses: open's items
+    must be ASCII <boot>:<level> or r<range>:<level>, level 1..5, or a 422 naming open."""
+    response = shared_client.get(f"/api/snapshot?v=1&scenario=teaching-small&open={value}")
+    assert response.status_code == 422
+    assert "open" in response.text
