@@ -119,11 +119,18 @@
       drawing = redraw(div, traces, delta.note === tree.note ? null : annotations,
                        legend === tree.legend ? null : legend);
     }
-    tree.sent = traces;
-    tree.note = delta.note;
-    tree.legend = legend;
-    tree.url = delta.url;  // the state the next delta starts from
-    return drawing.then(function () { div.dataset.drawnUrl = delta.url; });
+    // What was sent counts once Plotly has drawn it, and only for the tree it was drawn for
+    // (a refetch may have started a new one meanwhile): a failed draw leaves the last
+    // drawn state for the next step to differ from.
+    var state = tree;
+    return drawing.then(function () {
+      if (tree !== state) return;
+      state.sent = traces;
+      state.note = delta.note;
+      state.legend = legend;
+      state.url = delta.url;  // the state the next delta starts from
+      div.dataset.drawnUrl = delta.url;
+    });
   }
 
   // One step's redraw: Plotly recomputes and redraws the whole figure on any restyle or
@@ -240,6 +247,17 @@
     drawnUrl = null;
     htmx.ajax("GET", url, { source: requestSource(), target: "#view", swap: "outerHTML" });
   }
+
+  // An answer for the URL the page is at already (a refetch of the whole view after a
+  // delta could not be applied) replaces its history entry instead of pushing a second
+  // one, so Back goes to the step before.
+  document.addEventListener("htmx:beforeHistoryUpdate", function (event) {
+    var update = event.detail && event.detail.history;
+    if (update && update.type === "push" &&
+        update.path === window.location.pathname + window.location.search) {
+      update.type = "replace";
+    }
+  });
 
   // ---- the per-boot chart: loaded once per run, outside #view; a step moves its cursor ----
   function syncBootsPanel() {

@@ -154,15 +154,19 @@ def test_after_an_error_view_a_step_brings_the_panels_whole(page: Any) -> None:
 def test_a_page_without_a_panel_a_step_sends_gets_the_whole_view(page: Any) -> None:
     """A step's panels come out of band, each to the element of the same id. If the page
     lacks one (removed here by hand), htmx has nowhere to put it: app.js asks for the whole
-    view, so the panel is back. (htmx logs the miss as a console error: not checked here.)"""
+    view, so the panel is back. The step's answer pushed its URL; the refetch of the same
+    URL pushes none, so the step is one history entry and Back goes to the step before.
+    (htmx logs the miss as a console error: not checked here.)"""
     page.goto(f"{VIEW}&step=3")
     wait_tree(page, 3)
+    entries = page.evaluate("() => history.length")
     page.evaluate("() => document.getElementById('stats').remove()")
     blur(page)
     act(page, lambda: page.keyboard.press("ArrowRight"), 4)
     page.wait_for_selector("#stats tbody tr", state="attached")
     assert page.locator("#scenario-form #spec-boots").count() == 1
     assert page.locator("[data-kept]").count() == 0
+    assert page.evaluate("() => history.length") == entries + 1
 
 
 def test_a_step_updates_the_view_in_place_and_never_moves_the_tree(page: Any) -> None:
