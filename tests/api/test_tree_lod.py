@@ -240,9 +240,12 @@ def test_every_page_is_drawn_once_and_rows_stay_bounded(step: int) -> None:
 
 
 def _range_key(node: Node) -> tuple[int, int]:
+    """(range, first parent) of a PD node, the range by the module docstring's sum."""
     assert node.sp is not None
-    from app.graph import _range_of
-    return (_range_of(wide_layout(), 2, node.sp.l2_gfn), node.sp.parents[0][0])
+    # k: the PD's place among the 60 guest-physical GiBs the run's PDs cover (a PD that
+    # replaced another covers the same GiB).
+    gibs = sorted({l2_gfn for _id, level, l2_gfn in wide_run().all_pages() if level == 2})
+    return (range_of_pd(gibs.index(node.sp.l2_gfn)), node.sp.parents[0][0])
 
 
 def test_fold_positions_are_fixed_for_the_run() -> None:

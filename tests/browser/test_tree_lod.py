@@ -2,7 +2,7 @@
 
 The tree is tests/api/test_tree_lod.py's: one PDPT over 60 PDs of 32 PT pages each, whose
 PD row folds into ROW_RANGES (24) range nodes at step 62 (the module docstring there gives
-the arithmetic). Expected members come from the model and app.graph's range of each PD,
+the arithmetic). Expected members come from the model and the written range sum of each PD,
 never from the page; the tree is read from the plotly div's data, never from pixels.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.graph import ROW_RANGES, _range_of, layout_for_run
+from app.graph import ROW_RANGES
 from mmu_model import Run
-from tests.api.test_tree_lod import BUILT, LOD_QUERY, wide_run
+from tests.api.test_tree_lod import BUILT, LOD_QUERY, pds_by_order, range_of_pd, wide_run
 from tests.browser.test_visualizer import (
     _POINTS_JS,
     act,
@@ -24,10 +24,9 @@ from tests.browser.test_visualizer import (
 
 
 def ranges_of_pds(run: Run, step: int) -> dict[int, int]:
-    """PD id -> its range in the PD row (app.graph._range_of on the run's layout)."""
-    layout = layout_for_run(run)
-    return {sp.id: _range_of(layout, 2, sp.l2_gfn) for sp in run.snapshot(step).pages
-            if sp.level == 2}
+    """PD id -> its range in the PD row: the k-th PD in guest-physical order lies in range
+    range_of_pd(k) (tests/api/test_tree_lod.py's docstring gives the sum)."""
+    return {sp.id: range_of_pd(k) for k, sp in enumerate(pds_by_order(run.snapshot(step)))}
 
 
 def folds_drawn(page: Any) -> list[dict[str, Any]]:
