@@ -167,8 +167,11 @@ class L1Guest(GuestMemory):
         self.rng = rng
         self.allocator = allocator
         self.free_list: list[int] = []  # "lifo": freed table pages, most recent last
-        self.used: set[int] = set()  # every page that has held a table
-        self.used_in_pool = 0  # how many of them lie in [pool_lo, pool_hi)
+        # Every page that has held a table: those of the pool in pool_state (when there is
+        # one), the others in this set.  (A set of every page ever used grew by two
+        # hundred pages a boot, without bound, and outgrew the caches on long runs.)
+        self.used_outside: set[int] = set()
+        self.used_in_pool = 0  # how many pages of [pool_lo, pool_hi) have held a table
         self.tables_in_pool = 0  # pages of the pool holding a table now
         self.reused = 0  # freed table pages handed out again (as tables or as L2's RAM)
         # Per page of the pool, what a draw checks: _USED | _HELD (the same facts as `used`
@@ -206,7 +209,7 @@ class L1Guest(GuestMemory):
         else:
             gfn = self._draw(fresh=self.allocator != "uniform")
         table = Ept12Table(gfn, level)
-        table.reused = gfn in self.used
+        table.reused = self.was_used(gfn)
         self.reused += table.reused
         self._mark_used(gfn)
         self._hold(gfn, table)
@@ -215,13 +218,22 @@ class L1Guest(GuestMemory):
     def _in_pool(self, gfn: int) -> bool:
         return self.pool_lo <= gfn < self.pool_hi
 
+    def was_used(self, gfn: int) -> bool:
+        """Whether page `gfn` has held a table (now or before)."""
+        state = self.pool_state
+        if state is not None and self.pool_lo <= gfn < self.pool_hi:
+            return bool(state[gfn - self.pool_lo] & _USED)
+        return gfn in self.used_outside
+
     def _mark_used(self, gfn: int) -> None:
-        if gfn not in self.used:
-            self.used.add(gfn)
-            if self._in_pool(gfn):
-                self.used_in_pool += 1
-                if self.pool_state is not None:
-                    self.pool_state[gfn - self.pool_lo] |= _USED
+        if self.was_used(gfn):
+            return
+        if self._in_pool(gfn):
+            self.used_in_pool += 1
+            if self.pool_state is not None:
+                self.pool_state[gfn - self.pool_lo] |= _USED
+                return
+        self.used_outside.add(gfn)
 
     def _hold(self, gfn: int, table: Ept12Table) -> None:
         self.tables[gfn] = table
@@ -260,7 +272,7 @@ class L1Guest(GuestMemory):
                     return self.pool_lo + r
                 continue
             gfn = self.pool_lo + r
-            if gfn not in self.tables and not (fresh and gfn in self.used):
+            if gfn not in self.tables and not (fresh and gfn in self.used_outside):
                 return gfn
 
     def adopt_table(self, gfn: int, level: int) -> Ept12Table:
@@ -293,24 +305,27 @@ class L1Guest(GuestMemory):
 
 
 def pool_state_problems(l1: L1Guest) -> list[str]:
-    """What is wrong with L1's allocator bookkeeping: the pool's counts and per-page state
-    must say what `used` and `tables` say (check_invariants() runs this)."""
+    """What is wrong with L1's allocator bookkeeping: the pool's counts must say what its
+    per-page state (or, for a pool without one, `used_outside`) and `tables` say, and a page
+    holding a table must be marked used (check_invariants() runs this)."""
     bad: list[str] = []
-    used = [gfn for gfn in l1.used if l1.pool_lo <= gfn < l1.pool_hi]
-    held = [gfn for gfn in l1.tables if l1.pool_lo <= gfn < l1.pool_hi]
-    if (l1.used_in_pool, l1.tables_in_pool) != (len(used), len(held)):
-        bad.append(f"L1 pool counts (used {l1.used_in_pool}, held {l1.tables_in_pool}) "
-                   f"differ from its pages (used {len(used)}, held {len(held)})")
+    lo, hi = l1.pool_lo, l1.pool_hi
+    held = [gfn for gfn in l1.tables if lo <= gfn < hi]
     state = l1.pool_state
     if state is None:
-        return bad
-    lo = l1.pool_lo
-    if state.count(_USED) + state.count(_USED | _HELD) != len(used) or any(
-            not state[gfn - lo] & _USED for gfn in used):
-        bad.append("L1 pool_state's used pages differ from L1Guest.used")
-    if state.count(_HELD) + state.count(_USED | _HELD) != len(held) or any(
-            not state[gfn - lo] & _HELD for gfn in held):
-        bad.append("L1 pool_state's pages holding a table differ from L1Guest.tables")
+        used = sum(1 for gfn in l1.used_outside if lo <= gfn < hi)
+    else:
+        used = state.count(_USED) + state.count(_USED | _HELD)
+        if any(lo <= gfn < hi for gfn in l1.used_outside):
+            bad.append("L1Guest.used_outside holds pages of the pool, which pool_state keeps")
+        if state.count(_HELD) or state.count(_USED | _HELD) != len(held) or any(
+                not state[gfn - lo] & _HELD for gfn in held):
+            bad.append("L1 pool_state's pages holding a table differ from L1Guest.tables")
+    if (l1.used_in_pool, l1.tables_in_pool) != (used, len(held)):
+        bad.append(f"L1 pool counts (used {l1.used_in_pool}, held {l1.tables_in_pool}) "
+                   f"differ from its pages (used {used}, held {len(held)})")
+    if not all(l1.was_used(gfn) for gfn in l1.tables):
+        bad.append("L1 holds a table in a page not marked as used")
     return bad
 
 

@@ -71,15 +71,17 @@ class Kvm:
         recorder: Recorder | None = None,
     ) -> None:
         # kvm->arch
-        # Pages are kept in dicts used as ordered sets: keyed by the page itself (identity
-        # hash, no int boxing), oldest first.
-        self.active_mmu_pages: dict[KvmMmuPage, None] = {}  # head = newest = last
-        # The same pages oldest first, and pages zapped since they were added, which
-        # kvm_mmu_zap_oldest_mmu_pages() skips (those at the front for good: it reads from
-        # active_age_head on); active_add() drops them once they are over a fifth of the
-        # list (more than a quarter of the live pages) and over 1,024.
-        self.active_age: list[KvmMmuPage] = []
-        self.active_age_head = 0
+        # kvm->arch.active_mmu_pages and the model's set of pages not yet freed, as one list
+        # in age order: sp ids are handed out in allocation order, so pages[i] is the page
+        # with id pages_base + i, or None once it is freed.  A page is on active_mmu_pages
+        # (the property below) from its allocation until it is zapped (role.invalid).  A
+        # list of pointers rather than dicts keyed by page: a long boot loop holds 100,000
+        # pages, and four such dicts of 10 MiB each (these two, the orphans and gfn_sps)
+        # made every page's zap a handful of cache misses.
+        self.pages: list[KvmMmuPage | None] = []
+        self.pages_base = 1
+        self.pages_head = 0  # pages[:pages_head] are all None (freed)
+        self.n_sps = 0  # pages not yet freed
         # Each chain is oldest first: hlist_add_head() puts the newest at the head, so a
         # walk of a chain runs from the end.
         self.mmu_page_hash: list[list[KvmMmuPage]] = [[] for _ in range(KVM_NUM_MMU_PAGES)]
@@ -110,12 +112,11 @@ class Kvm:
         self.fixes = fixes
         self.guest = guest
         # Model bookkeeping.
-        self.sps: dict[KvmMmuPage, None] = {}  # every sp not yet freed
         # The same pages as mmu_page_hash, per gfn and in chain order, so that a walk of
         # one gfn's chain visits only that gfn's pages (the cost is still charged in full
         # to hash_walked).
         self.gfn_sps: dict[int, list[KvmMmuPage]] = {}
-        self.orphans: dict[KvmMmuPage, None] = {}
+        self.n_orphans = 0  # pages with sp.orphan set (see the orphans property)
         self.orphans_unsync = 0
         self.hash_walked = 0
         self.next_sp_id = 1
@@ -144,11 +145,11 @@ class Kvm:
         if now != sp.orphan:
             sp.orphan = now
             if now:
-                self.orphans[sp] = None
+                self.n_orphans += 1
                 if sp.unsync:
                     self.orphans_unsync += 1
             else:
-                del self.orphans[sp]
+                self.n_orphans -= 1
                 if sp.unsync:
                     self.orphans_unsync -= 1
         self.touch(sp)
@@ -210,18 +211,52 @@ class Kvm:
             self.recorder.begin_action(self, kind, args)
         self.touched.clear()
 
-    def active_add(self, sp: KvmMmuPage) -> None:
-        """list_add(&sp->link, &kvm->arch.active_mmu_pages), mirrored in active_age."""
-        self.active_mmu_pages[sp] = None
-        age = self.active_age
-        age.append(sp)
-        live = len(self.active_mmu_pages)
-        # zapped > live / 4 is zapped > a fifth of the list; the 1,024 keeps small runs
-        # from compacting often.
-        if len(age) - live > (live >> 2) + 1024:
-            active = self.active_mmu_pages
-            self.active_age = [page for page in age[self.active_age_head:] if page in active]
-            self.active_age_head = 0
+    def page_added(self, sp: KvmMmuPage) -> None:
+        """list_add(&sp->link, &kvm->arch.active_mmu_pages), and the page is allocated."""
+        pages = self.pages
+        head = self.pages_head
+        if head > 4096 and head > len(pages) >> 1:  # drop the freed front: a memmove
+            del pages[:head]
+            self.pages_base += head
+            self.pages_head = 0
+        if sp.id != self.pages_base + len(pages):
+            raise ValueError(f"{sp!r} is not the next page by id")
+        pages.append(sp)
+        self.n_sps += 1
+
+    def page_freed(self, sp: KvmMmuPage) -> None:
+        """kvm_mmu_free_shadow_page(): the page leaves the list of allocated pages."""
+        pages = self.pages
+        i = sp.id - self.pages_base
+        if pages[i] is not sp:
+            raise ValueError(f"{sp!r} is not allocated")
+        pages[i] = None
+        self.n_sps -= 1
+        if i == self.pages_head:
+            n = len(pages)
+            while i < n and pages[i] is None:
+                i += 1
+            self.pages_head = i
+
+    def live_pages(self) -> list[KvmMmuPage]:
+        """Every page not yet freed, oldest first."""
+        return [sp for sp in self.pages[self.pages_head:] if sp is not None]
+
+    @property
+    def sps(self) -> dict[KvmMmuPage, None]:
+        """Every page not yet freed, oldest first (an ordered set, built on each call)."""
+        return dict.fromkeys(self.live_pages())
+
+    @property
+    def active_mmu_pages(self) -> dict[KvmMmuPage, None]:
+        """kvm->arch.active_mmu_pages, oldest first: the pages not zapped yet (built on each
+        call; the kernel's list head is the newest, the last here)."""
+        return {sp: None for sp in self.live_pages() if not sp.role.invalid}
+
+    @property
+    def orphans(self) -> dict[KvmMmuPage, None]:
+        """The pages with sp.orphan set, oldest first (built on each call)."""
+        return {sp: None for sp in self.live_pages() if sp.orphan}
 
     def hash_add(self, sp: KvmMmuPage, bucket: list[KvmMmuPage]) -> None:
         """hlist_add_head(&sp->hash_link, bucket), mirrored in gfn_sps."""
@@ -258,7 +293,7 @@ class Kvm:
             key = str(sp.role.level)
             by_level[key] = by_level.get(key, 0) + 1
         lost = self.unreachable_pages()
-        return OrphanSummary(len(self.orphans), self.orphans_unsync, dict(sorted(by_level.items())),
+        return OrphanSummary(self.n_orphans, self.orphans_unsync, dict(sorted(by_level.items())),
                              unreachable=len(lost),
                              unreachable_unsync=sum(1 for sp in lost if sp.unsync))
 
@@ -274,4 +309,4 @@ class Kvm:
             seen.add(sp)
             if sp.role.level > 1:
                 stack.extend(child for _, child in sp.children())
-        return [sp for sp in self.sps if not sp.role.invalid and sp not in seen]
+        return [sp for sp in self.live_pages() if not sp.role.invalid and sp not in seen]

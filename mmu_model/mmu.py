@@ -125,8 +125,7 @@ def kvm_mmu_alloc_shadow_page(
     """Model of mmu.c: kvm_mmu_alloc_shadow_page(): new page at the head of the lists."""
     sp = KvmMmuPage(kvm.next_sp_id, gfn, role, kvm.mmu_valid_gen, l2_gfn)
     kvm.next_sp_id += 1
-    kvm.sps[sp] = None
-    kvm.active_add(sp)
+    kvm.page_added(sp)
     kvm.stat.mmu_shadow_pages += 1  # kvm_account_mmu_page()
     kvm.hash_add(sp, bucket)
     if role.has_gptes:
@@ -276,7 +275,7 @@ def mmu_set_spte(
         kvm.stat.max_mmu_rmap_size = longest
     sp.leaf_bitmap = old | new if old else new
     sp.n_leaves += count
-    kvm.hash_walked += (count * len(kvm.sps) + KVM_NUM_MMU_PAGES // 2) // KVM_NUM_MMU_PAGES
+    kvm.hash_walked += (count * kvm.n_sps + KVM_NUM_MMU_PAGES // 2) // KVM_NUM_MMU_PAGES
     kvm.touch(sp)
     if longest > RMAP_RECYCLE_THRESHOLD:
         rmap_recycle(kvm, sp, new)
@@ -623,8 +622,7 @@ def __kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidLi
             kvm.emit("kvm_mmu_sync_page", sp=sp.id, zapping=True)
         else:
             kvm.count_event()
-    if sp in kvm.active_mmu_pages:  # list_del(); not there if zapped before
-        del kvm.active_mmu_pages[sp]
+    # list_del(&sp->link) if it was on active_mmu_pages: the role is invalidated below.
     root = sp.root_count > 0
     if not root:
         nr_zapped += 1
@@ -663,7 +661,7 @@ def kvm_mmu_commit_zap_page(kvm: Kvm, invalid_list: InvalidList) -> None:
         # kvm_mmu_free_shadow_page(): hlist_del(hash_link), list_del(link), free spt
         # (every entry is clear by now: the shared all-None one takes its place).
         kvm.hash_del(sp)
-        del kvm.sps[sp]
+        kvm.page_freed(sp)
         sp.spt = EMPTY_SPT
         sp.freed = True
         kvm.update_orphan(sp)
@@ -836,20 +834,17 @@ def kvm_mmu_zap_oldest_mmu_pages(kvm: Kvm, nr_to_zap: int) -> int:
     invalid_list: InvalidList = []
     total = 0
     kvm.enter("kvm_mmu_zap_oldest_mmu_pages")
-    active = kvm.active_mmu_pages
-    # The oldest pages in age order: zapping only removes pages from active_mmu_pages, so
-    # a victim is the next page of kvm.active_age still there, which is what the kernel's
-    # restart from the tail finds.  (Looking for victims from the start of the dict would
-    # step over every slot freed since it was last compacted.)
-    age = kvm.active_age
-    i = kvm.active_age_head
-    while i < len(age) and age[i] not in active:  # zapped since: gone for good
+    # The oldest pages in age order: kvm.pages from its first page not yet freed, skipping
+    # pages zapped already (invalid: off active_mmu_pages) and roots, which is what the
+    # kernel's restart from the tail of active_mmu_pages finds.  Nothing is allocated or
+    # freed before the commit below.
+    pages = kvm.pages
+    i = kvm.pages_head
+    n = len(pages)
+    while total < nr_to_zap and i < n:
+        victim = pages[i]
         i += 1
-    kvm.active_age_head = i
-    while total < nr_to_zap and i < len(age):
-        victim = age[i]
-        i += 1
-        if victim.root_count or victim not in active:
+        if victim is None or victim.role.invalid or victim.root_count:
             continue
         # The kernel calls __kvm_mmu_prepare_zap_page() here and adds its int nr_zapped:
         # the bool truncation happens one level down, in mmu_page_zap_pte().
@@ -895,7 +890,7 @@ def kvm_mmu_zap_all_fast(kvm: Kvm) -> None:
     )
     invalid_list: InvalidList = []
     kvm.enter("kvm_zap_obsolete_pages")
-    for sp in list(kvm.active_mmu_pages):
+    for sp in kvm.live_pages():  # active_mmu_pages: those not invalid yet
         if sp.role.invalid or not is_obsolete_sp(kvm, sp):
             continue
         kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)

@@ -101,7 +101,7 @@ Shape = tuple[str, tuple[str, ...], int]  # kind, argument names, call path id
 def counters_of(kvm: Kvm) -> list[int]:
     """Every tracked counter's current value, in TRACKED_COUNTERS order."""
     values: list[int] = list(_stats_by_name(kvm.stat))
-    values.append(len(kvm.orphans))
+    values.append(kvm.n_orphans)
     values.append(kvm.orphans_unsync)
     values.append(kvm.rmaps.entries)
     values.append(kvm.indirect_shadow_pages)
@@ -377,8 +377,8 @@ class EventRecord:
         else:
             self._put_stats(sbuf, old, kvm.stat)
         n = len(STAT_NAMES)
-        if len(kvm.orphans) != old[n]:
-            self._put_counter(sbuf, old, n, len(kvm.orphans))
+        if kvm.n_orphans != old[n]:
+            self._put_counter(sbuf, old, n, kvm.n_orphans)
         if kvm.orphans_unsync != old[n + 1]:
             self._put_counter(sbuf, old, n + 1, kvm.orphans_unsync)
         if kvm.rmaps.entries != old[n + 2]:
