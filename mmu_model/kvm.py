@@ -21,13 +21,24 @@ from .stats import KvmVmStat
 __all__ = ["GuestMemory", "Kvm", "Recorder"]
 
 
-def _remove_newest_first(chain: list[KvmMmuPage], sp: KvmMmuPage) -> None:
-    """chain.remove(sp), searching from the newest end: a page is mostly freed soon after
-    it was made, while leaked pages pile up at the old end of its hash chain."""
-    for i in range(len(chain) - 1, -1, -1):
-        if chain[i] is sp:
-            del chain[i]
-            return
+def _remove_from_chain(chain: list[KvmMmuPage], sp: KvmMmuPage, old: bool) -> None:
+    """chain.remove(sp), searching from the oldest end if `old`, else from the newest.
+
+    A chain is in age order.  Most pages are freed soon after they were made, while
+    kvm_mmu_zap_oldest_mmu_pages() frees the oldest ones, which sit at the other end:
+    searching from the nearer end keeps the search from touching (and missing the cache
+    on) every leaked page of a long chain.
+    """
+    if old:
+        for i in range(len(chain)):
+            if chain[i] is sp:
+                del chain[i]
+                return
+    else:
+        for i in range(len(chain) - 1, -1, -1):
+            if chain[i] is sp:
+                del chain[i]
+                return
     raise ValueError(f"{sp!r} is not in its hash chain")
 
 
@@ -270,14 +281,16 @@ class Kvm:
     def hash_del(self, sp: KvmMmuPage) -> None:
         """hlist_del(&sp->hash_link), mirrored in gfn_sps."""
         index = hash_64(sp.gfn)
-        _remove_newest_first(self.mmu_page_hash[index], sp)
+        # In the older half of the pages allocated since the oldest one still there?
+        old = sp.id - self.pages_base - self.pages_head < (len(self.pages) - self.pages_head) >> 1
+        _remove_from_chain(self.mmu_page_hash[index], sp, old)
         if sp.role.invalid:
             self.mmu_page_hash_invalid[index] -= 1
         same_gfn = self.gfn_sps[sp.gfn]
         if len(same_gfn) == 1:
             del self.gfn_sps[sp.gfn]
         else:
-            _remove_newest_first(same_gfn, sp)
+            _remove_from_chain(same_gfn, sp, old)
 
     def mmu_page_hash_get(self, gfn: int) -> list[KvmMmuPage]:
         """Valid pages of `gfn` (bookkeeping lookup: not a walk the kernel does here)."""
