@@ -36,7 +36,7 @@ from .constants import (
     level_size_gfns,
 )
 from .exceptions import InvalidSpec
-from .kvm import GuestMemory, Kvm
+from .kvm import EventKind, GuestMemory, Kvm
 from .mmu import handle_invept, kvm_mmu_load, kvm_mmu_new_pgd, kvm_mmu_reload
 from .page_track import l1_store, l1_store_many, l1_zero_page
 from .paging_tmpl import GuestWalk, ept_page_fault, shadow_page_table_clear_flood
@@ -49,6 +49,20 @@ _TABLE_ENTRY_BITS: Final = SHADOW_NONPRESENT_VALUE | EPT_TABLE_FLAGS
 _LEAF_ENTRY_BITS: Final = SHADOW_NONPRESENT_VALUE | EPT_LEAF_FLAGS
 _HUGE_LEAF_ENTRY_BITS: Final = _LEAF_ENTRY_BITS | EPT_LARGE_PAGE_MASK
 _EVERY_ENTRY: Final = (1 << SPTE_ENT_PER_PAGE) - 1
+
+# The guest actions (and the one kernel event) this module records (Kvm.action(),
+# Kvm.event()): each kind's argument names, in order.
+_REUSE_FREED_PAGES: Final = EventKind("l1_reuse_freed_pages", "boot", "pages")
+_VM_ENTRY: Final = EventKind("l2_vm_entry", "boot", "root_gfn")
+_TOUCH: Final = EventKind("l2_touch", "gib", "regions", "second")
+_INVEPT: Final = EventKind("l1_invept", "reload", "eptp_gfn")
+_NEW_EPTP: Final = EventKind("l1_new_eptp", "root_gfn", "old_root_gfn")
+_ZAP_4K: Final = EventKind("l1_zap_4k", "gfn", "tables", "entries")
+_L2_ACTIVITY: Final = EventKind("l2_activity", "gfn")
+_CLEAR_FLOOD: Final = EventKind("clear_sp_write_flooding_count", "gfn", "cleared")
+_ZAP_ENTRY: Final = EventKind("l1_zap_entry", "gfn", "level", "index", "new", "frozen", "pass")
+_FREEZE_PT: Final = EventKind("l1_freeze_pt", "gfn", "entries")
+_FREEZE_RUN: Final = EventKind("l1_freeze_run", "gfn", "level", "first", "last")
 
 
 def table_entry(child_gfn: int) -> int:
@@ -374,14 +388,14 @@ class NestedGuest:
         if taken:
             kvm = self.kvm
             if kvm.recording:
-                kvm.begin_action("l1_reuse_freed_pages", boot=boot, pages=len(taken))
+                kvm.action(_REUSE_FREED_PAGES, (boot, len(taken)))
             else:
                 kvm.count_action()
             for gfn in taken:  # clear_page() of each as L2's RAM faults in: rep stos
                 l1_zero_page(kvm, gfn)
         root = self.l1.alloc_table(self.levels)
         self.root = root
-        self.kvm.begin_action("l2_vm_entry", boot=boot, root_gfn=root.gfn)
+        self.kvm.action(_VM_ENTRY, (boot, root.gfn))
         self._clear_reused(root)
         kvm_mmu_new_pgd(self.kvm, root.gfn)
         return root
@@ -422,7 +436,7 @@ class NestedGuest:
         missing and L0 resolves the EPT violation."""
         assert self.root is not None
         kvm = self.kvm
-        kvm.begin_action("l2_touch", gib=gib, regions=len(regions), second=second)
+        kvm.action(_TOUCH, (gib, len(regions), second))
         kvm_mmu_reload(kvm, self.root.gfn)
         if not regions:
             return
@@ -478,8 +492,7 @@ class NestedGuest:
         if self.single_context:
             target = eptp_gfn if eptp_gfn is not None else (
                 self.root.gfn if self.root is not None else -1)
-        kvm.begin_action("l1_invept", reload=reload,
-                         eptp_gfn=target if target is not None else -1)  # -1: global
+        kvm.action(_INVEPT, (reload, target if target is not None else -1))  # -1: global
         handle_invept(kvm, target)
         if reload and self.root is not None:
             kvm_mmu_load(kvm, self.root.gfn)
@@ -490,7 +503,7 @@ class NestedGuest:
         assert old is not None
         root = self.l1.alloc_table(self.levels)
         self.root = root
-        self.kvm.begin_action("l1_new_eptp", root_gfn=root.gfn, old_root_gfn=old.gfn)
+        self.kvm.action(_NEW_EPTP, (root.gfn, old.gfn))
         self._clear_reused(root)
         kvm_mmu_new_pgd(self.kvm, root.gfn)
         return old
@@ -517,10 +530,8 @@ class NestedGuest:
                 return
             kvm = self.kvm
             if kvm.recording:
-                kvm.begin_action(
-                    "l1_zap_4k", gfn=table.gfn, tables=len(pts),
-                    entries=sum(pt.leaf_bitmap.bit_count() for pt in pts),
-                )
+                kvm.action(_ZAP_4K, (table.gfn, len(pts),
+                                     sum(pt.leaf_bitmap.bit_count() for pt in pts)))
             else:
                 kvm.count_action()
             for pt in pts:
@@ -539,19 +550,17 @@ class NestedGuest:
         if _coin(self.seed, self.boot, self.zap_no, table.gfn, index) >= self.flood_clear_prob:
             return
         kvm = self.kvm
-        kvm.begin_action("l2_activity", gfn=table.gfn)
+        kvm.action(_L2_ACTIVITY, (table.gfn,))
         kvm.enter("shadow_page_table_clear_flood")
         cleared = shadow_page_table_clear_flood(kvm, table.l2_gfn, table.level)
-        kvm.emit("clear_sp_write_flooding_count", gfn=table.gfn, cleared=cleared)
+        kvm.event(_CLEAR_FLOOD, (table.gfn, cleared))
         kvm.leave()
 
     def _zap_entry(self, table: Ept12Table, index: int, new: int, name: str) -> None:
         self._maybe_l2_activity(table, index)
         if self.kvm.recording:
-            self.kvm.begin_action(
-                "l1_zap_entry", gfn=table.gfn, level=table.level, index=index, new=new,
-                frozen=new == FROZEN_SPTE, **{"pass": name},
-            )
+            self.kvm.action(_ZAP_ENTRY, (table.gfn, table.level, index, new,
+                                         new == FROZEN_SPTE, name))
         else:
             self.kvm.count_action()
         child = table.children[index]
@@ -570,7 +579,7 @@ class NestedGuest:
             count = SPTE_ENT_PER_PAGE if self.shared else mask.bit_count()
             if count:
                 if kvm.recording:
-                    kvm.begin_action("l1_freeze_pt", gfn=table.gfn, entries=count)
+                    kvm.action(_FREEZE_PT, (table.gfn, count))
                 else:
                     kvm.count_action()
                 table.leaf_bitmap = 0
@@ -588,7 +597,5 @@ class NestedGuest:
         self.l1.free_table(table)
 
     def _freeze_run(self, table: Ept12Table, first: int, last: int) -> None:
-        self.kvm.begin_action(
-            "l1_freeze_run", gfn=table.gfn, level=table.level, first=first, last=last
-        )
+        self.kvm.action(_FREEZE_RUN, (table.gfn, table.level, first, last))
         l1_store_many(self.kvm, table.gfn, (1 << (last + 1)) - (1 << first), FROZEN_SPTE)

@@ -18,7 +18,7 @@ from .rmap import Rmaps
 from .snapshot import OrphanSummary
 from .stats import KvmVmStat
 
-__all__ = ["GuestMemory", "Kvm", "Recorder"]
+__all__ = ["EventKind", "GuestMemory", "Kvm", "Recorder"]
 
 
 def _remove_from_chain(chain: list[KvmMmuPage], sp: KvmMmuPage, old: bool) -> None:
@@ -57,6 +57,26 @@ class GuestMemory:
         raise NotImplementedError
 
 
+_EVENT_KINDS: list[EventKind] = []
+
+
+class EventKind:
+    """An event's kind and its argument names, declared once beside the code that emits
+    it, so that Kvm.event() takes the values positionally: a recorded run then builds no
+    keyword dict per event, and the recorder finds the event's shape by `id`."""
+
+    __slots__ = ("args", "id", "name")
+
+    def __init__(self, name: str, *args: str) -> None:
+        self.name = name
+        self.args: tuple[str, ...] = args
+        self.id = len(_EVENT_KINDS)
+        _EVENT_KINDS.append(self)
+
+    def __repr__(self) -> str:
+        return f"EventKind({self.name!r}, {', '.join(map(repr, self.args))})"
+
+
 class Recorder:
     """What Kvm hands every event to (timeline.Timeline; tests use simpler ones).
 
@@ -69,6 +89,16 @@ class Recorder:
 
     def begin_action(self, kvm: Kvm, kind: str, args: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def record_values(self, kvm: Kvm, kind: EventKind, values: tuple[object, ...],
+                      action: bool) -> None:
+        """An event given positionally (Kvm.event(), Kvm.action()): by default the same as
+        record() (begin_action() if `action`) with the keyword dict built here."""
+        args = dict(zip(kind.args, values, strict=True))
+        if action:
+            self.begin_action(kvm, kind.name, args)
+        else:
+            self.record(kvm, kind.name, args)
 
 
 class Kvm:
@@ -132,7 +162,12 @@ class Kvm:
         self.hash_walked = 0
         self.next_sp_id = 1
         self.touched: dict[KvmMmuPage, None] = {}  # an ordered set, keyed by identity
-        self.path: list[str] = []  # kernel call path, outermost first (see enter())
+        # The kernel call path (see enter()), as a node of the trie of the paths entered so
+        # far: a recorder reads the whole path as one int.  Node 0 is the empty path.
+        self.path_node = 0
+        self.path_parent: list[int] = [0]
+        self.path_children: list[dict[str, int]] = [{}]
+        self.path_tuples: list[tuple[str, ...]] = [()]
         self.events_emitted = 0
         self.actions_emitted = 0
         self.recorder = recorder
@@ -187,17 +222,46 @@ class Kvm:
         Nothing reads the path unless a recorder is attached, so it is kept only then.
         """
         if self.recorder is not None:
-            self.path.append(function)
+            node = self.path_children[self.path_node].get(function)
+            if node is None:
+                node = len(self.path_parent)
+                self.path_parent.append(self.path_node)
+                self.path_children.append({})
+                self.path_tuples.append((*self.path_tuples[self.path_node], function))
+                self.path_children[self.path_node][function] = node
+            self.path_node = node
 
     def leave(self) -> None:
         if self.recorder is not None:
-            self.path.pop()
+            if not self.path_node:
+                raise IndexError("Kvm.leave() without a matching enter()")
+            self.path_node = self.path_parent[self.path_node]
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """The kernel call path, outermost first (empty unless recording)."""
+        return self.path_tuples[self.path_node]
 
     def emit(self, kind: str, **args: Any) -> None:
         """One kernel operation finished: everything touched since the last one is its diff."""
         self.events_emitted += 1
         if self.recorder is not None:
             self.recorder.record(self, kind, args)
+        self.touched.clear()
+
+    def event(self, kind: EventKind, values: tuple[object, ...]) -> None:
+        """emit() with the arguments given positionally, in kind.args order."""
+        self.events_emitted += 1
+        if self.recorder is not None:
+            self.recorder.record_values(self, kind, values, False)
+        self.touched.clear()
+
+    def action(self, kind: EventKind, values: tuple[object, ...]) -> None:
+        """begin_action() with the arguments given positionally, in kind.args order."""
+        self.events_emitted += 1
+        self.actions_emitted += 1
+        if self.recorder is not None:
+            self.recorder.record_values(self, kind, values, True)
         self.touched.clear()
 
     @property
