@@ -2,9 +2,10 @@
 
 Only what the shadow MMU needs: the shadow page lists, the 4096-bucket hash, the quota, the
 per-gfn write tracking, the VM stats, and the vCPU's shadow roots (current + prev_roots).
-The model also keeps, as bookkeeping with no kernel twin, the set of orphans (kept current
-on every parent/root/validity change and re-derived by check_invariants()), the number of
-hash-chain entries walked, and the hooks that turn kernel operations into recorded events.
+The model also keeps, as bookkeeping with no kernel twin, which pages are orphans (sp.orphan
+and their count, kept current on every parent/root/validity change and re-derived by
+check_invariants()), the number of hash-chain entries walked, and the hooks that turn kernel
+operations into recorded events.
 """
 
 from __future__ import annotations
@@ -117,8 +118,8 @@ class Kvm:
         # with id pages_base + i, or None once it is freed.  A page is on active_mmu_pages
         # (the property below) from its allocation until it is zapped (role.invalid).  A
         # list of pointers rather than dicts keyed by page: a long boot loop holds 100,000
-        # pages, and four such dicts of 10 MiB each (these two, the orphans and gfn_sps)
-        # made every page's zap a handful of cache misses.
+        # pages, and three such dicts of 10 MiB each (these two and the orphans) made every
+        # page's zap a handful of cache misses.
         self.pages: list[KvmMmuPage | None] = []
         self.pages_base = 1
         self.pages_head = 0  # pages[:pages_head] are all None (freed)
