@@ -36,7 +36,7 @@ from .constants import (
     level_size_gfns,
 )
 from .exceptions import InvalidSpec
-from .kvm import GuestMemory, Kvm
+from .kvm import EventKind, GuestMemory, Kvm
 from .mmu import handle_invept, kvm_mmu_load, kvm_mmu_new_pgd, kvm_mmu_reload
 from .page_track import l1_store, l1_store_many, l1_zero_page
 from .paging_tmpl import GuestWalk, ept_page_fault, shadow_page_table_clear_flood
@@ -49,6 +49,20 @@ _TABLE_ENTRY_BITS: Final = SHADOW_NONPRESENT_VALUE | EPT_TABLE_FLAGS
 _LEAF_ENTRY_BITS: Final = SHADOW_NONPRESENT_VALUE | EPT_LEAF_FLAGS
 _HUGE_LEAF_ENTRY_BITS: Final = _LEAF_ENTRY_BITS | EPT_LARGE_PAGE_MASK
 _EVERY_ENTRY: Final = (1 << SPTE_ENT_PER_PAGE) - 1
+
+# The guest actions (and the one kernel event) this module records (Kvm.action(),
+# Kvm.event()): each kind's argument names, in order.
+_REUSE_FREED_PAGES: Final = EventKind("l1_reuse_freed_pages", "boot", "pages")
+_VM_ENTRY: Final = EventKind("l2_vm_entry", "boot", "root_gfn")
+_TOUCH: Final = EventKind("l2_touch", "gib", "regions", "second")
+_INVEPT: Final = EventKind("l1_invept", "reload", "eptp_gfn")
+_NEW_EPTP: Final = EventKind("l1_new_eptp", "root_gfn", "old_root_gfn")
+_ZAP_4K: Final = EventKind("l1_zap_4k", "gfn", "tables", "entries")
+_L2_ACTIVITY: Final = EventKind("l2_activity", "gfn")
+_CLEAR_FLOOD: Final = EventKind("clear_sp_write_flooding_count", "gfn", "cleared")
+_ZAP_ENTRY: Final = EventKind("l1_zap_entry", "gfn", "level", "index", "new", "frozen", "pass")
+_FREEZE_PT: Final = EventKind("l1_freeze_pt", "gfn", "entries")
+_FREEZE_RUN: Final = EventKind("l1_freeze_run", "gfn", "level", "first", "last")
 
 
 def table_entry(child_gfn: int) -> int:
@@ -167,8 +181,11 @@ class L1Guest(GuestMemory):
         self.rng = rng
         self.allocator = allocator
         self.free_list: list[int] = []  # "lifo": freed table pages, most recent last
-        self.used: set[int] = set()  # every page that has held a table
-        self.used_in_pool = 0  # how many of them lie in [pool_lo, pool_hi)
+        # Every page that has held a table: those of the pool in pool_state (when there is
+        # one), the others in this set.  (A set of every page ever used grew by two
+        # hundred pages a boot, without bound, and outgrew the caches on long runs.)
+        self.used_outside: set[int] = set()
+        self.used_in_pool = 0  # how many pages of [pool_lo, pool_hi) have held a table
         self.tables_in_pool = 0  # pages of the pool holding a table now
         self.reused = 0  # freed table pages handed out again (as tables or as L2's RAM)
         # Per page of the pool, what a draw checks: _USED | _HELD (the same facts as `used`
@@ -206,7 +223,7 @@ class L1Guest(GuestMemory):
         else:
             gfn = self._draw(fresh=self.allocator != "uniform")
         table = Ept12Table(gfn, level)
-        table.reused = gfn in self.used
+        table.reused = self.was_used(gfn)
         self.reused += table.reused
         self._mark_used(gfn)
         self._hold(gfn, table)
@@ -215,13 +232,22 @@ class L1Guest(GuestMemory):
     def _in_pool(self, gfn: int) -> bool:
         return self.pool_lo <= gfn < self.pool_hi
 
+    def was_used(self, gfn: int) -> bool:
+        """Whether page `gfn` has held a table (now or before)."""
+        state = self.pool_state
+        if state is not None and self.pool_lo <= gfn < self.pool_hi:
+            return bool(state[gfn - self.pool_lo] & _USED)
+        return gfn in self.used_outside
+
     def _mark_used(self, gfn: int) -> None:
-        if gfn not in self.used:
-            self.used.add(gfn)
-            if self._in_pool(gfn):
-                self.used_in_pool += 1
-                if self.pool_state is not None:
-                    self.pool_state[gfn - self.pool_lo] |= _USED
+        if self.was_used(gfn):
+            return
+        if self._in_pool(gfn):
+            self.used_in_pool += 1
+            if self.pool_state is not None:
+                self.pool_state[gfn - self.pool_lo] |= _USED
+                return
+        self.used_outside.add(gfn)
 
     def _hold(self, gfn: int, table: Ept12Table) -> None:
         self.tables[gfn] = table
@@ -260,7 +286,7 @@ class L1Guest(GuestMemory):
                     return self.pool_lo + r
                 continue
             gfn = self.pool_lo + r
-            if gfn not in self.tables and not (fresh and gfn in self.used):
+            if gfn not in self.tables and not (fresh and gfn in self.used_outside):
                 return gfn
 
     def adopt_table(self, gfn: int, level: int) -> Ept12Table:
@@ -293,24 +319,27 @@ class L1Guest(GuestMemory):
 
 
 def pool_state_problems(l1: L1Guest) -> list[str]:
-    """What is wrong with L1's allocator bookkeeping: the pool's counts and per-page state
-    must say what `used` and `tables` say (check_invariants() runs this)."""
+    """What is wrong with L1's allocator bookkeeping: the pool's counts must say what its
+    per-page state (or, for a pool without one, `used_outside`) and `tables` say, and a page
+    holding a table must be marked used (check_invariants() runs this)."""
     bad: list[str] = []
-    used = [gfn for gfn in l1.used if l1.pool_lo <= gfn < l1.pool_hi]
-    held = [gfn for gfn in l1.tables if l1.pool_lo <= gfn < l1.pool_hi]
-    if (l1.used_in_pool, l1.tables_in_pool) != (len(used), len(held)):
-        bad.append(f"L1 pool counts (used {l1.used_in_pool}, held {l1.tables_in_pool}) "
-                   f"differ from its pages (used {len(used)}, held {len(held)})")
+    lo, hi = l1.pool_lo, l1.pool_hi
+    held = [gfn for gfn in l1.tables if lo <= gfn < hi]
     state = l1.pool_state
     if state is None:
-        return bad
-    lo = l1.pool_lo
-    if state.count(_USED) + state.count(_USED | _HELD) != len(used) or any(
-            not state[gfn - lo] & _USED for gfn in used):
-        bad.append("L1 pool_state's used pages differ from L1Guest.used")
-    if state.count(_HELD) + state.count(_USED | _HELD) != len(held) or any(
-            not state[gfn - lo] & _HELD for gfn in held):
-        bad.append("L1 pool_state's pages holding a table differ from L1Guest.tables")
+        used = sum(1 for gfn in l1.used_outside if lo <= gfn < hi)
+    else:
+        used = state.count(_USED) + state.count(_USED | _HELD)
+        if any(lo <= gfn < hi for gfn in l1.used_outside):
+            bad.append("L1Guest.used_outside holds pages of the pool, which pool_state keeps")
+        if state.count(_HELD) or state.count(_USED | _HELD) != len(held) or any(
+                not state[gfn - lo] & _HELD for gfn in held):
+            bad.append("L1 pool_state's pages holding a table differ from L1Guest.tables")
+    if (l1.used_in_pool, l1.tables_in_pool) != (used, len(held)):
+        bad.append(f"L1 pool counts (used {l1.used_in_pool}, held {l1.tables_in_pool}) "
+                   f"differ from its pages (used {used}, held {len(held)})")
+    if not all(l1.was_used(gfn) for gfn in l1.tables):
+        bad.append("L1 holds a table in a page not marked as used")
     return bad
 
 
@@ -359,14 +388,14 @@ class NestedGuest:
         if taken:
             kvm = self.kvm
             if kvm.recording:
-                kvm.begin_action("l1_reuse_freed_pages", boot=boot, pages=len(taken))
+                kvm.action(_REUSE_FREED_PAGES, (boot, len(taken)))
             else:
                 kvm.count_action()
             for gfn in taken:  # clear_page() of each as L2's RAM faults in: rep stos
                 l1_zero_page(kvm, gfn)
         root = self.l1.alloc_table(self.levels)
         self.root = root
-        self.kvm.begin_action("l2_vm_entry", boot=boot, root_gfn=root.gfn)
+        self.kvm.action(_VM_ENTRY, (boot, root.gfn))
         self._clear_reused(root)
         kvm_mmu_new_pgd(self.kvm, root.gfn)
         return root
@@ -407,7 +436,7 @@ class NestedGuest:
         missing and L0 resolves the EPT violation."""
         assert self.root is not None
         kvm = self.kvm
-        kvm.begin_action("l2_touch", gib=gib, regions=len(regions), second=second)
+        kvm.action(_TOUCH, (gib, len(regions), second))
         kvm_mmu_reload(kvm, self.root.gfn)
         if not regions:
             return
@@ -463,8 +492,7 @@ class NestedGuest:
         if self.single_context:
             target = eptp_gfn if eptp_gfn is not None else (
                 self.root.gfn if self.root is not None else -1)
-        kvm.begin_action("l1_invept", reload=reload,
-                         eptp_gfn=target if target is not None else -1)  # -1: global
+        kvm.action(_INVEPT, (reload, target if target is not None else -1))  # -1: global
         handle_invept(kvm, target)
         if reload and self.root is not None:
             kvm_mmu_load(kvm, self.root.gfn)
@@ -475,7 +503,7 @@ class NestedGuest:
         assert old is not None
         root = self.l1.alloc_table(self.levels)
         self.root = root
-        self.kvm.begin_action("l1_new_eptp", root_gfn=root.gfn, old_root_gfn=old.gfn)
+        self.kvm.action(_NEW_EPTP, (root.gfn, old.gfn))
         self._clear_reused(root)
         kvm_mmu_new_pgd(self.kvm, root.gfn)
         return old
@@ -502,10 +530,8 @@ class NestedGuest:
                 return
             kvm = self.kvm
             if kvm.recording:
-                kvm.begin_action(
-                    "l1_zap_4k", gfn=table.gfn, tables=len(pts),
-                    entries=sum(pt.leaf_bitmap.bit_count() for pt in pts),
-                )
+                kvm.action(_ZAP_4K, (table.gfn, len(pts),
+                                     sum(pt.leaf_bitmap.bit_count() for pt in pts)))
             else:
                 kvm.count_action()
             for pt in pts:
@@ -524,19 +550,17 @@ class NestedGuest:
         if _coin(self.seed, self.boot, self.zap_no, table.gfn, index) >= self.flood_clear_prob:
             return
         kvm = self.kvm
-        kvm.begin_action("l2_activity", gfn=table.gfn)
+        kvm.action(_L2_ACTIVITY, (table.gfn,))
         kvm.enter("shadow_page_table_clear_flood")
         cleared = shadow_page_table_clear_flood(kvm, table.l2_gfn, table.level)
-        kvm.emit("clear_sp_write_flooding_count", gfn=table.gfn, cleared=cleared)
+        kvm.event(_CLEAR_FLOOD, (table.gfn, cleared))
         kvm.leave()
 
     def _zap_entry(self, table: Ept12Table, index: int, new: int, name: str) -> None:
         self._maybe_l2_activity(table, index)
         if self.kvm.recording:
-            self.kvm.begin_action(
-                "l1_zap_entry", gfn=table.gfn, level=table.level, index=index, new=new,
-                frozen=new == FROZEN_SPTE, **{"pass": name},
-            )
+            self.kvm.action(_ZAP_ENTRY, (table.gfn, table.level, index, new,
+                                         new == FROZEN_SPTE, name))
         else:
             self.kvm.count_action()
         child = table.children[index]
@@ -555,7 +579,7 @@ class NestedGuest:
             count = SPTE_ENT_PER_PAGE if self.shared else mask.bit_count()
             if count:
                 if kvm.recording:
-                    kvm.begin_action("l1_freeze_pt", gfn=table.gfn, entries=count)
+                    kvm.action(_FREEZE_PT, (table.gfn, count))
                 else:
                     kvm.count_action()
                 table.leaf_bitmap = 0
@@ -573,7 +597,5 @@ class NestedGuest:
         self.l1.free_table(table)
 
     def _freeze_run(self, table: Ept12Table, first: int, last: int) -> None:
-        self.kvm.begin_action(
-            "l1_freeze_run", gfn=table.gfn, level=table.level, first=first, last=last
-        )
+        self.kvm.action(_FREEZE_RUN, (table.gfn, table.level, first, last))
         l1_store_many(self.kvm, table.gfn, (1 << (last + 1)) - (1 << first), FROZEN_SPTE)

@@ -41,6 +41,25 @@ def _acyclic(kvm: Kvm) -> bool:
     return True
 
 
+def _page_list_problems(kvm: Kvm) -> list[str]:
+    """kvm.pages is every page not yet freed at its id's place, None where freed, nothing
+    but None before pages_head, and n_sps counts it."""
+    bad: list[str] = []
+    pages = kvm.pages
+    if any(sp is not None for sp in pages[:kvm.pages_head]):
+        bad.append("kvm.pages holds a page before pages_head")
+    for i, sp in enumerate(pages):
+        if sp is not None and (sp.freed or sp.id != kvm.pages_base + i):
+            bad.append(f"kvm.pages[{i}] holds sp #{sp.id} (freed: {sp.freed}), not the page "
+                       f"of id {kvm.pages_base + i}")
+    if pages and kvm.pages_base + len(pages) != kvm.next_sp_id:
+        bad.append("kvm.pages does not end with the newest page")
+    live = sum(1 for sp in pages if sp is not None)
+    if live != kvm.n_sps:
+        bad.append(f"n_sps is {kvm.n_sps} but kvm.pages holds {live} pages")
+    return bad
+
+
 def check_invariants(kvm: Kvm) -> list[str]:
     """Check that the shadow MMU state is internally consistent (see module docstring)."""
     if kvm.released:
@@ -89,11 +108,7 @@ def check_invariants(kvm: Kvm) -> list[str]:
                 bad.append(f"{tag}: invalid but still linked or holding SPTEs")
             if not sp.root_count:
                 bad.append(f"{tag}: invalid with root_count 0 but never committed")
-            if sp in kvm.active_mmu_pages:
-                bad.append(f"{tag}: invalid but still on active_mmu_pages")
         else:
-            if sp not in kvm.active_mmu_pages:
-                bad.append(f"{tag}: valid but missing from active_mmu_pages")
             if sp.role.has_gptes:
                 indirect += 1
                 if sp.role.level > PG_LEVEL_4K:
@@ -150,11 +165,7 @@ def check_invariants(kvm: Kvm) -> list[str]:
     for key, chunk in kvm.rmaps.chunks.items():
         if chunk.tally is not None and chunk.tally != tally_of(chunk.pages):
             bad.append(f"rmap chunk {key:#x}: bitmap tally disagrees with its pages")
-    if len(kvm.active_mmu_pages) != sum(1 for sp in sps if not sp.role.invalid):
-        bad.append("active_mmu_pages holds pages that are invalid or freed")
-    active = kvm.active_mmu_pages
-    if [sp for sp in kvm.active_age[kvm.active_age_head:] if sp in active] != list(active):
-        bad.append("active_age (from its head) does not hold active_mmu_pages in age order")
+    bad.extend(_page_list_problems(kvm))
     checks = [
         ("mmu_unsync", kvm.stat.mmu_unsync, unsync),
         ("mmu_shadow_pages", kvm.stat.mmu_shadow_pages, accounted),
@@ -163,7 +174,7 @@ def check_invariants(kvm: Kvm) -> list[str]:
         ("pages_2m", kvm.stat.pages_2m, leaves[PG_LEVEL_2M]),
         ("pages_1g", kvm.stat.pages_1g, leaves[PG_LEVEL_1G]),
         ("rmap entries", kvm.rmaps.entries, sum(leaves.values())),
-        ("orphans", len(kvm.orphans), len(orphans)),
+        ("orphans", kvm.n_orphans, len(orphans)),
         ("orphans_unsync", kvm.orphans_unsync,
          sum(1 for sp in orphans if sp.unsync)),
     ]

@@ -2,9 +2,10 @@
 
 Only what the shadow MMU needs: the shadow page lists, the 4096-bucket hash, the quota, the
 per-gfn write tracking, the VM stats, and the vCPU's shadow roots (current + prev_roots).
-The model also keeps, as bookkeeping with no kernel twin, the set of orphans (kept current
-on every parent/root/validity change and re-derived by check_invariants()), the number of
-hash-chain entries walked, and the hooks that turn kernel operations into recorded events.
+The model also keeps, as bookkeeping with no kernel twin, which pages are orphans (sp.orphan
+and their count, kept current on every parent/root/validity change and re-derived by
+check_invariants()), the number of hash-chain entries walked, and the hooks that turn kernel
+operations into recorded events.
 """
 
 from __future__ import annotations
@@ -18,16 +19,27 @@ from .rmap import Rmaps
 from .snapshot import OrphanSummary
 from .stats import KvmVmStat
 
-__all__ = ["GuestMemory", "Kvm", "Recorder"]
+__all__ = ["EventKind", "GuestMemory", "Kvm", "Recorder"]
 
 
-def _remove_newest_first(chain: list[KvmMmuPage], sp: KvmMmuPage) -> None:
-    """chain.remove(sp), searching from the newest end: a page is mostly freed soon after
-    it was made, while leaked pages pile up at the old end of its hash chain."""
-    for i in range(len(chain) - 1, -1, -1):
-        if chain[i] is sp:
-            del chain[i]
-            return
+def _remove_from_chain(chain: list[KvmMmuPage], sp: KvmMmuPage, old: bool) -> None:
+    """chain.remove(sp), searching from the oldest end if `old`, else from the newest.
+
+    A chain is in age order.  Most pages are freed soon after they were made, while
+    kvm_mmu_zap_oldest_mmu_pages() frees the oldest ones, which sit at the other end:
+    searching from the nearer end keeps the search from touching (and missing the cache
+    on) every leaked page of a long chain.
+    """
+    if old:
+        for i in range(len(chain)):
+            if chain[i] is sp:
+                del chain[i]
+                return
+    else:
+        for i in range(len(chain) - 1, -1, -1):
+            if chain[i] is sp:
+                del chain[i]
+                return
     raise ValueError(f"{sp!r} is not in its hash chain")
 
 
@@ -46,6 +58,26 @@ class GuestMemory:
         raise NotImplementedError
 
 
+_EVENT_KINDS: list[EventKind] = []
+
+
+class EventKind:
+    """An event's kind and its argument names, declared once beside the code that emits
+    it, so that Kvm.event() takes the values positionally: a recorded run then builds no
+    keyword dict per event, and the recorder finds the event's shape by `id`."""
+
+    __slots__ = ("args", "id", "name")
+
+    def __init__(self, name: str, *args: str) -> None:
+        self.name = name
+        self.args: tuple[str, ...] = args
+        self.id = len(_EVENT_KINDS)
+        _EVENT_KINDS.append(self)
+
+    def __repr__(self) -> str:
+        return f"EventKind({self.name!r}, {', '.join(map(repr, self.args))})"
+
+
 class Recorder:
     """What Kvm hands every event to (timeline.Timeline; tests use simpler ones).
 
@@ -59,6 +91,16 @@ class Recorder:
     def begin_action(self, kvm: Kvm, kind: str, args: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def record_values(self, kvm: Kvm, kind: EventKind, values: tuple[object, ...],
+                      action: bool) -> None:
+        """An event given positionally (Kvm.event(), Kvm.action()): by default the same as
+        record() (begin_action() if `action`) with the keyword dict built here."""
+        args = dict(zip(kind.args, values, strict=True))
+        if action:
+            self.begin_action(kvm, kind.name, args)
+        else:
+            self.record(kvm, kind.name, args)
+
 
 class Kvm:
     def __init__(
@@ -71,15 +113,17 @@ class Kvm:
         recorder: Recorder | None = None,
     ) -> None:
         # kvm->arch
-        # Pages are kept in dicts used as ordered sets: keyed by the page itself (identity
-        # hash, no int boxing), oldest first.
-        self.active_mmu_pages: dict[KvmMmuPage, None] = {}  # head = newest = last
-        # The same pages oldest first, and pages zapped since they were added, which
-        # kvm_mmu_zap_oldest_mmu_pages() skips (those at the front for good: it reads from
-        # active_age_head on); active_add() drops them once they are over a fifth of the
-        # list (more than a quarter of the live pages) and over 1,024.
-        self.active_age: list[KvmMmuPage] = []
-        self.active_age_head = 0
+        # kvm->arch.active_mmu_pages and the model's set of pages not yet freed, as one list
+        # in age order: sp ids are handed out in allocation order, so pages[i] is the page
+        # with id pages_base + i, or None once it is freed.  A page is on active_mmu_pages
+        # (the property below) from its allocation until it is zapped (role.invalid).  A
+        # list of pointers rather than dicts keyed by page: a long boot loop holds 100,000
+        # pages, and three such dicts of 10 MiB each (these two and the orphans) made every
+        # page's zap a handful of cache misses.
+        self.pages: list[KvmMmuPage | None] = []
+        self.pages_base = 1
+        self.pages_head = 0  # pages[:pages_head] are all None (freed)
+        self.n_sps = 0  # pages not yet freed
         # Each chain is oldest first: hlist_add_head() puts the newest at the head, so a
         # walk of a chain runs from the end.
         self.mmu_page_hash: list[list[KvmMmuPage]] = [[] for _ in range(KVM_NUM_MMU_PAGES)]
@@ -110,17 +154,21 @@ class Kvm:
         self.fixes = fixes
         self.guest = guest
         # Model bookkeeping.
-        self.sps: dict[KvmMmuPage, None] = {}  # every sp not yet freed
         # The same pages as mmu_page_hash, per gfn and in chain order, so that a walk of
         # one gfn's chain visits only that gfn's pages (the cost is still charged in full
         # to hash_walked).
         self.gfn_sps: dict[int, list[KvmMmuPage]] = {}
-        self.orphans: dict[KvmMmuPage, None] = {}
+        self.n_orphans = 0  # pages with sp.orphan set (see the orphans property)
         self.orphans_unsync = 0
         self.hash_walked = 0
         self.next_sp_id = 1
         self.touched: dict[KvmMmuPage, None] = {}  # an ordered set, keyed by identity
-        self.path: list[str] = []  # kernel call path, outermost first (see enter())
+        # The kernel call path (see enter()), as a node of the trie of the paths entered so
+        # far: a recorder reads the whole path as one int.  Node 0 is the empty path.
+        self.path_node = 0
+        self.path_parent: list[int] = [0]
+        self.path_children: list[dict[str, int]] = [{}]
+        self.path_tuples: list[tuple[str, ...]] = [()]
         self.events_emitted = 0
         self.actions_emitted = 0
         self.recorder = recorder
@@ -144,11 +192,11 @@ class Kvm:
         if now != sp.orphan:
             sp.orphan = now
             if now:
-                self.orphans[sp] = None
+                self.n_orphans += 1
                 if sp.unsync:
                     self.orphans_unsync += 1
             else:
-                del self.orphans[sp]
+                self.n_orphans -= 1
                 if sp.unsync:
                     self.orphans_unsync -= 1
         self.touch(sp)
@@ -175,17 +223,46 @@ class Kvm:
         Nothing reads the path unless a recorder is attached, so it is kept only then.
         """
         if self.recorder is not None:
-            self.path.append(function)
+            node = self.path_children[self.path_node].get(function)
+            if node is None:
+                node = len(self.path_parent)
+                self.path_parent.append(self.path_node)
+                self.path_children.append({})
+                self.path_tuples.append((*self.path_tuples[self.path_node], function))
+                self.path_children[self.path_node][function] = node
+            self.path_node = node
 
     def leave(self) -> None:
         if self.recorder is not None:
-            self.path.pop()
+            if not self.path_node:
+                raise IndexError("Kvm.leave() without a matching enter()")
+            self.path_node = self.path_parent[self.path_node]
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """The kernel call path, outermost first (empty unless recording)."""
+        return self.path_tuples[self.path_node]
 
     def emit(self, kind: str, **args: Any) -> None:
         """One kernel operation finished: everything touched since the last one is its diff."""
         self.events_emitted += 1
         if self.recorder is not None:
             self.recorder.record(self, kind, args)
+        self.touched.clear()
+
+    def event(self, kind: EventKind, values: tuple[object, ...]) -> None:
+        """emit() with the arguments given positionally, in kind.args order."""
+        self.events_emitted += 1
+        if self.recorder is not None:
+            self.recorder.record_values(self, kind, values, False)
+        self.touched.clear()
+
+    def action(self, kind: EventKind, values: tuple[object, ...]) -> None:
+        """begin_action() with the arguments given positionally, in kind.args order."""
+        self.events_emitted += 1
+        self.actions_emitted += 1
+        if self.recorder is not None:
+            self.recorder.record_values(self, kind, values, True)
         self.touched.clear()
 
     @property
@@ -210,18 +287,52 @@ class Kvm:
             self.recorder.begin_action(self, kind, args)
         self.touched.clear()
 
-    def active_add(self, sp: KvmMmuPage) -> None:
-        """list_add(&sp->link, &kvm->arch.active_mmu_pages), mirrored in active_age."""
-        self.active_mmu_pages[sp] = None
-        age = self.active_age
-        age.append(sp)
-        live = len(self.active_mmu_pages)
-        # zapped > live / 4 is zapped > a fifth of the list; the 1,024 keeps small runs
-        # from compacting often.
-        if len(age) - live > (live >> 2) + 1024:
-            active = self.active_mmu_pages
-            self.active_age = [page for page in age[self.active_age_head:] if page in active]
-            self.active_age_head = 0
+    def page_added(self, sp: KvmMmuPage) -> None:
+        """list_add(&sp->link, &kvm->arch.active_mmu_pages), and the page is allocated."""
+        pages = self.pages
+        head = self.pages_head
+        if head > 4096 and head > len(pages) >> 1:  # drop the freed front: a memmove
+            del pages[:head]
+            self.pages_base += head
+            self.pages_head = 0
+        if sp.id != self.pages_base + len(pages):
+            raise ValueError(f"{sp!r} is not the next page by id")
+        pages.append(sp)
+        self.n_sps += 1
+
+    def page_freed(self, sp: KvmMmuPage) -> None:
+        """kvm_mmu_free_shadow_page(): the page leaves the list of allocated pages."""
+        pages = self.pages
+        i = sp.id - self.pages_base
+        if pages[i] is not sp:
+            raise ValueError(f"{sp!r} is not allocated")
+        pages[i] = None
+        self.n_sps -= 1
+        if i == self.pages_head:
+            n = len(pages)
+            while i < n and pages[i] is None:
+                i += 1
+            self.pages_head = i
+
+    def live_pages(self) -> list[KvmMmuPage]:
+        """Every page not yet freed, oldest first."""
+        return [sp for sp in self.pages[self.pages_head:] if sp is not None]
+
+    @property
+    def sps(self) -> dict[KvmMmuPage, None]:
+        """Every page not yet freed, oldest first (an ordered set, built on each call)."""
+        return dict.fromkeys(self.live_pages())
+
+    @property
+    def active_mmu_pages(self) -> dict[KvmMmuPage, None]:
+        """kvm->arch.active_mmu_pages, oldest first: the pages not zapped yet (built on each
+        call; the kernel's list head is the newest, the last here)."""
+        return {sp: None for sp in self.live_pages() if not sp.role.invalid}
+
+    @property
+    def orphans(self) -> dict[KvmMmuPage, None]:
+        """The pages with sp.orphan set, oldest first (built on each call)."""
+        return {sp: None for sp in self.live_pages() if sp.orphan}
 
     def hash_add(self, sp: KvmMmuPage, bucket: list[KvmMmuPage]) -> None:
         """hlist_add_head(&sp->hash_link, bucket), mirrored in gfn_sps."""
@@ -235,14 +346,16 @@ class Kvm:
     def hash_del(self, sp: KvmMmuPage) -> None:
         """hlist_del(&sp->hash_link), mirrored in gfn_sps."""
         index = hash_64(sp.gfn)
-        _remove_newest_first(self.mmu_page_hash[index], sp)
+        # In the older half of the pages allocated since the oldest one still there?
+        old = sp.id - self.pages_base - self.pages_head < (len(self.pages) - self.pages_head) >> 1
+        _remove_from_chain(self.mmu_page_hash[index], sp, old)
         if sp.role.invalid:
             self.mmu_page_hash_invalid[index] -= 1
         same_gfn = self.gfn_sps[sp.gfn]
         if len(same_gfn) == 1:
             del self.gfn_sps[sp.gfn]
         else:
-            _remove_newest_first(same_gfn, sp)
+            _remove_from_chain(same_gfn, sp, old)
 
     def mmu_page_hash_get(self, gfn: int) -> list[KvmMmuPage]:
         """Valid pages of `gfn` (bookkeeping lookup: not a walk the kernel does here)."""
@@ -258,7 +371,7 @@ class Kvm:
             key = str(sp.role.level)
             by_level[key] = by_level.get(key, 0) + 1
         lost = self.unreachable_pages()
-        return OrphanSummary(len(self.orphans), self.orphans_unsync, dict(sorted(by_level.items())),
+        return OrphanSummary(self.n_orphans, self.orphans_unsync, dict(sorted(by_level.items())),
                              unreachable=len(lost),
                              unreachable_unsync=sum(1 for sp in lost if sp.unsync))
 
@@ -274,4 +387,4 @@ class Kvm:
             seen.add(sp)
             if sp.role.level > 1:
                 stack.extend(child for _, child in sp.children())
-        return [sp for sp in self.sps if not sp.role.invalid and sp not in seen]
+        return [sp for sp in self.live_pages() if not sp.role.invalid and sp not in seen]

@@ -18,6 +18,8 @@ event's stat deltas belong to it.  Nothing outside mmu_lock can observe the diff
 
 from __future__ import annotations
 
+from typing import Final
+
 from .constants import (
     KVM_MIN_FREE_MMU_PAGES,
     KVM_MMU_NUM_PREV_ROOTS,
@@ -30,7 +32,7 @@ from .constants import (
     RMAP_RECYCLE_THRESHOLD,
     hash_64,
 )
-from .kvm import Kvm
+from .kvm import EventKind, Kvm
 from .page import EMPTY_SPT, KvmMmuPage
 from .role import KvmMmuPageRole, shadow_ept_root_role
 
@@ -38,6 +40,27 @@ EPERM = -1
 ENOSPC = -28
 
 InvalidList = list[KvmMmuPage]
+
+# The events this module emits (Kvm.event()): each kind's argument names, in order.
+_ZAP_ALL_RMAP_SPTES: Final = EventKind("kvm_zap_all_rmap_sptes", "sp", "level", "gfns", "sptes")
+_UNSYNC_PAGE: Final = EventKind("kvm_mmu_unsync_page", "sp")
+_SYNC_PAGE: Final = EventKind("kvm_mmu_sync_page", "sp", "parent")
+_SYNC_PAGE_ZAPPING: Final = EventKind("kvm_mmu_sync_page", "sp", "zapping")
+_PREPARE_ZAP_PAGE: Final = EventKind("kvm_mmu_prepare_zap_page", "sp", "nr_zapped", "leaves",
+                                     "parents", "was_unsync", "rooted", "again")
+_COMMIT_ZAP_PAGE: Final = EventKind("kvm_mmu_commit_zap_page", "freed")
+_FLUSH_REMOTE_TLBS: Final = EventKind("kvm_flush_remote_tlbs")
+_TRACK_WRITE: Final = EventKind("kvm_mmu_track_write", "gpa", "new")
+_MISALIGNED: Final = EventKind("detect_write_misaligned", "sp", "flood_before", "gpa")
+_FLOODING: Final = EventKind("detect_write_flooding", "sp", "flood_before", "gpa")
+_ZAP_PTE: Final = EventKind("mmu_page_zap_pte", "sp", "index", "flood_before", "flood", "child",
+                            "child_orphaned", "child_zapped", "was_leaf")
+_UNPROTECT_GFN: Final = EventKind("kvm_mmu_unprotect_gfn_and_retry", "gfn", "zapped")
+_ZAP_OLDEST: Final = EventKind("kvm_mmu_zap_oldest_mmu_pages", "nr_to_zap", "total")
+_ZAP_ALL_FAST: Final = EventKind("kvm_mmu_zap_all_fast", "mmu_valid_gen", "used_pages")
+_FREE_ROOTS: Final = EventKind("kvm_mmu_free_roots", "roots")
+_GET_ROOT_PAGE: Final = EventKind("kvm_mmu_get_page", "sp", "created", "root")
+_NEW_PGD: Final = EventKind("kvm_mmu_new_pgd", "root_gfn", "reused")
 
 
 # -- lookup and creation ---------------------------------------------------------------
@@ -125,8 +148,7 @@ def kvm_mmu_alloc_shadow_page(
     """Model of mmu.c: kvm_mmu_alloc_shadow_page(): new page at the head of the lists."""
     sp = KvmMmuPage(kvm.next_sp_id, gfn, role, kvm.mmu_valid_gen, l2_gfn)
     kvm.next_sp_id += 1
-    kvm.sps[sp] = None
-    kvm.active_add(sp)
+    kvm.page_added(sp)
     kvm.stat.mmu_shadow_pages += 1  # kvm_account_mmu_page()
     kvm.hash_add(sp, bucket)
     if role.has_gptes:
@@ -276,7 +298,7 @@ def mmu_set_spte(
         kvm.stat.max_mmu_rmap_size = longest
     sp.leaf_bitmap = old | new if old else new
     sp.n_leaves += count
-    kvm.hash_walked += (count * len(kvm.sps) + KVM_NUM_MMU_PAGES // 2) // KVM_NUM_MMU_PAGES
+    kvm.hash_walked += (count * kvm.n_sps + KVM_NUM_MMU_PAGES // 2) // KVM_NUM_MMU_PAGES
     kvm.touch(sp)
     if longest > RMAP_RECYCLE_THRESHOLD:
         rmap_recycle(kvm, sp, new)
@@ -303,8 +325,7 @@ def rmap_recycle(kvm: Kvm, sp: KvmMmuPage, new: int) -> None:
     for _ in range(n_gfns):
         kvm_flush_remote_tlbs(kvm)  # kvm_flush_remote_tlbs_gfn(): no ranged flush for EPT
     kvm.leave()
-    kvm.emit("kvm_zap_all_rmap_sptes", sp=sp.id, level=sp.role.level, gfns=n_gfns,
-             sptes=sptes)
+    kvm.event(_ZAP_ALL_RMAP_SPTES, (sp.id, sp.role.level, n_gfns, sptes))
 
 
 def kvm_zap_all_rmap_sptes(kvm: Kvm, pages: list[KvmMmuPage], gfns: int) -> int:
@@ -374,7 +395,7 @@ def kvm_unsync_page(kvm: Kvm, sp: KvmMmuPage) -> None:
     kvm.set_unsync(sp, True)
     kvm_mmu_mark_parents_unsync(kvm, sp)
     if kvm.recording:
-        kvm.emit("kvm_mmu_unsync_page", sp=sp.id)
+        kvm.event(_UNSYNC_PAGE, (sp.id,))
     else:
         kvm.count_event()
 
@@ -479,7 +500,7 @@ def mmu_sync_children(kvm: Kvm, parent: KvmMmuPage) -> int:
                 kvm_flush_remote_tlbs(kvm)
             mmu_pages_clear_parents(kvm, path)
             if kvm.recording:
-                kvm.emit("kvm_mmu_sync_page", sp=sp.id, parent=parent.id)
+                kvm.event(_SYNC_PAGE, (sp.id, parent.id))
             else:
                 kvm.count_event()
             synced += 1
@@ -620,11 +641,10 @@ def __kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidLi
     if sp.unsync:
         kvm_unlink_unsync_page(kvm, sp)
         if kvm.recording:
-            kvm.emit("kvm_mmu_sync_page", sp=sp.id, zapping=True)
+            kvm.event(_SYNC_PAGE_ZAPPING, (sp.id, True))
         else:
             kvm.count_event()
-    if sp in kvm.active_mmu_pages:  # list_del(); not there if zapped before
-        del kvm.active_mmu_pages[sp]
+    # list_del(&sp->link) if it was on active_mmu_pages: the role is invalidated below.
     root = sp.root_count > 0
     if not root:
         nr_zapped += 1
@@ -641,16 +661,8 @@ def __kvm_mmu_prepare_zap_page(kvm: Kvm, sp: KvmMmuPage, invalid_list: InvalidLi
     if not kvm.recording:
         kvm.count_event()
         return nr_zapped
-    kvm.emit(
-        "kvm_mmu_prepare_zap_page",
-        sp=sp.id,
-        nr_zapped=nr_zapped,
-        leaves=leaves,
-        parents=parents,
-        was_unsync=was_unsync,
-        rooted=root,
-        again=was_invalid,
-    )
+    kvm.event(_PREPARE_ZAP_PAGE,
+              (sp.id, nr_zapped, leaves, parents, was_unsync, root, was_invalid))
     return nr_zapped
 
 
@@ -663,12 +675,12 @@ def kvm_mmu_commit_zap_page(kvm: Kvm, invalid_list: InvalidList) -> None:
         # kvm_mmu_free_shadow_page(): hlist_del(hash_link), list_del(link), free spt
         # (every entry is clear by now: the shared all-None one takes its place).
         kvm.hash_del(sp)
-        del kvm.sps[sp]
+        kvm.page_freed(sp)
         sp.spt = EMPTY_SPT
         sp.freed = True
         kvm.update_orphan(sp)
     if kvm.recording:
-        kvm.emit("kvm_mmu_commit_zap_page", freed=[sp.id for sp in invalid_list])
+        kvm.event(_COMMIT_ZAP_PAGE, ([sp.id for sp in invalid_list],))
     else:
         kvm.count_event()
     invalid_list.clear()
@@ -680,7 +692,7 @@ def kvm_mmu_remote_flush_or_zap(kvm: Kvm, invalid_list: InvalidList, flush: bool
         kvm_mmu_commit_zap_page(kvm, invalid_list)
     elif flush:
         kvm_flush_remote_tlbs(kvm)
-        kvm.emit("kvm_flush_remote_tlbs")
+        kvm.event(_FLUSH_REMOTE_TLBS, ())
 
 
 # -- emulated writes to shadowed tables -------------------------------------------------
@@ -746,7 +758,7 @@ def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
     gpa, nbytes, gentry = mmu_pte_write_fetch_gpte(kvm, gpa, new, nbytes)
     kvm.stat.mmu_pte_write += 1
     if kvm.recording:
-        kvm.emit("kvm_mmu_track_write", gpa=gpa, new=new)
+        kvm.event(_TRACK_WRITE, (gpa, new))
     else:
         kvm.count_event()
     for sp in for_each_gfn_valid_sp_with_gptes(kvm, gfn):
@@ -755,10 +767,10 @@ def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
         before = sp.write_flooding_count
         misaligned = detect_write_misaligned(sp, gpa, nbytes)
         if misaligned or detect_write_flooding(kvm, sp):
-            reason = "detect_write_misaligned" if misaligned else "detect_write_flooding"
+            reason = _MISALIGNED if misaligned else _FLOODING
             kvm.stat.mmu_flooded += 1
-            kvm.emit(reason, sp=sp.id, flood_before=before, gpa=gpa)
-            kvm.enter(reason)
+            kvm.event(reason, (sp.id, before, gpa))
+            kvm.enter(reason.name)
             kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
             kvm.leave()
             continue
@@ -778,17 +790,11 @@ def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
         if not kvm.recording:
             kvm.count_event()
             continue
-        kvm.emit(
-            "mmu_page_zap_pte",
-            sp=sp.id,
-            index=index,
-            flood_before=before,
-            flood=sp.write_flooding_count,
-            child=child.id if child is not None else None,
-            child_orphaned=bool(child is not None and child.orphan),
-            child_zapped=zapped,
-            was_leaf=was_leaf,
-        )
+        kvm.event(_ZAP_PTE, (
+            sp.id, index, before, sp.write_flooding_count,
+            child.id if child is not None else None,
+            bool(child is not None and child.orphan), zapped, was_leaf,
+        ))
     kvm_mmu_remote_flush_or_zap(kvm, invalid_list, flush)
     kvm.leave()
 
@@ -815,7 +821,7 @@ def kvm_mmu_unprotect_gfn_and_retry(kvm: Kvm, gfn: int) -> bool:
     kvm_mmu_commit_zap_page(kvm, invalid_list)
     kvm.leave()
     if zapped:
-        kvm.emit("kvm_mmu_unprotect_gfn_and_retry", gfn=gfn, zapped=zapped)
+        kvm.event(_UNPROTECT_GFN, (gfn, zapped))
     return bool(zapped)
 
 
@@ -836,20 +842,17 @@ def kvm_mmu_zap_oldest_mmu_pages(kvm: Kvm, nr_to_zap: int) -> int:
     invalid_list: InvalidList = []
     total = 0
     kvm.enter("kvm_mmu_zap_oldest_mmu_pages")
-    active = kvm.active_mmu_pages
-    # The oldest pages in age order: zapping only removes pages from active_mmu_pages, so
-    # a victim is the next page of kvm.active_age still there, which is what the kernel's
-    # restart from the tail finds.  (Looking for victims from the start of the dict would
-    # step over every slot freed since it was last compacted.)
-    age = kvm.active_age
-    i = kvm.active_age_head
-    while i < len(age) and age[i] not in active:  # zapped since: gone for good
+    # The oldest pages in age order: kvm.pages from its first page not yet freed, skipping
+    # pages zapped already (invalid: off active_mmu_pages) and roots, which is what the
+    # kernel's restart from the tail of active_mmu_pages finds.  Nothing is allocated or
+    # freed before the commit below.
+    pages = kvm.pages
+    i = kvm.pages_head
+    n = len(pages)
+    while total < nr_to_zap and i < n:
+        victim = pages[i]
         i += 1
-    kvm.active_age_head = i
-    while total < nr_to_zap and i < len(age):
-        victim = age[i]
-        i += 1
-        if victim.root_count or victim not in active:
+        if victim is None or victim.role.invalid or victim.root_count:
             continue
         # The kernel calls __kvm_mmu_prepare_zap_page() here and adds its int nr_zapped:
         # the bool truncation happens one level down, in mmu_page_zap_pte().
@@ -857,7 +860,7 @@ def kvm_mmu_zap_oldest_mmu_pages(kvm: Kvm, nr_to_zap: int) -> int:
     kvm_mmu_commit_zap_page(kvm, invalid_list)
     kvm.stat.mmu_recycled += total
     kvm.leave()
-    kvm.emit("kvm_mmu_zap_oldest_mmu_pages", nr_to_zap=nr_to_zap, total=total)
+    kvm.event(_ZAP_OLDEST, (nr_to_zap, total))
     return total
 
 
@@ -889,13 +892,10 @@ def kvm_mmu_zap_all_fast(kvm: Kvm) -> None:
     kvm.mmu_valid_gen = 0 if kvm.mmu_valid_gen else 1
     kvm.ipi_targets = 1  # the VMM's memslot ioctl, while the vCPU runs
     kvm.enter("kvm_mmu_zap_all_fast")
-    kvm.emit(
-        "kvm_mmu_zap_all_fast", mmu_valid_gen=kvm.mmu_valid_gen,
-        used_pages=kvm.stat.mmu_shadow_pages,
-    )
+    kvm.event(_ZAP_ALL_FAST, (kvm.mmu_valid_gen, kvm.stat.mmu_shadow_pages))
     invalid_list: InvalidList = []
     kvm.enter("kvm_zap_obsolete_pages")
-    for sp in list(kvm.active_mmu_pages):
+    for sp in kvm.live_pages():  # active_mmu_pages: those not invalid yet
         if sp.role.invalid or not is_obsolete_sp(kvm, sp):
             continue
         kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
@@ -935,7 +935,7 @@ def kvm_mmu_free_roots(kvm: Kvm, roots_to_free: int = KVM_MMU_ROOTS_ALL) -> None
     kvm.enter("kvm_mmu_free_roots")
     freed = _free_roots_in_mask(kvm, roots_to_free)
     kvm.leave()
-    kvm.emit("kvm_mmu_free_roots", roots=freed)
+    kvm.event(_FREE_ROOTS, (freed,))
 
 
 def _free_roots_in_mask(kvm: Kvm, roots_to_free: int) -> list[int]:
@@ -994,7 +994,7 @@ def kvm_mmu_free_obsolete_roots(kvm: Kvm) -> None:
     freed = _free_roots_in_mask(kvm, roots_to_free)
     kvm.leave()
     if freed:
-        kvm.emit("kvm_mmu_free_roots", roots=freed)
+        kvm.event(_FREE_ROOTS, (freed,))
 
 
 def mmu_alloc_shadow_roots(kvm: Kvm, root_gfn: int) -> KvmMmuPage:
@@ -1006,7 +1006,7 @@ def mmu_alloc_shadow_roots(kvm: Kvm, root_gfn: int) -> KvmMmuPage:
     kvm.update_orphan(sp)
     kvm.root = sp
     kvm.leave()
-    kvm.emit("kvm_mmu_get_page", sp=sp.id, created=created, root=True)
+    kvm.event(_GET_ROOT_PAGE, (sp.id, created, True))
     return sp
 
 
@@ -1074,4 +1074,4 @@ def kvm_mmu_new_pgd(kvm: Kvm, root_gfn: int) -> None:
     else:
         kvm_mmu_load(kvm, root_gfn)
     kvm.leave()
-    kvm.emit("kvm_mmu_new_pgd", root_gfn=root_gfn, reused=found)
+    kvm.event(_NEW_PGD, (root_gfn, found))

@@ -12,16 +12,18 @@ L0 maps L1's memory with its TDP MMU.  A table page L0 shadows is mapped read-on
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from .bitmap import for_each_set_bit
 from .constants import PAGE_SHIFT, SPTE_BYTES
-from .kvm import Kvm
+from .kvm import EventKind, Kvm
 from .mmu import kvm_mmu_track_write, kvm_mmu_unprotect_gfn_and_retry, mmu_try_to_unsync_pages
 
 __all__ = ["l1_store", "l1_store_many", "l1_write_fault", "l1_zero_page"]
 
 Outcome = Literal["emulated", "fault", "native"]
+
+_MAKE_SPTE_WRITABLE: Final = EventKind("make_spte_writable", "gfn")  # see Kvm.event()
 
 
 def l1_store(kvm: Kvm, gfn: int, index: int, new: int) -> Outcome:
@@ -46,7 +48,7 @@ def l1_write_fault(kvm: Kvm, gfn: int) -> bool:
     unsync_before = kvm.stat.mmu_unsync
     mmu_try_to_unsync_pages(kvm, gfn)
     if kvm.stat.mmu_unsync == unsync_before:
-        kvm.emit("make_spte_writable", gfn=gfn)
+        kvm.event(_MAKE_SPTE_WRITABLE, (gfn,))
     kvm.leave()
     return True
 

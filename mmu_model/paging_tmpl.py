@@ -9,7 +9,9 @@ table updates from ever looking like flooding.
 
 from __future__ import annotations
 
-from .kvm import Kvm
+from typing import Final
+
+from .kvm import EventKind, Kvm
 from .mmu import (
     clear_sp_write_flooding_count,
     drop_parent_pte,
@@ -27,6 +29,11 @@ from .page import KvmMmuPage
 from .role import KvmMmuPageRole
 
 __all__ = ["GuestWalk", "ept_page_fault", "shadow_page_table_clear_flood"]
+
+# The events this module emits (Kvm.event()): each kind's argument names, in order.
+_SET_SPTE: Final = EventKind("mmu_set_spte", "sp", "count", "level")
+_GET_CHILD_PAGE: Final = EventKind("kvm_mmu_get_page", "sp", "created", "parent", "index",
+                                   "relinked_orphan")
 
 
 class GuestWalk:
@@ -86,7 +93,7 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
     installed = mmu_set_spte(kvm, sp, mask, base, count)
     if installed:
         if kvm.recording:
-            kvm.emit("mmu_set_spte", sp=sp.id, count=installed, level=sp.role.level)
+            kvm.event(_SET_SPTE, (sp.id, installed, sp.role.level))
         else:
             kvm.count_event()
     kvm.leave()
@@ -137,8 +144,7 @@ def _get_and_link_child(kvm: Kvm, sp: KvmMmuPage, index: int, gfn: int,
     was_orphan = child.orphan
     link_shadow_page(kvm, sp, index, child)
     if kvm.recording:
-        kvm.emit("kvm_mmu_get_page", sp=child.id, created=created, parent=sp.id,
-                 index=index, relinked_orphan=was_orphan)
+        kvm.event(_GET_CHILD_PAGE, (child.id, created, sp.id, index, was_orphan))
     else:
         kvm.count_event()
     return child

@@ -34,7 +34,7 @@ from operator import attrgetter
 from typing import Any, Final
 
 from .exceptions import RecordError, RunFormatError
-from .kvm import Kvm
+from .kvm import EventKind, Kvm
 from .page import KvmMmuPage
 from .stats import STAT_NAMES, KvmVmStat
 
@@ -101,7 +101,7 @@ Shape = tuple[str, tuple[str, ...], int]  # kind, argument names, call path id
 def counters_of(kvm: Kvm) -> list[int]:
     """Every tracked counter's current value, in TRACKED_COUNTERS order."""
     values: list[int] = list(_stats_by_name(kvm.stat))
-    values.append(len(kvm.orphans))
+    values.append(kvm.n_orphans)
     values.append(kvm.orphans_unsync)
     values.append(kvm.rmaps.entries)
     values.append(kvm.indirect_shadow_pages)
@@ -110,10 +110,33 @@ def counters_of(kvm: Kvm) -> list[int]:
 
 
 def _put(buf: list[int], v: int) -> None:
+    """Append `v` (>= 0) as an LEB128 varint; up to 3 bytes without a loop."""
+    if v < 0x80:
+        buf.append(v)
+        return
+    if v < 0x4000:
+        buf.append((v & 0x7F) | 0x80)
+        buf.append(v >> 7)
+        return
+    if v < 0x200000:
+        buf.append((v & 0x7F) | 0x80)
+        buf.append(((v >> 7) & 0x7F) | 0x80)
+        buf.append(v >> 14)
+        return
     while v >= 0x80:
         buf.append((v & 0x7F) | 0x80)
         v >>= 7
     buf.append(v)
+
+
+def _put_delta(buf: list[int], i: int, d: int) -> None:
+    """Counter `i` changed by `d`: (i + 1, zigzag d) as varints, one byte each mostly."""
+    if 0 <= d < 0x40 and i < 0x7F:
+        buf.append(i + 1)
+        buf.append(d << 1)
+    else:
+        _put(buf, i + 1)
+        _put(buf, _zigzag(d))
 
 
 def _zigzag(v: int) -> int:
@@ -243,8 +266,11 @@ class EventRecord:
         self.shapes: list[Shape] = []
         self._shape_ids: dict[Shape, int] = {}
         self._last_shape: dict[str, tuple[int, tuple[str, ...], int]] = {}
-        self._last_path: list[str] | None = None  # the path whose id is _last_path_id
-        self._last_path_id = -1
+        # By Kvm path-trie node, the interned path id (-1: not seen yet); by EventKind id,
+        # the path id and shape id of its last event (-1: none yet).
+        self._node_path: list[int] = []
+        self._kind_path: list[int] = []
+        self._kind_shape: list[int] = []
         self.paths: list[tuple[str, ...]] = []
         self._path_ids: dict[tuple[str, ...], int] = {}
         self.strings: list[str] = []
@@ -285,7 +311,20 @@ class EventRecord:
         self._directory: list[int] = []
         self.pool_words = array("q")
         self.pool_pcodes = array("q")
-        self._counters = list(counters)
+        # The counters as last recorded: the stats in a KvmVmStat (compiled fields, see
+        # _put_stats) or, if stats.py declares other stats, a list; the model's counters.
+        n = len(STAT_NAMES)
+        if len(counters) != len(TRACKED_COUNTERS):
+            raise ValueError(f"{len(counters)} counters, not {len(TRACKED_COUNTERS)}")
+        self._counters = list(counters[:n])
+        self._stat = KvmVmStat()
+        for name, value in zip(STAT_NAMES, counters, strict=False):
+            setattr(self._stat, name, value)
+        self._n_orphans = counters[n]
+        self._orphans_unsync = counters[n + 1]
+        self._rmap_entries = counters[n + 2]
+        self._indirect_shadow_pages = counters[n + 3]
+        self._hash_walked = counters[n + 4]
         self._counters_int64s = struct.Struct(f"{len(counters)}q")  # native, as array("q")
         self.cp_counters = array("q", counters)
         self.cp_state_offset = array("q", [0])
@@ -296,33 +335,10 @@ class EventRecord:
 
     # -- recording ------------------------------------------------------------------------
     def add(self, kvm: Kvm, kind: str, args: dict[str, Any], action: bool) -> None:
-        if self.sealed:
-            raise RecordError("the record is sealed: nothing can be recorded after reading")
-        index = self.n_events
-        if action:
-            self.action_first.append(index)
-            if not len(self.boot_values) or self.boot_values[-1] != self.boot:
-                self.boot_first.append(len(self.action_first) - 1)
-                self.boot_values.append(self.boot)
-        elif not len(self.action_first):
-            raise RecordError("kernel operation recorded outside a guest action")
+        """Record one event given as its kind and keyword dict (Kvm.emit())."""
+        index = self._start(action)
         abuf = self._abuf
-        sbuf = self._sbuf
-        if index % BLOCK == 0:
-            self.block_offsets.append(self._args_len + len(abuf))
-            self.block_offsets.append(self._state_len + len(sbuf))
-        # Args stream: shape, then each value.
-        if kvm.path != self._last_path:
-            self._last_path = list(kvm.path)
-            path = tuple(kvm.path)
-            path_id = self._path_ids.get(path)
-            if path_id is None:
-                path_id = len(self.paths)
-                self.paths.append(path)
-                self._path_ids[path] = path_id
-            self._last_path_id = path_id
-        path_id = self._last_path_id
-        _put(abuf, self._shape_id(kind, args, path_id))
+        _put(abuf, self._shape_id(kind, args, self._path_id(kvm)))
         for value in args.values():
             if type(value) is int:  # the usual argument, inline (see _put_value)
                 v: int = value
@@ -333,7 +349,83 @@ class EventRecord:
                     _put(abuf, z)
             else:
                 self._put_value(abuf, value)
-        # State stream: changed pages, then counter deltas.
+        self._finish(kvm, index)
+
+    def add_values(self, kvm: Kvm, kind: EventKind, values: tuple[object, ...],
+                   action: bool) -> None:
+        """Record one event given positionally (Kvm.event()): the same bytes as add() with
+        dict(zip(kind.args, values)), without the dict."""
+        index = self._start(action)
+        abuf = self._abuf
+        path_id = self._path_id(kvm)
+        kid = kind.id
+        kind_path = self._kind_path
+        if kid >= len(kind_path):
+            kind_path.extend([-1] * (kid + 1 - len(kind_path)))
+            self._kind_shape.extend([0] * (kid + 1 - len(self._kind_shape)))
+        if kind_path[kid] == path_id:
+            shape_id = self._kind_shape[kid]
+        else:
+            shape_id = self._intern_shape((kind.name, kind.args, path_id))
+            kind_path[kid] = path_id
+            self._kind_shape[kid] = shape_id
+        if shape_id < 0x80:
+            abuf.append(shape_id)
+        else:
+            _put(abuf, shape_id)
+        for value in values:
+            if type(value) is int:
+                v: int = value
+                z = (v << 1 if v >= 0 else ((-v) << 1) - 1) << 3 | _INT
+                if z < 0x80:
+                    abuf.append(z)
+                else:
+                    _put(abuf, z)
+            else:
+                self._put_value(abuf, value)
+        self._finish(kvm, index)
+
+    def _start(self, action: bool) -> int:
+        """The new event's index; its action and block bookkeeping."""
+        if self.sealed:
+            raise RecordError("the record is sealed: nothing can be recorded after reading")
+        index = self.n_events
+        if action:
+            self.action_first.append(index)
+            if not len(self.boot_values) or self.boot_values[-1] != self.boot:
+                self.boot_first.append(len(self.action_first) - 1)
+                self.boot_values.append(self.boot)
+        elif not len(self.action_first):
+            raise RecordError("kernel operation recorded outside a guest action")
+        if index % BLOCK == 0:
+            self.block_offsets.append(self._args_len + len(self._abuf))
+            self.block_offsets.append(self._state_len + len(self._sbuf))
+        return index
+
+    def _path_id(self, kvm: Kvm) -> int:
+        """The interned id of kvm's call path, by its node in Kvm's trie of paths."""
+        node = kvm.path_node
+        node_path = self._node_path
+        if node < len(node_path):
+            path_id = node_path[node]
+            if path_id >= 0:
+                return path_id
+        else:
+            node_path.extend([-1] * (node + 1 - len(node_path)))
+        path = kvm.path
+        found = self._path_ids.get(path)
+        if found is None:
+            path_id = len(self.paths)
+            self.paths.append(path)
+            self._path_ids[path] = path_id
+        else:
+            path_id = found
+        node_path[node] = path_id
+        return path_id
+
+    def _finish(self, kvm: Kvm, index: int) -> None:
+        """The state stream of event `index`: changed pages, then counter deltas."""
+        sbuf = self._sbuf
         words = self._cur_words
         pcodes = self._cur_pcodes
         for sp in kvm.touched:
@@ -369,36 +461,54 @@ class EventRecord:
             if mask & 2:
                 _put(sbuf, pcode)
         sbuf.append(0)
-        old = self._counters
         if _BY_NAME:
+            old = self._counters
             stats: tuple[int, ...] = _stats_by_name(kvm.stat)
             for i in range(len(stats)):
-                self._put_counter(sbuf, old, i, stats[i])
+                if stats[i] != old[i]:
+                    _put_delta(sbuf, i, stats[i] - old[i])
+                    old[i] = stats[i]
         else:
-            self._put_stats(sbuf, old, kvm.stat)
+            self._put_stats(sbuf, kvm.stat)
         n = len(STAT_NAMES)
-        if len(kvm.orphans) != old[n]:
-            self._put_counter(sbuf, old, n, len(kvm.orphans))
-        if kvm.orphans_unsync != old[n + 1]:
-            self._put_counter(sbuf, old, n + 1, kvm.orphans_unsync)
-        if kvm.rmaps.entries != old[n + 2]:
-            self._put_counter(sbuf, old, n + 2, kvm.rmaps.entries)
-        if kvm.indirect_shadow_pages != old[n + 3]:
-            self._put_counter(sbuf, old, n + 3, kvm.indirect_shadow_pages)
-        if kvm.hash_walked != old[n + 4]:
-            self._put_counter(sbuf, old, n + 4, kvm.hash_walked)
+        if kvm.n_orphans != self._n_orphans:
+            _put_delta(sbuf, n, kvm.n_orphans - self._n_orphans)
+            self._n_orphans = kvm.n_orphans
+        if kvm.orphans_unsync != self._orphans_unsync:
+            _put_delta(sbuf, n + 1, kvm.orphans_unsync - self._orphans_unsync)
+            self._orphans_unsync = kvm.orphans_unsync
+        if kvm.rmaps.entries != self._rmap_entries:
+            _put_delta(sbuf, n + 2, kvm.rmaps.entries - self._rmap_entries)
+            self._rmap_entries = kvm.rmaps.entries
+        if kvm.indirect_shadow_pages != self._indirect_shadow_pages:
+            _put_delta(sbuf, n + 3, kvm.indirect_shadow_pages - self._indirect_shadow_pages)
+            self._indirect_shadow_pages = kvm.indirect_shadow_pages
+        if kvm.hash_walked != self._hash_walked:
+            _put_delta(sbuf, n + 4, kvm.hash_walked - self._hash_walked)
+            self._hash_walked = kvm.hash_walked
         sbuf.append(0)
         self.n_events = index + 1
         if len(sbuf) > _FLUSH:
             self._state_parts.append(bytes(sbuf))
             self._state_len += len(sbuf)
             sbuf.clear()
+        abuf = self._abuf
         if len(abuf) > _FLUSH:
             self._args_parts.append(bytes(abuf))
             self._args_len += len(abuf)
             abuf.clear()
         if self.n_events % self.checkpoint_every == 0:
             self._checkpoint()
+
+    def _counter_values(self) -> list[int]:
+        """Every tracked counter as last recorded, in TRACKED_COUNTERS order."""
+        values = list(self._counters) if _BY_NAME else list(_stats_by_name(self._stat))
+        values.append(self._n_orphans)
+        values.append(self._orphans_unsync)
+        values.append(self._rmap_entries)
+        values.append(self._indirect_shadow_pages)
+        values.append(self._hash_walked)
+        return values
 
     def _shape_id(self, kind: str, args: dict[str, Any], path_id: int) -> int:
         """The interned (kind, argument names, path); the last one per kind is checked first."""
@@ -414,60 +524,72 @@ class EventRecord:
                 if j == len(keys):
                     return last[2]
         shape = (kind, tuple(args), path_id)
+        shape_id = self._intern_shape(shape)
+        self._last_shape[kind] = (path_id, shape[1], shape_id)
+        return shape_id
+
+    def _intern_shape(self, shape: Shape) -> int:
         shape_id = self._shape_ids.get(shape)
         if shape_id is None:
             shape_id = len(self.shapes)
             self.shapes.append(shape)
             self._shape_ids[shape] = shape_id
-        self._last_shape[kind] = (path_id, shape[1], shape_id)
         return shape_id
 
-    def _put_stats(self, buf: list[int], old: list[int], stat: KvmVmStat) -> None:
-        """_put_counter() for each of _FAST_STAT_NAMES, read as compiled fields (compared
-        here, so that an unchanged stat costs no call)."""
-        if stat.remote_tlb_flush != old[0]:
-            self._put_counter(buf, old, 0, stat.remote_tlb_flush)
-        if stat.remote_tlb_flush_requests != old[1]:
-            self._put_counter(buf, old, 1, stat.remote_tlb_flush_requests)
-        if stat.mmu_shadow_zapped != old[2]:
-            self._put_counter(buf, old, 2, stat.mmu_shadow_zapped)
-        if stat.mmu_pte_write != old[3]:
-            self._put_counter(buf, old, 3, stat.mmu_pte_write)
-        if stat.mmu_pde_zapped != old[4]:
-            self._put_counter(buf, old, 4, stat.mmu_pde_zapped)
-        if stat.mmu_flooded != old[5]:
-            self._put_counter(buf, old, 5, stat.mmu_flooded)
-        if stat.mmu_recycled != old[6]:
-            self._put_counter(buf, old, 6, stat.mmu_recycled)
-        if stat.mmu_cache_miss != old[7]:
-            self._put_counter(buf, old, 7, stat.mmu_cache_miss)
-        if stat.mmu_unsync != old[8]:
-            self._put_counter(buf, old, 8, stat.mmu_unsync)
-        if stat.mmu_shadow_pages != old[9]:
-            self._put_counter(buf, old, 9, stat.mmu_shadow_pages)
-        if stat.pages_4k != old[10]:
-            self._put_counter(buf, old, 10, stat.pages_4k)
-        if stat.pages_2m != old[11]:
-            self._put_counter(buf, old, 11, stat.pages_2m)
-        if stat.pages_1g != old[12]:
-            self._put_counter(buf, old, 12, stat.pages_1g)
-        if stat.nx_lpage_splits != old[13]:
-            self._put_counter(buf, old, 13, stat.nx_lpage_splits)
-        if stat.max_mmu_rmap_size != old[14]:
-            self._put_counter(buf, old, 14, stat.max_mmu_rmap_size)
-        if stat.max_mmu_page_hash_collisions != old[15]:
-            self._put_counter(buf, old, 15, stat.max_mmu_page_hash_collisions)
-
-    def _put_counter(self, buf: list[int], old: list[int], i: int, v: int) -> None:
-        if v != old[i]:
-            d = v - old[i]
-            old[i] = v
-            if 0 <= d < 0x40 and i < 0x7F:  # one byte each: the usual case
-                buf.append(i + 1)
-                buf.append(d << 1)
-            else:
-                _put(buf, i + 1)
-                _put(buf, _zigzag(d))
+    def _put_stats(self, buf: list[int], stat: KvmVmStat) -> None:
+        """The delta of each of _FAST_STAT_NAMES that changed since the last event, read as
+        compiled fields of `stat` and of the copy kept here (no boxed int is touched for a
+        stat that did not change)."""
+        last = self._stat
+        if stat.remote_tlb_flush != last.remote_tlb_flush:
+            _put_delta(buf, 0, stat.remote_tlb_flush - last.remote_tlb_flush)
+            last.remote_tlb_flush = stat.remote_tlb_flush
+        if stat.remote_tlb_flush_requests != last.remote_tlb_flush_requests:
+            _put_delta(buf, 1, stat.remote_tlb_flush_requests - last.remote_tlb_flush_requests)
+            last.remote_tlb_flush_requests = stat.remote_tlb_flush_requests
+        if stat.mmu_shadow_zapped != last.mmu_shadow_zapped:
+            _put_delta(buf, 2, stat.mmu_shadow_zapped - last.mmu_shadow_zapped)
+            last.mmu_shadow_zapped = stat.mmu_shadow_zapped
+        if stat.mmu_pte_write != last.mmu_pte_write:
+            _put_delta(buf, 3, stat.mmu_pte_write - last.mmu_pte_write)
+            last.mmu_pte_write = stat.mmu_pte_write
+        if stat.mmu_pde_zapped != last.mmu_pde_zapped:
+            _put_delta(buf, 4, stat.mmu_pde_zapped - last.mmu_pde_zapped)
+            last.mmu_pde_zapped = stat.mmu_pde_zapped
+        if stat.mmu_flooded != last.mmu_flooded:
+            _put_delta(buf, 5, stat.mmu_flooded - last.mmu_flooded)
+            last.mmu_flooded = stat.mmu_flooded
+        if stat.mmu_recycled != last.mmu_recycled:
+            _put_delta(buf, 6, stat.mmu_recycled - last.mmu_recycled)
+            last.mmu_recycled = stat.mmu_recycled
+        if stat.mmu_cache_miss != last.mmu_cache_miss:
+            _put_delta(buf, 7, stat.mmu_cache_miss - last.mmu_cache_miss)
+            last.mmu_cache_miss = stat.mmu_cache_miss
+        if stat.mmu_unsync != last.mmu_unsync:
+            _put_delta(buf, 8, stat.mmu_unsync - last.mmu_unsync)
+            last.mmu_unsync = stat.mmu_unsync
+        if stat.mmu_shadow_pages != last.mmu_shadow_pages:
+            _put_delta(buf, 9, stat.mmu_shadow_pages - last.mmu_shadow_pages)
+            last.mmu_shadow_pages = stat.mmu_shadow_pages
+        if stat.pages_4k != last.pages_4k:
+            _put_delta(buf, 10, stat.pages_4k - last.pages_4k)
+            last.pages_4k = stat.pages_4k
+        if stat.pages_2m != last.pages_2m:
+            _put_delta(buf, 11, stat.pages_2m - last.pages_2m)
+            last.pages_2m = stat.pages_2m
+        if stat.pages_1g != last.pages_1g:
+            _put_delta(buf, 12, stat.pages_1g - last.pages_1g)
+            last.pages_1g = stat.pages_1g
+        if stat.nx_lpage_splits != last.nx_lpage_splits:
+            _put_delta(buf, 13, stat.nx_lpage_splits - last.nx_lpage_splits)
+            last.nx_lpage_splits = stat.nx_lpage_splits
+        if stat.max_mmu_rmap_size != last.max_mmu_rmap_size:
+            _put_delta(buf, 14, stat.max_mmu_rmap_size - last.max_mmu_rmap_size)
+            last.max_mmu_rmap_size = stat.max_mmu_rmap_size
+        if stat.max_mmu_page_hash_collisions != last.max_mmu_page_hash_collisions:
+            _put_delta(buf, 15,
+                       stat.max_mmu_page_hash_collisions - last.max_mmu_page_hash_collisions)
+            last.max_mmu_page_hash_collisions = stat.max_mmu_page_hash_collisions
 
     def _put_value(self, buf: list[int], value: object) -> None:
         if type(value) is int:  # not a bool: those are tagged as themselves
@@ -571,7 +693,7 @@ class EventRecord:
             patches.append(no)
         self._dirty.clear()
         self.cp_patch_start.append(len(patches) // 2)
-        self.cp_counters.frombytes(self._counters_int64s.pack(*self._counters))
+        self.cp_counters.frombytes(self._counters_int64s.pack(*self._counter_values()))
         self.cp_state_offset.append(self._state_len + len(self._sbuf))
         if (len(self.cp_state_offset) - 1) % FULL_EVERY == 0:
             self.cp_full.append(array("q", directory))
@@ -596,6 +718,9 @@ class EventRecord:
         self._is_dirty = []
         self._last_shape = {}
         self._shape_ids = {}
+        self._node_path = []
+        self._kind_path = []
+        self._kind_shape = []
         self._path_ids = {}
         self._string_ids = {}
         self._parent_list_ids = {}

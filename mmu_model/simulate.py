@@ -100,7 +100,7 @@ def _run_scenario(spec: ScenarioSpec, record: bool, progress: BootProgress | Non
             guest.invept(reload=not last)
         per_boot.append(BootStats(
             boot=boot, shadow_pages=kvm.stat.mmu_shadow_pages, unsync=kvm.stat.mmu_unsync,
-            orphans=len(kvm.orphans), orphans_unsync=kvm.orphans_unsync,
+            orphans=kvm.n_orphans, orphans_unsync=kvm.orphans_unsync,
             rmap_entries=kvm.rmaps.entries, hash_walked=kvm.hash_walked - walked_before,
             action_step=kvm.actions_emitted,
         ))

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from .exceptions import StepOutOfRange
-from .kvm import Kvm, Recorder
+from .kvm import EventKind, Kvm, Recorder
 from .narration import narrate
 from .record import (
     INVALID,
@@ -65,6 +65,10 @@ class Timeline(Recorder):
 
     def begin_action(self, kvm: Kvm, kind: str, args: dict[str, Any]) -> None:
         self.events.add(kvm, kind, args, True)
+
+    def record_values(self, kvm: Kvm, kind: EventKind, values: tuple[object, ...],
+                      action: bool) -> None:
+        self.events.add_values(kvm, kind, values, action)
 
     @property
     def boot(self) -> int:

@@ -1,11 +1,12 @@
 """Fixtures for the pure model tests: every Kvm a test builds has its invariants checked.
 
-- ``invariants``: for the length of one test, ``Kvm.begin_action`` runs
-  ``check_invariants(kvm)`` before the next guest action starts (so after every completed
-  action), and every Kvm created during the test -- directly, by ``run_scenario`` or by a
-  trace replay -- is checked once more when the test ends.  A violation fails the test
-  with the list of violations.  Invariants hold only at action boundaries: between a
-  prepare-zap and its commit inside one action they need not, so nothing checks there.
+- ``invariants``: for the length of one test, ``Kvm.begin_action`` (and ``Kvm.action``, its
+  positional twin) runs ``check_invariants(kvm)`` before the next guest action starts (so
+  after every completed action), and every Kvm created during the test -- directly, by
+  ``run_scenario`` or by a trace replay -- is checked once more when the test ends.  A
+  violation fails the test with the list of violations.  Invariants hold only at action
+  boundaries: between a prepare-zap and its commit inside one action they need not, so
+  nothing checks there.
   Tests that call kernel functions directly mark their steps with ``world.step()`` (a
   ``begin_action``), or call ``invariants.check(kvm)``.
 - ``make_world``: a Kvm driven by the model's own NestedGuest (L1, a KVM with the TDP MMU,
@@ -27,7 +28,7 @@ from mmu_model.constants import SPTE_ENT_PER_PAGE
 from mmu_model.fixes import DEFAULT_FIXES, FixSet
 from mmu_model.guest import Ept12Table, L1Guest, NestedGuest
 from mmu_model.invariants import check_invariants
-from mmu_model.kvm import Kvm
+from mmu_model.kvm import EventKind, Kvm, Recorder
 from mmu_model.page import KvmMmuPage
 from mmu_model.page_track import l1_store
 from mmu_model.scenario import GIB_PAGES
@@ -71,6 +72,7 @@ def invariants(monkeypatch: pytest.MonkeyPatch) -> Iterator[InvariantWatch]:
     watch = InvariantWatch()
     original_init = Kvm.__init__
     original_begin = Kvm.begin_action
+    original_action = Kvm.action
     original_release = Kvm.release
 
     def init(self: Kvm, *args: Any, **kwargs: Any) -> None:
@@ -81,12 +83,17 @@ def invariants(monkeypatch: pytest.MonkeyPatch) -> Iterator[InvariantWatch]:
         watch.check(self, f"after action #{self.actions_emitted} (before {kind!r} starts)")
         original_begin(self, kind, **args)
 
+    def action(self: Kvm, kind: EventKind, values: tuple[object, ...]) -> None:
+        watch.check(self, f"after action #{self.actions_emitted} (before {kind.name!r} starts)")
+        original_action(self, kind, values)
+
     def release(self: Kvm) -> None:
         watch.check(self, "at the end of the run (before Kvm.release())")
         original_release(self)
 
     monkeypatch.setattr(Kvm, "__init__", init)
     monkeypatch.setattr(Kvm, "begin_action", begin_action)
+    monkeypatch.setattr(Kvm, "action", action)
     monkeypatch.setattr(Kvm, "release", release)
     yield watch
     for kvm in watch.kvms:
@@ -94,8 +101,9 @@ def invariants(monkeypatch: pytest.MonkeyPatch) -> Iterator[InvariantWatch]:
             watch.check(kvm, "at the end of the test")
 
 
-class EventLog:
-    """A Kvm recorder (kvm.Recorder) that keeps every event as (kind, args, is_action)."""
+class EventLog(Recorder):
+    """A Kvm recorder (kvm.Recorder) that keeps every event as (kind, args, is_action);
+    events given positionally reach it as dicts (Recorder.record_values)."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any], bool]] = []

@@ -213,3 +213,56 @@ def test_a_released_kvm_is_not_checked_as_if_it_were_live(make_world) -> None:
     assert check_invariants(w.kvm) == [
         "the Kvm was released at the end of its run: there is nothing left to check"
     ]
+
+
+def test_invariants_catch_a_page_dropped_from_kvm_pages(make_world) -> None:
+    """kvm.pages is the list of allocated pages by sp id (None once freed, see Kvm): a live
+    page missing from it must be noticed, since active_mmu_pages and sps are read off it."""
+    w = make_world()
+    w.boot()
+    w.touch(0, [0])
+    kvm = w.kvm
+    pt_sp = w.sp(w.pt(0, 0))
+    i = pt_sp.id - kvm.pages_base
+    assert kvm.pages[i] is pt_sp
+    assert check_invariants(kvm) == []
+    kvm.pages[i] = None
+    try:
+        assert any("n_sps is" in line for line in check_invariants(kvm))
+    finally:
+        kvm.pages[i] = pt_sp
+
+
+def test_invariants_catch_a_page_at_another_ids_place(make_world) -> None:
+    w = make_world()
+    w.boot()
+    w.touch(0, [0, 1])
+    kvm = w.kvm
+    a, b = w.sp(w.pt(0, 0)), w.sp(w.pt(0, 1))
+    ia, ib = a.id - kvm.pages_base, b.id - kvm.pages_base
+    kvm.pages[ia], kvm.pages[ib] = b, a
+    try:
+        assert any(f"kvm.pages[{ia}] holds sp #{b.id}" in line for line in check_invariants(kvm))
+    finally:
+        kvm.pages[ia], kvm.pages[ib] = a, b
+    assert check_invariants(kvm) == []
+
+
+def test_kvm_pages_drops_its_freed_front_and_keeps_ids_in_place(invariants) -> None:
+    """With a small quota, kvm_mmu_zap_oldest_mmu_pages() frees the oldest pages, so the
+    front of kvm.pages empties; once more than 4,096 entries there are freed and they are over
+    half the list, page_added() drops them and pages_base moves past them.
+
+    Each root zap of this boot loop (5-level EPT, 2 GiB, 3 PTs per PD) shadows 11 tables of
+    L1's: the root, one level-4 table, one PDPT, one PD per GiB and 3 PTs under each, so a
+    boot (2 root zaps) makes 22 pages and 300 boots make 6,600.  With at most 64 of them live,
+    the front passes 4,096 freed entries long before that.  The invariants fixture checks
+    after every action that every live page sits at its id's place and that nothing but None
+    precedes pages_head."""
+    spec = spec_of("boot-loop-bottom-up", l2_mem_gib=2, quota=64, boots=300)
+    assert (spec.ept_levels, spec.regions_per_pd, spec.root_zaps_per_boot) == (5, 3, 2)
+    run = run_scenario(spec, record=False)
+    (kvm,) = invariants.kvms
+    assert kvm.next_sp_id == 300 * 2 * (3 + 2 * (1 + 3)) + 1
+    assert kvm.pages_base > 4096 + 1  # moved on by more than 4,096 entries
+    assert run.final_stats["mmu_shadow_pages"] <= 64

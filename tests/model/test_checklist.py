@@ -625,24 +625,27 @@ def test_checklist_11_l2_activity_never_clears_pages_unreachable_from_the_root(
     current root, so L2 activity can clear only pages that root reaches: never an orphan,
     never a page of an old tree L2 no longer runs on."""
     bad: list[str] = []
-    original_emit = Kvm.emit
+    original_event = Kvm.event
+    seen = [0]
 
-    def emit(self, kind, **args):
-        if kind == "clear_sp_write_flooding_count":
+    def event(self, kind, values):
+        if kind.name == "clear_sp_write_flooding_count":
+            seen[0] += 1
             on_path = reachable(self.root)
-            for sp_id in args["cleared"]:
+            for sp_id in dict(zip(kind.args, values, strict=True))["cleared"]:
                 if sp_id not in on_path:
                     sp = next(sp for sp in self.sps if sp.id == sp_id)
                     why = "an orphan" if sp.orphan else "not under the current root"
                     bad.append(f"{sp!r} ({why}) cleared, action #{self.actions_emitted}")
-        original_emit(self, kind, **args)
+        original_event(self, kind, values)
 
-    monkeypatch.setattr(Kvm, "emit", emit)
+    monkeypatch.setattr(Kvm, "event", event)
     for order in ("bottom-up", "top-down"):
         run_scenario(ScenarioSpec(l2_mem_gib=3, pdes_per_pd=4, ptes_per_pt=2, ept_levels=4,
                                   order=order, mode="exclusive", flood_clear_prob=1.0,
                                   boots=1), record=False)
     orphans = sum("an orphan" in line for line in bad)
+    assert seen[0], "no L2 activity cleared flood counts: the check above never ran"
     assert not bad, (f"{len(bad)} flood counts cleared off the current root's paths "
                      f"({orphans} of them orphans'):\n" + "\n".join(bad[:8]))
 

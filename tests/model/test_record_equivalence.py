@@ -26,7 +26,7 @@ import pytest
 import mmu_model
 import mmu_model.replay
 import mmu_model.simulate
-from mmu_model.kvm import Kvm
+from mmu_model.kvm import EventKind, Kvm
 from mmu_model.narration import narrate
 from mmu_model.snapshot import ActionView, EventView, OrphanSummary, Snapshot, SpView
 from mmu_model.timeline import MAX_ACTION_OPS, TRACKED_COUNTERS, Timeline
@@ -210,6 +210,13 @@ class TeeTimeline(Timeline):
     def begin_action(self, kvm: Kvm, kind: str, args: dict[str, Any]) -> None:
         self.reference.add(kvm, kind, args, self.boot)
         super().begin_action(kvm, kind, args)
+
+    def record_values(self, kvm: Kvm, kind: EventKind, values: tuple[object, ...],
+                      action: bool) -> None:
+        # The reference sees the keyword dict the positional values stand for.
+        args = dict(zip(kind.args, values, strict=True))
+        self.reference.add(kvm, kind.name, args, self.boot if action else None)
+        super().record_values(kvm, kind, values, action)
 
 
 @pytest.fixture
