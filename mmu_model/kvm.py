@@ -301,7 +301,8 @@ class Kvm:
         self.n_sps += 1
 
     def page_freed(self, sp: KvmMmuPage) -> None:
-        """kvm_mmu_free_shadow_page(): the page leaves the list of allocated pages."""
+        """Bookkeeping of a freed page (kvm_mmu_free_shadow_page() frees it, after
+        kvm_mmu_commit_zap_page()): it leaves the list of allocated pages."""
         pages = self.pages
         i = sp.id - self.pages_base
         if pages[i] is not sp:

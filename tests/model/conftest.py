@@ -73,6 +73,7 @@ def invariants(monkeypatch: pytest.MonkeyPatch) -> Iterator[InvariantWatch]:
     original_init = Kvm.__init__
     original_begin = Kvm.begin_action
     original_action = Kvm.action
+    original_count_action = Kvm.count_action
     original_release = Kvm.release
 
     def init(self: Kvm, *args: Any, **kwargs: Any) -> None:
@@ -87,6 +88,10 @@ def invariants(monkeypatch: pytest.MonkeyPatch) -> Iterator[InvariantWatch]:
         watch.check(self, f"after action #{self.actions_emitted} (before {kind.name!r} starts)")
         original_action(self, kind, values)
 
+    def count_action(self: Kvm) -> None:  # an action of a run that records nothing
+        watch.check(self, f"after action #{self.actions_emitted}")
+        original_count_action(self)
+
     def release(self: Kvm) -> None:
         watch.check(self, "at the end of the run (before Kvm.release())")
         original_release(self)
@@ -94,6 +99,7 @@ def invariants(monkeypatch: pytest.MonkeyPatch) -> Iterator[InvariantWatch]:
     monkeypatch.setattr(Kvm, "__init__", init)
     monkeypatch.setattr(Kvm, "begin_action", begin_action)
     monkeypatch.setattr(Kvm, "action", action)
+    monkeypatch.setattr(Kvm, "count_action", count_action)
     monkeypatch.setattr(Kvm, "release", release)
     yield watch
     for kvm in watch.kvms:

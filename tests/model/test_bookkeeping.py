@@ -25,6 +25,8 @@ from mmu_model.rmap import Rmaps
 from mmu_model.role import shadow_ept_root_role
 from mmu_model.scenario import ScenarioSpec
 
+from tests.model.conftest import InvariantWatch
+
 
 def plain_hash_64(val: int, bits: int) -> int:
     # include/linux/hash.h: hash_64_generic() is (val * GOLDEN_RATIO_64) >> (64 - bits)
@@ -266,3 +268,18 @@ def test_kvm_pages_drops_its_freed_front_and_keeps_ids_in_place(invariants) -> N
     assert kvm.next_sp_id == 300 * 2 * (3 + 2 * (1 + 3)) + 1
     assert kvm.pages_base > 4096 + 1  # moved on by more than 4,096 entries
     assert run.final_stats["mmu_shadow_pages"] <= 64
+
+
+@pytest.mark.parametrize("record", [True, False])
+def test_the_invariants_are_checked_before_every_action_recorded_or_not(
+        invariants: InvariantWatch, record: bool) -> None:
+    """The fixture checks a Kvm as each guest action starts (so after the one before it)
+    and once more before Kvm.release(): n actions, n + 1 checks, whether the run records
+    its actions (Kvm.action, Kvm.begin_action) or only counts them (Kvm.count_action: the
+    headless path, where L1's teardown actions go)."""
+    before = invariants.checks
+    spec = ScenarioSpec(l2_mem_gib=1, pdes_per_pd=3, ptes_per_pt=2, boots=2,
+                        root_zaps_per_boot=1)
+    run = run_scenario(spec, record=record)
+    assert run.n_actions > 0
+    assert invariants.checks - before == run.n_actions + 1

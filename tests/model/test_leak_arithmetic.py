@@ -21,6 +21,7 @@ from __future__ import annotations
 import pytest
 
 import mmu_model
+from mmu_model.constants import KVM_MIN_FREE_MMU_PAGES
 from mmu_model.fixes import DEFAULT_FIXES
 from mmu_model.kvm import Kvm
 from mmu_model.scenario import ScenarioSpec
@@ -134,6 +135,9 @@ def test_small_quota_bounds_the_leak(invariants, monkeypatch, mode, ept_levels):
     linear = spec.boots * spec.root_zaps_per_boot * SPTES_ZAPPED_BEFORE_FLOOD * spec.l2_mem_gib
     assert linear > quota  # unbounded, the leak would pass the quota
     assert peak[0] <= quota
+    # ...and the hooks saw it get there: make_mmu_pages_available() recycles only once
+    # fewer than KVM_MIN_FREE_MMU_PAGES pages are left, and it did recycle.
+    assert peak[0] > quota - KVM_MIN_FREE_MMU_PAGES
     assert run.final_stats["mmu_recycled"] > 0
     orphans = [b.orphans_unsync for b in run.per_boot]
     assert max(orphans) < quota
