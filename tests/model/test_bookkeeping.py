@@ -24,7 +24,6 @@ from mmu_model.page import KvmMmuPage
 from mmu_model.rmap import Rmaps
 from mmu_model.role import shadow_ept_root_role
 from mmu_model.scenario import ScenarioSpec
-
 from tests.model.conftest import InvariantWatch
 
 
