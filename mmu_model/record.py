@@ -339,16 +339,7 @@ class EventRecord:
         index = self._start(action)
         abuf = self._abuf
         _put(abuf, self._shape_id(kind, args, self._path_id(kvm)))
-        for value in args.values():
-            if type(value) is int:  # the usual argument, inline (see _put_value)
-                v: int = value
-                z = (v << 1 if v >= 0 else ((-v) << 1) - 1) << 3 | _INT
-                if z < 0x80:
-                    abuf.append(z)
-                else:
-                    _put(abuf, z)
-            else:
-                self._put_value(abuf, value)
+        self._put_values(abuf, tuple(args.values()))
         self._finish(kvm, index)
 
     def add_values(self, kvm: Kvm, kind: EventKind, values: tuple[object, ...],
@@ -373,6 +364,12 @@ class EventRecord:
             abuf.append(shape_id)
         else:
             _put(abuf, shape_id)
+        self._put_values(abuf, values)
+        self._finish(kvm, index)
+
+    def _put_values(self, abuf: list[int], values: tuple[object, ...]) -> None:
+        """An event's arguments, in order: ints inline (the usual argument, see
+        _put_value), anything else through _put_value."""
         for value in values:
             if type(value) is int:
                 v: int = value
@@ -383,7 +380,6 @@ class EventRecord:
                     _put(abuf, z)
             else:
                 self._put_value(abuf, value)
-        self._finish(kvm, index)
 
     def _start(self, action: bool) -> int:
         """The new event's index; its action and block bookkeeping."""

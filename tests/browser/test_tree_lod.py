@@ -18,6 +18,7 @@ from tests.browser.test_visualizer import (
     act,
     assert_no_console_errors,
     blur,
+    point_on_page,
     query,
     wait_tree,
 )
@@ -40,16 +41,7 @@ def pages_drawn(page: Any) -> dict[int, str]:
 
 
 def click_point(page: Any, x: float, y: float) -> None:
-    pos = page.evaluate(
-        """([x, y]) => {
-          const gd = document.getElementById("tree"), fl = gd._fullLayout;
-          gd.scrollIntoView();
-          const r = gd.getBoundingClientRect();
-          return [r.left + fl._size.l + fl.xaxis.l2p(x), r.top + fl._size.t + fl.yaxis.l2p(y)];
-        }""",
-        [x, y],
-    )
-    page.mouse.click(pos[0], pos[1])
+    page.mouse.click(*point_on_page(page, x, y))
 
 
 def test_a_folded_range_opens_into_its_pages(page: Any) -> None:

@@ -690,6 +690,20 @@ _POINTS_JS = """() => {
 }"""
 
 
+def point_on_page(page: Any, x: float, y: float) -> tuple[float, float]:
+    """Where the tree's data point (x, y) is on the page, in CSS pixels (scrolled into view)."""
+    pos = page.evaluate(
+        """([x, y]) => {
+          const gd = document.getElementById("tree"), fl = gd._fullLayout;
+          gd.scrollIntoView();
+          const r = gd.getBoundingClientRect();
+          return [r.left + fl._size.l + fl.xaxis.l2p(x), r.top + fl._size.t + fl.yaxis.l2p(y)];
+        }""",
+        [x, y],
+    )
+    return pos[0], pos[1]
+
+
 def test_stepping_a_10k_tree_updates_its_nodes_as_the_model_says(page: Any) -> None:
     """Five steps of large-10k, each applied as a delta, each drawing the model's states.
 
@@ -757,15 +771,7 @@ def test_a_leak_group_marker_opens_into_its_pages(page: Any) -> None:
     assert len({g["cd"][3] for g in groups}) == 8, "not one group per boot"
     target = max(groups, key=lambda g: g["cd"][1])
     count, status, boot, level = target["cd"][1:5]
-    pos = page.evaluate(
-        """([x, y]) => {
-          const gd = document.getElementById("tree"), fl = gd._fullLayout;
-          gd.scrollIntoView();
-          const r = gd.getBoundingClientRect();
-          return [r.left + fl._size.l + fl.xaxis.l2p(x), r.top + fl._size.t + fl.yaxis.l2p(y)];
-        }""",
-        [target["x"], target["y"]],
-    )
+    pos = point_on_page(page, target["x"], target["y"])
     act(page, lambda: page.mouse.click(pos[0], pos[1]), last, timeout_ms=60_000)
     assert query(page.url).get("open") == f"{boot}:{level}", page.url
 
