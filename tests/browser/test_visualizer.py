@@ -691,17 +691,30 @@ _POINTS_JS = """() => {
 
 
 def point_on_page(page: Any, x: float, y: float) -> tuple[float, float]:
-    """Where the tree's data point (x, y) is on the page, in CSS pixels (scrolled into view)."""
-    pos = page.evaluate(
-        """([x, y]) => {
-          const gd = document.getElementById("tree"), fl = gd._fullLayout;
-          gd.scrollIntoView();
-          const r = gd.getBoundingClientRect();
-          return [r.left + fl._size.l + fl.xaxis.l2p(x), r.top + fl._size.t + fl.yaxis.l2p(y)];
-        }""",
-        [x, y],
-    )
-    return pos[0], pos[1]
+    """Where the tree's data point (x, y) is on the page, in CSS pixels (scrolled into view),
+    once it stays put: a redraw that adds a legend row or a resize after the tree is drawn
+    moves the plot, and a click at the old place hits a neighbouring node."""
+    def where() -> tuple[float, float]:
+        pos = page.evaluate(
+            """([x, y]) => {
+              const gd = document.getElementById("tree"), fl = gd._fullLayout;
+              gd.scrollIntoView();
+              const r = gd.getBoundingClientRect();
+              return [r.left + fl._size.l + fl.xaxis.l2p(x),
+                      r.top + fl._size.t + fl.yaxis.l2p(y)];
+            }""",
+            [x, y],
+        )
+        return pos[0], pos[1]
+
+    last = where()
+    for _ in range(50):  # up to 5 s
+        page.wait_for_timeout(100)
+        now = where()
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"the tree kept moving: point ({x}, {y}) never settled")
 
 
 def test_stepping_a_10k_tree_updates_its_nodes_as_the_model_says(page: Any) -> None:
