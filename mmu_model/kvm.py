@@ -162,7 +162,9 @@ class Kvm:
         self.orphans_unsync = 0
         self.hash_walked = 0
         self.next_sp_id = 1
-        self.touched: dict[KvmMmuPage, None] = {}  # an ordered set, keyed by identity
+        # The pages touched since the last event, each once, in first-touch order (a page's
+        # touched_at says it is listed: the event count when it was added).
+        self.touched: list[KvmMmuPage] = []
         # The kernel call path (see enter()), as a node of the trie of the paths entered so
         # far: a recorder reads the whole path as one int.  Node 0 is the empty path.
         self.path_node = 0
@@ -177,8 +179,9 @@ class Kvm:
     # -- bookkeeping -------------------------------------------------------------------
     def touch(self, sp: KvmMmuPage) -> None:
         """`sp` changed: the recorder stores its new state with the next event."""
-        if self.recorder is not None:
-            self.touched[sp] = None
+        if self.recorder is not None and sp.touched_at != self.events_emitted:
+            sp.touched_at = self.events_emitted
+            self.touched.append(sp)
 
     def update_orphan(self, sp: KvmMmuPage) -> None:
         """Re-derive whether `sp` is an orphan after a change to its links or validity."""

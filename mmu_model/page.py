@@ -56,6 +56,7 @@ class KvmMmuPage:
         "role",
         "root_count",
         "spt",
+        "touched_at",
         "unsync",
         "unsync_child_bitmap",
         "unsync_children",
@@ -92,6 +93,9 @@ class KvmMmuPage:
         self.root_count = 0
         self.freed = False
         self.orphan = False
+        # Model bookkeeping: Kvm.touch() listed the page for the event this many events
+        # into the run (-1: never), so that a page is listed once per event.
+        self.touched_at = -1
 
     @property
     def level(self) -> int:

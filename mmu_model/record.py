@@ -56,6 +56,7 @@ _FAST_STAT_NAMES: Final = (
     "max_mmu_rmap_size", "max_mmu_page_hash_collisions",
 )
 _BY_NAME: Final = STAT_NAMES != _FAST_STAT_NAMES
+_N_STATS: Final = len(STAT_NAMES)
 _stats_by_name: Final = attrgetter(*STAT_NAMES)
 
 
@@ -110,19 +111,24 @@ def counters_of(kvm: Kvm) -> list[int]:
 
 
 def _put(buf: list[int], v: int) -> None:
-    """Append `v` (>= 0) as an LEB128 varint; up to 3 bytes without a loop."""
+    """Append `v` (>= 0) as an LEB128 varint; up to 5 bytes without a loop."""
     if v < 0x80:
         buf.append(v)
         return
+    buf.append((v & 0x7F) | 0x80)
     if v < 0x4000:
-        buf.append((v & 0x7F) | 0x80)
         buf.append(v >> 7)
         return
+    buf.append(((v >> 7) & 0x7F) | 0x80)
     if v < 0x200000:
-        buf.append((v & 0x7F) | 0x80)
-        buf.append(((v >> 7) & 0x7F) | 0x80)
         buf.append(v >> 14)
         return
+    buf.append(((v >> 14) & 0x7F) | 0x80)
+    if v < 0x10000000:
+        buf.append(v >> 21)
+        return
+    buf.append(((v >> 21) & 0x7F) | 0x80)
+    v >>= 28
     while v >= 0x80:
         buf.append((v & 0x7F) | 0x80)
         v >>= 7
@@ -283,8 +289,8 @@ class EventRecord:
         # Streams (bytes once sealed; while recording, flushed segments plus a buffer).
         self.args_stream = b""
         self.state_stream = b""
-        self._args_parts: list[bytes] = []
-        self._state_parts: list[bytes] = []
+        self._args_parts: list[bytearray] = []
+        self._state_parts: list[bytearray] = []
         self._args_len = 0
         self._state_len = 0
         self._abuf: list[int] = []
@@ -436,7 +442,7 @@ class EventRecord:
                 pcode = 0
             else:
                 word = _pack(sp)
-                pcode = self._parent_code(sp)
+                pcode = self._parent_code(sp, pcodes[sp_id])
             old_word = words[sp_id]
             old_pcode = pcodes[sp_id]
             if word == old_word and pcode == old_pcode:
@@ -466,7 +472,7 @@ class EventRecord:
                     old[i] = stats[i]
         else:
             self._put_stats(sbuf, kvm.stat)
-        n = len(STAT_NAMES)
+        n = _N_STATS
         if kvm.n_orphans != self._n_orphans:
             _put_delta(sbuf, n, kvm.n_orphans - self._n_orphans)
             self._n_orphans = kvm.n_orphans
@@ -485,12 +491,13 @@ class EventRecord:
         sbuf.append(0)
         self.n_events = index + 1
         if len(sbuf) > _FLUSH:
-            self._state_parts.append(bytes(sbuf))
+            # bytearray() reads a list of ints faster than bytes() does
+            self._state_parts.append(bytearray(sbuf))
             self._state_len += len(sbuf)
             sbuf.clear()
         abuf = self._abuf
         if len(abuf) > _FLUSH:
-            self._args_parts.append(bytes(abuf))
+            self._args_parts.append(bytearray(abuf))
             self._args_len += len(abuf)
             abuf.clear()
         if self.n_events % self.checkpoint_every == 0:
@@ -621,8 +628,9 @@ class EventRecord:
             raise RecordError(f"an event argument of type {type(value).__name__} cannot be "
                               f"recorded (None, bool, int, float, str, list, tuple can)")
 
-    def _parent_code(self, sp: KvmMmuPage) -> int:
-        """0: no parent; odd: one parent, (id << 9 | index) << 1 | 1; even: a parent list."""
+    def _parent_code(self, sp: KvmMmuPage, old: int) -> int:
+        """0: no parent; odd: one parent, (id << 9 | index) << 1 | 1; even: a parent list.
+        `old` is the page's last code: a list that did not change is not built again."""
         parents = sp.parent_ptes
         if not parents:
             return 0
@@ -631,6 +639,17 @@ class EventRecord:
             if not 0 <= index < 512:
                 raise RecordError(f"sp {sp.id}: parent SPTE index {index} is not 0..511")
             return (parent.id << 9 | index) << 1 | 1
+        if old and not old & 1:
+            known = self.parent_lists[(old >> 1) - 1]
+            if len(known) == len(parents):
+                j = 0
+                for p, i in parents:
+                    pair = known[j]
+                    if pair[0] != p.id or pair[1] != i:
+                        break
+                    j += 1
+                if j == len(known):
+                    return old
         key = tuple([(p.id, i) for p, i in parents])
         lid = self._parent_list_ids.get(key)
         if lid is None:
@@ -699,8 +718,8 @@ class EventRecord:
         if self.sealed:
             return
         self.sealed = True
-        self._args_parts.append(bytes(self._abuf))
-        self._state_parts.append(bytes(self._sbuf))
+        self._args_parts.append(bytearray(self._abuf))
+        self._state_parts.append(bytearray(self._sbuf))
         self.args_stream = b"".join(self._args_parts)
         self.state_stream = b"".join(self._state_parts)
         self._args_parts = []
