@@ -52,6 +52,9 @@ class KvmMmuPage:
         "n_leaves",
         "orphan",
         "parent_ptes",
+        "recorded_by",
+        "recorded_pcode",
+        "recorded_word",
         "rmap_chunk",
         "role",
         "root_count",
@@ -96,6 +99,13 @@ class KvmMmuPage:
         # Model bookkeeping: Kvm.touch() listed the page for the event this many events
         # into the run (-1: never), so that a page is listed once per event.
         self.touched_at = -1
+        # The recorder's (record.EventRecord) copy of the state it last stored for the page,
+        # kept here, where an event's pages already are, rather than in lists by sp id:
+        # the serial number of the record (0: none) and the page's state word and parent
+        # code as that record last stored them.
+        self.recorded_by = 0
+        self.recorded_word = 0
+        self.recorded_pcode = 0
 
     @property
     def level(self) -> int:

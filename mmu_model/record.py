@@ -57,6 +57,7 @@ _FAST_STAT_NAMES: Final = (
 )
 _BY_NAME: Final = STAT_NAMES != _FAST_STAT_NAMES
 _N_STATS: Final = len(STAT_NAMES)
+_SERIALS: Final = [0]  # the serial number of the last EventRecord made (see KvmMmuPage)
 _stats_by_name: Final = attrgetter(*STAT_NAMES)
 
 
@@ -66,7 +67,7 @@ CHUNK: Final = 1 << CHUNK_SHIFT
 _CHUNK_MASK: Final = CHUNK - 1
 BLOCK: Final = 16  # events per entry of the stream offset index
 FULL_EVERY: Final = 64  # checkpoints per full copy of the chunk directory
-_FLUSH: Final = 1 << 16  # bytes buffered before they join a stream
+_FLUSH: Final = 1 << 12  # bytes buffered before they join a stream (a buffer that stays in cache)
 _CHUNK_INT64S: Final = struct.Struct(f"{CHUNK}q")  # native int64s, as array("q") holds
 
 # State word layout, low bits first.
@@ -136,13 +137,33 @@ def _put(buf: list[int], v: int) -> None:
 
 
 def _put_delta(buf: list[int], i: int, d: int) -> None:
-    """Counter `i` changed by `d`: (i + 1, zigzag d) as varints, one byte each mostly."""
-    if 0 <= d < 0x40 and i < 0x7F:
-        buf.append(i + 1)
-        buf.append(d << 1)
+    """Counter `i` changed by `d`: one varint (i << 2 | k) + 1, k 0..2 for d +1, -1, +2
+    (one byte for the first 31 counters), k 3 for any other d, its zigzag varint after."""
+    if d == 1:
+        c = (i << 2) + 1
+    elif d == -1:
+        c = (i << 2) + 2
+    elif d == 2:
+        c = (i << 2) + 3
     else:
-        _put(buf, i + 1)
+        _put(buf, (i << 2) + 4)
         _put(buf, _zigzag(d))
+        return
+    if c < 0x80:
+        buf.append(c)
+    else:
+        _put(buf, c)
+
+
+def _get_delta(data: bytes, pos: int, code: int) -> tuple[int, int, int]:
+    """The delta entry whose first varint `code` (not 0) ends at `pos`: (counter index,
+    delta, the position after the entry)."""
+    code -= 1
+    k = code & 3
+    if k == 3:
+        z, pos = _get(data, pos)
+        return code >> 2, _unzigzag(z), pos
+    return code >> 2, (1, -1, 2)[k], pos
 
 
 def _zigzag(v: int) -> int:
@@ -266,6 +287,7 @@ class EventRecord:
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
         self.checkpoint_every = checkpoint_every
+        self._until_checkpoint = checkpoint_every  # events still to record before the next
         self.counter_names: tuple[str, ...] = TRACKED_COUNTERS
         self.n_events = 0
         # Interned tables.
@@ -301,6 +323,7 @@ class EventRecord:
         self.boot_first = array("q")
         self.boot_values = array("q")
         self.boot = 0
+        self._last_boot = -1  # boot_values[-1] (-1: no action yet), read per event
         # Static page data, one row per page in first-touch order; row_of is by sp id.
         self.row_of = array("q")
         self.st_id = array("q")
@@ -309,9 +332,10 @@ class EventRecord:
         self.st_role = array("q")
         self.st_created = array("q")
         # Page states: the current ones while recording, the pool of checkpointed chunks.
-        self._cur_words: list[int] = []
-        self._cur_pcodes: list[int] = []
-        self._seen: list[bool] = []  # by sp id: has a static row
+        # While recording, each page's state as last stored is on the page itself
+        # (KvmMmuPage.recorded_word / recorded_pcode, valid where recorded_by is _serial).
+        _SERIALS[0] += 1
+        self._serial = _SERIALS[0]
         self._dirty: list[int] = []  # chunks changed since the last checkpoint
         self._is_dirty: list[bool] = []  # by chunk
         self._directory: list[int] = []
@@ -394,12 +418,13 @@ class EventRecord:
         index = self.n_events
         if action:
             self.action_first.append(index)
-            if not len(self.boot_values) or self.boot_values[-1] != self.boot:
+            if self._last_boot != self.boot:
                 self.boot_first.append(len(self.action_first) - 1)
                 self.boot_values.append(self.boot)
-        elif not len(self.action_first):
+                self._last_boot = self.boot
+        elif self._last_boot < 0:
             raise RecordError("kernel operation recorded outside a guest action")
-        if index % BLOCK == 0:
+        if not index & (BLOCK - 1):
             self.block_offsets.append(self._args_len + len(self._abuf))
             self.block_offsets.append(self._state_len + len(self._sbuf))
         return index
@@ -428,36 +453,43 @@ class EventRecord:
     def _finish(self, kvm: Kvm, index: int) -> None:
         """The state stream of event `index`: changed pages, then counter deltas."""
         sbuf = self._sbuf
-        words = self._cur_words
-        pcodes = self._cur_pcodes
+        serial = self._serial
         for sp in kvm.touched:
             sp_id = sp.id
-            if sp_id >= len(words):
-                self._grow(sp_id)
-            if not self._seen[sp_id]:
-                self._seen[sp_id] = True
+            if sp.recorded_by != serial:  # the first event of the page: its static row
+                sp.recorded_by = serial
+                sp.recorded_word = 0
+                sp.recorded_pcode = 0
                 self._add_static(sp, index)
+            old_word = sp.recorded_word
+            old_pcode = sp.recorded_pcode
             if sp.freed:
+                if not old_word:
+                    continue
                 word = 0
                 pcode = 0
+                mask = 0
             else:
                 word = _pack(sp)
-                pcode = self._parent_code(sp, pcodes[sp_id])
-            old_word = words[sp_id]
-            old_pcode = pcodes[sp_id]
-            if word == old_word and pcode == old_pcode:
-                continue
-            words[sp_id] = word
-            pcodes[sp_id] = pcode
+                pcode = self._parent_code(sp, old_pcode)
+                mask = (1 if word != old_word else 0) | (2 if pcode != old_pcode else 0)
+                if not mask:
+                    continue
+            sp.recorded_word = word
+            sp.recorded_pcode = pcode
             c = sp_id >> CHUNK_SHIFT
+            if c >= len(self._is_dirty):
+                self._is_dirty.extend([False] * (c + 1 - len(self._is_dirty)))
             if not self._is_dirty[c]:
                 self._is_dirty[c] = True
                 self._dirty.append(c)
-            if not word:
-                _put(sbuf, (sp_id << 2) + 1)  # freed
-                continue
-            mask = (1 if word != old_word else 0) | (2 if pcode != old_pcode else 0)
-            _put(sbuf, (sp_id << 2 | mask) + 1)
+            code = (sp_id << 2 | mask) + 1  # mask 0: freed
+            if code < 0x200000 and code >= 0x4000:  # the usual size of a page code
+                sbuf.append((code & 0x7F) | 0x80)
+                sbuf.append(((code >> 7) & 0x7F) | 0x80)
+                sbuf.append(code >> 14)
+            else:
+                _put(sbuf, code)
             if mask & 1:
                 _put(sbuf, word)
             if mask & 2:
@@ -490,6 +522,7 @@ class EventRecord:
             self._hash_walked = kvm.hash_walked
         sbuf.append(0)
         self.n_events = index + 1
+        self._until_checkpoint -= 1
         if len(sbuf) > _FLUSH:
             # bytearray() reads a list of ints faster than bytes() does
             self._state_parts.append(bytearray(sbuf))
@@ -500,8 +533,9 @@ class EventRecord:
             self._args_parts.append(bytearray(abuf))
             self._args_len += len(abuf)
             abuf.clear()
-        if self.n_events % self.checkpoint_every == 0:
-            self._checkpoint()
+        if not self._until_checkpoint:
+            self._until_checkpoint = self.checkpoint_every
+            self._checkpoint(kvm)
 
     def _counter_values(self) -> list[int]:
         """Every tracked counter as last recorded, in TRACKED_COUNTERS order."""
@@ -658,14 +692,6 @@ class EventRecord:
             self._parent_list_ids[key] = lid
         return (lid + 1) << 1
 
-    def _grow(self, sp_id: int) -> None:
-        """Room for page `sp_id` and a few chunks more, in whole chunks."""
-        grow = ((sp_id >> CHUNK_SHIFT) + 4 << CHUNK_SHIFT) - len(self._cur_words)
-        self._cur_words.extend([0] * grow)
-        self._cur_pcodes.extend([0] * grow)
-        self._seen.extend([False] * grow)
-        self._is_dirty.extend([False] * (grow >> CHUNK_SHIFT))
-
     def _add_static(self, sp: KvmMmuPage, index: int) -> None:
         sp_id = sp.id
         row_of = self.row_of
@@ -685,22 +711,33 @@ class EventRecord:
         self.st_role.append(rid)
         self.st_created.append(index)
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, kvm: Kvm) -> None:
         directory = self._directory
-        words = self._cur_words
-        pcodes = self._cur_pcodes
         patches = self.cp_patches
+        pages = kvm.pages
+        base = kvm.pages_base
+        serial = self._serial
         for c in sorted(self._dirty):
             self._is_dirty[c] = False
-            lo = c << CHUNK_SHIFT
-            chunk = words[lo:lo + CHUNK]
+            # The chunk's states as last stored: on the pages still allocated (a freed
+            # page's last state is 0, and pages holds only pages not yet freed).
+            words = [0] * CHUNK
+            pcodes = [0] * CHUNK
+            live = False
+            lo = (c << CHUNK_SHIFT) - base
+            for j in range(max(0, -lo), max(0, min(CHUNK, len(pages) - lo))):
+                sp = pages[lo + j]
+                if sp is not None and sp.recorded_by == serial and sp.recorded_word:
+                    words[j] = sp.recorded_word
+                    pcodes[j] = sp.recorded_pcode
+                    live = True
             while c >= len(directory):
                 directory.append(-1)
-            if any(chunk):
+            if live:
                 no = len(self.pool_words) // CHUNK
                 # struct converts a chunk to int64s faster than array.extend() does
-                self.pool_words.frombytes(_CHUNK_INT64S.pack(*chunk))
-                self.pool_pcodes.frombytes(_CHUNK_INT64S.pack(*pcodes[lo:lo + CHUNK]))
+                self.pool_words.frombytes(_CHUNK_INT64S.pack(*words))
+                self.pool_pcodes.frombytes(_CHUNK_INT64S.pack(*pcodes))
             else:
                 no = -1  # every page of the chunk freed (or never live)
             directory[c] = no
@@ -726,9 +763,6 @@ class EventRecord:
         self._state_parts = []
         self._abuf = []
         self._sbuf = []
-        self._cur_words = []
-        self._cur_pcodes = []
-        self._seen = []
         self._dirty = []
         self._is_dirty = []
         self._last_shape = {}
@@ -811,7 +845,8 @@ class EventRecord:
             code, pos = _get(data, pos)
             if not code:
                 return pos
-            _, pos = _get(data, pos)
+            if (code - 1) & 3 == 3:
+                _, pos = _get(data, pos)
 
     def _value(self, data: bytes, pos: int) -> tuple[object, int]:
         v, pos = _get(data, pos)
@@ -881,8 +916,8 @@ class EventRecord:
             code, pos = _get(data, pos)
             if not code:
                 break
-            z, pos = _get(data, pos)
-            deltas.append((code - 1, _unzigzag(z)))
+            i, d, pos = _get_delta(data, pos, code)
+            deltas.append((i, d))
         return changes, deltas, pos
 
     def event(self, index: int) -> tuple[str, tuple[str, ...], dict[str, object],
@@ -940,8 +975,8 @@ class EventRecord:
             code, pos = _get(data, pos)
             if not code:
                 return pos
-            z, pos = _get(data, pos)
-            values[code - 1] += _unzigzag(z)
+            i, d, pos = _get_delta(data, pos, code)
+            values[i] += d
 
     def counters_after_actions(self) -> Iterator[list[int]]:
         """The counters at the end of each action, in order."""
@@ -959,8 +994,8 @@ class EventRecord:
                     code, pos = _get(data, pos)
                     if not code:
                         break
-                    z, pos = _get(data, pos)
-                    values[code - 1] += _unzigzag(z)
+                    i, d, pos = _get_delta(data, pos, code)
+                    values[i] += d
                 index += 1
             yield list(values)
 
