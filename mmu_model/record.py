@@ -136,6 +136,22 @@ def _put(buf: list[int], v: int) -> None:
     buf.append(v)
 
 
+def _put_int(buf: list[int], v: int) -> None:
+    """Append the int value `v` (tag _INT): the varint of (zigzag(v) << 3 | _INT), built
+    from v's low three bits and the varint of the rest, so that a 64-bit argument (an EPT
+    entry) costs two long-int operations, not two per byte."""
+    if v >= 0:
+        low = _INT  # zigzag(v) << 3 | _INT == v << 4 | 7
+    else:
+        v = -v - 1
+        low = 8 | _INT  # == v << 4 | 15 for the v here
+    if v < 8:
+        buf.append(v << 4 | low)
+    else:
+        buf.append((v & 7) << 4 | low | 0x80)
+        _put(buf, v >> 3)
+
+
 def _put_delta(buf: list[int], i: int, d: int) -> None:
     """Counter `i` changed by `d`: one varint (i << 2 | k) + 1, k 0..2 for d +1, -1, +2
     (one byte for the first 31 counters), k 3 for any other d, its zigzag varint after."""
@@ -402,12 +418,7 @@ class EventRecord:
         _put_value), anything else through _put_value."""
         for value in values:
             if type(value) is int:
-                v: int = value
-                z = (v << 1 if v >= 0 else ((-v) << 1) - 1) << 3 | _INT
-                if z < 0x80:
-                    abuf.append(z)
-                else:
-                    _put(abuf, z)
+                _put_int(abuf, value)
             else:
                 self._put_value(abuf, value)
 
@@ -630,8 +641,7 @@ class EventRecord:
 
     def _put_value(self, buf: list[int], value: object) -> None:
         if type(value) is int:  # not a bool: those are tagged as themselves
-            v: int = value
-            _put(buf, (v << 1 if v >= 0 else ((-v) << 1) - 1) << 3 | _INT)
+            _put_int(buf, value)
         elif value is None:
             buf.append(_NONE)
         elif value is True:
@@ -639,7 +649,7 @@ class EventRecord:
         elif value is False:
             buf.append(_FALSE)
         elif isinstance(value, int):  # an int subclass other than bool: stored as an int
-            _put(buf, _zigzag(int(value)) << 3 | _INT)
+            _put_int(buf, int(value))
         elif isinstance(value, str):
             sid = self._string_ids.get(value)
             if sid is None:
