@@ -5,10 +5,12 @@ once on the mypyc-compiled build (build/compiled, `make compiled`) that `make ru
 `make cli` use.  Prints a table; the numbers go in README.  Not a test: nothing here
 asserts a time.
 
-The recording cases time the same spec headless and recorded in one process (the ratio is
-the recording's cost), measure what the recorded run keeps in memory with tracemalloc (every
-byte the interpreter allocated for the run and still holds once it is built, divided by its
-events), and time seeks, full snapshots and the run's serialization (Run.to_bytes /
+The recording cases time the same spec headless and recorded in one process, alternately,
+REPEATS times each, and take the ratio of the least CPU times (time.process_time: what the
+recording costs, which other work on a shared machine inflates less than wall time; the
+least of a few runs is the one that machine disturbed least), measure what the recorded
+run keeps in memory with tracemalloc (every byte the interpreter allocated for the run and
+still holds once it is built, divided by its events), and time seeks, full snapshots and the run's serialization (Run.to_bytes /
 Run.from_bytes, when the model has them).
 Usage: python scripts/bench_model.py [--quick] [--build source|compiled|both] [--only NAME]
 """
@@ -34,6 +36,7 @@ COMPILED = ROOT / "build" / "compiled"
 # Which mmu_model a case imports is decided by PYTHONPATH alone (cases run with python -P).
 BUILD_PATHS = {"source": str(ROOT), "compiled": f"{COMPILED}{os.pathsep}{ROOT}"}
 SCENARIOS = {"loop": "boot-loop-bottom-up", "populated": "populated-16g"}
+REPEATS = 3  # headless and recorded runs per recording case, alternately
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -60,12 +63,22 @@ def _record(scenario: str, boots: int) -> dict[str, Any]:
     assert spec is not None
     spec = spec.replace(boots=boots)
     out: dict[str, Any] = {}
-    t0 = time.perf_counter()
-    run_scenario(spec, record=False)
-    out["headless_s"] = headless = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    run = run_scenario(spec, record=True)
-    out["seconds"] = recorded = time.perf_counter() - t0
+    headless_cpu, recorded_cpu, walls = [], [], []
+    for _ in range(REPEATS):
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        run_scenario(spec, record=False)
+        headless_cpu.append(time.process_time() - c0)
+        walls.append(time.perf_counter() - t0)
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        run = run_scenario(spec, record=True)
+        recorded_cpu.append(time.process_time() - c0)
+        walls.append(time.perf_counter() - t0)
+        if len(recorded_cpu) < REPEATS:
+            del run
+    out["headless_s"] = headless = min(headless_cpu)
+    out["seconds"] = recorded = min(recorded_cpu)
     # What the web layer does once per run it caches (app/runs.py): freeze the recorded
     # run out of the collector's sight.
     s0 = time.perf_counter()
@@ -88,8 +101,11 @@ def _record(scenario: str, boots: int) -> dict[str, Any]:
         snap = run.snapshot(step, "action")
         snaps.append((time.perf_counter() - s0) * 1e3)
     lines = [
-        f"{run.n_events:,} events; headless {headless:.2f} s, recorded {recorded:.2f} s "
-        f"({recorded / headless:.1f}x)",
+        f"{run.n_events:,} events; CPU time, least of {REPEATS}: headless {headless:.3f} s, "
+        f"recorded {recorded:.3f} s ({recorded / headless:.2f}x; medians "
+        f"{statistics.median(headless_cpu):.3f} / {statistics.median(recorded_cpu):.3f} s, "
+        f"{statistics.median(recorded_cpu) / statistics.median(headless_cpu):.2f}x; wall "
+        f"{walls[0]:.2f} / {walls[1]:.2f} s the first time)",
         f"seek (every page's state + counters) to a random op step: p50 "
         f"{statistics.median(seeks):.2f} ms, p95 {_pct(seeks, 0.95):.2f} ms, max "
         f"{max(seeks):.2f} ms (CPU time, which a busy machine does not inflate: p95 "
