@@ -10,8 +10,8 @@ REPEATS times each, and take the ratio of the least CPU times (time.process_time
 recording costs, which other work on a shared machine inflates less than wall time; the
 least of a few runs is the one that machine disturbed least), measure what the recorded
 run keeps in memory with tracemalloc (every byte the interpreter allocated for the run and
-still holds once it is built, divided by its events), and time seeks, full snapshots and the run's serialization (Run.to_bytes /
-Run.from_bytes, when the model has them).
+still holds once it is built, divided by its events), and time seeks, full snapshots and
+the run's serialization (Run.to_bytes / Run.from_bytes, when the model has them).
 Usage: python scripts/bench_model.py [--quick] [--build source|compiled|both] [--only NAME]
 """
 
