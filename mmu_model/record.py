@@ -394,7 +394,11 @@ class EventRecord:
         dict(zip(kind.args, values)), without the dict."""
         index = self._start(action)
         abuf = self._abuf
-        path_id = self._path_id(kvm)
+        node = kvm.path_node
+        node_path = self._node_path
+        path_id = node_path[node] if node < len(node_path) else -1
+        if path_id < 0:
+            path_id = self._path_id(kvm)
         kid = kind.id
         kind_path = self._kind_path
         if kid >= len(kind_path):
@@ -502,7 +506,12 @@ class EventRecord:
             else:
                 _put(sbuf, code)
             if mask & 1:
-                _put(sbuf, word)
+                if word < 0x4000:  # a level-1 page's word: its leaves and flags
+                    sbuf.append((word & 0x7F) | 0x80 if word >= 0x80 else word)
+                    if word >= 0x80:
+                        sbuf.append(word >> 7)
+                else:
+                    _put(sbuf, word)
             if mask & 2:
                 _put(sbuf, pcode)
         sbuf.append(0)
