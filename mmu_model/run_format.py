@@ -21,7 +21,7 @@ from .exceptions import RunFormatError
 __all__ = ["FORMAT_VERSION", "MAGIC", "pack_sections", "unpack_sections"]
 
 MAGIC = b"MMURUN\r\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one-byte counter deltas in the state stream (record._put_delta)
 _HEADER = struct.Struct("<8sIIQ")
 _NAME = struct.Struct("<H")
 _LENGTH = struct.Struct("<Q")
