@@ -344,8 +344,18 @@ class BuildPool:
             return False
         kind, *rest, rss = reply
         if kind == "ok":
-            self._finish(task, "built", None, rest[0])
-            return self._receive_index(worker, task, deadline)
+            # The index comes while the run's callbacks (loading it, laying it out) run
+            # here: another thread receives it, so it is not kept waiting behind them.
+            keep: list[bool] = []
+            receiver = threading.Thread(
+                target=lambda: keep.append(self._receive_index(worker, task, deadline)),
+                name=f"{threading.current_thread().name}-index", daemon=True)
+            receiver.start()
+            try:
+                self._finish(task, "built", None, rest[0])
+            finally:
+                receiver.join()
+            return keep == [True]
         if kind == "model-error":
             self._finish(task, "failed", _rebuild_model_error(*rest))
         else:
