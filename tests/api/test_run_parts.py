@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
+import app.gc_policy
 import app.run_parts as run_parts
 import app.runs
 from app.build_jobs import ScenarioBuild
 from app.builds import BuildPool
-from app.gc_policy import YOUNG_THRESHOLD, collect_less_often
+from app.gc_policy import YOUNG_THRESHOLD, tune_the_collector
 from app.graph import Layout, build_layout, layout_for_run
 from app.markers import run_index
 from app.run_codec import run_nbytes
@@ -304,12 +305,18 @@ def test_the_layout_is_the_one_a_page_at_a_time_gives() -> None:
 
 
 # -- the collector ------------------------------------------------------------------------
-def test_the_server_collects_young_objects_less_often() -> None:
+def test_the_server_collects_young_objects_less_often_and_not_its_start_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     before = gc.get_threshold()
+    freezes: list[int] = []
+    monkeypatch.setattr(app.gc_policy.gc, "freeze", lambda: freezes.append(1))
+    monkeypatch.setattr(app.gc_policy, "_frozen", False)
     try:
         gc.set_threshold(700, 10, 10)
-        collect_less_often()
+        tune_the_collector()
         assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)  # the older ratios stay
+        tune_the_collector()  # a second app in the process (tests): nothing more frozen
+        assert freezes == [1]
     finally:
         gc.set_threshold(*before)
 
