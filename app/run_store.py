@@ -132,6 +132,9 @@ class RunStore:
     def part_path(self, digest: str, part: str, version: str) -> Path:
         return self.directory / f"{digest}.{part}-{version}{_PART_SUFFIX}"
 
+    def has_part(self, digest: str, part: str, version: str) -> bool:
+        return self.part_path(digest, part, version).is_file()
+
     def load_part(self, digest: str, part: str, version: str) -> bytes | None:
         """A part of a stored run at `version`, or None (absent, corrupt, or its run is not
         stored: a part never outlives its run)."""

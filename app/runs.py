@@ -40,7 +40,7 @@ from app.build_jobs import BuildJob
 from app.builds import BuildPool, Busy, Cancelled, Task
 from app.requesters import ClientBuildLimit, Requester, current_requester
 from app.run_codec import decode_run, run_nbytes
-from app.run_parts import INDEX, part_version, run_layout_of
+from app.run_parts import INDEX, LAYOUT, encode_layout, part_version, run_layout_of
 from app.run_store import RunStore, model_fingerprint
 from mmu_model import Run, Snapshot
 from mmu_model.cost import DEFAULT_MAX_EVENTS
@@ -388,12 +388,24 @@ class RunCache:
                 self.store.save(digest, data)
             except OSError as exc:
                 log.warning("run store: cannot save %s: %s", digest, exc)
+            else:
+                # Parts are kept beside a stored run only: from now on, and the index if
+                # it came while the run was being saved.
+                entry.keep_part = lambda name, part: self._keep_part(digest, name, part)
+                if index.done() and (part := index.result()) is not None:
+                    self._keep_part(digest, INDEX, part)
         del data
-        if run.timeline is not None:
-            try:  # the first view draws it: worked out while the worker scans, and kept
-                run_layout_of(entry)
-            except Exception:
-                log.exception("laying out %s failed", key)
+        if run.timeline is None:
+            return
+        try:  # the first view draws it: worked out while the worker scans
+            layout = run_layout_of(entry)
+            # ...and kept, unless a request laid it out before the run was stored.
+            store = self.store
+            if entry.keep_part is not None and store is not None and not store.has_part(
+                    digest, LAYOUT, part_version(LAYOUT)):
+                self._keep_part(digest, LAYOUT, encode_layout(layout))
+        except Exception:
+            log.exception("laying out %s failed", key)
 
     def _land(self, key: Hashable, flight: _Flight, run: Run, source: str,
               requester: Requester | None, digest: str | None = None,
@@ -402,7 +414,8 @@ class RunCache:
         store = self.store
         if store is not None and digest is not None:
             entry.stored_part = lambda name: store.load_part(digest, name, part_version(name))
-            entry.keep_part = lambda name, data: self._keep_part(digest, name, data)
+            if source == "store":  # a built run's parts are kept once it is stored (_built)
+                entry.keep_part = lambda name, data: self._keep_part(digest, name, data)
         if index is not None:
             entry.expect_part(INDEX, index)
         with self._lock:

@@ -194,11 +194,36 @@ def test_a_restart_serves_the_index_and_layout_without_working_them_out(
     assert index.marker_steps("boot", "action") == built_index.marker_steps("boot", "action")
 
 
+def test_parts_worked_out_while_the_run_is_being_stored_are_kept_too(
+        pool: BuildPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run is stored after it is served; its index (from the worker) and a layout a
+    request works out meanwhile come before it is, and parts are kept beside stored runs
+    only: they must be kept once it is."""
+    job = _job()
+    store = RunStore(tmp_path / "runs", max_bytes=1 << 30)
+    real_save = store.save
+    stored = threading.Event()
+
+    def slow_save(digest: str, payload: bytes) -> None:
+        time.sleep(1.0)  # the worker's index (a few ms of scanning here) comes meanwhile
+        real_save(digest, payload)
+        stored.set()
+
+    monkeypatch.setattr(store, "save", slow_save)
+    entry = RunCache(pool=pool, store=store).get(job.key, job)
+    run_layout_of(entry)  # laid out here, before the run is stored
+    assert not stored.is_set()
+    digest = job.digest(model_fingerprint())
+    for part in (INDEX, LAYOUT):
+        _wait_for(lambda part=part: store.load_part(digest, part, part_version(part)))
+
+
 def test_a_part_of_another_version_is_worked_out_again(
         pool: BuildPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     job = _job()
     store = RunStore(tmp_path / "runs", max_bytes=1 << 30)
     run_layout_of(RunCache(pool=pool, store=store).get(job.key, job))
+    _wait_for(lambda: pool.in_flight() == 0)  # the build's own keeping is done
     laid_out: list[int] = []
 
     def counting(run: object) -> Layout:
