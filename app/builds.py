@@ -11,9 +11,11 @@ by killing its worker, which is then replaced:
    twice the limit of wall time, if the machine is too busy for the CPU time to add up);
  - when the job is cancelled (everyone who asked for it has gone).
 A worker whose memory grew past recycle_rss after a job is replaced too, so one large
-build does not leave a large process behind. Workers are forked from a clean fork server
-(multiprocessing "forkserver"), never from the threaded server; they get the server's
-sys.path, so they import the same (compiled or source) model.
+build does not leave a large process behind. After a built run, the worker sends the run's
+index scan (app/run_parts.py), worked out while the server loads the run (Task.index).
+Workers are forked from a clean fork server (multiprocessing "forkserver"), never from the
+threaded server; they get the server's sys.path, so they import the same (compiled or
+source) model.
 """
 
 from __future__ import annotations
@@ -366,17 +368,23 @@ class BuildPool:
     def _receive_index(self, worker: _Worker, task: Task, deadline: float) -> bool:
         """The index the worker sends after a built run (None if it does not come before
         the build's wall-time deadline); False when the worker must be replaced."""
+        part: bytes | None = None
         try:
             while not worker.conn.poll(_POLL_S):
                 if self._closed or time.monotonic() > deadline:
-                    task.index.set_result(None)
                     return False
-            kind, part, rss = worker.conn.recv()
+            kind, data, rss = worker.conn.recv()
+            if kind != "part":
+                return False
+            part = data
+            return bool(rss < self.recycle_rss)
         except (EOFError, OSError):  # e.g. the scan ran past the CPU-time limit
-            task.index.set_result(None)
             return False
-        task.index.set_result(part if kind == "part" else None)
-        return bool(rss < self.recycle_rss)
+        except Exception:
+            log.exception("receiving the index of %s failed", task.job.describe())
+            return False
+        finally:
+            task.index.set_result(part)  # whatever happened: nobody waits in vain
 
     def _finish(self, task: Task, outcome: str, error: BaseException | None,
                 data: bytes | None = None) -> None:

@@ -166,6 +166,16 @@ def test_the_index_comes_from_the_build_worker(pool: BuildPool, tmp_path: Path,
         k: list(getattr(local, k)) for k in index.events}
 
 
+def test_a_headless_build_comes_without_an_index(pool: BuildPool) -> None:
+    """A run built without its record (record=False) has no events to scan: the worker
+    says so (None) rather than leaving the server waiting for an index."""
+    spec = get_scenario("teaching-small").spec
+    assert spec is not None
+    task = pool.submit(ScenarioBuild(spec, record=False), 1.0)
+    assert task.future.result(timeout=60)
+    assert task.index.result(timeout=60) is None
+
+
 def test_a_restart_serves_the_index_and_layout_without_working_them_out(
         pool: BuildPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     job = _job()
