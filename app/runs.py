@@ -7,13 +7,17 @@ only then builds: the job's cost is checked first (mmu_model/cost.py: a 4xx nami
 field over the limit), the client's quota of new builds (429) and the pool's free slots
 (503) next, and the build runs in a worker process (app/builds.py). Everyone asking for one
 key while it is being loaded or built waits for that one load; when all of them have gone
-(their connections closed), the build is cancelled.
+(their connections closed), the build is cancelled. A built run lands as soon as its
+worker sends it: the worker then scans it for its index, while this process lays it out
+and stores it; both parts go into the run store beside the run (app/run_parts.py), and a
+run loaded from the store brings them (RunEntry.part).
 
 What a run costs in memory: the compact run record holds 34-89 bytes per event, measured
 by Run.nbytes (teaching-small 30 KB, large-10k 4.8 MB, boot-loop-bottom-up 5.1 MB,
 populated-16g 8.2 MB), so the cache is bounded in bytes by run_nbytes(), not by counts.
 What the web layer derives from a run counts too (RunEntry.weight): its index
-(app/markers.py), its kept marker strips, the snapshots and summaries it keeps, the page
+(app/markers.py) and layout (app/run_parts.py), an index's bytes while they wait to be
+taken, its kept marker strips, the snapshots and summaries it keeps, the page
 counts its summaries are moved along (PageCounts: COUNTS_BYTES_PER_PAGE a live page, 18 MB
 at the 100k-page spec's busiest step) and the page views its timeline keeps for reuse
 (VIEW_BYTES each, one per page shown).
