@@ -11,9 +11,11 @@ by killing its worker, which is then replaced:
    twice the limit of wall time, if the machine is too busy for the CPU time to add up);
  - when the job is cancelled (everyone who asked for it has gone).
 A worker whose memory grew past recycle_rss after a job is replaced too, so one large
-build does not leave a large process behind. Workers are forked from a clean fork server
-(multiprocessing "forkserver"), never from the threaded server; they get the server's
-sys.path, so they import the same (compiled or source) model.
+build does not leave a large process behind. After a built run, the worker sends the run's
+index scan (app/run_parts.py), worked out while the server loads the run (Task.index).
+Workers are forked from a clean fork server (multiprocessing "forkserver"), never from the
+threaded server; they get the server's sys.path, so they import the same (compiled or
+source) model.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 
 from app.build_jobs import BuildJob
 from app.run_codec import encode_run
+from app.run_parts import scan_part
 from mmu_model import MmuModelError
 
 __all__ = ["BuildPool", "BuildStopped", "Busy", "Cancelled", "model_in_use"]
@@ -99,18 +102,38 @@ def _worker_main(conn: Connection, cpu_limit_s: float, max_memory: int) -> None:
         soft = math.ceil(usage.ru_utime + usage.ru_stime + cpu_limit_s)
         resource.setrlimit(resource.RLIMIT_CPU,
                            (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+        run = None
         try:
-            data = encode_run(job())
-            reply: tuple[Any, ...] = ("ok", data)
+            run = job()
+            reply: tuple[Any, ...] = ("ok", encode_run(run))
         except MmuModelError as exc:
             reply = ("model-error", type(exc), str(exc), vars(exc))
         except MemoryError:
             reply = ("stopped", "the build ran out of the memory a build may use")
         except Exception as exc:  # a bug in the model: report it, keep serving
             reply = ("stopped", f"the build failed: {type(exc).__name__}: {exc}")
+        try:
+            conn.send((*reply, _rss_bytes()))
+            if reply[0] == "ok":
+                # The server loads the run meanwhile; then the run's index comes too.
+                conn.send(("part", _index_part(run), _rss_bytes()))
         finally:
             resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
-        conn.send((*reply, _rss_bytes()))
+            del run
+
+
+def _index_part(run: Any) -> bytes | None:
+    """The run's index scan, encoded (app/run_parts.py); None if it has none (a headless
+    run) or the scan failed (the server then scans the run itself)."""
+    if run.timeline is None:
+        return None
+    try:
+        return scan_part(run)
+    except MemoryError:
+        return None
+    except Exception:
+        log.exception("scanning a built run failed")
+        return None
 
 
 def _rebuild_model_error(cls: type[MmuModelError], text: str,
@@ -127,6 +150,9 @@ class Task:
     job: BuildJob
     estimated_s: float
     future: Future[bytes] = field(default_factory=Future)
+    # The run's index scan (app/run_parts.py), which the worker sends after the run:
+    # None when it has none, or the worker could not send it.
+    index: Future[bytes | None] = field(default_factory=Future)
     cancelled: threading.Event = field(default_factory=threading.Event)
     started: float | None = None
 
@@ -215,6 +241,7 @@ class BuildPool:
             if task in self._queue:
                 self._queue.remove(task)
                 self.counts["cancelled"] += 1
+                task.index.set_result(None)
                 task.future.set_exception(Cancelled())
 
     def in_flight(self) -> int:
@@ -319,13 +346,45 @@ class BuildPool:
             return False
         kind, *rest, rss = reply
         if kind == "ok":
-            self._finish(task, "built", None, rest[0])
-        elif kind == "model-error":
+            # The index comes while the run's callbacks (loading it, laying it out) run
+            # here: another thread receives it, so it is not kept waiting behind them.
+            keep: list[bool] = []
+            receiver = threading.Thread(
+                target=lambda: keep.append(self._receive_index(worker, task, deadline)),
+                name=f"{threading.current_thread().name}-index", daemon=True)
+            receiver.start()
+            try:
+                self._finish(task, "built", None, rest[0])
+            finally:
+                receiver.join()
+            return keep == [True]
+        if kind == "model-error":
             self._finish(task, "failed", _rebuild_model_error(*rest))
         else:
             self._finish(task, "stopped", BuildStopped(rest[0]))
             return False
         return bool(rss < self.recycle_rss)
+
+    def _receive_index(self, worker: _Worker, task: Task, deadline: float) -> bool:
+        """The index the worker sends after a built run (None if it does not come before
+        the build's wall-time deadline); False when the worker must be replaced."""
+        part: bytes | None = None
+        try:
+            while not worker.conn.poll(_POLL_S):
+                if self._closed or time.monotonic() > deadline:
+                    return False
+            kind, data, rss = worker.conn.recv()
+            if kind != "part":
+                return False
+            part = data
+            return bool(rss < self.recycle_rss)
+        except (EOFError, OSError):  # e.g. the scan ran past the CPU-time limit
+            return False
+        except Exception:
+            log.exception("receiving the index of %s failed", task.job.describe())
+            return False
+        finally:
+            task.index.set_result(part)  # whatever happened: nobody waits in vain
 
     def _finish(self, task: Task, outcome: str, error: BaseException | None,
                 data: bytes | None = None) -> None:
@@ -334,6 +393,7 @@ class BuildPool:
         if error is not None:
             if outcome == "stopped":
                 log.warning("build %s: %s", task.job.describe(), error)
+            task.index.set_result(None)
             task.future.set_exception(error)
         else:
             assert data is not None
@@ -347,6 +407,7 @@ class BuildPool:
         with self._cond:
             self._closed = True
             for task in self._queue:
+                task.index.set_result(None)
                 task.future.set_exception(Cancelled())
             self._queue.clear()
             self._cond.notify_all()

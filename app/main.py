@@ -31,6 +31,7 @@ from app.build_jobs import BuildJob, ScenarioBuild, SeedTraceBuild
 from app.builds import BuildStopped, Busy, model_in_use
 from app.compression import Compression
 from app.errors import ErrorInfo, StoreUnavailable, ViewError, error_info
+from app.gc_policy import tune_the_collector
 from app.inputs import check_query
 from app.requesters import RateLimited, RequesterMiddleware
 from app.response_cache import ResponseCache
@@ -182,6 +183,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.runs_dir)
     _share_the_gil_with_the_event_loop()
     services.builds.start()
+    tune_the_collector()  # last: what is alive now lives as long as the server
     if settings.warm_builtins:
         threading.Thread(target=services.runs.warm, args=(builtin_jobs(),),
                          name="warm-builtins", daemon=True).start()

@@ -2,8 +2,9 @@
 that change nothing, and which steps touched each shadow page.
 
 One pass over the run's recorded events (kinds and state changes; no narration is built;
-mmu_model.run_scan.scan_run, compiled with the recorder) gives, per marker kind, the
-sorted event indices where it happens:
+mmu_model.run_scan.scan_run, compiled with the recorder: done by the build worker while the
+server loads the run, and kept in the run store with it, app/run_parts.py) gives, per
+marker kind, the sorted event indices where it happens:
 
 - leak: orphans_unsync goes up (a page is orphaned while unsync: nothing will sync or free it);
 - orphan: orphans goes up (any page loses its last parent SPTE while it stays valid);
@@ -27,9 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.run_parts import run_scan_of
 from app.runs import RunEntry
-from mmu_model import Grain, Run
-from mmu_model.run_scan import scan_run
+from mmu_model import Grain
 
 __all__ = ["MARKER_KINDS", "MAX_BUCKETS", "MarkerKind", "RunIndex", "run_index"]
 
@@ -172,19 +173,16 @@ class RunIndex:
         return out
 
 
-def _build(run: Run) -> RunIndex:
-    timeline = run.timeline
+def _build(entry: RunEntry) -> RunIndex:
+    timeline = entry.run.timeline
     if timeline is None:
         raise ValueError("the run was not recorded")
     rec = timeline.events
-    found = scan_run(rec)
-    events: dict[str, array[int]] = {"leak": found.leak, "orphan": found.orphan,
-                                     "flood": found.flood, "teardown": found.teardown,
-                                     "boot": found.boot}
-    assert events.keys() == MARKER_KINDS.keys()
-    action_marks = {"leak": found.leak_actions, "orphan": found.orphan_actions}
+    found = run_scan_of(entry)  # scanned by the build worker, or stored with the run
+    events: dict[str, array[int]] = {kind: found[kind] for kind in MARKER_KINDS}
+    action_marks = {"leak": found["leak_actions"], "orphan": found["orphan_actions"]}
     return RunIndex(rec.n_events, rec.n_actions, rec.action_first, events, action_marks,
-                    found.loud_actions, found.touch_start, found.touch_events,
+                    found["loud_actions"], found["touch_start"], found["touch_events"],
                     (rec.st_id, rec.st_gfn))
 
 
@@ -198,5 +196,5 @@ def _nbytes(index: RunIndex) -> int:
 def run_index(entry: RunEntry) -> RunIndex:
     """The run's index, built on first use and kept with the cached run, whose weight in
     the run cache's byte budget then counts it too."""
-    index: RunIndex = entry.derive("nav-index", lambda: _build(entry.run), _nbytes)
+    index: RunIndex = entry.derive("nav-index", lambda: _build(entry), _nbytes)
     return index

@@ -10,6 +10,12 @@ SQLite database (traces.sqlite3 -> traces.runs/), are written to a temporary fil
 renamed into place, and start with a checksum: a file that does not check out or decode is
 deleted and the run is built again. The directory is bounded in bytes; past the bound the
 least recently used files go.
+
+Beside a run, its parts (app/run_parts.py: the index scan and the layout the web layer
+derives from it), each in a file named by the run's digest, the part's name and the part's
+version (a fingerprint of the model and the sources computing the part): a changed model
+or layout code never reads an old part. Parts are written, checked and dropped like runs,
+count in the bound, and go with their run.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -33,6 +40,7 @@ log = logging.getLogger(__name__)
 _MAGIC = b"MMURUN1\n"
 _HEADER = len(_MAGIC) + 32  # magic, then sha256 of the payload
 _SUFFIX = ".run"
+_PART_SUFFIX = ".part"
 
 
 @cache
@@ -76,7 +84,10 @@ class RunStore:
 
     def load(self, digest: str) -> bytes | None:
         """The stored bytes of a run, or None (absent, or corrupt and now deleted)."""
-        path = self.path(digest)
+        return self._read(self.path(digest),
+                          lambda: self.discard(digest, "checksum does not match"))
+
+    def _read(self, path: Path, corrupt: Callable[[], None]) -> bytes | None:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -88,7 +99,7 @@ class RunStore:
         if data[: len(_MAGIC)] != _MAGIC or hashlib.sha256(payload).digest() != data[
             len(_MAGIC):_HEADER
         ]:
-            self.discard(digest, "checksum does not match")
+            corrupt()
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # least recently used goes first
@@ -97,40 +108,95 @@ class RunStore:
     def discard(self, digest: str, why: str) -> None:
         log.warning("run store: dropping %s (%s); the run will be built again", digest, why)
         self.path(digest).unlink(missing_ok=True)
+        self._drop_parts(digest)
 
     def save(self, digest: str, payload: bytes) -> None:
         """Write atomically (temporary file, then rename), then trim to max_bytes."""
+        self._write(self.path(digest), payload)
+        self._trim(keep=digest)
+
+    def _write(self, path: Path, payload: bytes) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         header = _MAGIC + hashlib.sha256(payload).digest()
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=_SUFFIX)
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=path.suffix)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(header)
                 out.write(payload)
-            os.replace(tmp, self.path(digest))
+            os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    # -- parts --------------------------------------------------------------------------
+    def part_path(self, digest: str, part: str, version: str) -> Path:
+        return self.directory / f"{digest}.{part}-{version}{_PART_SUFFIX}"
+
+    def has_part(self, digest: str, part: str, version: str) -> bool:
+        return self.part_path(digest, part, version).is_file()
+
+    def load_part(self, digest: str, part: str, version: str) -> bytes | None:
+        """A part of a stored run at `version`, or None (absent, corrupt, or its run is not
+        stored: a part never outlives its run)."""
+        if not self.has(digest):
+            return None
+        path = self.part_path(digest, part, version)
+        return self._read(path, lambda: self._drop_part(path, "checksum does not match"))
+
+    def save_part(self, digest: str, part: str, version: str, payload: bytes) -> None:
+        """Keep a part beside its stored run (nothing if the run is not stored), in place
+        of the part's other versions."""
+        if not self.has(digest):
+            return
+        path = self.part_path(digest, part, version)
+        for old in self.directory.glob(f"{digest}.{part}-*{_PART_SUFFIX}"):
+            if old != path:
+                old.unlink(missing_ok=True)
+        self._write(path, payload)
         self._trim(keep=digest)
 
+    def _drop_part(self, path: Path, why: str) -> None:
+        log.warning("run store: dropping %s (%s); it will be worked out again", path.name, why)
+        path.unlink(missing_ok=True)
+
+    def discard_part(self, digest: str, part: str, version: str, why: str) -> None:
+        self._drop_part(self.part_path(digest, part, version), why)
+
+    def _drop_parts(self, digest: str) -> None:
+        for path in self.directory.glob(f"{digest}.*{_PART_SUFFIX}"):
+            path.unlink(missing_ok=True)
+
     def _trim(self, keep: str) -> None:
+        """Drop the least recently used runs, each with its parts, until the directory is
+        within max_bytes (never the run `keep`); parts whose run has gone go too."""
         with self._lock:
-            files = []
-            for path in self.directory.glob(f"*{_SUFFIX}"):
-                if path.name.startswith("."):
+            runs: dict[str, tuple[float, int]] = {}
+            parts: dict[str, list[tuple[int, Path]]] = {}
+            for path in self.directory.iterdir():
+                if path.name.startswith(".") or path.suffix not in (_SUFFIX, _PART_SUFFIX):
                     continue
                 try:
                     st = path.stat()
                 except FileNotFoundError:
                     continue
-                files.append((st.st_mtime, st.st_size, path))
-            total = sum(size for _, size, _ in files)
-            for _, size, path in sorted(files):
+                if path.suffix == _SUFFIX:
+                    runs[path.stem] = (st.st_mtime, st.st_size)
+                else:
+                    parts.setdefault(path.name.split(".", 1)[0], []).append(
+                        (st.st_size, path))
+            for digest in parts.keys() - runs.keys():
+                for _, path in parts.pop(digest):
+                    path.unlink(missing_ok=True)
+            size = {d: s + sum(n for n, _ in parts.get(d, ())) for d, (_, s) in runs.items()}
+            total = sum(size.values())
+            for _, digest in sorted((m, d) for d, (m, _) in runs.items()):
                 if total <= self.max_bytes:
                     break
-                if path.stem != keep:
-                    path.unlink(missing_ok=True)
-                    total -= size
+                if digest != keep:
+                    self.path(digest).unlink(missing_ok=True)
+                    for _, path in parts.get(digest, ()):
+                        path.unlink(missing_ok=True)
+                    total -= size[digest]
 
     def count(self) -> int:
         return sum(1 for p in self.directory.glob(f"*{_SUFFIX}") if not p.name.startswith("."))

@@ -7,13 +7,17 @@ only then builds: the job's cost is checked first (mmu_model/cost.py: a 4xx nami
 field over the limit), the client's quota of new builds (429) and the pool's free slots
 (503) next, and the build runs in a worker process (app/builds.py). Everyone asking for one
 key while it is being loaded or built waits for that one load; when all of them have gone
-(their connections closed), the build is cancelled.
+(their connections closed), the build is cancelled. A built run lands as soon as its
+worker sends it: the worker then scans it for its index, while this process lays it out
+and stores it; both parts go into the run store beside the run (app/run_parts.py), and a
+run loaded from the store brings them (RunEntry.part).
 
 What a run costs in memory: the compact run record holds 34-89 bytes per event, measured
 by Run.nbytes (teaching-small 30 KB, large-10k 4.8 MB, boot-loop-bottom-up 5.1 MB,
 populated-16g 8.2 MB), so the cache is bounded in bytes by run_nbytes(), not by counts.
 What the web layer derives from a run counts too (RunEntry.weight): its index
-(app/markers.py), its kept marker strips, the snapshots and summaries it keeps, the page
+(app/markers.py) and layout (app/run_parts.py), an index's bytes while they wait to be
+taken, its kept marker strips, the snapshots and summaries it keeps, the page
 counts its summaries are moved along (PageCounts: COUNTS_BYTES_PER_PAGE a live page, 18 MB
 at the 100k-page spec's busiest step) and the page views its timeline keeps for reuse
 (VIEW_BYTES each, one per page shown).
@@ -28,6 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Future
@@ -39,6 +44,7 @@ from app.build_jobs import BuildJob
 from app.builds import BuildPool, Busy, Cancelled, Task
 from app.requesters import ClientBuildLimit, Requester, current_requester
 from app.run_codec import decode_run, run_nbytes
+from app.run_parts import INDEX, LAYOUT, encode_layout, part_version, run_layout_of
 from app.run_store import RunStore, model_fingerprint
 from mmu_model import Run, Snapshot
 from mmu_model.cost import DEFAULT_MAX_EVENTS
@@ -64,6 +70,9 @@ COUNTS_BYTES_PER_PAGE = 450
 # page again does (a 100k-page tree: ~0.1 s either way), so they are counted again.
 MOVE_LIMIT_EVENTS = 20_000
 _WAIT_POLL_S = 0.1
+# How long a first use waits for a part its build worker is still working out (a 100k-page
+# run's index scan takes about 0.5 s) before working it out itself.
+PART_WAIT_S = 20.0
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -146,6 +155,14 @@ class RunEntry:
     _counts: PageCounts | None = None
     _counts_lock: threading.Lock = field(default_factory=threading.Lock)
     _counts_nbytes: int = 0  # what the counts add to nbytes, for their size now
+    # One lock per derived value being worked out, so two first uses build it once.
+    _deriving: dict[str, threading.Lock] = field(default_factory=dict)
+    # The run's parts (app/run_parts.py) that came, or are coming, with it from its build
+    # worker (their bytes count in nbytes until taken), and the run store's, by part name.
+    _parts: dict[str, Future[bytes | None]] = field(default_factory=dict)
+    _part_nbytes: dict[str, int] = field(default_factory=dict)
+    stored_part: Callable[[str], bytes | None] | None = None
+    keep_part: Callable[[str, bytes], None] | None = None
 
     @property
     def weight(self) -> int:
@@ -206,19 +223,58 @@ class RunEntry:
     def derive(self, name: str, build: Callable[[], Any],
                weigh: Callable[[Any], int] | None = None) -> Any:
         """A per-run value computed once (e.g. the layout) and kept with the run; `weigh`
-        gives the bytes it adds to the run's weight. Built outside the lock: two first uses
-        may both build it, and only the one kept is weighed."""
+        gives the bytes it adds to the run's weight. A second first use waits for the
+        first one's build (a derived value may derive others, never itself)."""
         with self.lock:
             if name in self.derived:
                 return self.derived[name]
-        value = build()
+            building = self._deriving.setdefault(name, threading.Lock())
+        with building:
+            with self.lock:
+                if name in self.derived:
+                    return self.derived[name]
+            value = build()
+            with self.lock:
+                self.derived[name] = value
+                self._deriving.pop(name, None)
+                if weigh is not None:
+                    self.nbytes += weigh(value)
+                return value
+
+    # -- parts --------------------------------------------------------------------------
+    def expect_part(self, name: str, coming: Future[bytes | None]) -> None:
+        """A part the build worker sends after the run (its bytes weigh until taken)."""
+        me = weakref.ref(self)  # the future keeps its callback: no cycle through it
+
+        def arrived(done: Future[bytes | None]) -> None:
+            entry, data = me(), done.result()
+            if entry is None or data is None:
+                return
+            with entry.lock:
+                if entry._parts.get(name) is done:  # not taken yet: it weighs
+                    entry._part_nbytes[name] = len(data)
+                    entry.nbytes += len(data)
+            if entry.keep_part is not None:
+                entry.keep_part(name, data)
+
         with self.lock:
-            if name in self.derived:
-                return self.derived[name]
-            self.derived[name] = value
-            if weigh is not None:
-                self.nbytes += weigh(value)
-            return value
+            self._parts[name] = coming
+        coming.add_done_callback(arrived)
+
+    def part(self, name: str, timeout: float = PART_WAIT_S) -> bytes | None:
+        """The bytes of a part of the run, taken once: the build worker's (waiting for it
+        at most `timeout` seconds), else the run store's; None if neither has it."""
+        with self.lock:
+            coming = self._parts.pop(name, None)
+            self.nbytes -= self._part_nbytes.pop(name, 0)
+        if coming is not None:
+            try:
+                data = coming.result(timeout=timeout)
+            except FutureTimeout:
+                data = None
+            if data is not None:
+                return data
+        return self.stored_part(name) if self.stored_part is not None else None
 
 
 @dataclass(eq=False)
@@ -299,8 +355,9 @@ class RunCache:
             task = self.pool.submit(job, estimated_s)
             with self._lock:
                 flight.task = task
+            index = task.index  # not the task: its future must not hold it (a cycle)
             task.future.add_done_callback(
-                lambda done: self._built(key, flight, digest, done, requester))
+                lambda done: self._built(key, flight, digest, done, index, requester))
         except BaseException as exc:
             self._fail(key, flight, exc)
 
@@ -316,27 +373,55 @@ class RunCache:
             self.counts["store_rejected"] += 1
             self.store.discard(digest, f"does not decode: {type(exc).__name__}: {exc}")
             return False
-        self._land(key, flight, run, "store", requester)
+        self._land(key, flight, run, "store", requester, digest)
         return True
 
     def _built(self, key: Hashable, flight: _Flight, digest: str, done: Future[bytes],
-               requester: Requester | None) -> None:
-        """In the pool's thread, when the worker is done: store the run, then load it."""
+               index: Future[bytes | None], requester: Requester | None) -> None:
+        """In the pool's thread, when the worker has sent the run: load it (the worker
+        scans it meanwhile, and its index follows: RunEntry.part), lay it out, store it."""
         try:
             data = done.result()
-            if self.store is not None:
-                try:
-                    self.store.save(digest, data)
-                except OSError as exc:
-                    log.warning("run store: cannot save %s: %s", digest, exc)
             run = decode_run(data)
-            self._land(key, flight, run, "built", requester)
+            entry = self._land(key, flight, run, "built", requester, digest, index)
         except BaseException as exc:
             self._fail(key, flight, exc)
+            return
+        if self.store is not None:
+            try:
+                self.store.save(digest, data)
+            except OSError as exc:
+                log.warning("run store: cannot save %s: %s", digest, exc)
+            else:
+                # Parts are kept beside a stored run only: from now on, and the index if
+                # it came while the run was being saved.
+                entry.keep_part = lambda name, part: self._keep_part(digest, name, part)
+                if index.done() and (part := index.result()) is not None:
+                    self._keep_part(digest, INDEX, part)
+        del data
+        if run.timeline is None:
+            return
+        try:  # the first view draws it: worked out while the worker scans
+            layout = run_layout_of(entry)
+            # ...and kept, unless a request laid it out before the run was stored.
+            store = self.store
+            if entry.keep_part is not None and store is not None and not store.has_part(
+                    digest, LAYOUT, part_version(LAYOUT)):
+                self._keep_part(digest, LAYOUT, encode_layout(layout))
+        except Exception:
+            log.exception("laying out %s failed", key)
 
     def _land(self, key: Hashable, flight: _Flight, run: Run, source: str,
-              requester: Requester | None) -> None:
+              requester: Requester | None, digest: str | None = None,
+              index: Future[bytes | None] | None = None) -> RunEntry:
         entry = RunEntry(key=key, run=run, nbytes=run_nbytes(run))
+        store = self.store
+        if store is not None and digest is not None:
+            entry.stored_part = lambda name: store.load_part(digest, name, part_version(name))
+            if source == "store":  # a built run's parts are kept once it is stored (_built)
+                entry.keep_part = lambda name, data: self._keep_part(digest, name, data)
+        if index is not None:
+            entry.expect_part(INDEX, index)
         with self._lock:
             self._entries[key] = entry
             self._entries.move_to_end(key)
@@ -345,6 +430,14 @@ class RunCache:
             self.counts[source] += 1
         self._note(requester, source)
         flight.future.set_result(entry)
+        return entry
+
+    def _keep_part(self, digest: str, name: str, data: bytes) -> None:
+        assert self.store is not None
+        try:
+            self.store.save_part(digest, name, part_version(name), data)
+        except OSError as exc:
+            log.warning("run store: cannot save the %s of %s: %s", name, digest, exc)
 
     def _fail(self, key: Hashable, flight: _Flight, exc: BaseException) -> None:
         with self._lock:
@@ -403,6 +496,9 @@ class RunCache:
                 if task is None:
                     break  # shutting down
                 self.store.save(digest, task.future.result())
+                index = task.index.result()
+                if index is not None:
+                    self._keep_part(digest, INDEX, index)
                 built += 1
             except Cancelled:
                 break  # shutting down

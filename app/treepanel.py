@@ -27,10 +27,10 @@ from app.graph import (
     LeakFolding,
     TreeView,
     detached_boots,
-    layout_for_run,
     tree_view,
     tree_view_of,
 )
+from app.run_parts import run_layout_of
 from app.runs import MOVE_LIMIT_EVENTS, RunEntry
 from app.viewstate import ViewState
 from mmu_model import Run, Snapshot, SpView
@@ -62,7 +62,7 @@ def _max_level(run: Run, layout: Layout) -> int:
 
 def run_layout(entry: RunEntry, state: ViewState) -> RunLayout:
     def build() -> RunLayout:
-        layout = layout_for_run(entry.run)
+        layout = run_layout_of(entry)  # kept with the run and weighed there
         max_level = _max_level(entry.run, layout)
         uirevision = f"{state.scenario_name}:{state.trace or ''}"
         body, digest = run_layout_json(layout, max_level=max_level, uirevision=uirevision)
@@ -72,13 +72,8 @@ def run_layout(entry: RunEntry, state: ViewState) -> RunLayout:
     return value
 
 
-# What a run's layout holds per page (its (x, y) and the slot x it was placed by), beside
-# its JSON: tracemalloc gave 250 bytes a page on the 100k-page spec.
-LAYOUT_BYTES_PER_PAGE = 300
-
-
 def _layout_bytes(rl: RunLayout) -> int:
-    return len(rl.layout.pos) * LAYOUT_BYTES_PER_PAGE + len(rl.body)
+    return len(rl.body)  # its Layout is weighed where it is kept (app/run_parts.py)
 
 
 def _leak_folding(entry: RunEntry, snap: Snapshot | StepSummary, state: ViewState

@@ -3,7 +3,9 @@ on the server as users run it: this script starts `make run` (the compiled model
 database in a temporary directory) on a free loopback port and times HTTP requests to it.
 
 For each size: the first page (GET /?..., the run built in a worker, stored, loaded, its
-layout and first tree computed: cold), then
+layout and first tree computed: cold), with the CPU seconds it cost the server process and
+its build workers (from /proc: what a shared machine does not inflate, unlike the wall
+time), then
   - the htmx step fragment: GET /?...&step=s with HX-Request and X-Mmu-Drawn naming the
                             step drawn before, as the page sends it (what a Next click costs),
   - the snapshot JSON:      GET /api/snapshot?...&step=s (every page of the step),
@@ -57,9 +59,60 @@ def ms(values: list[float]) -> str:
     return f"{statistics.median(values) * 1e3:8.1f} {pct(values, 0.95) * 1e3:8.1f}"
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, user + system CPU seconds) of every process we may read."""
+    out: dict[int, tuple[int, float]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS)
+    return out
+
+
+def server_cpu(root: int) -> tuple[float, float] | None:
+    """CPU seconds so far of the server (the process running uvicorn under `root`, the pid
+    of make) and of all its descendants (the fork server and the build workers); None when
+    /proc does not show them (a --url server, another OS)."""
+    procs = _cpu_seconds()
+    tree = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, _) in procs.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    servers = [pid for pid in tree if pid != root and _is_uvicorn(pid)]
+    if not servers:
+        return None
+    server = min(servers)
+    return procs[server][1], sum(procs[p][1] for p in tree
+                                 if p not in (root, server) and p in procs)
+
+
+def _is_uvicorn(pid: int) -> bool:
+    """Whether `pid` is Python running uvicorn (not a shell starting it, not the fork
+    server)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            argv = cmdline.read().split(b"\0")
+    except OSError:
+        return False
+    return b"python" in argv[0] and b"uvicorn" in argv and b"-m" in argv
+
+
 @contextmanager
-def make_run(work: Path) -> Iterator[str]:
-    """`make run` on a free loopback port with its database in `work`; yields its URL."""
+def make_run(work: Path) -> Iterator[tuple[str, int]]:
+    """`make run` on a free loopback port with its database in `work`; yields its URL and
+    the pid of make (whose descendants are the server and its build workers)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -81,7 +134,7 @@ def make_run(work: Path) -> Iterator[str]:
             except (httpx.HTTPError, KeyError):
                 time.sleep(0.3)
         print(f"make run on {url}: the {model['kind']} model from {model['package']}")
-        yield url
+        yield url, proc.pid
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -93,6 +146,7 @@ class Result:
     size: str
     pages: int
     first_s: float
+    first_cpu: tuple[float, float] | None  # server, build workers (CPU seconds)
     frag: list[float]
     json: list[float]
     frag_kb: float
@@ -107,13 +161,18 @@ def _sent(response: httpx.Response) -> int:
     return int(response.headers.get("content-length") or len(response.content))
 
 
-def bench(client: httpx.Client, size: str, repeat: int) -> Result:
+def bench(client: httpx.Client, size: str, repeat: int, pid: int | None) -> Result:
     params = {"v": "1", "scenario": BASE, **COMMON, **SIZES[size]}
     query = urlencode(params)
 
+    cpu_before = server_cpu(pid) if pid is not None else None
     started = time.perf_counter()
     client.get(f"/?{query}").raise_for_status()
     first_s = time.perf_counter() - started
+    cpu_after = server_cpu(pid) if pid is not None else None
+    first_cpu = None
+    if cpu_before is not None and cpu_after is not None:
+        first_cpu = (cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1])
     first = client.get(f"/api/snapshot?{query}")  # untimed: the step and its pages
     first.raise_for_status()
     data = first.json()
@@ -149,7 +208,8 @@ def bench(client: httpx.Client, size: str, repeat: int) -> Result:
         json_pages.append(len(r.json()["pages"]))
 
     return Result(
-        size=size, pages=pages, first_s=first_s, frag=frag_t, json=json_t,
+        size=size, pages=pages, first_s=first_s, first_cpu=first_cpu, frag=frag_t,
+        json=json_t,
         frag_kb=statistics.median(b for b, _ in frag_bytes) / 1024,
         frag_sent_kb=statistics.median(s for _, s in frag_bytes) / 1024,
         json_kb=statistics.median(b for b, _ in json_bytes) / 1024,
@@ -161,9 +221,9 @@ def bench(client: httpx.Client, size: str, repeat: int) -> Result:
     )
 
 
-def run_all(url: str, sizes: list[str], repeat: int) -> list[Result]:
+def run_all(url: str, sizes: list[str], repeat: int, pid: int | None = None) -> list[Result]:
     with httpx.Client(base_url=url, timeout=300, headers={"Accept-Encoding": "gzip"}) as client:
-        return [bench(client, size, repeat) for size in sizes]
+        return [bench(client, size, repeat, pid) for size in sizes]
 
 
 def main() -> None:
@@ -176,8 +236,8 @@ def main() -> None:
     if args.url:
         rows = run_all(args.url, args.sizes, args.repeat)
     else:
-        with tempfile.TemporaryDirectory() as tmp, make_run(Path(tmp)) as url:
-            rows = run_all(url, args.sizes, args.repeat)
+        with tempfile.TemporaryDirectory() as tmp, make_run(Path(tmp)) as (url, pid):
+            rows = run_all(url, args.sizes, args.repeat, pid)
 
     print(f"step fragment and snapshot JSON, {args.repeat} distinct steps each; times in ms; "
           "KiB unpacked/sent (gzip)")
@@ -187,6 +247,10 @@ def main() -> None:
         print(f"{r.size:>5} {r.pages:>7} {r.first_s:>7.1f} | "
               f"    {ms(r.frag)} {r.frag_kb:>5.0f}/{r.frag_sent_kb:<5.0f} | "
               f"{ms(r.json)} {r.json_kb:>5.0f}/{r.json_sent_kb:<5.0f} {r.bytes_per_page:>6.0f}")
+    for r in rows:
+        if r.first_cpu is not None:
+            print(f"{r.size:>5}: first page {r.first_s:.2f} s; CPU {r.first_cpu[0]:.2f} s in "
+                  f"the server, {r.first_cpu[1]:.2f} s in its build workers")
     for r in rows:
         print(f"{r.size:>5}: {r.url}")
     print("target: fragment p95 <= 50 ms at 1k pages")
