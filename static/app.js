@@ -149,19 +149,30 @@
       return relayouts ? Plotly.relayout(div, relayout) : Promise.resolve();
     }
     var update = { x: [], y: [], customdata: [], text: [], "marker.size": [],
-                   "marker.color": [], showlegend: [] };
+                   "marker.color": [], showlegend: [], visible: [] };
     changed.forEach(function (i) {
       var t = traces[i];
       update.x.push(t.x); update.y.push(t.y); update.customdata.push(t.customdata);
       update.text.push(t.text); update["marker.size"].push(t.marker.size);
       update["marker.color"].push(t.marker.color); update.showlegend.push(t.showlegend);
+      update.visible.push(shownAs(div, i, t.visible));
     });
     return relayouts ? Plotly.update(div, update, relayout, changed)
                      : Plotly.restyle(div, update, changed);
   }
 
+  // A trace hidden from its legend entry ('legendonly') stays hidden when a step changes
+  // it, and when it comes back after a step that left it empty.
+  function shownAs(div, i, drawn) {
+    var now = div.data && div.data[i] ? div.data[i].visible : true;
+    var hidden = tree.legendOnly || (tree.legendOnly = {});
+    if (now === "legendonly") hidden[i] = true;
+    else if (now !== false) delete hidden[i];
+    return drawn ? (hidden[i] ? "legendonly" : true) : false;
+  }
+
   function sameTrace(a, b) {
-    if (!a || a.showlegend !== b.showlegend) return false;
+    if (!a || a.showlegend !== b.showlegend || a.visible !== b.visible) return false;
     if (a.marker.size !== b.marker.size && !sameArray(a.marker.size, b.marker.size)) return false;
     if (a.marker.color !== b.marker.color && !sameArray(a.marker.color, b.marker.color)) {
       return false;
@@ -226,6 +237,9 @@
     out.forEach(function (t, i) {
       var meta = base[i].meta;
       t.showlegend = meta !== "edges" && t.x.length > 0;
+      // An empty trace is not drawn: Plotly skips the defaults, calc and drawing of an
+      // invisible trace, which each redraw otherwise pays for all sixteen (most are empty).
+      t.visible = t.x.length > 0;
       if (meta === "edges") { t.marker = { size: 1, color: base[i].line.color }; t.customdata = []; }
       else if (meta === "changed" || meta === "selected" || meta === "differs") {
         t.marker = { size: meta === "changed" ? t.marker.size : t.defaults[0],
