@@ -722,13 +722,19 @@
   // A step of the view drawn here comes as its changed panels, out of band (HX-Reswap:
   // none; templates/viz.html.jinja step_update). #tree-panel is updated in place, so
   // Plotly's #tree stays where it is: moving it (even by moveBefore) restyles its SVG.
+  // Every other panel of a step is patched in place (patchPanel): a step changes a few
+  // numbers, links and labels in each, and replacing a whole panel costs the style, layout
+  // and htmx set-up of all its elements again.
   var oobMissed = false;
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     var d = event.detail;
     var fresh = d && d.fragment && d.fragment.firstElementChild;
-    if (!d.target || d.target.id !== "tree-panel" || !fresh || fresh.id !== "tree-panel") return;
+    if (!d.target || !fresh || fresh.id !== d.target.id || fresh.tagName !== d.target.tagName) {
+      return;
+    }
     d.shouldSwap = false;
-    updatePanel(d.target, fresh);
+    if (fresh.id === "tree-panel") updatePanel(d.target, fresh);
+    else patchPanel(d.target, fresh);
   });
   document.addEventListener("htmx:oobErrorNoTarget", function () { oobMissed = true; });
 
@@ -752,6 +758,55 @@
     });
     var view = $("view");  // the view's own marks, as a whole swap would have set them
     if (view) { view.dataset.title = fresh.dataset.title; view.dataset.url = fresh.dataset.url; }
+  }
+
+  // Make `old` what `fresh` is, node by node: same tag, so its attributes and text are set
+  // where they differ and its children patched in order; else replaced by the new node.
+  // htmx then sets up again only the elements whose attributes changed (htmx.process
+  // compares each element's attribute hash). A form control takes the state the server
+  // wrote into it (its value or checked attribute), as a new element would.
+  function patchPanel(old, fresh) {
+    patchNode(old, fresh);
+    htmx.process(old);
+  }
+
+  function patchNode(old, fresh) {
+    if (old.nodeType !== 1) {
+      if (old.nodeValue !== fresh.nodeValue) old.nodeValue = fresh.nodeValue;
+      return;
+    }
+    patchAttributes(old, fresh);
+    var olds = Array.prototype.slice.call(old.childNodes);
+    var news = Array.prototype.slice.call(fresh.childNodes);
+    news.forEach(function (n, i) {
+      var o = olds[i];
+      if (!o) { old.appendChild(n); return; }
+      if (o.nodeType !== n.nodeType || o.nodeName !== n.nodeName ||
+          (o.nodeType === 1 && o.id !== n.id)) {
+        old.replaceChild(n, o);
+        return;
+      }
+      patchNode(o, n);
+    });
+    for (var i = news.length; i < olds.length; i++) old.removeChild(olds[i]);
+    if (old.tagName === "INPUT") {
+      if (old.type === "checkbox" || old.type === "radio") old.checked = fresh.checked;
+      else if (old.value !== fresh.value) old.value = fresh.value;
+    } else if (old.tagName === "SELECT" && old.value !== fresh.value) {
+      old.value = fresh.value;
+    }
+  }
+
+  function patchAttributes(old, fresh) {
+    var i, a;
+    for (i = old.attributes.length - 1; i >= 0; i--) {
+      a = old.attributes[i];
+      if (!fresh.hasAttribute(a.name)) old.removeAttribute(a.name);
+    }
+    for (i = 0; i < fresh.attributes.length; i++) {
+      a = fresh.attributes[i];
+      if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value);
+    }
   }
 
   document.addEventListener("keydown", onKey);
