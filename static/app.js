@@ -682,7 +682,7 @@
 
   function afterSettle(event) {
     // The element settled: #view (swapped whole, or the target of a step whose panels came
-    // out of band, each of which settles too), or another part (the per-boot chart), which
+    // out of band and were patched in place), or another part (the per-boot chart), which
     // says nothing of the step being loaded.
     var viewSwapped = !event || event.type !== "htmx:afterSettle" ||
       !!(event.target && event.target.id === "view");
