@@ -766,8 +766,16 @@
   // compares each element's attribute hash). A form control takes the state the server
   // wrote into it (its value or checked attribute), as a new element would.
   function patchPanel(old, fresh) {
+    // The focus stays on its control: kept if the control is, else moved to the new one
+    // of the same id (as htmx does for a swap).
+    var active = document.activeElement;
+    var focusId = active && active.id && old.contains(active) ? active.id : null;
     patchNode(old, fresh);
     htmx.process(old);
+    if (focusId && !active.isConnected) {
+      var again = $(focusId);
+      if (again) again.focus({ preventScroll: true });
+    }
   }
 
   function patchNode(old, fresh) {

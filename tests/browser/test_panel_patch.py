@@ -97,3 +97,15 @@ def test_patched_controls_lead_where_the_new_view_says(page: Any) -> None:
     assert query(page.url)["step"] == str(last)
     assert page.locator("#btn-next").is_disabled()
     assert_no_console_errors(page)
+
+
+def test_the_focused_control_keeps_the_focus_across_steps(page: Any) -> None:
+    """A keyboard user on the Next button (Enter steps) stays on it step after step: the
+    patched panel keeps the button, or focuses the new one of the same id."""
+    page.goto(f"{VIEW}&step=2")
+    wait_tree(page, 2)
+    page.focus("#btn-next")
+    for step in (3, 4, 5):
+        act(page, lambda: page.keyboard.press("Enter"), step)
+        assert page.evaluate("() => document.activeElement.id") == "btn-next", step
+    assert_no_console_errors(page)
