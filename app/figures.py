@@ -403,6 +403,7 @@ def tree_figure(
             outlined["y"].append(y)
     for trace in data:
         trace["showlegend"] = trace["meta"] != "edges" and bool(trace["x"])
+        trace["visible"] = bool(trace["x"])  # an empty trace costs every redraw its share
     fig["layout"]["annotations"] = note_annotations(state.note)
     return fig
 

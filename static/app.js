@@ -149,19 +149,30 @@
       return relayouts ? Plotly.relayout(div, relayout) : Promise.resolve();
     }
     var update = { x: [], y: [], customdata: [], text: [], "marker.size": [],
-                   "marker.color": [], showlegend: [] };
+                   "marker.color": [], showlegend: [], visible: [] };
     changed.forEach(function (i) {
       var t = traces[i];
       update.x.push(t.x); update.y.push(t.y); update.customdata.push(t.customdata);
       update.text.push(t.text); update["marker.size"].push(t.marker.size);
       update["marker.color"].push(t.marker.color); update.showlegend.push(t.showlegend);
+      update.visible.push(shownAs(div, i, t.visible));
     });
     return relayouts ? Plotly.update(div, update, relayout, changed)
                      : Plotly.restyle(div, update, changed);
   }
 
+  // A trace hidden from its legend entry ('legendonly') stays hidden when a step changes
+  // it, and when it comes back after a step that left it empty.
+  function shownAs(div, i, drawn) {
+    var now = div.data && div.data[i] ? div.data[i].visible : true;
+    var hidden = tree.legendOnly || (tree.legendOnly = {});
+    if (now === "legendonly") hidden[i] = true;
+    else if (now !== false) delete hidden[i];
+    return drawn ? (hidden[i] ? "legendonly" : true) : false;
+  }
+
   function sameTrace(a, b) {
-    if (!a || a.showlegend !== b.showlegend) return false;
+    if (!a || a.showlegend !== b.showlegend || a.visible !== b.visible) return false;
     if (a.marker.size !== b.marker.size && !sameArray(a.marker.size, b.marker.size)) return false;
     if (a.marker.color !== b.marker.color && !sameArray(a.marker.color, b.marker.color)) {
       return false;
@@ -226,6 +237,9 @@
     out.forEach(function (t, i) {
       var meta = base[i].meta;
       t.showlegend = meta !== "edges" && t.x.length > 0;
+      // An empty trace is not drawn: Plotly skips the defaults, calc and drawing of an
+      // invisible trace, which each redraw otherwise pays for all sixteen (most are empty).
+      t.visible = t.x.length > 0;
       if (meta === "edges") { t.marker = { size: 1, color: base[i].line.color }; t.customdata = []; }
       else if (meta === "changed" || meta === "selected" || meta === "differs") {
         t.marker = { size: meta === "changed" ? t.marker.size : t.defaults[0],
@@ -668,7 +682,7 @@
 
   function afterSettle(event) {
     // The element settled: #view (swapped whole, or the target of a step whose panels came
-    // out of band, each of which settles too), or another part (the per-boot chart), which
+    // out of band and were patched in place), or another part (the per-boot chart), which
     // says nothing of the step being loaded.
     var viewSwapped = !event || event.type !== "htmx:afterSettle" ||
       !!(event.target && event.target.id === "view");
@@ -708,13 +722,19 @@
   // A step of the view drawn here comes as its changed panels, out of band (HX-Reswap:
   // none; templates/viz.html.jinja step_update). #tree-panel is updated in place, so
   // Plotly's #tree stays where it is: moving it (even by moveBefore) restyles its SVG.
+  // Every other panel of a step is patched in place (patchPanel): a step changes a few
+  // numbers, links and labels in each, and replacing a whole panel costs the style, layout
+  // and htmx set-up of all its elements again.
   var oobMissed = false;
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     var d = event.detail;
     var fresh = d && d.fragment && d.fragment.firstElementChild;
-    if (!d.target || d.target.id !== "tree-panel" || !fresh || fresh.id !== "tree-panel") return;
+    if (!d.target || !fresh || fresh.id !== d.target.id || fresh.tagName !== d.target.tagName) {
+      return;
+    }
     d.shouldSwap = false;
-    updatePanel(d.target, fresh);
+    if (fresh.id === "tree-panel") updatePanel(d.target, fresh);
+    else patchPanel(d.target, fresh);
   });
   document.addEventListener("htmx:oobErrorNoTarget", function () { oobMissed = true; });
 
@@ -738,6 +758,63 @@
     });
     var view = $("view");  // the view's own marks, as a whole swap would have set them
     if (view) { view.dataset.title = fresh.dataset.title; view.dataset.url = fresh.dataset.url; }
+  }
+
+  // Make `old` what `fresh` is, node by node: same tag, so its attributes and text are set
+  // where they differ and its children patched in order; else replaced by the new node.
+  // htmx then sets up again only the elements whose attributes changed (htmx.process
+  // compares each element's attribute hash). A form control takes the state the server
+  // wrote into it (its value or checked attribute), as a new element would.
+  function patchPanel(old, fresh) {
+    // The focus stays on its control: kept if the control is, else moved to the new one
+    // of the same id (as htmx does for a swap).
+    var active = document.activeElement;
+    var focusId = active && active.id && old.contains(active) ? active.id : null;
+    patchNode(old, fresh);
+    htmx.process(old);
+    if (focusId && !active.isConnected) {
+      var again = $(focusId);
+      if (again) again.focus({ preventScroll: true });
+    }
+  }
+
+  function patchNode(old, fresh) {
+    if (old.nodeType !== 1) {
+      if (old.nodeValue !== fresh.nodeValue) old.nodeValue = fresh.nodeValue;
+      return;
+    }
+    patchAttributes(old, fresh);
+    var olds = Array.prototype.slice.call(old.childNodes);
+    var news = Array.prototype.slice.call(fresh.childNodes);
+    news.forEach(function (n, i) {
+      var o = olds[i];
+      if (!o) { old.appendChild(n); return; }
+      if (o.nodeType !== n.nodeType || o.nodeName !== n.nodeName ||
+          (o.nodeType === 1 && o.id !== n.id)) {
+        old.replaceChild(n, o);
+        return;
+      }
+      patchNode(o, n);
+    });
+    for (var i = news.length; i < olds.length; i++) old.removeChild(olds[i]);
+    if (old.tagName === "INPUT") {
+      if (old.type === "checkbox" || old.type === "radio") old.checked = fresh.checked;
+      else if (old.value !== fresh.value) old.value = fresh.value;
+    } else if (old.tagName === "SELECT" && old.value !== fresh.value) {
+      old.value = fresh.value;
+    }
+  }
+
+  function patchAttributes(old, fresh) {
+    var i, a;
+    for (i = old.attributes.length - 1; i >= 0; i--) {
+      a = old.attributes[i];
+      if (!fresh.hasAttribute(a.name)) old.removeAttribute(a.name);
+    }
+    for (i = 0; i < fresh.attributes.length; i++) {
+      a = fresh.attributes[i];
+      if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value);
+    }
   }
 
   document.addEventListener("keydown", onKey);

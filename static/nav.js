@@ -110,7 +110,7 @@
     if (isView(event) && event.detail.failed) { busy = false; queued = 0; }
   });
   document.addEventListener("htmx:afterSettle", function (event) {
-    // Once per view: a step's out-of-band panels each settle too (app.js afterSettle).
+    // Once per view: another part of the page (the per-boot chart) settles too.
     if (!event.target || event.target.id !== "view") return;
     busy = false;
     drain();
