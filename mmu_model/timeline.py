@@ -216,11 +216,19 @@ class Timeline(Recorder):
     def event(self, index: int) -> EventView:
         if not 0 <= index < self.n_events:
             raise StepOutOfRange(index + 1, self.n_events)
-        kind, path, args, changes, deltas = self.events.event(index)
-        action = self.action_of_event(index)
-        names = self.events.counter_names
-        return EventView(
-            index=index, kind=kind, is_action=self.events.action_first[action] == index,
+        apos, spos = self.events._offsets(index)
+        return self._event_view(index, self.action_of_event(index), apos, spos)[0]
+
+    def _event_view(self, index: int, action: int, apos: int, spos: int
+                    ) -> tuple[EventView, int, int]:
+        """The view of event `index` (of action `action`) at offsets `apos` and `spos` of the
+        args and state streams, and the next event's offsets."""
+        events = self.events
+        kind, path, args, next_apos = events.event_at(apos)
+        changes, deltas, next_spos = events.changes_at(spos)
+        names = events.counter_names
+        view = EventView(
+            index=index, kind=kind, is_action=events.action_first[action] == index,
             action_index=action, call_path=path, args=args,
             narration=narrate(kind, args, self.describe),
             touched=tuple([c[0] for c in changes]),
@@ -228,6 +236,7 @@ class Timeline(Recorder):
             freed=tuple([c[0] for c in changes if not c[1]]),
             stat_deltas={names[i]: d for i, d in deltas},
         )
+        return view, next_apos, next_spos
 
     def action(self, index: int, with_ops: bool = True) -> ActionView:
         if not 0 <= index < self.n_actions:
@@ -235,12 +244,20 @@ class Timeline(Recorder):
         events = self.events
         first = events.action_first[index]
         last = events.action_end(index) - 1
-        kind, _, args, _ = events.event_at(events._offsets(first)[0])
+        apos, spos = events._offsets(first)
+        kind, _, args, apos = events.event_at(apos)
         shown = min(last, first + MAX_ACTION_OPS)
-        ops = tuple([self.event(i) for i in range(first + 1, shown + 1)]) if with_ops else ()
+        ops: list[EventView] = []
+        if with_ops and shown > first:
+            # The action's events lie one after the other in both streams: walk them.
+            spos = events.changes_at(spos)[2]
+            for i in range(first + 1, shown + 1):
+                op, apos, spos = self._event_view(i, index, apos, spos)
+                ops.append(op)
         return ActionView(
             index=index, kind=kind, narration=narrate(kind, args, self.describe),
-            first_event=first, last_event=last, boot=events.boot_of_action(index), ops=ops,
+            first_event=first, last_event=last, boot=events.boot_of_action(index),
+            ops=tuple(ops),
             n_ops=last - first,
         )
 
