@@ -35,11 +35,14 @@ from .snapshot import (
     OrphanSummary,
     PageChanges,
     Snapshot,
+    SpStatus,
     SpView,
     StepSummary,
+    page_status,
 )
 
-__all__ = ["MAX_ACTION_OPS", "TRACKED_COUNTERS", "PageCounts", "Replay", "Timeline"]
+__all__ = ["MAX_ACTION_OPS", "TRACKED_COUNTERS", "LivePages", "PageCounts", "Replay",
+           "StateChanges", "Timeline"]
 
 # (state word, parent code) of a page at one step; (0, 0): not live.
 PageState = tuple[int, int]
@@ -404,6 +407,25 @@ class Timeline(Recorder):
                 after[sp_id] = self.cached_view(sp_id, new_word, new_pcode)
         return PageChanges(before=before, after=after, ids=frozenset(diff))
 
+    def live_pages(self, op_step: int) -> LivePages:
+        """Every live page after `op_step` events as its raw state (LivePages): what
+        pages_at() gives without building a view per page."""
+        self._check(op_step, "op")
+        states, _ = self.events.seek(op_step)
+        return LivePages(self, states.live())
+
+    def brief(self, sp_id: int, word: int, pcode: int) -> tuple[SpStatus, int, int, int]:
+        """(status, level, first parent's id or -1, l2_gfn) of page `sp_id` in state
+        (word, pcode): what its view() would say of these, without building it."""
+        events = self.events
+        row = events.row_of[sp_id]
+        parents = events.parents(pcode)
+        root_count = unpack_state(word, ())[3]
+        status = page_status(False, bool(word & INVALID), root_count, bool(word & ORPHAN),
+                             bool(word & UNSYNC), bool(parents))
+        return (status, events.roles[events.st_role[row]][2],
+                parents[0][0] if parents else -1, events.st_l2_gfn[row])
+
     def pages_at(self, op_step: int) -> tuple[SpView, ...]:
         """Every live page after `op_step` events, in id order (Snapshot.pages)."""
         self._check(op_step, "op")
@@ -433,6 +455,38 @@ class Timeline(Recorder):
             ),
             event=event_view, action=action_view,
         )
+
+
+class _PageReader:
+    """What a page's view says of it (brief), and its view, built on demand (view), for a
+    page given as its raw state (state word, parent code)."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        self.timeline = timeline
+
+    def brief(self, sp_id: int, word: int, pcode: int) -> tuple[SpStatus, int, int, int]:
+        return self.timeline.brief(sp_id, word, pcode)
+
+    def view(self, sp_id: int, word: int, pcode: int) -> SpView:
+        return self.timeline.cached_view(sp_id, word, pcode)
+
+
+class LivePages(_PageReader):
+    """Every live page at one op step as (sp id, state word, parent code), in id order."""
+
+    def __init__(self, timeline: Timeline, states: list[tuple[int, int, int]]) -> None:
+        super().__init__(timeline)
+        self.states = states
+
+
+class StateChanges(_PageReader):
+    """Timeline.changed_states() with its reader: (state at the first step, state at the
+    second) of every page reported; (0, 0): not live."""
+
+    def __init__(self, timeline: Timeline,
+                 diff: dict[int, tuple[PageState, PageState]]) -> None:
+        super().__init__(timeline)
+        self.diff = diff
 
 
 def _is_root(word: int) -> bool:

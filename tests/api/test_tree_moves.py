@@ -8,7 +8,7 @@ so it sorts every page of the step. A from-nothing delta sets every record and a
 edge, so it spells out the whole tree state; the moved delta must be exactly the difference
 of the two full states (what tree_delta() of the two full states gives), and applied to the
 drawn state it must give the target state. The moved app must also never load the target
-step's pages (RunEntry.snapshot, Run.pages_at), or it has not moved at all.
+step's pages (RunEntry.snapshot, Run.pages_at, Run.live_pages), or it has not moved at all.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def test_a_moved_tree_delta_is_the_full_paths_delta(
     moved, full = apps
     view, steps = CHAINS[chain]
     loads: list[str] = []
-    snapshot, pages_at = RunEntry.snapshot, Run.pages_at
+    snapshot, pages_at, live_pages = RunEntry.snapshot, Run.pages_at, Run.live_pages
 
     def spy_snapshot(self: RunEntry, *args: Any) -> Any:
         loads.append("snapshot")
@@ -127,11 +127,16 @@ def test_a_moved_tree_delta_is_the_full_paths_delta(
         loads.append("pages_at")
         return pages_at(self, *args)
 
+    def spy_live(self: Run, *args: Any) -> Any:
+        loads.append("live_pages")
+        return live_pages(self, *args)
+
     first = tree_delta_of(moved.get(url_at(view, steps[0]), headers=HX).text)
     drawn_url = first["url"]
     drawn = state_of(first)
     monkeypatch.setattr(RunEntry, "snapshot", spy_snapshot)
     monkeypatch.setattr(Run, "pages_at", spy_pages)
+    monkeypatch.setattr(Run, "live_pages", spy_live)
     for step in steps[1:]:
         loads.clear()
         response = moved.get(url_at(view, step), headers=HX | {"X-Mmu-Drawn": drawn_url})
