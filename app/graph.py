@@ -404,8 +404,22 @@ def _sort_live(live: LivePages, ghosts: Sequence[SpView], changed: Collection[in
     busy = n_changed > CHANGED_KEEP_LIMIT
     parts = _Sorted({}, {}, set(), {}, n_changed, busy,
                     busy or len(states) > collapse_threshold, len(states), live.view)
+    # _sort_raw() without its own calls: this loop sees every page of the step.
+    brief, groups, ringed = live.brief, parts.groups, parts.ringed_groups
+    new = tuple.__new__  # _Folded(...) without NamedTuple's Python-level __new__
     for sp_id, word, pcode in states:
-        _sort_raw(parts, live, sp_id, word, pcode, changed, selected)
+        status, level, first, l2_gfn = brief(sp_id, word, pcode)
+        touched = sp_id in changed
+        if _summarized(parts, status, level, first >= 0, touched, sp_id == selected):
+            key = (first, status)
+            members = groups.get(key)
+            if members is None:
+                groups[key] = members = {}
+            members[sp_id] = new(_Folded, (sp_id, l2_gfn, word, pcode))
+            if touched:
+                ringed.add(key)
+        else:
+            _sort_page(parts, live.view(sp_id, word, pcode), status, touched, selected)
     for sp in ghosts:
         _sort_page(parts, sp, sp.status, sp.id in changed, selected)
     return parts
