@@ -455,10 +455,14 @@ def _resort(prev: _Sorted, old: Sequence[tuple[int, tuple[int, str]]],
                     in changed)
     busy = n_changed > CHANGED_KEEP_LIMIT
     collapse = busy or n_pages > collapse_threshold
-    # Which states fold depends on these two: an untouched page (a zapped one awaiting
-    # commit) could move if either differs.
-    if (busy, collapse) != (prev.busy, prev.collapse):
+    # Which states fold depends on these two: an untouched page could move if either
+    # differs. Past the collapse threshold, a change of `busy` moves only the untouched
+    # zapped level-1 pages (they fold on a busy step alone; touched pages are re-sorted
+    # anyway), so those are re-sorted too; a change of collapse moves every page.
+    if collapse != prev.collapse:
         return None
+    if busy != prev.busy:
+        old, views = _flipped(prev, old, views, busy)
     # Group member sets are shared with the neighbour's sorting until one is written.
     groups = dict(prev.groups)
     copied: set[tuple[int, str]] = set()
@@ -479,14 +483,43 @@ def _resort(prev: _Sorted, old: Sequence[tuple[int, tuple[int, str]]],
             if not groups[key]:
                 del groups[key]
     for page in views:
-        if isinstance(page, tuple):
-            assert reader is not None  # raw states come with their reader
+        if isinstance(page, tuple) and reader is not None:
             _sort_raw(parts, reader, *page, changed, selected, own)
         else:
+            if isinstance(page, tuple):  # a _Folded page of `prev`, whose view_of reads it
+                assert view_of is not None
+                page = view_of(*page)
             status = page.status
             own(_group_key(page, status))
             _sort_page(parts, page, status, page.id in changed, selected)
     return parts
+
+
+def _flipped(prev: _Sorted, old: Sequence[tuple[int, tuple[int, str]]],
+             views: Sequence[SpView | tuple[int, int, int]], busy: bool
+             ) -> tuple[list[tuple[int, tuple[int, str]]], list[SpView | tuple[int, int, int]]]:
+    """`old` and `views` with the untouched zapped level-1 pages of `prev` added (their
+    state is the same at both steps): drawn one by one on a quiet step, folded into their
+    parent's summary on a busy one (`busy`: this step is busy, `prev`'s is not)."""
+    redo = {sp_id for sp_id, _key in old}
+    redo.update(page[0] if isinstance(page, tuple) else page.id for page in views)
+    more_old: list[tuple[int, tuple[int, str]]] = []
+    more: list[SpView | tuple[int, int, int]] = []
+    if busy:
+        for sp_id, (sp, status) in sorted(prev.individual.items()):
+            if status == "zapped" and sp.level == 1 and sp_id not in redo:
+                more_old.append((sp_id, _group_key(sp, status)))
+                more.append(sp)
+    else:
+        for key in sorted(prev.groups):
+            if key[1] != "zapped":
+                continue
+            for sp_id, member in prev.groups[key].items():
+                if sp_id not in redo:
+                    more_old.append((sp_id, key))
+                    more.append(member if isinstance(member, SpView) else
+                                (member.id, member.word, member.pcode))
+    return [*old, *more_old], [*views, *more]
 
 
 def _sort_raw(parts: _Sorted, reader: PageReader, sp_id: int, word: int, pcode: int,

@@ -49,6 +49,10 @@ CHAINS = {
     # touched pages too; about 1,000 events each); from action 80 on a step touches few.
     "collapsed-busy": ("/?v=1&scenario=large-10k", [43, 44, 46, 45, 40, 50, 48]),
     "collapsed": ("/?v=1&scenario=large-10k", [100, 101, 103, 102, 98, 130, 90]),
+    # Moves between a quiet step and a busy one (34 -> 36, 78 -> 80 and back), where the
+    # untouched zapped PTs fold (busy) or are drawn one by one (quiet).
+    "quiet-to-busy": ("/?v=1&scenario=large-10k", [34, 36, 35, 37, 33]),
+    "busy-to-quiet": ("/?v=1&scenario=large-10k", [78, 80, 79, 81, 77]),
     # One PDPT over 60 full PDs (tests/api/test_tree_lod.py): the PD row is past ROW_BUDGET,
     # so healthy PDs fold with their PTs into range nodes. Steps 58-62 build the last PDs
     # and sync (every range folds at 62); 63 on, each step writes one PD's range, which

@@ -43,12 +43,13 @@ def runs() -> dict[str, Run]:
 
 
 # (run, action step): large-10k's actions 36-79 each touch 514 pages (busy: touched pages
-# fold too), from 80 on a step touches few; the wide tree's rows are crowded from step 62
+# fold too, and zapped ones), from 80 on a step touches few (so a move from 34 to 36, or
+# from 78 to 80, crosses from quiet to busy or back); the wide tree's rows are crowded from step 62
 # (range folds), with unsync orphaned PTs later; 60 boots of teaching-small have more than
 # LEAK_FOLD_THRESHOLD detached pages from about boot 37 (step 2500 is past it).
-CASES = [("teaching-small", 0), ("teaching-small", 20), ("large-10k", 43),
-         ("large-10k", 100), ("large-10k", -1), ("wide", 62), ("wide", 63), ("wide", 1000),
-         ("leaks", 2500)]
+CASES = [("teaching-small", 0), ("teaching-small", 20), ("large-10k", 36),
+         ("large-10k", 43), ("large-10k", 80), ("large-10k", 100), ("large-10k", -1),
+         ("wide", 62), ("wide", 63), ("wide", 1000), ("leaks", 2500)]
 
 
 def _leaks(run: Run, boot: int) -> LeakFolding:
@@ -100,9 +101,10 @@ def test_the_tree_from_raw_states_is_the_tree_from_views(name: str, step: int,
 @pytest.mark.parametrize("delta", [-1, 2])
 def test_a_tree_moved_by_raw_states_is_the_tree_from_views(name: str, step: int,
                                                            delta: int) -> None:
-    """From the tree of a neighbouring step (one before, two after), re-sorting only the
+    """From the tree of a neighbouring step (one after, two before), re-sorting only the
     pages whose raw state differs (Run.changed_states, with the pages either step touched
-    or freed) gives the step's tree as tree_view() sorts it from every view."""
+    or freed, and on a move between a quiet and a busy step the zapped level-1 pages)
+    gives the step's tree as tree_view() sorts it from every view."""
     run = runs()[name]
     step = run.n_actions if step < 0 else step
     drawn = min(max(step - delta, 0), run.n_actions)
