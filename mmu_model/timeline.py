@@ -138,7 +138,7 @@ class Timeline(Recorder):
     @property
     def nbytes(self) -> int:
         """Bytes the record holds (the per-page view cache comes on top, one view per page
-        shown)."""
+        shown, and the last REPLAYS_KEPT replays: the pages their events touched)."""
         return self.events.nbytes()
 
     @property
