@@ -52,6 +52,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
+from typing import NamedTuple, Protocol
 
 import networkx as nx
 
@@ -296,18 +297,56 @@ def _group_x(layout: Layout, boot: int, boots: int) -> float:
     return -0.5 + (boot - 0.5) * layout.width / max(boots, 1)
 
 
+class PageReader(Protocol):
+    """What the tree asks of a page given as its raw state (sp id, state word, parent
+    code): mmu_model.timeline.LivePages and StateChanges."""
+
+    def brief(self, sp_id: int, word: int, pcode: int) -> tuple[str, int, int, int]:
+        """(status, level, first parent's id or -1, l2_gfn), as the page's view says."""
+        ...
+
+    def view(self, sp_id: int, word: int, pcode: int) -> SpView: ...
+
+
+class LivePages(PageReader, Protocol):
+    """Every live page of a step as its raw state (mmu_model.timeline.LivePages)."""
+
+    states: list[tuple[int, int, int]]  # (sp id, state word, parent code), in id order
+
+
+class StateChanges(PageReader, Protocol):
+    """The pages whose state differs between two steps, as raw states
+    (mmu_model.timeline.StateChanges)."""
+
+    diff: dict[int, tuple[tuple[int, int], tuple[int, int]]]  # id -> (before, after)
+
+
+class _Folded(NamedTuple):
+    """A level-1 page sorted into a summary node from its raw state: its view is built
+    only if it is drawn alone (a summary of one page). A tuple: 100k of them are made at
+    once."""
+
+    id: int
+    l2_gfn: int
+    word: int
+    pcode: int
+
+
 @dataclass(slots=True)
 class _Sorted:
     """A step's pages sorted into what is drawn one by one, folded, or detached."""
 
     individual: dict[int, tuple[SpView, str]]
-    groups: dict[tuple[int, str], dict[int, SpView]]  # (parent, state) -> folded pages
+    # (parent, state) -> folded pages, each as its view or (sorted from raw states) _Folded
+    groups: dict[tuple[int, str], dict[int, SpView | _Folded]]
     ringed_groups: set[tuple[int, str]]
     detached: dict[int, tuple[SpView, str]]
     n_changed: int
     busy: bool
     collapse: bool
     n_pages: int = 0  # live pages of the step (folded or not)
+    # Builds the view of a _Folded page (its state is the same at every step it is kept).
+    view_of: Callable[[int, int, int], SpView] | None = None
 
 
 _STATE_INDEX = {status: i for i, status in enumerate(("synced", "unsync", "zapped", *DETACHED))}
@@ -317,25 +356,34 @@ def _group_key(sp: SpView, status: str) -> tuple[int, str]:
     return (sp.parents[0][0] if sp.parents else -1, status)
 
 
+def _summarized(parts: _Sorted, status: str, level: int, linked: bool, touched: bool,
+                selected: bool) -> bool:
+    """Whether a page folds into its parent's summary node (see the module docstring)."""
+    return (
+        parts.collapse
+        and status in (_FOLDABLE_WHEN_BUSY if parts.busy else _FOLDABLE)
+        and level == 1
+        and (linked or status == "zapped")
+        and (parts.busy or not touched)
+        and not selected
+    )
+
+
+def _add_to_group(parts: _Sorted, key: tuple[int, str], page: SpView | _Folded,
+                  touched: bool) -> None:
+    members = parts.groups.get(key)
+    if members is None:
+        parts.groups[key] = {page.id: page}
+    else:
+        members[page.id] = page
+    if touched:
+        parts.ringed_groups.add(key)
+
+
 def _sort_page(parts: _Sorted, sp: SpView, status: str, touched: bool,
                selected: int | None) -> None:
-    foldable = _FOLDABLE_WHEN_BUSY if parts.busy else _FOLDABLE
-    if (
-        parts.collapse
-        and status in foldable
-        and sp.level == 1
-        and (sp.parents or status == "zapped")
-        and (parts.busy or not touched)
-        and sp.id != selected
-    ):
-        key = _group_key(sp, status)
-        members = parts.groups.get(key)
-        if members is None:
-            parts.groups[key] = {sp.id: sp}
-        else:
-            members[sp.id] = sp
-        if touched:
-            parts.ringed_groups.add(key)
+    if _summarized(parts, status, sp.level, bool(sp.parents), touched, sp.id == selected):
+        _add_to_group(parts, _group_key(sp, status), sp, touched)
     elif status in DETACHED and not touched and sp.id != selected:
         parts.detached[sp.id] = (sp, status)
     else:
@@ -359,6 +407,37 @@ def _sort(live: Sequence[SpView], ghosts: Sequence[SpView], changed: Collection[
     return parts
 
 
+def _sort_live(live: LivePages, ghosts: Sequence[SpView], changed: Collection[int],
+               selected: int | None, collapse_threshold: int) -> _Sorted:
+    """_sort() of the step's live pages given as raw states: a page that folds into a
+    summary node is kept as its state (_Folded), and only the others get a view."""
+    states = live.states
+    n_changed = (sum(1 for sp_id, _w, _p in states if sp_id in changed)
+                 + sum(1 for sp in ghosts if sp.id in changed))
+    busy = n_changed > CHANGED_KEEP_LIMIT
+    parts = _Sorted({}, {}, set(), {}, n_changed, busy,
+                    busy or len(states) > collapse_threshold, len(states), live.view)
+    # _sort_raw() without its own calls: this loop sees every page of the step.
+    brief, groups, ringed = live.brief, parts.groups, parts.ringed_groups
+    new = tuple.__new__  # _Folded(...) without NamedTuple's Python-level __new__
+    for sp_id, word, pcode in states:
+        status, level, first, l2_gfn = brief(sp_id, word, pcode)
+        touched = sp_id in changed
+        if _summarized(parts, status, level, first >= 0, touched, sp_id == selected):
+            key = (first, status)
+            members = groups.get(key)
+            if members is None:
+                groups[key] = members = {}
+            members[sp_id] = new(_Folded, (sp_id, l2_gfn, word, pcode))
+            if touched:
+                ringed.add(key)
+        else:
+            _sort_page(parts, live.view(sp_id, word, pcode), status, touched, selected)
+    for sp in ghosts:
+        _sort_page(parts, sp, sp.status, sp.id in changed, selected)
+    return parts
+
+
 def _resort_pages(prev: _Sorted, prev_snap: Snapshot, snap: Snapshot,
                   selected: int | None, collapse_threshold: int) -> _Sorted | None:
     """`snap` sorted from the sorting of a neighbouring step, re-sorting only the pages either
@@ -367,24 +446,36 @@ def _resort_pages(prev: _Sorted, prev_snap: Snapshot, snap: Snapshot,
     redo = (prev_snap.changed | snap.changed | {sp.id for sp in prev_snap.ghosts}
             | {sp.id for sp in snap.ghosts})
     views = [sp for sp in (*snap.pages, *snap.ghosts) if sp.id in redo]
-    old_views = [sp for sp in (*prev_snap.pages, *prev_snap.ghosts) if sp.id in redo]
-    return _resort(prev, old_views, views, snap.changed, len(snap.pages), selected,
+    old = [_keyed(sp) for sp in (*prev_snap.pages, *prev_snap.ghosts) if sp.id in redo]
+    return _resort(prev, old, views, snap.changed, len(snap.pages), selected,
                    collapse_threshold)
 
 
-def _resort(prev: _Sorted, old_views: Sequence[SpView], views: Sequence[SpView],
-            changed: Collection[int], n_pages: int, selected: int | None,
-            collapse_threshold: int) -> _Sorted | None:
-    """_resort_pages() given the views, at the neighbour's step (`old_views`) and at this
-    one (`views`), of every page whose sorting may differ: those whose state differs, those
-    either step touched, and either step's ghosts."""
-    n_changed = sum(1 for sp in views if sp.id in changed)
+def _keyed(sp: SpView) -> tuple[int, tuple[int, str]]:
+    """A page's id and the summary group it would sort into."""
+    return sp.id, _group_key(sp, sp.status)
+
+
+def _resort(prev: _Sorted, old: Sequence[tuple[int, tuple[int, str]]],
+            views: Sequence[SpView | tuple[int, int, int]], changed: Collection[int],
+            n_pages: int, selected: int | None, collapse_threshold: int,
+            reader: PageReader | None = None) -> _Sorted | None:
+    """_resort_pages() given every page whose sorting may differ (those whose state
+    differs, those either step touched, and either step's ghosts): at the neighbour's step
+    as (id, summary group key) (`old`), and at this one (`views`) as their views or their
+    raw states (sp id, state word, parent code), which `reader` reads."""
+    n_changed = sum(1 for page in views if (page[0] if isinstance(page, tuple) else page.id)
+                    in changed)
     busy = n_changed > CHANGED_KEEP_LIMIT
     collapse = busy or n_pages > collapse_threshold
-    # Which states fold depends on these two: an untouched page (a zapped one awaiting
-    # commit) could move if either differs.
-    if (busy, collapse) != (prev.busy, prev.collapse):
+    # Which states fold depends on these two: an untouched page could move if either
+    # differs. Past the collapse threshold, a change of `busy` moves only the untouched
+    # zapped level-1 pages (they fold on a busy step alone; touched pages are re-sorted
+    # anyway), so those are re-sorted too; a change of collapse moves every page.
+    if collapse != prev.collapse:
         return None
+    if busy != prev.busy:
+        old, views = _flipped(prev, old, views, busy)
     # Group member sets are shared with the neighbour's sorting until one is written.
     groups = dict(prev.groups)
     copied: set[tuple[int, str]] = set()
@@ -394,21 +485,69 @@ def _resort(prev: _Sorted, old_views: Sequence[SpView], views: Sequence[SpView],
             groups[key] = dict(groups[key])
             copied.add(key)
 
+    view_of = prev.view_of or (reader.view if reader is not None else None)
     parts = _Sorted(dict(prev.individual), groups, set(), dict(prev.detached), n_changed,
-                    busy, collapse, n_pages)
-    for sp in old_views:
-        if parts.individual.pop(sp.id, None) is None and parts.detached.pop(sp.id, None) is None:
-            key = _group_key(sp, sp.status)
-            if key in groups and sp.id in groups[key]:
-                own(key)
-                del groups[key][sp.id]
-                if not groups[key]:
-                    del groups[key]
-    for sp in views:
-        status = sp.status
-        own(_group_key(sp, status))
-        _sort_page(parts, sp, status, sp.id in changed, selected)
+                    busy, collapse, n_pages, view_of)
+    for sp_id, key in old:
+        kept = parts.individual.pop(sp_id, None) or parts.detached.pop(sp_id, None)
+        if kept is None and key in groups and sp_id in groups[key]:
+            own(key)
+            del groups[key][sp_id]
+            if not groups[key]:
+                del groups[key]
+    for page in views:
+        if isinstance(page, tuple) and reader is not None:
+            _sort_raw(parts, reader, *page, changed, selected, own)
+        else:
+            if isinstance(page, tuple):  # a _Folded page of `prev`, whose view_of reads it
+                assert view_of is not None
+                page = view_of(*page)
+            status = page.status
+            own(_group_key(page, status))
+            _sort_page(parts, page, status, page.id in changed, selected)
     return parts
+
+
+def _flipped(prev: _Sorted, old: Sequence[tuple[int, tuple[int, str]]],
+             views: Sequence[SpView | tuple[int, int, int]], busy: bool
+             ) -> tuple[list[tuple[int, tuple[int, str]]], list[SpView | tuple[int, int, int]]]:
+    """`old` and `views` with the untouched zapped level-1 pages of `prev` added (their
+    state is the same at both steps): drawn one by one on a quiet step, folded into their
+    parent's summary on a busy one (`busy`: this step is busy, `prev`'s is not)."""
+    redo = {sp_id for sp_id, _key in old}
+    redo.update(page[0] if isinstance(page, tuple) else page.id for page in views)
+    more_old: list[tuple[int, tuple[int, str]]] = []
+    more: list[SpView | tuple[int, int, int]] = []
+    if busy:
+        for sp_id, (sp, status) in sorted(prev.individual.items()):
+            if status == "zapped" and sp.level == 1 and sp_id not in redo:
+                more_old.append((sp_id, _group_key(sp, status)))
+                more.append(sp)
+    else:
+        for key in sorted(prev.groups):
+            if key[1] != "zapped":
+                continue
+            for sp_id, member in prev.groups[key].items():
+                if sp_id not in redo:
+                    more_old.append((sp_id, key))
+                    more.append(member if isinstance(member, SpView) else
+                                (member.id, member.word, member.pcode))
+    return [*old, *more_old], [*views, *more]
+
+
+def _sort_raw(parts: _Sorted, reader: PageReader, sp_id: int, word: int, pcode: int,
+              changed: Collection[int], selected: int | None,
+              own: Callable[[tuple[int, str]], None] | None = None) -> None:
+    """_sort_page() of a page given as its raw state: folded into a summary node as that
+    state (_Folded), or given its view."""
+    status, level, first, l2_gfn = reader.brief(sp_id, word, pcode)
+    touched = sp_id in changed
+    if own is not None:
+        own((first, status))
+    if _summarized(parts, status, level, first >= 0, touched, sp_id == selected):
+        _add_to_group(parts, (first, status), _Folded(sp_id, l2_gfn, word, pcode), touched)
+    else:
+        _sort_page(parts, reader.view(sp_id, word, pcode), status, touched, selected)
 
 
 def tree_view(
@@ -439,8 +578,8 @@ def tree_view_of(
     step: StepSummary,
     layout: Layout,
     *,
-    pages: Callable[[], Sequence[SpView]],
-    moved: tuple[TreeView, StepSummary, PageChanges] | None = None,
+    pages: Callable[[], Sequence[SpView] | LivePages],
+    moved: tuple[TreeView, StepSummary, PageChanges | StateChanges] | None = None,
     selected: int | None = None,
     collapse_threshold: int = COLLAPSE_THRESHOLD,
     leaks: LeakFolding | None = None,
@@ -449,25 +588,49 @@ def tree_view_of(
     """tree_view() of a step given without its pages (mmu_model StepSummary).
 
     `moved`: the view of another step of the run (same selection), that step, and the
-    pages whose state differs between the two (Run.changed_pages(), asked also for the
-    pages either step touched or freed): only those are sorted again. Otherwise (or when
-    the steps fold differently) every live page of the step (`pages()` loads them) is
-    sorted.
+    pages whose state differs between the two (Run.changed_pages(), or as raw states
+    Run.changed_states(), asked also for the pages either step touched or freed): only
+    those are sorted again. Otherwise (or when
+    the steps fold differently) every live page of the step (`pages()` loads them: their
+    views, or their raw states, LivePages, of which only the pages not folded into
+    summary nodes get a view) is sorted.
     """
     parts = None
     if moved is not None and moved[0].parts is not None:
         prev_parts, prev_step, changes = moved[0].parts, moved[1], moved[2]
         ghosts = {sp.id for sp in (*prev_step.ghosts, *step.ghosts)}
-        redo = changes.ids | prev_step.changed | step.changed | ghosts
-        missing = redo - changes.ids - ghosts
+        ids = changes.ids if isinstance(changes, PageChanges) else frozenset(changes.diff)
+        redo = ids | prev_step.changed | step.changed | ghosts
+        missing = redo - ids - ghosts
         if missing:
             raise ValueError(f"changed_pages() was not asked for pages {sorted(missing)[:5]}")
-        old_views = [*(changes.before[i] for i in sorted(changes.before)), *prev_step.ghosts]
-        views = [*(changes.after[i] for i in sorted(changes.after)), *step.ghosts]
-        parts = _resort(prev_parts, old_views, views, step.changed, step.n_pages, selected,
-                        collapse_threshold)
+        old: list[tuple[int, tuple[int, str]]]
+        views: list[SpView | tuple[int, int, int]]
+        reader = None
+        if isinstance(changes, PageChanges):
+            old = [_keyed(changes.before[i]) for i in sorted(changes.before)]
+            views = [changes.after[i] for i in sorted(changes.after)]
+        else:  # raw states: a page that folds into a summary node gets no view
+            reader = changes
+            diff = changes.diff
+            old, views = [], []
+            for i in sorted(diff):
+                (old_word, old_pcode), (new_word, new_pcode) = diff[i]
+                if old_word:
+                    status, _level, first, _x = changes.brief(i, old_word, old_pcode)
+                    old.append((i, (first, status)))
+                if new_word:
+                    views.append((i, new_word, new_pcode))
+        old += [_keyed(sp) for sp in prev_step.ghosts]
+        views += step.ghosts
+        parts = _resort(prev_parts, old, views, step.changed, step.n_pages, selected,
+                        collapse_threshold, reader)
     if parts is None:
-        parts = _sort(pages(), step.ghosts, step.changed, selected, collapse_threshold)
+        live = pages()
+        if isinstance(live, Sequence):
+            parts = _sort(live, step.ghosts, step.changed, selected, collapse_threshold)
+        else:
+            parts = _sort_live(live, step.ghosts, step.changed, selected, collapse_threshold)
     return _assemble(step, layout, parts, selected, leaks, open_ranges)
 
 
@@ -630,6 +793,11 @@ def _fold_ranges(individual: dict[int, tuple[SpView, str]], parts: _Sorted, layo
         ))
     return nodes, absorbed
 
+def _view_of(parts: _Sorted, page: _Folded) -> SpView:
+    assert parts.view_of is not None  # set by whatever sorted raw states
+    return parts.view_of(page.id, page.word, page.pcode)
+
+
 def _assemble(snap: Snapshot | StepSummary, layout: Layout, parts: _Sorted,
               selected: int | None, leaks: LeakFolding | None,
               open_ranges: Collection[tuple[int, int]] = ()) -> TreeView:
@@ -665,7 +833,8 @@ def _assemble(snap: Snapshot | StepSummary, layout: Layout, parts: _Sorted,
         if (parent, status) in absorbed:
             continue
         if len(members) == 1:
-            (sp,) = members.values()
+            (member,) = members.values()
+            sp = member if isinstance(member, SpView) else _view_of(parts, member)
             x, y = pos.get(sp.id) or (layout.x(1, sp.l2_gfn), 1.0)
             nodes.append(
                 Node(id=sp.id, key=str(sp.id), x=x, y=y, status=status, level=1, sp=sp,

@@ -8,9 +8,12 @@ browser has drawn is usually at hand.
 
 A step's tree is built from the drawn step's when that is cached (same selection and open
 groups, the same grain, at most MOVE_LIMIT_EVENTS events away, forward or back): only the
-pages whose state differs between the two steps (Run.changed_pages) and those either step
-touched are sorted again, so a step costs what changed, not the tree's size. Otherwise it
-is built from every page of the step. Both give the same tree state.
+pages whose state differs between the two steps (Run.changed_states, as raw states: a
+page that folds into a summary node gets no view) and those either step touched are
+sorted again, so a step costs what changed, not the tree's size. Otherwise it
+is built from every page of the step, as raw states (Run.live_pages): a page folded into
+a summary node gets no view (at 100k pages, all but a few hundred). Both give the same
+tree state.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from app.graph import (
 from app.run_parts import run_layout_of
 from app.runs import MOVE_LIMIT_EVENTS, RunEntry
 from app.viewstate import ViewState
-from mmu_model import Run, Snapshot, SpView
+from mmu_model import Run, Snapshot
 from mmu_model.snapshot import StepSummary
+from mmu_model.timeline import LivePages
 
 __all__ = ["RunLayout", "run_layout", "tree_figure_at", "tree_panel", "tree_state_at"]
 
@@ -142,15 +146,15 @@ def tree_state_at(entry: RunEntry, state: ViewState, step: StepSummary,
     rl = run_layout(entry, state)
     run = entry.run
 
-    def pages() -> tuple[SpView, ...]:
-        return run.pages_at(step.step, step.grain)
+    def pages() -> LivePages:  # raw states: only pages drawn alone get a view
+        return run.live_pages(step.step, step.grain)
 
     moved = None
     if near is not None and drawn is not None:
         prev = drawn[1]
         also = (prev.changed | step.changed | {sp.id for sp in prev.ghosts}
                 | {sp.id for sp in step.ghosts})
-        moved = (near, prev, run.changed_pages(prev.step, step.step, step.grain, also))
+        moved = (near, prev, run.changed_states(prev.step, step.step, step.grain, also))
     view = tree_view_of(step, rl.layout, pages=pages, moved=moved, selected=state.sp,
                         leaks=_leak_folding(entry, step, state),
                         open_ranges=_open_ranges(state))

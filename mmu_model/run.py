@@ -22,7 +22,7 @@ from .snapshot import (
     SpView,
     StepSummary,
 )
-from .timeline import PageCounts, Timeline
+from .timeline import LivePages, PageCounts, StateChanges, Timeline
 
 __all__ = ["BootStats", "Discrepancy", "ReplayReport", "Run"]
 
@@ -140,6 +140,13 @@ class Run:
         return timeline.changed_pages(timeline.op_step(from_step, grain),
                                       timeline.op_step(to_step, grain), also)
 
+    def changed_states(self, from_step: int, to_step: int, grain: Grain = "action",
+                       also: Iterable[int] = ()) -> StateChanges:
+        """changed_pages() as the pages' raw states, their views built on demand."""
+        timeline = self._timeline()
+        return StateChanges(timeline, timeline.changed_states(
+            timeline.op_step(from_step, grain), timeline.op_step(to_step, grain), also))
+
     def events_between(self, from_step: int, to_step: int, grain: Grain = "action") -> int:
         """How many events lie between the two steps (what moving between them costs)."""
         timeline = self._timeline()
@@ -149,6 +156,12 @@ class Run:
         """Every live page after the step (Snapshot.pages, without the rest)."""
         timeline = self._timeline()
         return timeline.pages_at(timeline.op_step(step, grain))
+
+    def live_pages(self, step: int, grain: Grain = "action") -> LivePages:
+        """Every live page after the step as its raw state, views built on demand
+        (Timeline.live_pages): what pages_at() gives, without a view per page."""
+        timeline = self._timeline()
+        return timeline.live_pages(timeline.op_step(step, grain))
 
     def page_counts(self, step: int = 0, grain: Grain = "action") -> PageCounts:
         """The counts over every page after the step, to move along the run (PageCounts)."""

@@ -9,10 +9,25 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 __all__ = ["ActionView", "EventView", "Grain", "OrphanSummary", "PageChanges", "Snapshot",
-           "SpStatus", "SpView", "StepSummary"]
+           "SpStatus", "SpView", "StepSummary", "page_status"]
 
 Grain = Literal["action", "op"]
 SpStatus = Literal["root", "ex-root", "synced", "unsync", "orphan", "orphan-unsync", "zapped"]
+
+
+def page_status(ghost: bool, invalid: bool, root_count: int, orphan: bool, unsync: bool,
+                linked: bool) -> SpStatus:
+    """What the tree draws a page as (SpView.status), from its flags and whether it has a
+    parent SPTE."""
+    if ghost or invalid:
+        return "zapped"
+    if root_count:
+        return "root"
+    if orphan:
+        return "orphan-unsync" if unsync else "orphan"
+    if not linked:
+        return "ex-root"
+    return "unsync" if unsync else "synced"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,15 +58,8 @@ class SpView:
 
     @property
     def status(self) -> SpStatus:
-        if self.ghost or self.invalid:
-            return "zapped"
-        if self.root_count:
-            return "root"
-        if self.orphan:
-            return "orphan-unsync" if self.unsync else "orphan"
-        if not self.parents:
-            return "ex-root"
-        return "unsync" if self.unsync else "synced"
+        return page_status(self.ghost, self.invalid, self.root_count, self.orphan,
+                           self.unsync, bool(self.parents))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,10 @@ Snapshot), exactly as the model emitted them.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Final
 
 from .exceptions import StepOutOfRange
@@ -32,16 +35,54 @@ from .snapshot import (
     OrphanSummary,
     PageChanges,
     Snapshot,
+    SpStatus,
     SpView,
     StepSummary,
+    page_status,
 )
 
-__all__ = ["MAX_ACTION_OPS", "TRACKED_COUNTERS", "PageCounts", "Timeline"]
+__all__ = ["MAX_ACTION_OPS", "TRACKED_COUNTERS", "LivePages", "PageCounts", "Replay",
+           "StateChanges", "Timeline"]
 
 # (state word, parent code) of a page at one step; (0, 0): not live.
 PageState = tuple[int, int]
 
 MAX_ACTION_OPS: Final = 200  # kernel operations an ActionView carries; n_ops counts them all
+# Replays of an event range kept for reuse: a step asks for the same range up to three
+# times (its summary, the page counts moved to it, the tree's changed pages).
+REPLAYS_KEPT: Final = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """Events [lo, hi) applied to the state at op step lo, and what they did.
+
+    Read only once built (a Timeline shares it between its callers): `states` and `values`
+    are the page states and counters at hi, `before` the counters at lo, `first` the state
+    at lo of every page an event of the range touched, `ghosts` the views of the pages
+    freed on the way (as they were just before), `changed` and `created` the pages the
+    events touched and made.
+    """
+
+    lo: int
+    hi: int
+    states: PageStates
+    values: list[int]
+    before: list[int]
+    first: dict[int, PageState]
+    ghosts: dict[int, SpView]
+    changed: frozenset[int]
+    created: frozenset[int]
+
+    def diff(self) -> dict[int, tuple[PageState, PageState]]:
+        """(state at lo, state at hi) of every page whose state differs between the two."""
+        states = self.states
+        out: dict[int, tuple[PageState, PageState]] = {}
+        for sp_id, old in self.first.items():
+            new = states.get(sp_id)
+            if new != old:
+                out[sp_id] = (old, new)
+        return out
 
 
 class Timeline(Recorder):
@@ -52,6 +93,8 @@ class Timeline(Recorder):
         self.events = EventRecord(counters, checkpoint_every)
         # The last view built per page, with the (state word, parent code) it shows.
         self._views: dict[int, tuple[int, int, SpView]] = {}
+        self._replays: OrderedDict[tuple[int, int], Replay] = OrderedDict()
+        self._replays_lock = threading.Lock()
 
     @classmethod
     def of_record(cls, record: EventRecord) -> Timeline:
@@ -95,7 +138,7 @@ class Timeline(Recorder):
     @property
     def nbytes(self) -> int:
         """Bytes the record holds (the per-page view cache comes on top, one view per page
-        shown)."""
+        shown, and the last REPLAYS_KEPT replays: the pages their events touched)."""
         return self.events.nbytes()
 
     @property
@@ -176,11 +219,19 @@ class Timeline(Recorder):
     def event(self, index: int) -> EventView:
         if not 0 <= index < self.n_events:
             raise StepOutOfRange(index + 1, self.n_events)
-        kind, path, args, changes, deltas = self.events.event(index)
-        action = self.action_of_event(index)
-        names = self.events.counter_names
-        return EventView(
-            index=index, kind=kind, is_action=self.events.action_first[action] == index,
+        apos, spos = self.events._offsets(index)
+        return self._event_view(index, self.action_of_event(index), apos, spos)[0]
+
+    def _event_view(self, index: int, action: int, apos: int, spos: int
+                    ) -> tuple[EventView, int, int]:
+        """The view of event `index` (of action `action`) at offsets `apos` and `spos` of the
+        args and state streams, and the next event's offsets."""
+        events = self.events
+        kind, path, args, next_apos = events.event_at(apos)
+        changes, deltas, next_spos = events.changes_at(spos)
+        names = events.counter_names
+        view = EventView(
+            index=index, kind=kind, is_action=events.action_first[action] == index,
             action_index=action, call_path=path, args=args,
             narration=narrate(kind, args, self.describe),
             touched=tuple([c[0] for c in changes]),
@@ -188,6 +239,7 @@ class Timeline(Recorder):
             freed=tuple([c[0] for c in changes if not c[1]]),
             stat_deltas={names[i]: d for i, d in deltas},
         )
+        return view, next_apos, next_spos
 
     def action(self, index: int, with_ops: bool = True) -> ActionView:
         if not 0 <= index < self.n_actions:
@@ -195,23 +247,44 @@ class Timeline(Recorder):
         events = self.events
         first = events.action_first[index]
         last = events.action_end(index) - 1
-        kind, _, args, _ = events.event_at(events._offsets(first)[0])
+        apos, spos = events._offsets(first)
+        kind, _, args, apos = events.event_at(apos)
         shown = min(last, first + MAX_ACTION_OPS)
-        ops = tuple([self.event(i) for i in range(first + 1, shown + 1)]) if with_ops else ()
+        ops: list[EventView] = []
+        if with_ops and shown > first:
+            # The action's events lie one after the other in both streams: walk them.
+            spos = events.changes_at(spos)[2]
+            for i in range(first + 1, shown + 1):
+                op, apos, spos = self._event_view(i, index, apos, spos)
+                ops.append(op)
         return ActionView(
             index=index, kind=kind, narration=narrate(kind, args, self.describe),
-            first_event=first, last_event=last, boot=events.boot_of_action(index), ops=ops,
+            first_event=first, last_event=last, boot=events.boot_of_action(index),
+            ops=tuple(ops),
             n_ops=last - first,
         )
 
-    def _replay(self, lo: int, hi: int) -> tuple[PageStates, list[int], list[int],
-                                                  dict[int, SpView], set[int], set[int]]:
-        """Seek to op step `lo` and apply events lo..hi-1: the page states and counters after
-        them, the counters before, the views of pages freed on the way (ghosts), and the
-        pages changed and created."""
+    def replay(self, lo: int, hi: int) -> Replay:
+        """Seek to op step `lo` and apply events lo..hi-1 (Replay); the last few replays are
+        kept, so the callers of one step share one."""
+        key = (lo, hi)
+        with self._replays_lock:
+            hit = self._replays.get(key)
+            if hit is not None:
+                self._replays.move_to_end(key)
+                return hit
+        done = self._replay(lo, hi)
+        with self._replays_lock:
+            self._replays[key] = done
+            while len(self._replays) > REPLAYS_KEPT:
+                self._replays.popitem(last=False)
+        return done
+
+    def _replay(self, lo: int, hi: int) -> Replay:
         events = self.events
         states, values = events.seek(lo)
         before = list(values)
+        first: dict[int, PageState] = {}
         ghosts: dict[int, SpView] = {}
         changed: set[int] = set()
         created: set[int] = set()
@@ -219,10 +292,12 @@ class Timeline(Recorder):
         for index in range(lo, hi):
             changes, deltas, pos = events.changes_at(pos)
             for sp_id, mask, word, pcode in changes:
-                changed.add(sp_id)
+                prev_word, prev_pcode = states.get(sp_id)
+                if sp_id not in first:
+                    first[sp_id] = (prev_word, prev_pcode)
+                    changed.add(sp_id)
                 if self._created_at(sp_id) == index:
                     created.add(sp_id)
-                prev_word, prev_pcode = states.get(sp_id)
                 if not mask:
                     if prev_word:
                         ghosts[sp_id] = self.view(sp_id, prev_word, prev_pcode, ghost=True)
@@ -232,7 +307,8 @@ class Timeline(Recorder):
                            pcode if mask & 2 else prev_pcode)
             for i, d in deltas:
                 values[i] += d
-        return states, values, before, ghosts, changed, created
+        return Replay(lo, hi, states, values, before, first, ghosts, frozenset(changed),
+                      frozenset(created))
 
     def _counters(self, values: list[int], before: list[int]
                   ) -> tuple[dict[str, int], dict[str, int]]:
@@ -254,19 +330,20 @@ class Timeline(Recorder):
 
     def snapshot(self, step: int, grain: Grain = "action") -> Snapshot:
         lo, hi = self.op_range(step, grain)
-        states, values, before, ghosts, changed, created = self._replay(lo, hi)
+        done = self.replay(lo, hi)
+        states = done.states
         cached = self.cached_view
         pages = tuple([cached(i, w, p) for i, w, p in states.live()])
         by_level: dict[str, int] = {}
         for page in pages:
             if page.orphan:
                 by_level[str(page.level)] = by_level.get(str(page.level), 0) + 1
-        counters, deltas_out = self._counters(values, before)
+        counters, deltas_out = self._counters(done.values, done.before)
         event_view, action_view = self._step_views(step, grain, lo)
         return Snapshot(
             step=step, grain=grain, last_step=self.last_step(grain), pages=pages,
-            ghosts=tuple([g for i, g in ghosts.items() if not states.get(i)[0]]),
-            changed=frozenset(changed), created=frozenset(created), stats=counters,
+            ghosts=self._ghosts(done), changed=done.changed, created=done.created,
+            stats=counters,
             stat_deltas=deltas_out,
             orphans=OrphanSummary(
                 total=counters["orphans"], unsync=counters["orphans_unsync"],
@@ -274,6 +351,11 @@ class Timeline(Recorder):
             ),
             event=event_view, action=action_view,
         )
+
+    def _ghosts(self, done: Replay) -> tuple[SpView, ...]:
+        """The views of the pages the replay freed and did not make again."""
+        states = done.states
+        return tuple([g for i, g in done.ghosts.items() if not states.get(i)[0]])
 
     def all_pages(self) -> list[tuple[int, int, int]]:
         """(id, level, l2_gfn) of every page the run ever created, for a stable layout."""
@@ -296,31 +378,15 @@ class Timeline(Recorder):
                        ) -> dict[int, tuple[PageState, PageState]]:
         """(state at from_op, state at to_op) of every page whose state differs between the
         two op steps, and of the pages in `also`. Costs a seek to the earlier step and the
-        events between them, whatever the tree's size."""
+        events between them, whatever the tree's size (shared with the other callers of
+        replay() over the same events)."""
         self._check(from_op, "op")
         self._check(to_op, "op")
         lo, hi = min(from_op, to_op), max(from_op, to_op)
         events = self.events
-        states, _ = events.seek(lo)
-        first: dict[int, PageState] = {}
-        if hi > lo:
-            pos = events.state_offset(lo)
-            for _ in range(lo, hi):
-                changes, _deltas, pos = events.changes_at(pos)
-                for sp_id, mask, word, pcode in changes:
-                    prev_word, prev_pcode = states.get(sp_id)
-                    if sp_id not in first:
-                        first[sp_id] = (prev_word, prev_pcode)
-                    if not mask:
-                        states.set(sp_id, 0, 0)
-                    else:
-                        states.set(sp_id, word if mask & 1 else prev_word,
-                                   pcode if mask & 2 else prev_pcode)
-        out: dict[int, tuple[PageState, PageState]] = {}
-        for sp_id, old in first.items():
-            new = states.get(sp_id)
-            if new != old:
-                out[sp_id] = (old, new)
+        done = self.replay(lo, hi)
+        states = done.states
+        out = done.diff()
         for sp_id in also:
             if sp_id not in out and 0 <= sp_id < len(events.row_of):
                 same = states.get(sp_id)
@@ -341,6 +407,25 @@ class Timeline(Recorder):
                 after[sp_id] = self.cached_view(sp_id, new_word, new_pcode)
         return PageChanges(before=before, after=after, ids=frozenset(diff))
 
+    def live_pages(self, op_step: int) -> LivePages:
+        """Every live page after `op_step` events as its raw state (LivePages): what
+        pages_at() gives without building a view per page."""
+        self._check(op_step, "op")
+        states, _ = self.events.seek(op_step)
+        return LivePages(self, states.live())
+
+    def brief(self, sp_id: int, word: int, pcode: int) -> tuple[SpStatus, int, int, int]:
+        """(status, level, first parent's id or -1, l2_gfn) of page `sp_id` in state
+        (word, pcode): what its view() would say of these, without building it."""
+        events = self.events
+        row = events.row_of[sp_id]
+        parents = events.parents(pcode)
+        root_count = unpack_state(word, ())[3]
+        status = page_status(False, bool(word & INVALID), root_count, bool(word & ORPHAN),
+                             bool(word & UNSYNC), bool(parents))
+        return (status, events.roles[events.st_role[row]][2],
+                parents[0][0] if parents else -1, events.st_l2_gfn[row])
+
     def pages_at(self, op_step: int) -> tuple[SpView, ...]:
         """Every live page after `op_step` events, in id order (Snapshot.pages)."""
         self._check(op_step, "op")
@@ -354,15 +439,14 @@ class Timeline(Recorder):
         lo, hi = self.op_range(step, grain)
         if counts.op_step != hi:
             raise ValueError(f"the page counts are at op step {counts.op_step}, not {hi}")
-        states, values, before, ghosts, changed, created = self._replay(lo, hi)
-        counters, deltas_out = self._counters(values, before)
+        done = self.replay(lo, hi)
+        counters, deltas_out = self._counters(done.values, done.before)
         event_view, action_view = self._step_views(step, grain, lo)
         by_level = {str(level): n for level, n in sorted(counts.orphans_by_level.items()) if n}
         return StepSummary(
             step=step, grain=grain, last_step=self.last_step(grain), op_step=hi,
-            n_pages=counts.n_pages,
-            ghosts=tuple([g for i, g in ghosts.items() if not states.get(i)[0]]),
-            changed=frozenset(changed), created=frozenset(created), stats=counters,
+            n_pages=counts.n_pages, ghosts=self._ghosts(done), changed=done.changed,
+            created=done.created, stats=counters,
             stat_deltas=deltas_out,
             orphans=OrphanSummary(
                 total=counters["orphans"], unsync=counters["orphans_unsync"],
@@ -371,6 +455,38 @@ class Timeline(Recorder):
             ),
             event=event_view, action=action_view,
         )
+
+
+class _PageReader:
+    """What a page's view says of it (brief), and its view, built on demand (view), for a
+    page given as its raw state (state word, parent code)."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        self.timeline = timeline
+
+    def brief(self, sp_id: int, word: int, pcode: int) -> tuple[SpStatus, int, int, int]:
+        return self.timeline.brief(sp_id, word, pcode)
+
+    def view(self, sp_id: int, word: int, pcode: int) -> SpView:
+        return self.timeline.cached_view(sp_id, word, pcode)
+
+
+class LivePages(_PageReader):
+    """Every live page at one op step as (sp id, state word, parent code), in id order."""
+
+    def __init__(self, timeline: Timeline, states: list[tuple[int, int, int]]) -> None:
+        super().__init__(timeline)
+        self.states = states
+
+
+class StateChanges(_PageReader):
+    """Timeline.changed_states() with its reader: (state at the first step, state at the
+    second) of every page reported; (0, 0): not live."""
+
+    def __init__(self, timeline: Timeline,
+                 diff: dict[int, tuple[PageState, PageState]]) -> None:
+        super().__init__(timeline)
+        self.diff = diff
 
 
 def _is_root(word: int) -> bool:

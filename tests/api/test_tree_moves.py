@@ -8,7 +8,7 @@ so it sorts every page of the step. A from-nothing delta sets every record and a
 edge, so it spells out the whole tree state; the moved delta must be exactly the difference
 of the two full states (what tree_delta() of the two full states gives), and applied to the
 drawn state it must give the target state. The moved app must also never load the target
-step's pages (RunEntry.snapshot, Run.pages_at), or it has not moved at all.
+step's pages (RunEntry.snapshot, Run.pages_at, Run.live_pages), or it has not moved at all.
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ CHAINS = {
     # touched pages too; about 1,000 events each); from action 80 on a step touches few.
     "collapsed-busy": ("/?v=1&scenario=large-10k", [43, 44, 46, 45, 40, 50, 48]),
     "collapsed": ("/?v=1&scenario=large-10k", [100, 101, 103, 102, 98, 130, 90]),
+    # Moves between a quiet step and a busy one (34 -> 36, 78 -> 80 and back), where the
+    # untouched zapped PTs fold (busy) or are drawn one by one (quiet).
+    "quiet-to-busy": ("/?v=1&scenario=large-10k", [34, 36, 35, 37, 33]),
+    "busy-to-quiet": ("/?v=1&scenario=large-10k", [78, 80, 79, 81, 77]),
     # One PDPT over 60 full PDs (tests/api/test_tree_lod.py): the PD row is past ROW_BUDGET,
     # so healthy PDs fold with their PTs into range nodes. Steps 58-62 build the last PDs
     # and sync (every range folds at 62); 63 on, each step writes one PD's range, which
@@ -117,7 +121,7 @@ def test_a_moved_tree_delta_is_the_full_paths_delta(
     moved, full = apps
     view, steps = CHAINS[chain]
     loads: list[str] = []
-    snapshot, pages_at = RunEntry.snapshot, Run.pages_at
+    snapshot, pages_at, live_pages = RunEntry.snapshot, Run.pages_at, Run.live_pages
 
     def spy_snapshot(self: RunEntry, *args: Any) -> Any:
         loads.append("snapshot")
@@ -127,11 +131,16 @@ def test_a_moved_tree_delta_is_the_full_paths_delta(
         loads.append("pages_at")
         return pages_at(self, *args)
 
+    def spy_live(self: Run, *args: Any) -> Any:
+        loads.append("live_pages")
+        return live_pages(self, *args)
+
     first = tree_delta_of(moved.get(url_at(view, steps[0]), headers=HX).text)
     drawn_url = first["url"]
     drawn = state_of(first)
     monkeypatch.setattr(RunEntry, "snapshot", spy_snapshot)
     monkeypatch.setattr(Run, "pages_at", spy_pages)
+    monkeypatch.setattr(Run, "live_pages", spy_live)
     for step in steps[1:]:
         loads.clear()
         response = moved.get(url_at(view, step), headers=HX | {"X-Mmu-Drawn": drawn_url})
