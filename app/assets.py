@@ -40,6 +40,7 @@ class Asset:
 
 ASSETS: tuple[Asset, ...] = (
     Asset("htmx.min.js", "text/javascript", npm="htmx.org/dist/htmx.min.js"),
+    Asset("idiomorph.min.js", "text/javascript", npm="idiomorph/dist/idiomorph.min.js"),
     Asset("plotly.min.js", "text/javascript",
           npm="plotly.js-basic-dist-min/plotly-basic.min.js"),
     Asset("swagger-ui-bundle.js", "text/javascript",

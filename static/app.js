@@ -760,61 +760,13 @@
     if (view) { view.dataset.title = fresh.dataset.title; view.dataset.url = fresh.dataset.url; }
   }
 
-  // Make `old` what `fresh` is, node by node: same tag, so its attributes and text are set
-  // where they differ and its children patched in order; else replaced by the new node.
-  // htmx then sets up again only the elements whose attributes changed (htmx.process
-  // compares each element's attribute hash). A form control takes the state the server
-  // wrote into it (its value or checked attribute), as a new element would.
+  // Make `old` what `fresh` is with idiomorph: elements it can match (by id, then by tag)
+  // are kept and their attributes, text and form values set where they differ; the focus
+  // stays on its control. htmx then sets up again only the elements whose attributes
+  // changed (htmx.process compares each element's attribute hash).
   function patchPanel(old, fresh) {
-    // The focus stays on its control: kept if the control is, else moved to the new one
-    // of the same id (as htmx does for a swap).
-    var active = document.activeElement;
-    var focusId = active && active.id && old.contains(active) ? active.id : null;
-    patchNode(old, fresh);
+    Idiomorph.morph(old, fresh, { morphStyle: "outerHTML" });
     htmx.process(old);
-    if (focusId && !active.isConnected) {
-      var again = $(focusId);
-      if (again) again.focus({ preventScroll: true });
-    }
-  }
-
-  function patchNode(old, fresh) {
-    if (old.nodeType !== 1) {
-      if (old.nodeValue !== fresh.nodeValue) old.nodeValue = fresh.nodeValue;
-      return;
-    }
-    patchAttributes(old, fresh);
-    var olds = Array.prototype.slice.call(old.childNodes);
-    var news = Array.prototype.slice.call(fresh.childNodes);
-    news.forEach(function (n, i) {
-      var o = olds[i];
-      if (!o) { old.appendChild(n); return; }
-      if (o.nodeType !== n.nodeType || o.nodeName !== n.nodeName ||
-          (o.nodeType === 1 && o.id !== n.id)) {
-        old.replaceChild(n, o);
-        return;
-      }
-      patchNode(o, n);
-    });
-    for (var i = news.length; i < olds.length; i++) old.removeChild(olds[i]);
-    if (old.tagName === "INPUT") {
-      if (old.type === "checkbox" || old.type === "radio") old.checked = fresh.checked;
-      else if (old.value !== fresh.value) old.value = fresh.value;
-    } else if (old.tagName === "SELECT" && old.value !== fresh.value) {
-      old.value = fresh.value;
-    }
-  }
-
-  function patchAttributes(old, fresh) {
-    var i, a;
-    for (i = old.attributes.length - 1; i >= 0; i--) {
-      a = old.attributes[i];
-      if (!fresh.hasAttribute(a.name)) old.removeAttribute(a.name);
-    }
-    for (i = 0; i < fresh.attributes.length; i++) {
-      a = fresh.attributes[i];
-      if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value);
-    }
   }
 
   document.addEventListener("keydown", onKey);
