@@ -19,10 +19,10 @@ import logging
 import struct
 import sys
 from array import array
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from app.graph import Layout, layout_for_run
 from app.run_store import model_fingerprint
@@ -178,16 +178,29 @@ def layout_part(run: Run) -> tuple[Layout, bytes]:
 
 
 # -- a cached run's parts ----------------------------------------------------------------
+_Part = TypeVar("_Part")
+
+
+def _stored(entry: RunEntry, name: str, decode: Callable[[bytes], _Part]) -> _Part | None:
+    """The part `name` as the run store (or the build worker) gave it, decoded; None when
+    there is none or it does not decode (then it is worked out again)."""
+    data = entry.part(name)
+    if data is None:
+        return None
+    try:
+        return decode(data)
+    except PartFormatError as exc:
+        log.warning("the stored %s of %s does not decode (%s): working it out again",
+                    name, entry.key, exc)
+        return None
+
+
 def run_scan_of(entry: RunEntry) -> dict[str, array[int]]:
     """The run's index scan (SCAN_FIELDS): from its build worker or the run store, else
     scanned now (and kept in the store)."""
-    data = entry.part(INDEX)
-    if data is not None:
-        try:
-            return decode_scan(data)
-        except PartFormatError as exc:
-            log.warning("the stored index of %s does not decode (%s): scanning again",
-                        entry.key, exc)
+    stored = _stored(entry, INDEX, decode_scan)
+    if stored is not None:
+        return stored
     timeline = entry.run.timeline
     if timeline is None:
         raise ValueError("the run was not recorded")
@@ -201,13 +214,9 @@ def run_layout_of(entry: RunEntry) -> Layout:
     """The run's layout, kept with the cached run (weighed there): the run store's, else
     laid out now (and kept in the store)."""
     def build() -> Layout:
-        data = entry.part(LAYOUT)
-        if data is not None:
-            try:
-                return decode_layout(data)
-            except PartFormatError as exc:
-                log.warning("the stored layout of %s does not decode (%s): laying out again",
-                            entry.key, exc)
+        stored = _stored(entry, LAYOUT, decode_layout)
+        if stored is not None:
+            return stored
         layout, data = layout_part(entry.run)
         if entry.keep_part is not None:
             entry.keep_part(LAYOUT, data)
