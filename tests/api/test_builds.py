@@ -100,32 +100,27 @@ def test_a_client_may_start_only_so_many_new_builds_a_minute(tmp_path: Path) -> 
         assert client.get("/api/snapshot?scenario=teaching-small&seed=1").is_success
 
 
-def test_a_build_over_its_cpu_time_is_stopped_and_the_worker_replaced() -> None:
-    # The wall-time limit (normally 2 x the CPU limit + 5 s) is set far off: on a loaded
-    # machine the worker gets a fraction of a core, and this test is about the CPU limit.
-    pool = BuildPool(workers=1, max_in_flight=2, cpu_limit_s=1, wall_limit_s=120)
+# SLOW needs seconds of CPU. The CPU case sets the wall limit (normally 2 x the CPU limit +
+# 5 s) far off: on a loaded machine the worker gets a fraction of a core, and that case is
+# about the CPU limit. The wall case allows 30 s of CPU but 1 s of wall time, the one limit
+# a build stuck waiting would meet.
+@pytest.mark.parametrize(("cpu_limit_s", "wall_limit_s", "message"), [
+    (1, 120, "more than 1 s of CPU time"),
+    (30, 1, "more than 1 s of wall time"),
+], ids=["cpu-time", "wall-time"])
+def test_a_build_over_a_limit_is_stopped_and_the_worker_replaced(
+        cpu_limit_s: float, wall_limit_s: float, message: str) -> None:
+    pool = BuildPool(workers=1, max_in_flight=2, cpu_limit_s=cpu_limit_s,
+                     wall_limit_s=wall_limit_s)
     try:
         task = pool.submit(SLOW, estimated_s=4.0)
-        with pytest.raises(BuildStopped, match="more than 1 s of CPU time"):
+        with pytest.raises(BuildStopped, match=message):
             task.future.result(timeout=60)
         # A new worker takes the next build.
         small = pool.submit(ScenarioBuild(SMALL), estimated_s=0.0)
         assert small.future.result(timeout=60)
         assert pool.counts["stopped"] == 1
         assert pool.counts["workers_started"] == 2
-    finally:
-        pool.close()
-
-
-def test_a_build_over_its_wall_time_is_stopped_even_within_its_cpu_time() -> None:
-    # SLOW needs seconds of CPU; with 30 s of CPU allowed but 1 s of wall time, the wall
-    # limit is the one it meets (a build stuck waiting would meet only that one).
-    pool = BuildPool(workers=1, max_in_flight=1, cpu_limit_s=30, wall_limit_s=1)
-    try:
-        task = pool.submit(SLOW, estimated_s=4.0)
-        with pytest.raises(BuildStopped, match="more than 1 s of wall time"):
-            task.future.result(timeout=60)
-        assert pool.counts["stopped"] == 1
     finally:
         pool.close()
 
