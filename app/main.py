@@ -183,6 +183,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.runs_dir)
     _share_the_gil_with_the_event_loop()
     services.builds.start()
+    services.renderer.compile_all()
     tune_the_collector()  # last: what is alive now lives as long as the server
     if settings.warm_builtins:
         threading.Thread(target=services.runs.warm, args=(builtin_jobs(),),

@@ -281,6 +281,9 @@ def page_context(runs: PageRuns) -> dict[str, Any]:
     snap = r.snap
     run = r.run
     compare = compare_panel(r, runs.baseline)
+    # The tree before the timeline: on a run just built, its build worker is still scanning
+    # it for the timeline's marks (app/run_parts.py) while the tree is worked out here.
+    tree = tree_panel(r.entry, r.state, snap, runs.drawn)
     return {
         "state": r.state,
         "embed": r.state.embed,
@@ -301,8 +304,7 @@ def page_context(runs: PageRuns) -> dict[str, Any]:
             "boot": snap.action.boot if snap.action is not None else 0,
             "boots": len(run.per_boot),
         },
-        "tree": tree_panel(r.entry, r.state, snap, runs.drawn)
-        | {"differs": compare["right_marks"] if compare else []},
+        "tree": tree | {"differs": compare["right_marks"] if compare else []},
         "orphans": snap.orphans.as_dict(),
         "n_pages": snap.n_pages,
         "stats": _stat_rows(snap),

@@ -378,8 +378,10 @@ class RunCache:
 
     def _built(self, key: Hashable, flight: _Flight, digest: str, done: Future[bytes],
                index: Future[bytes | None], requester: Requester | None) -> None:
-        """In the pool's thread, when the worker has sent the run: load it (the worker
-        scans it meanwhile, and its index follows: RunEntry.part), lay it out, store it."""
+        """In the pool's thread, when the worker has sent the run: load it and lay it out
+        while the worker scans it (its index follows: RunEntry.part), then store it. The
+        first view waits for the layout and the index; nobody waits for the store, so it
+        comes last."""
         try:
             data = done.result()
             run = decode_run(data)
@@ -387,29 +389,29 @@ class RunCache:
         except BaseException as exc:
             self._fail(key, flight, exc)
             return
-        if self.store is not None:
+        layout = None
+        if run.timeline is not None:
             try:
-                self.store.save(digest, data)
-            except OSError as exc:
-                log.warning("run store: cannot save %s: %s", digest, exc)
-            else:
-                # Parts are kept beside a stored run only: from now on, and the index if
-                # it came while the run was being saved.
-                entry.keep_part = lambda name, part: self._keep_part(digest, name, part)
-                if index.done() and (part := index.result()) is not None:
-                    self._keep_part(digest, INDEX, part)
-        del data
-        if run.timeline is None:
+                layout = run_layout_of(entry)
+            except Exception:
+                log.exception("laying out %s failed", key)
+        store = self.store
+        if store is None:
             return
-        try:  # the first view draws it: worked out while the worker scans
-            layout = run_layout_of(entry)
-            # ...and kept, unless a request laid it out before the run was stored.
-            store = self.store
-            if entry.keep_part is not None and store is not None and not store.has_part(
-                    digest, LAYOUT, part_version(LAYOUT)):
-                self._keep_part(digest, LAYOUT, encode_layout(layout))
-        except Exception:
-            log.exception("laying out %s failed", key)
+        try:
+            store.save(digest, data)
+        except OSError as exc:
+            log.warning("run store: cannot save %s: %s", digest, exc)
+            return
+        finally:
+            del data
+        # Parts are kept beside a stored run only: from now on, the index if it came while
+        # the run was being laid out or saved, and the layout (unless the store has it).
+        entry.keep_part = lambda name, part: self._keep_part(digest, name, part)
+        if index.done() and (part := index.result()) is not None:
+            self._keep_part(digest, INDEX, part)
+        if layout is not None and not store.has_part(digest, LAYOUT, part_version(LAYOUT)):
+            self._keep_part(digest, LAYOUT, encode_layout(layout))
 
     def _land(self, key: Hashable, flight: _Flight, run: Run, source: str,
               requester: Requester | None, digest: str | None = None,
