@@ -318,6 +318,9 @@ def _run_figure(layout: Layout, *, max_level: int, uirevision: str, title: str =
 
 
 def note_annotations(note: str) -> list[dict[str, Any]]:
+    """The note under the plot of a whole figure (tree_figure: the compare baseline). The
+    page's own tree shows it as HTML instead (#tree-note), and its exports add it back
+    as this annotation (static/app.js withNote)."""
     if not note:
         return []
     return [{"text": note, "xref": "paper", "yref": "paper", "x": 0, "y": 0, "yanchor": "top",

@@ -417,7 +417,8 @@ def _sort_live(live: LivePages, ghosts: Sequence[SpView], changed: Collection[in
     busy = n_changed > CHANGED_KEEP_LIMIT
     parts = _Sorted({}, {}, set(), {}, n_changed, busy,
                     busy or len(states) > collapse_threshold, len(states), live.view)
-    # _sort_raw() without its own calls: this loop sees every page of the step.
+    # Sorted as _sort_page() would sort their views, without a call per page: this loop
+    # sees every page of the step.
     brief, groups, ringed = live.brief, parts.groups, parts.ringed_groups
     new = tuple.__new__  # _Folded(...) without NamedTuple's Python-level __new__
     for sp_id, word, pcode in states:
@@ -488,16 +489,45 @@ def _resort(prev: _Sorted, old: Sequence[tuple[int, tuple[int, str]]],
     view_of = prev.view_of or (reader.view if reader is not None else None)
     parts = _Sorted(dict(prev.individual), groups, set(), dict(prev.detached), n_changed,
                     busy, collapse, n_pages, view_of)
+    individual, detached = parts.individual, parts.detached
     for sp_id, key in old:
-        kept = parts.individual.pop(sp_id, None) or parts.detached.pop(sp_id, None)
-        if kept is None and key in groups and sp_id in groups[key]:
-            own(key)
-            del groups[key][sp_id]
-            if not groups[key]:
-                del groups[key]
+        if individual.pop(sp_id, None) is None and detached.pop(sp_id, None) is None:
+            members = groups.get(key)
+            if members is not None and sp_id in members:
+                if key not in copied:
+                    own(key)
+                    members = groups[key]
+                del members[sp_id]
+                if not members:
+                    del groups[key]
+    # Raw states are sorted as in _sort_live(), without a call per page: a step that
+    # rewrites a whole table re-sorts its 512 pages here, most into one summary group.
+    brief = reader.brief if reader is not None else None
+    view = reader.view if reader is not None else None
+    ringed = parts.ringed_groups
+    foldable = _FOLDABLE_WHEN_BUSY if busy else _FOLDABLE
+    new = tuple.__new__  # _Folded(...) without NamedTuple's Python-level __new__
     for page in views:
-        if isinstance(page, tuple) and reader is not None:
-            _sort_raw(parts, reader, *page, changed, selected, own)
+        if isinstance(page, tuple) and brief is not None:
+            sp_id, word, pcode = page
+            status, level, first, l2_gfn = brief(sp_id, word, pcode)
+            key = (first, status)
+            if key not in copied:
+                own(key)
+            touched = sp_id in changed
+            if (collapse and status in foldable and level == 1
+                    and (first >= 0 or status == "zapped") and (busy or not touched)
+                    and sp_id != selected):
+                members = groups.get(key)
+                if members is None:
+                    groups[key] = members = {}
+                    copied.add(key)  # a new group is this sorting's own
+                members[sp_id] = new(_Folded, (sp_id, l2_gfn, word, pcode))
+                if touched:
+                    ringed.add(key)
+            else:
+                assert view is not None
+                _sort_page(parts, view(sp_id, word, pcode), status, touched, selected)
         else:
             if isinstance(page, tuple):  # a _Folded page of `prev`, whose view_of reads it
                 assert view_of is not None
@@ -533,21 +563,6 @@ def _flipped(prev: _Sorted, old: Sequence[tuple[int, tuple[int, str]]],
                     more.append(member if isinstance(member, SpView) else
                                 (member.id, member.word, member.pcode))
     return [*old, *more_old], [*views, *more]
-
-
-def _sort_raw(parts: _Sorted, reader: PageReader, sp_id: int, word: int, pcode: int,
-              changed: Collection[int], selected: int | None,
-              own: Callable[[tuple[int, str]], None] | None = None) -> None:
-    """_sort_page() of a page given as its raw state: folded into a summary node as that
-    state (_Folded), or given its view."""
-    status, level, first, l2_gfn = reader.brief(sp_id, word, pcode)
-    touched = sp_id in changed
-    if own is not None:
-        own((first, status))
-    if _summarized(parts, status, level, first >= 0, touched, sp_id == selected):
-        _add_to_group(parts, (first, status), _Folded(sp_id, l2_gfn, word, pcode), touched)
-    else:
-        _sort_page(parts, reader.view(sp_id, word, pcode), status, touched, selected)
 
 
 def tree_view(

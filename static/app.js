@@ -94,10 +94,8 @@
     delta.edges_cut.forEach(function (e) { tree.edges.delete(e[0] + ">" + e[1]); });
     delta.edges_add.forEach(function (e) { tree.edges.set(e[0] + ">" + e[1], e); });
     var traces = fillTraces(layout.figure.data, delta);
-    var annotations = delta.note ? [{
-      text: delta.note, xref: "paper", yref: "paper", x: 0, y: 0, yanchor: "top",
-      showarrow: false, font: { size: 14, color: "#555555" },
-    }] : [];
+    // The step's note (how much is folded) is server-rendered HTML under the plot
+    // (#tree-note): as a Plotly annotation, every redraw laid its text out again.
     var legend = !comparing();
     var drawing;
     if (fresh || !div._fullLayout || div.dataset.layoutUrl !== delta.layout) {
@@ -105,8 +103,7 @@
         return Object.assign({}, t, traces[i], { marker: Object.assign({}, t.marker || {},
           traces[i].marker) });
       });
-      var figLayout = Object.assign({}, layout.figure.layout, { annotations: annotations,
-                                                                 showlegend: legend });
+      var figLayout = Object.assign({}, layout.figure.layout, { showlegend: legend });
       drawing = Plotly.react(div, data, figLayout, plotConfig()).then(function () {
         div.dataset.layoutUrl = delta.layout;
         if (!div.dataset.clickBound) {
@@ -116,8 +113,7 @@
         Plotly.Plots.resize(div);
       });
     } else {
-      drawing = redraw(div, traces, delta.note === tree.note ? null : annotations,
-                       legend === tree.legend ? null : legend);
+      drawing = redraw(div, traces, legend === tree.legend ? null : legend);
     }
     // What was sent counts once Plotly has drawn it, and only for the tree it was drawn for
     // (a refetch may have started a new one meanwhile): a failed draw leaves the last
@@ -126,7 +122,6 @@
     return drawing.then(function () {
       if (tree !== state) return;
       state.sent = traces;
-      state.note = delta.note;
       state.legend = legend;
       state.url = delta.url;  // the state the next delta starts from
       div.dataset.drawnUrl = delta.url;
@@ -135,14 +130,13 @@
 
   // One step's redraw: Plotly recomputes and redraws the whole figure on any restyle or
   // relayout, so only what differs from what was sent last goes to it (the traces whose
-  // points changed; the note and the legend only when they changed), and a step that
-  // changes nothing drawn (a quiet step after a quiet one) costs no redraw at all.
-  function redraw(div, traces, annotations, legend) {
+  // points changed; the legend only when it changed), and a step that changes nothing
+  // drawn (a quiet step after a quiet one) costs no redraw at all.
+  function redraw(div, traces, legend) {
     var changed = [];
     var sent = tree.sent || [];  // none: a new tree state on the drawn figure, send them all
     traces.forEach(function (t, i) { if (!sameTrace(sent[i], t)) changed.push(i); });
     var relayout = {};
-    if (annotations !== null) relayout.annotations = annotations;
     if (legend !== null) relayout.showlegend = legend;
     var relayouts = Object.keys(relayout).length > 0;
     if (!changed.length) {
@@ -552,10 +546,22 @@
     if (!div || !window.Plotly) return;
     var base = $("tree-base");
     if (comparing() && base && base._fullLayout) { exportBoth(format, base, div); return; }
-    Plotly.downloadImage(div, {
+    Plotly.downloadImage(withNote(div), {
       format: format, filename: imageName(),
       width: div.clientWidth || 1200, height: div.clientHeight || 500,
     });
+  }
+
+  // What an image of the tree draws: the figure with the step's note under the plot (the
+  // page shows it as HTML, #tree-note), where the figure had it before.
+  function withNote(div) {
+    var note = $("tree-note");
+    var text = note ? note.textContent.replace(/\s+/g, " ").trim() : "";
+    if (!text) return div;
+    return { data: div.data, layout: Object.assign({}, div.layout, { annotations: [{
+      text: escapeXml(text), xref: "paper", yref: "paper", x: 0, y: 0, yanchor: "top",
+      showarrow: false, font: { size: 14, color: "#555555" },
+    }] }) };
   }
 
   // Both compare panes in one image: left and right, each under its title.
@@ -570,7 +576,8 @@
     var h = Math.max(left.clientHeight, right.clientHeight) || 460;
     var opts = { format: format, width: w, height: h };
     var titles = [paneTitle("compare-left-title"), paneTitle("compare-right-title")];
-    Promise.all([Plotly.toImage(left, opts), Plotly.toImage(right, opts)]).then(function (urls) {
+    var images = [Plotly.toImage(left, opts), Plotly.toImage(withNote(right), opts)];
+    Promise.all(images).then(function (urls) {
       if (format === "svg") return combineSvg(urls, titles, w, h);
       return combinePng(urls, titles, w, h);
     }).then(function (href) {
