@@ -172,6 +172,12 @@ class RunEntry:
         views = timeline.n_views if timeline is not None else 0
         return max(self.nbytes + views * VIEW_BYTES, 1)
 
+    def weigh(self, change: int) -> None:
+        """What something kept with the run (outside the kept values above) adds to its
+        weight, or gives back when it is dropped (negative)."""
+        with self.lock:
+            self.nbytes += change
+
     def snapshot(self, step: int, grain: str) -> Snapshot:
         key = (step, grain)
         with self.lock:
