@@ -101,6 +101,11 @@ class Recorder:
         else:
             self.record(kvm, kind.name, args)
 
+    def record_ints(self, kvm: Kvm, kind: EventKind, a: int, b: int, c: int) -> None:
+        """An event of one to three int arguments given as ints (Kvm.event_ints()): by
+        default record_values() with the first len(kind.args) of them."""
+        self.record_values(kvm, kind, (a, b, c)[:len(kind.args)], False)
+
 
 class Kvm:
     def __init__(
@@ -286,6 +291,14 @@ class Kvm:
         if self.recorder is not None:
             self.recorder.record_values(self, kind, values, False)
         self.n_touched = 0
+
+    def event_ints(self, kind: EventKind, a: int, b: int = 0, c: int = 0) -> None:
+        """event() for a kind of one to three int arguments (not bools: those are recorded
+        as themselves), given as ints: a recorded run builds no tuple for them."""
+        self.events_emitted += 1
+        if self.recorder is not None:
+            self.recorder.record_ints(self, kind, a, b, c)
+            self.n_touched = 0
 
     def action(self, kind: EventKind, values: tuple[object, ...]) -> None:
         """begin_action() with the arguments given positionally, in kind.args order."""

@@ -436,6 +436,29 @@ class EventRecord:
                    action: bool) -> None:
         """Record one event given positionally (Kvm.event()): the same bytes as add() with
         dict(zip(kind.args, values)), without the dict."""
+        index = self._begin(kvm, kind, action)
+        self._put_values(self._abuf, values)
+        self._finish(kvm, index)
+
+    def add_ints(self, kvm: Kvm, kind: EventKind, a: int, b: int, c: int) -> None:
+        """Record one event of up to three int arguments given as ints (Kvm.event_ints()):
+        the same bytes as add_values() with the first len(kind.args) of them, without a
+        tuple of boxed ints."""
+        n = len(kind.args)
+        if n > 3:
+            raise RecordError(f"{kind!r} has more than the three int arguments add_ints() takes")
+        index = self._begin(kvm, kind, False)
+        abuf = self._abuf
+        if n:
+            _put_int(abuf, a)
+            if n > 1:
+                _put_int(abuf, b)
+                if n > 2:
+                    _put_int(abuf, c)
+        self._finish(kvm, index)
+
+    def _begin(self, kvm: Kvm, kind: EventKind, action: bool) -> int:
+        """Start recording an event of `kind` (see _start) and write its shape; its index."""
         index = self._start(action)
         abuf = self._abuf
         node = kvm.path_node
@@ -452,8 +475,7 @@ class EventRecord:
             abuf.append(shape_id)
         else:
             _put(abuf, shape_id)
-        self._put_values(abuf, values)
-        self._finish(kvm, index)
+        return index
 
     def _put_values(self, abuf: list[int], values: tuple[object, ...]) -> None:
         """An event's arguments, in order: ints inline (the usual argument, see
