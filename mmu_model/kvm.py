@@ -101,6 +101,11 @@ class Recorder:
         else:
             self.record(kvm, kind.name, args)
 
+    def record_ints(self, kvm: Kvm, kind: EventKind, a: int, b: int, c: int) -> None:
+        """An event of one to three int arguments given as ints (Kvm.event_ints()): by
+        default record_values() with the first len(kind.args) of them."""
+        self.record_values(kvm, kind, (a, b, c)[:len(kind.args)], False)
+
 
 class Kvm:
     def __init__(
@@ -162,15 +167,21 @@ class Kvm:
         self.orphans_unsync = 0
         self.hash_walked = 0
         self.next_sp_id = 1
-        # The pages touched since the last event, each once, in first-touch order (a page's
-        # touched_at says it is listed: the event count when it was added).
-        self.touched: list[KvmMmuPage] = []
+        # The pages touched since the last event, each once, in first-touch order: the first
+        # n_touched of touched_pages (a page's touched_at says it is listed: the event count
+        # when it was added).  The list is reused from one event to the next (clearing it
+        # would free its storage, and the next touch allocate it again, every event).
+        self.touched_pages: list[KvmMmuPage] = []
+        self.n_touched = 0
         # The kernel call path (see enter()), as a node of the trie of the paths entered so
         # far: a recorder reads the whole path as one int.  Node 0 is the empty path.
         self.path_node = 0
         self.path_parent: list[int] = [0]
         self.path_children: list[dict[str, int]] = [{}]
         self.path_tuples: list[tuple[str, ...]] = [()]
+        # Per node, the function last entered from it and the node that led to.
+        self.path_last_function: list[str] = [""]
+        self.path_last_child: list[int] = [0]
         self.events_emitted = 0
         self.actions_emitted = 0
         self.recorder = recorder
@@ -181,7 +192,18 @@ class Kvm:
         """`sp` changed: the recorder stores its new state with the next event."""
         if self.recorder is not None and sp.touched_at != self.events_emitted:
             sp.touched_at = self.events_emitted
-            self.touched.append(sp)
+            n = self.n_touched
+            pages = self.touched_pages
+            if n < len(pages):
+                pages[n] = sp
+            else:
+                pages.append(sp)
+            self.n_touched = n + 1
+
+    @property
+    def touched(self) -> list[KvmMmuPage]:
+        """The pages touched since the last event, each once, in first-touch order."""
+        return self.touched_pages[:self.n_touched]
 
     def update_orphan(self, sp: KvmMmuPage) -> None:
         """Re-derive whether `sp` is an orphan after a change to its links or validity."""
@@ -218,6 +240,8 @@ class Kvm:
         the cyclic collector.  Nothing may use the Kvm afterwards.
         """
         self.rmaps.release()
+        self.touched_pages.clear()
+        self.n_touched = 0
         self.released = True
 
     def enter(self, function: str) -> None:
@@ -226,13 +250,21 @@ class Kvm:
         Nothing reads the path unless a recorder is attached, so it is kept only then.
         """
         if self.recorder is not None:
-            node = self.path_children[self.path_node].get(function)
+            at = self.path_node
+            if function is self.path_last_function[at]:  # the usual case: one str object
+                self.path_node = self.path_last_child[at]
+                return
+            node = self.path_children[at].get(function)
             if node is None:
                 node = len(self.path_parent)
-                self.path_parent.append(self.path_node)
+                self.path_parent.append(at)
                 self.path_children.append({})
-                self.path_tuples.append((*self.path_tuples[self.path_node], function))
-                self.path_children[self.path_node][function] = node
+                self.path_tuples.append((*self.path_tuples[at], function))
+                self.path_last_function.append("")
+                self.path_last_child.append(0)
+                self.path_children[at][function] = node
+            self.path_last_function[at] = function
+            self.path_last_child[at] = node
             self.path_node = node
 
     def leave(self) -> None:
@@ -251,14 +283,22 @@ class Kvm:
         self.events_emitted += 1
         if self.recorder is not None:
             self.recorder.record(self, kind, args)
-        self.touched.clear()
+        self.n_touched = 0
 
     def event(self, kind: EventKind, values: tuple[object, ...]) -> None:
         """emit() with the arguments given positionally, in kind.args order."""
         self.events_emitted += 1
         if self.recorder is not None:
             self.recorder.record_values(self, kind, values, False)
-        self.touched.clear()
+        self.n_touched = 0
+
+    def event_ints(self, kind: EventKind, a: int, b: int = 0, c: int = 0) -> None:
+        """event() for a kind of one to three int arguments (not bools: those are recorded
+        as themselves), given as ints: a recorded run builds no tuple for them."""
+        self.events_emitted += 1
+        if self.recorder is not None:
+            self.recorder.record_ints(self, kind, a, b, c)
+            self.n_touched = 0
 
     def action(self, kind: EventKind, values: tuple[object, ...]) -> None:
         """begin_action() with the arguments given positionally, in kind.args order."""
@@ -266,7 +306,7 @@ class Kvm:
         self.actions_emitted += 1
         if self.recorder is not None:
             self.recorder.record_values(self, kind, values, True)
-        self.touched.clear()
+        self.n_touched = 0
 
     @property
     def recording(self) -> bool:
@@ -288,7 +328,7 @@ class Kvm:
         self.actions_emitted += 1
         if self.recorder is not None:
             self.recorder.begin_action(self, kind, args)
-        self.touched.clear()
+        self.n_touched = 0
 
     def page_added(self, sp: KvmMmuPage) -> None:
         """list_add(&sp->link, &kvm->arch.active_mmu_pages), and the page is allocated."""

@@ -41,7 +41,8 @@ ENOSPC = -28
 
 InvalidList = list[KvmMmuPage]
 
-# The events this module emits (Kvm.event()): each kind's argument names, in order.
+# The events this module emits (Kvm.event(), Kvm.event_ints() for the hottest, whose
+# arguments are all ints): each kind's argument names, in order.
 _ZAP_ALL_RMAP_SPTES: Final = EventKind("kvm_zap_all_rmap_sptes", "sp", "level", "gfns", "sptes")
 _UNSYNC_PAGE: Final = EventKind("kvm_mmu_unsync_page", "sp")
 _SYNC_PAGE: Final = EventKind("kvm_mmu_sync_page", "sp", "parent")
@@ -394,10 +395,7 @@ def kvm_unsync_page(kvm: Kvm, sp: KvmMmuPage) -> None:
     kvm.stat.mmu_unsync += 1
     kvm.set_unsync(sp, True)
     kvm_mmu_mark_parents_unsync(kvm, sp)
-    if kvm.recording:
-        kvm.event(_UNSYNC_PAGE, (sp.id,))
-    else:
-        kvm.count_event()
+    kvm.event_ints(_UNSYNC_PAGE, sp.id)
 
 
 def mmu_try_to_unsync_pages(kvm: Kvm, gfn: int) -> int:
@@ -499,10 +497,7 @@ def mmu_sync_children(kvm: Kvm, parent: KvmMmuPage) -> int:
             if kvm_sync_page(kvm, sp, invalid_list):
                 kvm_flush_remote_tlbs(kvm)
             mmu_pages_clear_parents(kvm, path)
-            if kvm.recording:
-                kvm.event(_SYNC_PAGE, (sp.id, parent.id))
-            else:
-                kvm.count_event()
+            kvm.event_ints(_SYNC_PAGE, sp.id, parent.id)
             synced += 1
         kvm_mmu_commit_zap_page(kvm, invalid_list)
     kvm.leave()
@@ -757,10 +752,7 @@ def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
     flush = False
     gpa, nbytes, gentry = mmu_pte_write_fetch_gpte(kvm, gpa, new, nbytes)
     kvm.stat.mmu_pte_write += 1
-    if kvm.recording:
-        kvm.event(_TRACK_WRITE, (gpa, new))
-    else:
-        kvm.count_event()
+    kvm.event_ints(_TRACK_WRITE, gpa, new)
     for sp in for_each_gfn_valid_sp_with_gptes(kvm, gfn):
         if is_obsolete_sp(kvm, sp):  # zapped by an earlier iteration of this loop
             continue
@@ -769,7 +761,7 @@ def kvm_mmu_track_write(kvm: Kvm, gpa: int, new: int, nbytes: int = 8) -> None:
         if misaligned or detect_write_flooding(kvm, sp):
             reason = _MISALIGNED if misaligned else _FLOODING
             kvm.stat.mmu_flooded += 1
-            kvm.event(reason, (sp.id, before, gpa))
+            kvm.event_ints(reason, sp.id, before, gpa)
             kvm.enter(reason.name)
             kvm_mmu_prepare_zap_page(kvm, sp, invalid_list)
             kvm.leave()

@@ -138,18 +138,28 @@ def _put(buf: list[int], v: int) -> None:
 
 def _put_int(buf: list[int], v: int) -> None:
     """Append the int value `v` (tag _INT): the varint of (zigzag(v) << 3 | _INT), built
-    from v's low three bits and the varint of the rest, so that a 64-bit argument (an EPT
-    entry) costs two long-int operations, not two per byte."""
-    if v >= 0:
-        low = _INT  # zigzag(v) << 3 | _INT == v << 4 | 7
+    from v's low three bits and the varint of the rest (v >> 3), so that a 64-bit argument
+    (an EPT entry, too wide for a compiled short int) costs two long-int operations: the
+    rest is short, and its sign is v's."""
+    rest = v >> 3
+    low = v & 7
+    if rest >= 0:
+        tag = _INT  # zigzag(v) << 3 | _INT == v << 4 | 7
+    else:  # zigzag(v) << 3 | _INT == ~v << 4 | 15, and ~v == ~rest << 3 | (7 - low)
+        rest = ~rest
+        low = 7 - low
+        tag = 8 | _INT
+    if not rest:
+        buf.append(low << 4 | tag)
+        return
+    buf.append(low << 4 | tag | 0x80)
+    if rest < 0x80:
+        buf.append(rest)
+    elif rest < 0x4000:
+        buf.append((rest & 0x7F) | 0x80)
+        buf.append(rest >> 7)
     else:
-        v = -v - 1
-        low = 8 | _INT  # == v << 4 | 15 for the v here
-    if v < 8:
-        buf.append(v << 4 | low)
-    else:
-        buf.append((v & 7) << 4 | low | 0x80)
-        _put(buf, v >> 3)
+        _put(buf, rest)
 
 
 def _put_delta(buf: list[int], i: int, d: int) -> None:
@@ -296,6 +306,35 @@ class PageStates:
         return out
 
 
+class _Columns:
+    """The columns a record grows per event or per page, as arrays of int64.
+
+    While recording, their newest entries wait in lists on the EventRecord, which join
+    these arrays at each checkpoint and when the record is sealed (see _join): appending to
+    a list is a native operation of the compiled recorder, while array.append() is a method
+    call that parses its argument.
+    """
+
+    def __init__(self) -> None:
+        self.block_offsets = array("q")
+        self.action_first = array("q")
+        self.boot_first = array("q")
+        self.boot_values = array("q")
+        self.row_of = array("q")
+        self.st_id = array("q")
+        self.st_gfn = array("q")
+        self.st_l2_gfn = array("q")
+        self.st_role = array("q")
+        self.st_created = array("q")
+
+    def as_dict(self) -> dict[str, array[int]]:
+        return {"block_offsets": self.block_offsets, "action_first": self.action_first,
+                "boot_first": self.boot_first, "boot_values": self.boot_values,
+                "row_of": self.row_of, "st_id": self.st_id, "st_gfn": self.st_gfn,
+                "st_l2_gfn": self.st_l2_gfn, "st_role": self.st_role,
+                "st_created": self.st_created}
+
+
 class EventRecord:
     """The recorded events of one run, their page-state changes, counters and checkpoints."""
 
@@ -310,11 +349,10 @@ class EventRecord:
         self.shapes: list[Shape] = []
         self._shape_ids: dict[Shape, int] = {}
         self._last_shape: dict[str, tuple[int, tuple[str, ...], int]] = {}
-        # By Kvm path-trie node, the interned path id (-1: not seen yet); by EventKind id,
-        # the path id and shape id of its last event (-1: none yet).
+        # By Kvm path-trie node, the interned path id (-1: not seen yet), and by node and
+        # EventKind id, the interned shape id (-1: not seen yet).
         self._node_path: list[int] = []
-        self._kind_path: list[int] = []
-        self._kind_shape: list[int] = []
+        self._node_shapes: list[list[int]] = []
         self.paths: list[tuple[str, ...]] = []
         self._path_ids: dict[tuple[str, ...], int] = {}
         self.strings: list[str] = []
@@ -333,20 +371,26 @@ class EventRecord:
         self._state_len = 0
         self._abuf: list[int] = []
         self._sbuf: list[int] = []
-        self.block_offsets = array("q")  # per BLOCK events: args offset, state offset
-        # Actions: the event each starts with; boots as runs (first action, boot).
-        self.action_first = array("q")
-        self.boot_first = array("q")
-        self.boot_values = array("q")
+        # The columns that grow per event or per page (see _Columns), read through the
+        # properties of the same names, which seal the record; while recording, their
+        # newest entries are in the lists below.  Per BLOCK events, the offsets of its
+        # first event in the args and state streams; per action, its first event; boots
+        # as runs of actions (first action, boot); per page, in first-touch order, its
+        # static row (sp id, gfn, l2_gfn, role, the event that made it); by sp id, the
+        # page's row (filled in when the record is sealed).
+        self._columns = _Columns()
+        self._block_offsets: list[int] = []
+        self._action_first: list[int] = []
+        self._boot_first: list[int] = []
+        self._boot_values: list[int] = []
+        self._n_actions = 0
         self.boot = 0
         self._last_boot = -1  # boot_values[-1] (-1: no action yet), read per event
-        # Static page data, one row per page in first-touch order; row_of is by sp id.
-        self.row_of = array("q")
-        self.st_id = array("q")
-        self.st_gfn = array("q")
-        self.st_l2_gfn = array("q")
-        self.st_role = array("q")
-        self.st_created = array("q")
+        self._st_id: list[int] = []
+        self._st_gfn: list[int] = []
+        self._st_l2_gfn: list[int] = []
+        self._st_role: list[int] = []
+        self._st_created: list[int] = []
         # Page states: the current ones while recording, the pool of checkpointed chunks.
         # While recording, each page's state as last stored is on the page itself
         # (KvmMmuPage.recorded_word / recorded_pcode, valid where recorded_by is _serial).
@@ -392,30 +436,46 @@ class EventRecord:
                    action: bool) -> None:
         """Record one event given positionally (Kvm.event()): the same bytes as add() with
         dict(zip(kind.args, values)), without the dict."""
+        index = self._begin(kvm, kind, action)
+        self._put_values(self._abuf, values)
+        self._finish(kvm, index)
+
+    def add_ints(self, kvm: Kvm, kind: EventKind, a: int, b: int, c: int) -> None:
+        """Record one event of up to three int arguments given as ints (Kvm.event_ints()):
+        the same bytes as add_values() with the first len(kind.args) of them, without a
+        tuple of boxed ints."""
+        n = len(kind.args)
+        if n > 3:
+            raise RecordError(f"{kind!r} has more than the three int arguments add_ints() takes")
+        index = self._begin(kvm, kind, False)
+        abuf = self._abuf
+        if n:
+            _put_int(abuf, a)
+            if n > 1:
+                _put_int(abuf, b)
+                if n > 2:
+                    _put_int(abuf, c)
+        self._finish(kvm, index)
+
+    def _begin(self, kvm: Kvm, kind: EventKind, action: bool) -> int:
+        """Start recording an event of `kind` (see _start) and write its shape; its index."""
         index = self._start(action)
         abuf = self._abuf
         node = kvm.path_node
-        node_path = self._node_path
-        path_id = node_path[node] if node < len(node_path) else -1
-        if path_id < 0:
-            path_id = self._path_id(kvm)
         kid = kind.id
-        kind_path = self._kind_path
-        if kid >= len(kind_path):
-            kind_path.extend([-1] * (kid + 1 - len(kind_path)))
-            self._kind_shape.extend([0] * (kid + 1 - len(self._kind_shape)))
-        if kind_path[kid] == path_id:
-            shape_id = self._kind_shape[kid]
-        else:
-            shape_id = self._intern_shape((kind.name, kind.args, path_id))
-            kind_path[kid] = path_id
-            self._kind_shape[kid] = shape_id
+        node_shapes = self._node_shapes
+        shape_id = -1
+        if node < len(node_shapes):
+            shapes = node_shapes[node]
+            if kid < len(shapes):
+                shape_id = shapes[kid]
+        if shape_id < 0:
+            shape_id = self._node_shape(kvm, kind)
         if shape_id < 0x80:
             abuf.append(shape_id)
         else:
             _put(abuf, shape_id)
-        self._put_values(abuf, values)
-        self._finish(kvm, index)
+        return index
 
     def _put_values(self, abuf: list[int], values: tuple[object, ...]) -> None:
         """An event's arguments, in order: ints inline (the usual argument, see
@@ -432,17 +492,31 @@ class EventRecord:
             raise RecordError("the record is sealed: nothing can be recorded after reading")
         index = self.n_events
         if action:
-            self.action_first.append(index)
+            self._action_first.append(index)
+            self._n_actions += 1
             if self._last_boot != self.boot:
-                self.boot_first.append(len(self.action_first) - 1)
-                self.boot_values.append(self.boot)
+                self._boot_first.append(self._n_actions - 1)
+                self._boot_values.append(self.boot)
                 self._last_boot = self.boot
         elif self._last_boot < 0:
             raise RecordError("kernel operation recorded outside a guest action")
         if not index & (BLOCK - 1):
-            self.block_offsets.append(self._args_len + len(self._abuf))
-            self.block_offsets.append(self._state_len + len(self._sbuf))
+            self._block_offsets.append(self._args_len + len(self._abuf))
+            self._block_offsets.append(self._state_len + len(self._sbuf))
         return index
+
+    def _node_shape(self, kvm: Kvm, kind: EventKind) -> int:
+        """The interned shape of `kind` at kvm's call path, the first time it is seen there."""
+        node_shapes = self._node_shapes
+        node = kvm.path_node
+        while node >= len(node_shapes):
+            node_shapes.append([])
+        shapes = node_shapes[node]
+        if kind.id >= len(shapes):
+            shapes.extend([-1] * (kind.id + 1 - len(shapes)))
+        shape_id = self._intern_shape((kind.name, kind.args, self._path_id(kvm)))
+        shapes[kind.id] = shape_id
+        return shape_id
 
     def _path_id(self, kvm: Kvm) -> int:
         """The interned id of kvm's call path, by its node in Kvm's trie of paths."""
@@ -469,7 +543,9 @@ class EventRecord:
         """The state stream of event `index`: changed pages, then counter deltas."""
         sbuf = self._sbuf
         serial = self._serial
-        for sp in kvm.touched:
+        touched = kvm.touched_pages
+        for t in range(kvm.n_touched):
+            sp = touched[t]
             sp_id = sp.id
             if sp.recorded_by != serial:  # the first event of the page: its static row
                 sp.recorded_by = serial
@@ -486,17 +562,26 @@ class EventRecord:
                 mask = 0
             else:
                 word = _pack(sp)
-                pcode = self._parent_code(sp, old_pcode)
+                parents = sp.parent_ptes
+                if len(parents) == 1:  # the usual case of _parent_code(), inline
+                    parent, pte_index = parents[0]
+                    if pte_index >> 9:
+                        raise RecordError(f"sp {sp_id}: parent SPTE index {pte_index} is not "
+                                          f"0..511")
+                    pcode = (parent.id << 9 | pte_index) << 1 | 1
+                else:
+                    pcode = self._parent_code(sp, old_pcode)
                 mask = (1 if word != old_word else 0) | (2 if pcode != old_pcode else 0)
                 if not mask:
                     continue
             sp.recorded_word = word
             sp.recorded_pcode = pcode
             c = sp_id >> CHUNK_SHIFT
-            if c >= len(self._is_dirty):
-                self._is_dirty.extend([False] * (c + 1 - len(self._is_dirty)))
-            if not self._is_dirty[c]:
-                self._is_dirty[c] = True
+            is_dirty = self._is_dirty
+            if c >= len(is_dirty):
+                is_dirty.extend([False] * (c + 1 - len(is_dirty)))
+            if not is_dirty[c]:
+                is_dirty[c] = True
                 self._dirty.append(c)
             code = (sp_id << 2 | mask) + 1  # mask 0: freed
             if code < 0x200000 and code >= 0x4000:  # the usual size of a page code
@@ -713,10 +798,6 @@ class EventRecord:
 
     def _add_static(self, sp: KvmMmuPage, index: int) -> None:
         sp_id = sp.id
-        row_of = self.row_of
-        if sp_id >= len(row_of):
-            row_of.extend([-1] * (sp_id + 1 - len(row_of) + 4 * CHUNK))
-        row_of[sp_id] = len(self.st_id)
         role = sp.role
         rid = self._role_ids.get(role.word)
         if rid is None:
@@ -724,11 +805,11 @@ class EventRecord:
             self.roles.append((role.word, role.describe(), role.level, role.direct,
                                role.guest_mode))
             self._role_ids[role.word] = rid
-        self.st_id.append(sp_id)
-        self.st_gfn.append(sp.gfn)
-        self.st_l2_gfn.append(sp.l2_gfn)
-        self.st_role.append(rid)
-        self.st_created.append(index)
+        self._st_id.append(sp_id)
+        self._st_gfn.append(sp.gfn)
+        self._st_l2_gfn.append(sp.l2_gfn)
+        self._st_role.append(rid)
+        self._st_created.append(index)
 
     def _checkpoint(self, kvm: Kvm) -> None:
         directory = self._directory
@@ -763,11 +844,25 @@ class EventRecord:
             patches.append(c)
             patches.append(no)
         self._dirty.clear()
+        self._join_columns()
         self.cp_patch_start.append(len(patches) // 2)
         self.cp_counters.frombytes(self._counters_int64s.pack(*self._counter_values()))
         self.cp_state_offset.append(self._state_len + len(self._sbuf))
         if (len(self.cp_state_offset) - 1) % FULL_EVERY == 0:
             self.cp_full.append(array("q", directory))
+
+    def _join_columns(self) -> None:
+        """The columns' newest entries join their arrays (at a checkpoint, and sealing)."""
+        columns = self._columns
+        _join(columns.block_offsets, self._block_offsets)
+        _join(columns.action_first, self._action_first)
+        _join(columns.boot_first, self._boot_first)
+        _join(columns.boot_values, self._boot_values)
+        _join(columns.st_id, self._st_id)
+        _join(columns.st_gfn, self._st_gfn)
+        _join(columns.st_l2_gfn, self._st_l2_gfn)
+        _join(columns.st_role, self._st_role)
+        _join(columns.st_created, self._st_created)
 
     def seal(self) -> None:
         """Recording is over: join the streams and drop what only recording needed."""
@@ -778,6 +873,12 @@ class EventRecord:
         self._state_parts.append(bytearray(self._sbuf))
         self.args_stream = b"".join(self._args_parts)
         self.state_stream = b"".join(self._state_parts)
+        self._join_columns()
+        columns = self._columns
+        row_of = [-1] * (max(columns.st_id) + 1 if columns.st_id else 0)
+        for row, sp_id in enumerate(columns.st_id.tolist()):
+            row_of[sp_id] = row
+        columns.row_of = array("q", row_of)
         self._args_parts = []
         self._state_parts = []
         self._abuf = []
@@ -787,17 +888,67 @@ class EventRecord:
         self._last_shape = {}
         self._shape_ids = {}
         self._node_path = []
-        self._kind_path = []
-        self._kind_shape = []
+        self._node_shapes = []
         self._path_ids = {}
         self._string_ids = {}
         self._parent_list_ids = {}
         self._role_ids = {}
 
     # -- reading --------------------------------------------------------------------------
+    def _sealed_columns(self) -> _Columns:
+        if not self.sealed:
+            self.seal()
+        return self._columns
+
+    @property
+    def block_offsets(self) -> array[int]:
+        """Per BLOCK events, the offsets of its first event in the args and state streams."""
+        return self._sealed_columns().block_offsets
+
+    @property
+    def action_first(self) -> array[int]:
+        """Per action, the event it starts with."""
+        return self._sealed_columns().action_first
+
+    @property
+    def boot_first(self) -> array[int]:
+        """Per run of actions of one boot, its first action (boot_values: the boot)."""
+        return self._sealed_columns().boot_first
+
+    @property
+    def boot_values(self) -> array[int]:
+        return self._sealed_columns().boot_values
+
+    @property
+    def row_of(self) -> array[int]:
+        """By sp id, the page's static row (-1: none); the st_* columns are by row."""
+        return self._sealed_columns().row_of
+
+    @property
+    def st_id(self) -> array[int]:
+        return self._sealed_columns().st_id
+
+    @property
+    def st_gfn(self) -> array[int]:
+        return self._sealed_columns().st_gfn
+
+    @property
+    def st_l2_gfn(self) -> array[int]:
+        return self._sealed_columns().st_l2_gfn
+
+    @property
+    def st_role(self) -> array[int]:
+        """The page's role, an index into `roles`."""
+        return self._sealed_columns().st_role
+
+    @property
+    def st_created(self) -> array[int]:
+        """The event that first touched the page (the one that made it)."""
+        return self._sealed_columns().st_created
+
     @property
     def n_actions(self) -> int:
-        return len(self.action_first)
+        return self._n_actions
 
     def action_end(self, index: int) -> int:
         """The event after action `index`'s last (its [first, end) range)."""
@@ -1031,16 +1182,13 @@ class EventRecord:
 
     # -- size and serialization ---------------------------------------------------------
     def _arrays(self) -> dict[str, array[int]]:
-        return {
-            "block_offsets": self.block_offsets, "action_first": self.action_first,
-            "boot_first": self.boot_first, "boot_values": self.boot_values,
-            "row_of": self.row_of, "st_id": self.st_id, "st_gfn": self.st_gfn,
-            "st_l2_gfn": self.st_l2_gfn, "st_role": self.st_role,
-            "st_created": self.st_created, "pool_words": self.pool_words,
-            "pool_pcodes": self.pool_pcodes, "cp_counters": self.cp_counters,
-            "cp_state_offset": self.cp_state_offset, "cp_patch_start": self.cp_patch_start,
-            "cp_patches": self.cp_patches,
-        }
+        columns = self._sealed_columns().as_dict()
+        columns.update({
+            "pool_words": self.pool_words, "pool_pcodes": self.pool_pcodes,
+            "cp_counters": self.cp_counters, "cp_state_offset": self.cp_state_offset,
+            "cp_patch_start": self.cp_patch_start, "cp_patches": self.cp_patches,
+        })
+        return columns
 
     def nbytes(self) -> int:
         """Bytes this record holds: its streams, columns and tables, as allocated."""
@@ -1100,8 +1248,24 @@ class EventRecord:
                         for w, d, lv, di, g in tables["roles"]]
         record.args_stream = bytes(columns["args_stream"])
         record.state_stream = bytes(columns["state_stream"])
-        for name in record._arrays():
-            setattr(record, name, _int64s(columns[name]))
+        grown = record._columns
+        grown.block_offsets = _int64s(columns["block_offsets"])
+        grown.action_first = _int64s(columns["action_first"])
+        grown.boot_first = _int64s(columns["boot_first"])
+        grown.boot_values = _int64s(columns["boot_values"])
+        grown.row_of = _int64s(columns["row_of"])
+        grown.st_id = _int64s(columns["st_id"])
+        grown.st_gfn = _int64s(columns["st_gfn"])
+        grown.st_l2_gfn = _int64s(columns["st_l2_gfn"])
+        grown.st_role = _int64s(columns["st_role"])
+        grown.st_created = _int64s(columns["st_created"])
+        record._n_actions = len(grown.action_first)
+        record.pool_words = _int64s(columns["pool_words"])
+        record.pool_pcodes = _int64s(columns["pool_pcodes"])
+        record.cp_counters = _int64s(columns["cp_counters"])
+        record.cp_state_offset = _int64s(columns["cp_state_offset"])
+        record.cp_patch_start = _int64s(columns["cp_patch_start"])
+        record.cp_patches = _int64s(columns["cp_patches"])
         record.cp_full = [_int64s(columns[f"cp_full.{i}"]) for i in range(int(tables["n_full"]))]
         record.sealed = True
         record._check()
@@ -1131,6 +1295,15 @@ class EventRecord:
         )
         if not ok:
             raise RunFormatError("the run record's columns do not fit together (corrupt)")
+
+
+def _join(column: array[int], new: list[int]) -> None:
+    """Move the ints of `new` to the end of `column`.  struct converts them to int64s far
+    faster than array.fromlist() and append() do (those parse every item with
+    PyArg_Parse)."""
+    if new:
+        column.frombytes(struct.pack(f"{len(new)}q", *new))
+        new.clear()
 
 
 def _int64s(data: memoryview) -> array[int]:

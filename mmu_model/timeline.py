@@ -113,6 +113,9 @@ class Timeline(Recorder):
                       action: bool) -> None:
         self.events.add_values(kvm, kind, values, action)
 
+    def record_ints(self, kvm: Kvm, kind: EventKind, a: int, b: int, c: int) -> None:
+        self.events.add_ints(kvm, kind, a, b, c)
+
     @property
     def boot(self) -> int:
         """The L2 boot the actions recorded from now on belong to."""

@@ -111,6 +111,7 @@ def test_small_quota_bounds_the_leak(invariants, monkeypatch, mode, ept_levels):
     count never passes the quota, recycling happens, and the orphans stop growing."""
     peak = [0]
     original, original_event, original_count = Kvm.emit, Kvm.event, Kvm.count_event
+    original_event_ints = Kvm.event_ints
 
     def emit(self, kind, **args):
         original(self, kind, **args)
@@ -120,12 +121,17 @@ def test_small_quota_bounds_the_leak(invariants, monkeypatch, mode, ept_levels):
         original_event(self, kind, values)
         peak[0] = max(peak[0], self.stat.mmu_shadow_pages)
 
+    def event_ints(self, kind, a, b=0, c=0):  # the events of int arguments (Kvm.event_ints)
+        original_event_ints(self, kind, a, b, c)
+        peak[0] = max(peak[0], self.stat.mmu_shadow_pages)
+
     def count_event(self):  # the events a headless run counts without building them
         original_count(self)
         peak[0] = max(peak[0], self.stat.mmu_shadow_pages)
 
     monkeypatch.setattr(Kvm, "emit", emit)
     monkeypatch.setattr(Kvm, "event", event)
+    monkeypatch.setattr(Kvm, "event_ints", event_ints)
     monkeypatch.setattr(Kvm, "count_event", count_event)
     quota = 64
     spec = ScenarioSpec(l2_mem_gib=2, pdes_per_pd=3, ptes_per_pt=2, ept_levels=ept_levels,

@@ -206,3 +206,52 @@ def test_counters_of_a_fresh_record_are_the_kvm_s() -> None:
     guest.vm_entry(1)
     record = EventRecord(counters_of(kvm))
     assert record.cp_counters.tolist() == counters_of(kvm)
+
+
+def test_counting_actions_while_recording_leaves_the_record_open() -> None:
+    """While recording, the per-action column grows in a list that joins its array when the
+    record is sealed: n_actions counts as it goes without sealing, and reading the column
+    itself seals the record (it is complete only then), after which recording refuses."""
+    kvm, guest = _world()
+    timeline = Timeline(kvm)
+    kvm.recorder = timeline
+    guest.vm_entry(1)  # l2_vm_entry, one action
+    guest.touch(0, [(0, False, 0b11)], False)  # l2_touch, one more
+    assert timeline.n_actions == kvm.actions_emitted == 2
+    assert not timeline.events.sealed
+    kvm.begin_action("test_step")  # still recording
+    assert timeline.n_actions == 3
+    first = timeline.events.action_first  # each action's first event, as emitted
+    assert timeline.events.sealed
+    assert len(first) == 3
+    assert first[0] == 0  # l2_vm_entry is the first event
+    assert first[0] < first[1] < first[2]  # the VM entry loads a root: events of its own
+    assert first[2] == kvm.events_emitted - 1  # test_step is the last event
+    with pytest.raises(mmu_model.RecordError, match="sealed"):
+        kvm.begin_action("test_step")
+
+
+def test_a_call_path_follows_each_function_entered_from_the_same_caller() -> None:
+    """Kvm.enter() remembers, per node of its trie of call paths, the function last entered
+    from it and the node that led to (checked by identity before the node's dict): another
+    function entered from the same caller must still get its own node, and an equal name
+    that is another str object the node the first one made."""
+    kvm, _ = _world()
+    kvm.recorder = Timeline(kvm)
+    kvm.enter("kvm_mmu_load")
+    assert kvm.path == ("kvm_mmu_load",)
+    kvm.leave()
+    kvm.enter("kvm_mmu_new_pgd")
+    assert kvm.path == ("kvm_mmu_new_pgd",)
+    kvm.leave()
+    kvm.enter("kvm_mmu_load")
+    kvm.enter("mmu_alloc_shadow_roots")
+    assert kvm.path == ("kvm_mmu_load", "mmu_alloc_shadow_roots")
+    kvm.leave()
+    kvm.leave()
+    assert kvm.path == ()
+    nodes = len(kvm.path_tuples)  # the root and the three paths above
+    assert nodes == 4
+    kvm.enter("".join(["kvm_mmu_", "load"]))  # equal to, but not, the literal above
+    assert kvm.path == ("kvm_mmu_load",)
+    assert len(kvm.path_tuples) == nodes

@@ -218,6 +218,11 @@ class TeeTimeline(Timeline):
         self.reference.add(kvm, kind.name, args, self.boot if action else None)
         super().record_values(kvm, kind, values, action)
 
+    def record_ints(self, kvm: Kvm, kind: EventKind, a: int, b: int, c: int) -> None:
+        args = dict(zip(kind.args, (a, b, c), strict=False))
+        self.reference.add(kvm, kind.name, args, None)
+        super().record_ints(kvm, kind, a, b, c)
+
 
 @pytest.fixture
 def tee(monkeypatch: pytest.MonkeyPatch):

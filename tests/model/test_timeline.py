@@ -67,6 +67,7 @@ class Capture:
         self.action_end: list[int] = [0]  # op step at which each action step ends
         original_emit, original_begin = Kvm.emit, Kvm.begin_action
         original_event, original_action = Kvm.event, Kvm.action
+        original_event_ints = Kvm.event_ints
         original_count_event, original_count_action = Kvm.count_event, Kvm.count_action
 
         def emit(kvm: Kvm, kind: str, **args: object) -> None:
@@ -75,6 +76,10 @@ class Capture:
 
         def event(kvm: Kvm, kind: EventKind, values: tuple[object, ...]) -> None:
             original_event(kvm, kind, values)
+            self._after(kvm)
+
+        def event_ints(kvm: Kvm, kind: EventKind, a: int, b: int = 0, c: int = 0) -> None:
+            original_event_ints(kvm, kind, a, b, c)
             self._after(kvm)
 
         def count_event(kvm: Kvm) -> None:  # an event a headless run only counts
@@ -105,6 +110,7 @@ class Capture:
         monkeypatch.setattr(Kvm, "emit", emit)
         monkeypatch.setattr(Kvm, "begin_action", begin_action)
         monkeypatch.setattr(Kvm, "event", event)
+        monkeypatch.setattr(Kvm, "event_ints", event_ints)
         monkeypatch.setattr(Kvm, "action", action)
         monkeypatch.setattr(Kvm, "count_event", count_event)
         monkeypatch.setattr(Kvm, "count_action", count_action)
@@ -223,11 +229,12 @@ def test_steps_past_either_end_raise(invariants):
 # -- narration ---------------------------------------------------------------------------------
 def _emitted_literals() -> dict[str, set[str]]:
     """Event kinds written in mmu_model as literals in emit(...) / begin_action(...) calls,
-    or declared as ``NAME = EventKind("kind", ...)`` and passed by NAME to event(...) (a
-    kernel event, filed under "emit") / action(...) (filed under "begin_action")."""
+    or declared as ``NAME = EventKind("kind", ...)`` and passed by NAME to event(...) or
+    event_ints(...) (a kernel event, filed under "emit") / action(...) (filed under
+    "begin_action")."""
     found: dict[str, set[str]] = {"emit": set(), "begin_action": set()}
     calls = {"emit": "emit", "begin_action": "begin_action", "event": "emit",
-             "action": "begin_action"}
+             "event_ints": "emit", "action": "begin_action"}
     for path in MODEL_DIR.glob("*.py"):
         tree = ast.parse(path.read_text(), str(path))
         declared: dict[str, str] = {}  # EventKind constants of this module: NAME -> kind
@@ -250,7 +257,8 @@ def _emitted_literals() -> dict[str, set[str]]:
                              and node.func.value.attr == "recorder")  # Kvm forwarding
                     # Kvm.event(kind, values) / Kvm.action(kind, values), not Timeline's
                     # event(index) / action(index)
-                    and (node.func.attr in ("emit", "begin_action") or len(node.args) == 2)
+                    and (node.func.attr in ("emit", "begin_action", "event_ints")
+                         or len(node.args) == 2)
                     # a Recorder's own record() / begin_action(kvm, kind, args)
                     and not (isinstance(node.args[0], ast.Name) and node.args[0].id == "kvm")):
                 bucket = found[calls[node.func.attr]]
