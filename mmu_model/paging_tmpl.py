@@ -30,7 +30,8 @@ from .role import KvmMmuPageRole
 
 __all__ = ["GuestWalk", "ept_page_fault", "shadow_page_table_clear_flood"]
 
-# The events this module emits (Kvm.event()): each kind's argument names, in order.
+# The events this module emits (Kvm.event(); Kvm.event_ints() for mmu_set_spte, whose
+# arguments are all ints): each kind's argument names, in order.
 _SET_SPTE: Final = EventKind("mmu_set_spte", "sp", "count", "level")
 _GET_CHILD_PAGE: Final = EventKind("kvm_mmu_get_page", "sp", "created", "parent", "index",
                                    "relinked_orphan")
@@ -92,10 +93,7 @@ def fetch(kvm: Kvm, walk: GuestWalk) -> KvmMmuPage:
         sp, mask, count, base = fetch_direct(kvm, sp, walk)
     installed = mmu_set_spte(kvm, sp, mask, base, count)
     if installed:
-        if kvm.recording:
-            kvm.event(_SET_SPTE, (sp.id, installed, sp.role.level))
-        else:
-            kvm.count_event()
+        kvm.event_ints(_SET_SPTE, sp.id, installed, sp.role.level)
     kvm.leave()
     return sp
 
