@@ -243,6 +243,13 @@ def unpack_state(word: int, parents: Parents) -> State:
             (word >> _RC_SHIFT) & _MASK8, (word >> _LEAVES_SHIFT) & _MASK10, parents)
 
 
+def _one_parent_code(sp_id: int, parent_id: int, index: int) -> int:
+    """The parent code of a page with one parent SPTE: (parent id << 9 | index) << 1 | 1."""
+    if index >> 9:
+        raise RecordError(f"sp {sp_id}: parent SPTE index {index} is not 0..511")
+    return (parent_id << 9 | index) << 1 | 1
+
+
 class PageStates:
     """Every page's (state word, parent code) at one step: the checkpoint's chunks from the
     pool, with the chunks changed since then copied (copy-on-write)."""
@@ -328,11 +335,17 @@ class _Columns:
         self.st_created = array("q")
 
     def as_dict(self) -> dict[str, array[int]]:
-        return {"block_offsets": self.block_offsets, "action_first": self.action_first,
-                "boot_first": self.boot_first, "boot_values": self.boot_values,
-                "row_of": self.row_of, "st_id": self.st_id, "st_gfn": self.st_gfn,
-                "st_l2_gfn": self.st_l2_gfn, "st_role": self.st_role,
-                "st_created": self.st_created}
+        return {name: getattr(self, name) for name in _COLUMN_NAMES}
+
+    def read(self, columns: dict[str, memoryview]) -> None:
+        """Take every column from a serialized record's `columns` (to_sections' arrays)."""
+        for name in _COLUMN_NAMES:
+            setattr(self, name, _int64s(columns[name]))
+
+
+# _Columns' attributes, in the order they are serialized.
+_COLUMN_NAMES: Final = ("block_offsets", "action_first", "boot_first", "boot_values", "row_of",
+                        "st_id", "st_gfn", "st_l2_gfn", "st_role", "st_created")
 
 
 class EventRecord:
@@ -563,12 +576,9 @@ class EventRecord:
             else:
                 word = _pack(sp)
                 parents = sp.parent_ptes
-                if len(parents) == 1:  # the usual case of _parent_code(), inline
+                if len(parents) == 1:  # the usual case, without _parent_code()'s call
                     parent, pte_index = parents[0]
-                    if pte_index >> 9:
-                        raise RecordError(f"sp {sp_id}: parent SPTE index {pte_index} is not "
-                                          f"0..511")
-                    pcode = (parent.id << 9 | pte_index) << 1 | 1
+                    pcode = _one_parent_code(sp_id, parent.id, pte_index)
                 else:
                     pcode = self._parent_code(sp, old_pcode)
                 mask = (1 if word != old_word else 0) | (2 if pcode != old_pcode else 0)
@@ -774,9 +784,7 @@ class EventRecord:
             return 0
         if len(parents) == 1:
             parent, index = parents[0]
-            if not 0 <= index < 512:
-                raise RecordError(f"sp {sp.id}: parent SPTE index {index} is not 0..511")
-            return (parent.id << 9 | index) << 1 | 1
+            return _one_parent_code(sp.id, parent.id, index)
         if old and not old & 1:
             known = self.parent_lists[(old >> 1) - 1]
             if len(known) == len(parents):
@@ -1249,16 +1257,7 @@ class EventRecord:
         record.args_stream = bytes(columns["args_stream"])
         record.state_stream = bytes(columns["state_stream"])
         grown = record._columns
-        grown.block_offsets = _int64s(columns["block_offsets"])
-        grown.action_first = _int64s(columns["action_first"])
-        grown.boot_first = _int64s(columns["boot_first"])
-        grown.boot_values = _int64s(columns["boot_values"])
-        grown.row_of = _int64s(columns["row_of"])
-        grown.st_id = _int64s(columns["st_id"])
-        grown.st_gfn = _int64s(columns["st_gfn"])
-        grown.st_l2_gfn = _int64s(columns["st_l2_gfn"])
-        grown.st_role = _int64s(columns["st_role"])
-        grown.st_created = _int64s(columns["st_created"])
+        grown.read(columns)
         record._n_actions = len(grown.action_first)
         record.pool_words = _int64s(columns["pool_words"])
         record.pool_pcodes = _int64s(columns["pool_pcodes"])
