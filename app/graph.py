@@ -73,6 +73,7 @@ __all__ = [
     "build_layout",
     "detached_boots",
     "layout_for_run",
+    "resort_also",
     "tree_view",
     "tree_view_of",
 ]
@@ -589,6 +590,26 @@ def tree_view(
     return _assemble(snap, layout, parts, selected, leaks, open_ranges)
 
 
+def resort_also(view: TreeView, prev: StepSummary, step: StepSummary) -> set[int]:
+    """The pages beyond those whose state differs that moving `view` (of step `prev`) to
+    `step` sorts again (what tree_view_of() needs Run.changed_states() asked for "also").
+
+    The pages `step` touched or either step freed, and of those only `prev` touched, the
+    ones drawn one by one or detached there (being touched decides where those go:
+    _sort_page). A page `prev` touched that sits in a summary group there (a busy step
+    folds its touched pages: _summarized) is in the same state at `step`, untouched, so
+    it stays in its group (a zapped page that folds only on a busy step is re-sorted by
+    _flipped when `step` is not busy). A move from a step that touched a whole table
+    then costs the pages of the step it goes to, not those of both.
+    """
+    ghosts = {sp.id for sp in prev.ghosts} | {sp.id for sp in step.ghosts}
+    parts = view.parts
+    if parts is None:
+        return prev.changed | step.changed | ghosts
+    individual, detached = parts.individual, parts.detached
+    return step.changed | ghosts | {i for i in prev.changed if i in individual or i in detached}
+
+
 def tree_view_of(
     step: StepSummary,
     layout: Layout,
@@ -615,8 +636,7 @@ def tree_view_of(
         prev_parts, prev_step, changes = moved[0].parts, moved[1], moved[2]
         ghosts = {sp.id for sp in (*prev_step.ghosts, *step.ghosts)}
         ids = changes.ids if isinstance(changes, PageChanges) else frozenset(changes.diff)
-        redo = ids | prev_step.changed | step.changed | ghosts
-        missing = redo - ids - ghosts
+        missing = resort_also(moved[0], prev_step, step) - ids - ghosts
         if missing:
             raise ValueError(f"changed_pages() was not asked for pages {sorted(missing)[:5]}")
         old: list[tuple[int, tuple[int, str]]]

@@ -30,6 +30,7 @@ from app.graph import (
     LeakFolding,
     TreeView,
     detached_boots,
+    resort_also,
     tree_view,
     tree_view_of,
 )
@@ -157,8 +158,7 @@ def tree_state_at(entry: RunEntry, state: ViewState, step: StepSummary,
     moved = None
     if near is not None and drawn is not None:
         prev = drawn[1]
-        also = (prev.changed | step.changed | {sp.id for sp in prev.ghosts}
-                | {sp.id for sp in step.ghosts})
+        also = resort_also(near, prev, step)
         moved = (near, prev, run.changed_states(prev.step, step.step, step.grain, also))
     view = tree_view_of(step, rl.layout, pages=pages, moved=moved, selected=state.sp,
                         leaks=_leak_folding(entry, step, state),

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from app.graph import CHANGED_KEEP_LIMIT
 from app.main import create_app
 from app.runs import RunEntry
 from app.settings import Settings
@@ -156,3 +157,39 @@ def test_a_moved_tree_delta_is_the_full_paths_delta(
         assert got == difference(drawn, target), f"step {step} from {drawn_url}"
         assert applied(drawn, delta) == target
         drawn_url, drawn = delta["url"], target
+
+
+def test_a_move_between_busy_steps_sorts_only_what_the_target_step_touched_again(
+        apps: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """large-10k's actions 43 and 44 each touch more than 500 pages (a PD's 512 PTs and the
+    pages above them): busy steps, so the touched PTs fold into their PD's summary nodes like
+    untouched ones (app/graph.py, _summarized). Moving from 43 to 44, a PT only 43 touched
+    is in the same state at 44 and untouched there: it stays in its summary, so the move
+    asks Run.changed_states() for 44's touched pages, either step's ghosts and, of 43's,
+    only those drawn one by one (graph.resort_also). Asking for 43's 512 PTs too costs
+    a whole table's pages more per step (the test above checks the tree is the same)."""
+    moved, _ = apps
+    view = "/?v=1&scenario=large-10k"
+    first = tree_delta_of(moved.get(url_at(view, 43), headers=HX).text)
+    asked: list[set[int]] = []
+    changed_states = Run.changed_states
+
+    def spy(self: Run, *args: Any) -> Any:
+        asked.append(set(args[3]) if len(args) > 3 else set())
+        return changed_states(self, *args)
+
+    monkeypatch.setattr(Run, "changed_states", spy)
+    response = moved.get(url_at(view, 44), headers=HX | {"X-Mmu-Drawn": first["url"]})
+    assert response.status_code == 200
+    assert tree_delta_of(response.text)["base"] == first["url"]
+    (entry,) = moved.app.state.services.runs._entries.values()
+    before, after = entry.summary(43, "action"), entry.summary(44, "action")
+    assert len(before.changed) > CHANGED_KEEP_LIMIT
+    assert len(after.changed) > CHANGED_KEEP_LIMIT
+    ghosts = {sp.id for sp in (*before.ghosts, *after.ghosts)}
+    # Pages drawn one by one at 43: its records keyed by a page id ("12", not "s12:...").
+    alone = {int(key) for key in first["set"] if key.isdigit()}
+    (also,) = asked
+    assert after.changed <= also
+    assert also - after.changed - ghosts <= alone & before.changed
+    assert len(also) < len(after.changed) + 10
