@@ -590,7 +590,7 @@ def tree_view(
     return _assemble(snap, layout, parts, selected, leaks, open_ranges)
 
 
-def resort_also(view: TreeView, prev: StepSummary, step: StepSummary) -> set[int]:
+def resort_also(view: TreeView, prev: StepSummary, step: StepSummary) -> frozenset[int]:
     """The pages beyond those whose state differs that moving `view` (of step `prev`) to
     `step` sorts again (what tree_view_of() needs Run.changed_states() asked for "also").
 

@@ -193,3 +193,42 @@ def test_a_move_between_busy_steps_sorts_only_what_the_target_step_touched_again
     assert after.changed <= also
     assert also - after.changed - ghosts <= alone & before.changed
     assert len(also) < len(after.changed) + 10
+
+
+@pytest.mark.parametrize("drawn_step", [101, 90])
+def test_a_drawn_view_whose_sorting_is_gone_is_moved_from_a_cached_one(
+        apps: tuple[Any, Any], drawn_step: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A browser that sends steps faster than it draws them (a held arrow key) names a
+    drawn view whose tree the server no longer holds sorted (app/treepanel.py keeps the
+    sorting of the newest _VIEWS_PER_RUN trees only: 101 here, after 102-104), or never
+    built (90). Both trees, the drawn one and the target, are then moved from the
+    nearest sorted one (104) instead of sorted from every page of their steps, and the
+    delta is still the difference of the two whole states."""
+    moved, full = apps
+    view = "/?v=1&scenario=large-10k"
+    drawn_url = tree_delta_of(moved.get(url_at(view, 100), headers=HX).text)["url"]
+    for step in (101, 102, 103, 104):
+        delta = tree_delta_of(moved.get(url_at(view, step),
+                                        headers=HX | {"X-Mmu-Drawn": drawn_url}).text)
+        drawn_url = delta["url"]
+    loads: list[int] = []
+    live_pages = Run.live_pages
+
+    def spy(self: Run, *args: Any) -> Any:
+        loads.append(1)
+        return live_pages(self, *args)
+
+    monkeypatch.setattr(Run, "live_pages", spy)
+    drawn_url = drawn_url.replace("step=104", f"step={drawn_step}")
+    response = moved.get(url_at(view, 105), headers=HX | {"X-Mmu-Drawn": drawn_url})
+    assert loads == [], "every page of a step was sorted"
+    delta = tree_delta_of(response.text)
+    assert delta["base"] == drawn_url
+    monkeypatch.setattr(Run, "live_pages", live_pages)
+    drawn = state_of(tree_delta_of(full.get(url_at(view, drawn_step), headers=HX).text))
+    target = state_of(tree_delta_of(full.get(url_at(view, 105), headers=HX).text))
+    got = {k: delta[k] for k in ("set", "drop", "edges_add", "edges_cut", "rings",
+                                 "selected", "note")}
+    got["edges_add"] = sorted(map(tuple, got["edges_add"]))
+    got["edges_cut"] = sorted(map(tuple, got["edges_cut"]))
+    assert got == difference(drawn, target)
