@@ -50,7 +50,6 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from operator import itemgetter
 from typing import NamedTuple, Protocol
 
@@ -169,7 +168,7 @@ def build_layout(pages: Iterable[tuple[int, int]] | Iterable[tuple[int, int, int
         i = bisect_left(ordered, start)
         if i == len(ordered) or ordered[i] >= start + span(level):
             extra.add(start)
-    layout = Layout(tuple(sorted(level1 | extra)))
+    layout = Layout(tuple(sorted(level1 | extra)) if extra else tuple(ordered))
     if not triples:
         return layout
     ids = list(map(itemgetter(0), triples))
@@ -178,9 +177,13 @@ def build_layout(pages: Iterable[tuple[int, int]] | Iterable[tuple[int, int, int
     # covers (half a slot left of the next one if it covers none).
     slots = layout.slots
     spans = {level: span(level) for level in set(levels)}
-    los = list(map(bisect_left, repeat(slots), [g for _, g in ranges]))
-    his = [h - 1 for h in map(bisect_left, repeat(slots),
-                              [g + spans[level] for level, g in ranges])]
+    # A range that starts at a slot (every level-1 range does) starts at that slot's rank,
+    # and one that ends where a slot starts ends at that one's rank, less one.
+    rank = dict(zip(slots, range(len(slots)), strict=True))
+    starts = [g for _, g in ranges]
+    los = [rank[g] if g in rank else bisect_left(slots, g) for g in starts]
+    ends = [g + spans[level] for level, g in ranges]
+    his = [(rank[g] if g in rank else bisect_left(slots, g)) - 1 for g in ends]
     xs = [(lo + hi) / 2 if hi >= lo else lo - 0.5 for lo, hi in zip(los, his, strict=True)]
     layout._xs.update(zip(ranges, xs, strict=True))
     x_of = layout._xs
