@@ -144,9 +144,10 @@ def _nearest(cache: OrderedDict[Any, list[Any]], state: ViewState, step: StepSum
     best: tuple[TreeView, StepSummary] | None = None
     distance = MOVE_LIMIT_EVENTS + 1
     for view, other, (sp, opened) in ((item[1], item[2], item[3]) for item in cache.values()):
+        if view is None or other.grain != step.grain or (sp, opened) != (state.sp, state.open):
+            continue
         away = abs(other.op_step - step.op_step)
-        if (view is not None and other.grain == step.grain and sp == state.sp
-                and opened == state.open and away < distance):
+        if away < distance:
             best, distance = (view, other), away
     return best
 
@@ -187,7 +188,8 @@ def tree_state_at(entry: RunEntry, state: ViewState, step: StepSummary,
         change = 0
         if key not in cache:
             change += _state_bytes(value) + _view_bytes(view)
-            # [state, view (its sorting: None once dropped), step, (selection, open)]
+            # [state, view (its sorting) and its step (both None once dropped), selection
+            # and open groups]
             cache[key] = [value, view, step, (state.sp, state.open)]
         while len(cache) > _STATES_PER_RUN:
             old_state, old_view, *_ = cache.popitem(last=False)[1]
@@ -195,7 +197,7 @@ def tree_state_at(entry: RunEntry, state: ViewState, step: StepSummary,
         # Only the newest views keep their sorting of every page (a big tree's is large).
         for item in list(cache.values())[:-_VIEWS_PER_RUN]:
             change -= _view_bytes(item[1])
-            item[1] = None
+            item[1] = item[2] = None
     entry.weigh(change)
     return value
 
