@@ -50,7 +50,6 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from operator import itemgetter
 from typing import NamedTuple, Protocol
 
@@ -73,6 +72,7 @@ __all__ = [
     "build_layout",
     "detached_boots",
     "layout_for_run",
+    "resort_also",
     "tree_view",
     "tree_view_of",
 ]
@@ -168,7 +168,7 @@ def build_layout(pages: Iterable[tuple[int, int]] | Iterable[tuple[int, int, int
         i = bisect_left(ordered, start)
         if i == len(ordered) or ordered[i] >= start + span(level):
             extra.add(start)
-    layout = Layout(tuple(sorted(level1 | extra)))
+    layout = Layout(tuple(sorted(level1 | extra)) if extra else tuple(ordered))
     if not triples:
         return layout
     ids = list(map(itemgetter(0), triples))
@@ -177,9 +177,13 @@ def build_layout(pages: Iterable[tuple[int, int]] | Iterable[tuple[int, int, int
     # covers (half a slot left of the next one if it covers none).
     slots = layout.slots
     spans = {level: span(level) for level in set(levels)}
-    los = list(map(bisect_left, repeat(slots), [g for _, g in ranges]))
-    his = [h - 1 for h in map(bisect_left, repeat(slots),
-                              [g + spans[level] for level, g in ranges])]
+    # A range that starts at a slot (every level-1 range does) starts at that slot's rank,
+    # and one that ends where a slot starts ends at that one's rank, less one.
+    rank = dict(zip(slots, range(len(slots)), strict=True))
+    starts = [g for _, g in ranges]
+    los = [rank[g] if g in rank else bisect_left(slots, g) for g in starts]
+    ends = [g + spans[level] for level, g in ranges]
+    his = [(rank[g] if g in rank else bisect_left(slots, g)) - 1 for g in ends]
     xs = [(lo + hi) / 2 if hi >= lo else lo - 0.5 for lo, hi in zip(los, his, strict=True)]
     layout._xs.update(zip(ranges, xs, strict=True))
     x_of = layout._xs
@@ -589,6 +593,26 @@ def tree_view(
     return _assemble(snap, layout, parts, selected, leaks, open_ranges)
 
 
+def resort_also(view: TreeView, prev: StepSummary, step: StepSummary) -> frozenset[int]:
+    """The pages beyond those whose state differs that moving `view` (of step `prev`) to
+    `step` sorts again (what tree_view_of() needs Run.changed_states() asked for "also").
+
+    The pages `step` touched or either step freed, and of those only `prev` touched, the
+    ones drawn one by one or detached there (being touched decides where those go:
+    _sort_page). A page `prev` touched that sits in a summary group there (a busy step
+    folds its touched pages: _summarized) is in the same state at `step`, untouched, so
+    it stays in its group (a zapped page that folds only on a busy step is re-sorted by
+    _flipped when `step` is not busy). A move from a step that touched a whole table
+    then costs the pages of the step it goes to, not those of both.
+    """
+    ghosts = {sp.id for sp in prev.ghosts} | {sp.id for sp in step.ghosts}
+    parts = view.parts
+    if parts is None:
+        return prev.changed | step.changed | ghosts
+    individual, detached = parts.individual, parts.detached
+    return step.changed | ghosts | {i for i in prev.changed if i in individual or i in detached}
+
+
 def tree_view_of(
     step: StepSummary,
     layout: Layout,
@@ -615,8 +639,7 @@ def tree_view_of(
         prev_parts, prev_step, changes = moved[0].parts, moved[1], moved[2]
         ghosts = {sp.id for sp in (*prev_step.ghosts, *step.ghosts)}
         ids = changes.ids if isinstance(changes, PageChanges) else frozenset(changes.diff)
-        redo = ids | prev_step.changed | step.changed | ghosts
-        missing = redo - ids - ghosts
+        missing = resort_also(moved[0], prev_step, step) - ids - ghosts
         if missing:
             raise ValueError(f"changed_pages() was not asked for pages {sorted(missing)[:5]}")
         old: list[tuple[int, tuple[int, str]]]

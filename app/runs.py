@@ -396,6 +396,10 @@ class RunCache:
             self._fail(key, flight, exc)
             return
         layout = None
+        # Until the run is stored, its parts are not: the layout's bytes, encoded once as it
+        # is laid out (here or by a first view), wait here.
+        laid_out: list[bytes] = []
+        entry.keep_part = lambda name, part: laid_out.append(part) if name == LAYOUT else None
         if run.timeline is not None:
             try:
                 layout = run_layout_of(entry)
@@ -403,10 +407,12 @@ class RunCache:
                 log.exception("laying out %s failed", key)
         store = self.store
         if store is None:
+            entry.keep_part = None
             return
         try:
             store.save(digest, data)
         except OSError as exc:
+            entry.keep_part = None
             log.warning("run store: cannot save %s: %s", digest, exc)
             return
         finally:
@@ -417,7 +423,7 @@ class RunCache:
         if index.done() and (part := index.result()) is not None:
             self._keep_part(digest, INDEX, part)
         if layout is not None and not store.has_part(digest, LAYOUT, part_version(LAYOUT)):
-            self._keep_part(digest, LAYOUT, encode_layout(layout))
+            self._keep_part(digest, LAYOUT, laid_out[0] if laid_out else encode_layout(layout))
 
     def _land(self, key: Hashable, flight: _Flight, run: Run, source: str,
               requester: Requester | None, digest: str | None = None,

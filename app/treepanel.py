@@ -6,8 +6,9 @@ what changed since the view the browser has drawn (the X-Mmu-Drawn request heade
 that view's URL). Tree states are cached per run, a few steps deep, so the state the
 browser has drawn is usually at hand.
 
-A step's tree is built from the drawn step's when that is cached (same selection and open
-groups, the same grain, at most MOVE_LIMIT_EVENTS events away, forward or back): only the
+A step's tree is built from the drawn step's when that is cached with its sorting, else
+from the nearest cached one's (same selection and open groups, the same grain, at most
+MOVE_LIMIT_EVENTS events away, forward or back): only the
 pages whose state differs between the two steps (Run.changed_states, as raw states: a
 page that folds into a summary node gets no view) and those either step touched are
 sorted again, so a step costs what changed, not the tree's size. Otherwise it
@@ -30,6 +31,7 @@ from app.graph import (
     LeakFolding,
     TreeView,
     detached_boots,
+    resort_also,
     tree_view,
     tree_view_of,
 )
@@ -128,26 +130,45 @@ def _movable(state: ViewState, step: StepSummary, drawn: ViewState,
             and abs(drawn_step.op_step - step.op_step) <= MOVE_LIMIT_EVENTS)
 
 
+def _nearest(cache: OrderedDict[Any, list[Any]], state: ViewState, step: StepSummary,
+             drawn: tuple[ViewState, StepSummary] | None
+             ) -> tuple[TreeView, StepSummary] | None:
+    """A cached tree view (with its sorting) to move `step`'s from: the drawn one's when it
+    is there, else the nearest one of the same selection, open groups and grain (a browser
+    that sends steps faster than it draws them, a held arrow key, names a view whose
+    sorting is gone, or one not cached at all); the caller holds the lock."""
+    if drawn is not None and _movable(state, step, *drawn):
+        item = cache.get(_key(*drawn))
+        if item is not None and item[1] is not None:
+            return item[1], item[2]
+    best: tuple[TreeView, StepSummary] | None = None
+    distance = MOVE_LIMIT_EVENTS + 1
+    for view, other, (sp, opened) in ((item[1], item[2], item[3]) for item in cache.values()):
+        if view is None or other.grain != step.grain or (sp, opened) != (state.sp, state.open):
+            continue
+        away = abs(other.op_step - step.op_step)
+        if away < distance:
+            best, distance = (view, other), away
+    return best
+
+
 def tree_state_at(entry: RunEntry, state: ViewState, step: StepSummary,
                   drawn: tuple[ViewState, StepSummary] | None = None) -> TreeState:
     """The tree state of `state` (at `step`), from the run's small cache when it is there.
 
-    `drawn`: the view the browser has drawn (same run); when its tree view is still cached,
-    this one is built from it by the pages that differ between the two steps.
+    Else it is built from a cached tree view (the drawn one's, `drawn` being the view the
+    browser has drawn, of the same run; else the nearest one: _nearest) by the pages that
+    differ between the two steps, or failing that from every page of the step.
     """
     key = _key(state, step)
     cache = _cache(entry)
-    near: TreeView | None = None
     with _lock:
         hit = cache.get(key)
         if hit is not None:
             cache.move_to_end(key)
             value: TreeState = hit[0]
             return value
-        if drawn is not None and _movable(state, step, *drawn):
-            item = cache.get(_key(*drawn))
-            if item is not None and item[1] is not None:
-                near = item[1]
+        near = _nearest(cache, state, step, drawn)
     rl = run_layout(entry, state)
     run = entry.run
 
@@ -155,11 +176,10 @@ def tree_state_at(entry: RunEntry, state: ViewState, step: StepSummary,
         return run.live_pages(step.step, step.grain)
 
     moved = None
-    if near is not None and drawn is not None:
-        prev = drawn[1]
-        also = (prev.changed | step.changed | {sp.id for sp in prev.ghosts}
-                | {sp.id for sp in step.ghosts})
-        moved = (near, prev, run.changed_states(prev.step, step.step, step.grain, also))
+    if near is not None:
+        view, prev = near
+        also = resort_also(view, prev, step)
+        moved = (view, prev, run.changed_states(prev.step, step.step, step.grain, also))
     view = tree_view_of(step, rl.layout, pages=pages, moved=moved, selected=state.sp,
                         leaks=_leak_folding(entry, step, state),
                         open_ranges=_open_ranges(state))
@@ -168,14 +188,16 @@ def tree_state_at(entry: RunEntry, state: ViewState, step: StepSummary,
         change = 0
         if key not in cache:
             change += _state_bytes(value) + _view_bytes(view)
-            cache[key] = [value, view]
+            # [state, view (its sorting) and its step (both None once dropped), selection
+            # and open groups]
+            cache[key] = [value, view, step, (state.sp, state.open)]
         while len(cache) > _STATES_PER_RUN:
-            old_state, old_view = cache.popitem(last=False)[1]
+            old_state, old_view, *_ = cache.popitem(last=False)[1]
             change -= _state_bytes(old_state) + _view_bytes(old_view)
         # Only the newest views keep their sorting of every page (a big tree's is large).
         for item in list(cache.values())[:-_VIEWS_PER_RUN]:
             change -= _view_bytes(item[1])
-            item[1] = None
+            item[1] = item[2] = None
     entry.weigh(change)
     return value
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 from typing import Any
 
 import networkx as nx
@@ -14,6 +15,7 @@ from app.figures import (
     STATUS_STYLES,
     boots_figure,
     figure_from_dict,
+    run_layout_json,
     tree_delta,
     tree_figure,
     tree_state,
@@ -341,3 +343,23 @@ def test_a_step_sorted_from_its_neighbour_draws_what_a_full_sort_draws(name: str
             reused += _resort_pages(full[s].parts, run.snapshot(s), run.snapshot(t),  # type: ignore[arg-type]
                                     None, COLLAPSE_THRESHOLD) is not None
     assert reused > len(steps)  # most neighbours were sorted the quick way
+
+
+@pytest.mark.parametrize("ids", [(1, 2, 3, 4), (0, 1, 2, 3), (2, 5, 9, 10)])
+def test_the_run_layout_places_each_page_at_its_id(ids: tuple[int, ...]) -> None:
+    """run_layout_json's x and y are indexed by sp id (None where no page has the id), each
+    rounded to 3 places and an int when whole: whether the ids run on from the first or
+    have gaps. Three level-1 pages of one slot stack (x 0, 0.375, 0.75 and y 1, 0.79,
+    0.58: STACK_WIDTH 0.75 over two steps gives dx 0.375, under STACK_DX 0.5; ROW_DEPTH
+    0.42 over two gives dy 0.21, under STACK_DY 0.28; 1 - 2 * 0.21 is 0.5800000000000001
+    in floats, rounded), beside a PD over them at slot 0's x and its level, 2."""
+    pages = [(ids[0], 2, 0), (ids[1], 1, 0), (ids[2], 1, 0), (ids[3], 1, 0)]
+    layout = build_layout(pages)
+    body = json.loads(run_layout_json(layout, max_level=4, uirevision="u")[0])
+    expected_x: list[Any] = [None] * (ids[-1] + 1)
+    expected_y: list[Any] = [None] * (ids[-1] + 1)
+    for sp_id, x, y in zip(ids, (0, 0, 0.375, 0.75), (2, 1, 0.79, 0.58), strict=True):
+        expected_x[sp_id], expected_y[sp_id] = x, y
+    assert body["x"] == expected_x
+    assert body["y"] == expected_y
+    assert [type(v) for v in body["y"] if v is not None] == [int, int, float, float]

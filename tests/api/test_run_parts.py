@@ -228,6 +228,31 @@ def test_parts_worked_out_while_the_run_is_being_stored_are_kept_too(
         _wait_for(lambda part=part: store.load_part(digest, part, part_version(part)))
 
 
+def test_a_built_runs_layout_is_encoded_once(
+        pool: BuildPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A built run is laid out before it is stored, and its layout part is kept only once
+    it is: the bytes encoded as it was laid out wait for that, rather than the layout
+    being encoded a second time (0.1 s of the first view's server time at 100k pages)."""
+    encoded: list[int] = []
+
+    def counting(layout: Layout) -> bytes:
+        encoded.append(1)
+        return encode_layout(layout)
+
+    monkeypatch.setattr(run_parts, "encode_layout", counting)
+    monkeypatch.setattr(app.runs, "encode_layout", counting)
+    job = _job()
+    store = RunStore(tmp_path / "runs", max_bytes=1 << 30)
+    built = run_layout_of(RunCache(pool=pool, store=store).get(job.key, job))
+    digest = job.digest(model_fingerprint())
+    _wait_for(lambda: store.load_part(digest, LAYOUT, part_version(LAYOUT)))
+    _wait_for(lambda: pool.in_flight() == 0)
+    stored = store.load_part(digest, LAYOUT, part_version(LAYOUT))
+    assert stored is not None
+    _same_layout(decode_layout(stored), built)
+    assert encoded == [1]
+
+
 def test_a_part_of_another_version_is_worked_out_again(
         pool: BuildPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     job = _job()

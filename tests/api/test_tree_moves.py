@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from app.graph import CHANGED_KEEP_LIMIT
 from app.main import create_app
 from app.runs import RunEntry
 from app.settings import Settings
@@ -156,3 +157,78 @@ def test_a_moved_tree_delta_is_the_full_paths_delta(
         assert got == difference(drawn, target), f"step {step} from {drawn_url}"
         assert applied(drawn, delta) == target
         drawn_url, drawn = delta["url"], target
+
+
+def test_a_move_between_busy_steps_sorts_only_what_the_target_step_touched_again(
+        apps: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """large-10k's actions 43 and 44 each touch more than 500 pages (a PD's 512 PTs and the
+    pages above them): busy steps, so the touched PTs fold into their PD's summary nodes like
+    untouched ones (app/graph.py, _summarized). Moving from 43 to 44, a PT only 43 touched
+    is in the same state at 44 and untouched there: it stays in its summary, so the move
+    asks Run.changed_states() for 44's touched pages, either step's ghosts and, of 43's,
+    only those drawn one by one (graph.resort_also). Asking for 43's 512 PTs too costs
+    a whole table's pages more per step (the test above checks the tree is the same)."""
+    moved, _ = apps
+    view = "/?v=1&scenario=large-10k"
+    first = tree_delta_of(moved.get(url_at(view, 43), headers=HX).text)
+    asked: list[set[int]] = []
+    changed_states = Run.changed_states
+
+    def spy(self: Run, *args: Any) -> Any:
+        asked.append(set(args[3]) if len(args) > 3 else set())
+        return changed_states(self, *args)
+
+    monkeypatch.setattr(Run, "changed_states", spy)
+    response = moved.get(url_at(view, 44), headers=HX | {"X-Mmu-Drawn": first["url"]})
+    assert response.status_code == 200
+    assert tree_delta_of(response.text)["base"] == first["url"]
+    (entry,) = moved.app.state.services.runs._entries.values()
+    before, after = entry.summary(43, "action"), entry.summary(44, "action")
+    assert len(before.changed) > CHANGED_KEEP_LIMIT
+    assert len(after.changed) > CHANGED_KEEP_LIMIT
+    ghosts = {sp.id for sp in (*before.ghosts, *after.ghosts)}
+    # Pages drawn one by one at 43: its records keyed by a page id ("12", not "s12:...").
+    alone = {int(key) for key in first["set"] if key.isdigit()}
+    (also,) = asked
+    assert after.changed <= also
+    assert also - after.changed - ghosts <= alone & before.changed
+    assert len(also) < len(after.changed) + 10
+
+
+@pytest.mark.parametrize("drawn_step", [101, 90])
+def test_a_drawn_view_whose_sorting_is_gone_is_moved_from_a_cached_one(
+        apps: tuple[Any, Any], drawn_step: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A browser that sends steps faster than it draws them (a held arrow key) names a
+    drawn view whose tree the server no longer holds sorted (app/treepanel.py keeps the
+    sorting of the newest _VIEWS_PER_RUN trees only: 101 here, after 102-104), or never
+    built (90). Both trees, the drawn one and the target, are then moved from the
+    nearest sorted one (104) instead of sorted from every page of their steps, and the
+    delta is still the difference of the two whole states."""
+    moved, full = apps
+    view = "/?v=1&scenario=large-10k"
+    drawn_url = tree_delta_of(moved.get(url_at(view, 100), headers=HX).text)["url"]
+    for step in (101, 102, 103, 104):
+        delta = tree_delta_of(moved.get(url_at(view, step),
+                                        headers=HX | {"X-Mmu-Drawn": drawn_url}).text)
+        drawn_url = delta["url"]
+    loads: list[int] = []
+    live_pages = Run.live_pages
+
+    def spy(self: Run, *args: Any) -> Any:
+        loads.append(1)
+        return live_pages(self, *args)
+
+    monkeypatch.setattr(Run, "live_pages", spy)
+    drawn_url = drawn_url.replace("step=104", f"step={drawn_step}")
+    response = moved.get(url_at(view, 105), headers=HX | {"X-Mmu-Drawn": drawn_url})
+    assert loads == [], "every page of a step was sorted"
+    delta = tree_delta_of(response.text)
+    assert delta["base"] == drawn_url
+    monkeypatch.setattr(Run, "live_pages", live_pages)
+    drawn = state_of(tree_delta_of(full.get(url_at(view, drawn_step), headers=HX).text))
+    target = state_of(tree_delta_of(full.get(url_at(view, 105), headers=HX).text))
+    got = {k: delta[k] for k in ("set", "drop", "edges_add", "edges_cut", "rings",
+                                 "selected", "note")}
+    got["edges_add"] = sorted(map(tuple, got["edges_add"]))
+    got["edges_cut"] = sorted(map(tuple, got["edges_cut"]))
+    assert got == difference(drawn, target)
