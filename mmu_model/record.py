@@ -172,8 +172,14 @@ def _put_delta(buf: list[int], i: int, d: int) -> None:
     elif d == 2:
         c = (i << 2) + 3
     else:
-        _put(buf, (i << 2) + 4)
-        _put(buf, _zigzag(d))
+        c = (i << 2) + 4
+        z = d << 1 if d >= 0 else ((-d) << 1) - 1  # _zigzag(d)
+        if c < 0x80 and z < 0x80:  # the usual other delta: two bytes
+            buf.append(c)
+            buf.append(z)
+            return
+        _put(buf, c)
+        _put(buf, z)
         return
     if c < 0x80:
         buf.append(c)
@@ -343,6 +349,9 @@ class _Columns:
             setattr(self, name, _int64s(columns[name]))
 
 
+# _Columns' attributes that grow while recording, in the order EventRecord packs them.
+_GROWN: Final = ("block_offsets", "action_first", "boot_first", "boot_values", "st_id",
+                 "st_gfn", "st_l2_gfn", "st_role", "st_created")
 # _Columns' attributes, in the order they are serialized.
 _COLUMN_NAMES: Final = ("block_offsets", "action_first", "boot_first", "boot_values", "row_of",
                         "st_id", "st_gfn", "st_l2_gfn", "st_role", "st_created")
@@ -414,6 +423,14 @@ class EventRecord:
         self._directory: list[int] = []
         self.pool_words = array("q")
         self.pool_pcodes = array("q")
+        # While recording, the pool's chunks wait as packed int64s, joined when the record
+        # is sealed: an array grown a chunk at a time is copied whole by every realloc.
+        self._pool_chunks = 0
+        self._pool_words_parts: list[bytes] = []
+        self._pool_pcodes_parts: list[bytes] = []
+        # Likewise _Columns' newest entries, packed at each checkpoint (see _join), by
+        # column in _GROWN order.
+        self._column_parts: list[list[bytes]] = [[] for _ in _GROWN]
         # The counters as last recorded: the stats in a KvmVmStat (compiled fields, see
         # _put_stats) or, if stats.py declares other stats, a list; the model's counters.
         n = len(STAT_NAMES)
@@ -471,8 +488,15 @@ class EventRecord:
         self._finish(kvm, index)
 
     def _begin(self, kvm: Kvm, kind: EventKind, action: bool) -> int:
-        """Start recording an event of `kind` (see _start) and write its shape; its index."""
-        index = self._start(action)
+        """Start recording an event of `kind` (_start(), inlined for a kernel operation) and
+        write its shape; its index."""
+        if action or self.sealed or self._last_boot < 0:
+            index = self._start(action)
+        else:
+            index = self.n_events
+            if not index & (BLOCK - 1):
+                self._block_offsets.append(self._args_len + len(self._abuf))
+                self._block_offsets.append(self._state_len + len(self._sbuf))
         abuf = self._abuf
         node = kvm.path_node
         kid = kind.id
@@ -555,8 +579,63 @@ class EventRecord:
     def _finish(self, kvm: Kvm, index: int) -> None:
         """The state stream of event `index`: changed pages, then counter deltas."""
         sbuf = self._sbuf
+        if kvm.n_touched:
+            self._put_pages(kvm, sbuf, index)
+        sbuf.append(0)
+        if _BY_NAME:
+            old = self._counters
+            stats: tuple[int, ...] = _stats_by_name(kvm.stat)
+            for i in range(len(stats)):
+                if stats[i] != old[i]:
+                    _put_delta(sbuf, i, stats[i] - old[i])
+                    old[i] = stats[i]
+        else:
+            self._put_stats(sbuf, kvm.stat)
+        n = _N_STATS
+        v = kvm.n_orphans
+        if v != self._n_orphans:
+            _put_delta(sbuf, n, v - self._n_orphans)
+            self._n_orphans = v
+        v = kvm.orphans_unsync
+        if v != self._orphans_unsync:
+            _put_delta(sbuf, n + 1, v - self._orphans_unsync)
+            self._orphans_unsync = v
+        v = kvm.rmaps.entries
+        if v != self._rmap_entries:
+            _put_delta(sbuf, n + 2, v - self._rmap_entries)
+            self._rmap_entries = v
+        v = kvm.indirect_shadow_pages
+        if v != self._indirect_shadow_pages:
+            _put_delta(sbuf, n + 3, v - self._indirect_shadow_pages)
+            self._indirect_shadow_pages = v
+        v = kvm.hash_walked
+        if v != self._hash_walked:
+            _put_delta(sbuf, n + 4, v - self._hash_walked)
+            self._hash_walked = v
+        sbuf.append(0)
+        self.n_events = index + 1
+        if len(sbuf) > _FLUSH:
+            # bytearray() reads a list of ints faster than bytes() does
+            self._state_parts.append(bytearray(sbuf))
+            self._state_len += len(sbuf)
+            sbuf.clear()
+        abuf = self._abuf
+        if len(abuf) > _FLUSH:
+            self._args_parts.append(bytearray(abuf))
+            self._args_len += len(abuf)
+            abuf.clear()
+        self._until_checkpoint -= 1
+        if not self._until_checkpoint:
+            self._until_checkpoint = self.checkpoint_every
+            self._checkpoint(kvm)
+
+    def _put_pages(self, kvm: Kvm, sbuf: list[int], index: int) -> None:
+        """The pages event `index` changed, each as (sp id, what changed) and its new
+        state word and parent code (see _pack and _parent_code), inlined here: this loop
+        runs for every page of every event."""
         serial = self._serial
         touched = kvm.touched_pages
+        is_dirty = self._is_dirty
         for t in range(kvm.n_touched):
             sp = touched[t]
             sp_id = sp.id
@@ -565,29 +644,50 @@ class EventRecord:
                 sp.recorded_word = 0
                 sp.recorded_pcode = 0
                 self._add_static(sp, index)
-            old_word = sp.recorded_word
-            old_pcode = sp.recorded_pcode
             if sp.freed:
-                if not old_word:
+                if not sp.recorded_word:
                     continue
                 word = 0
                 pcode = 0
                 mask = 0
             else:
-                word = _pack(sp)
+                leaves = sp.n_leaves
+                uc = sp.unsync_children
+                rc = sp.root_count
+                wfc = sp.write_flooding_count
+                if (leaves | uc) > _MASK10 or rc > _MASK8 or wfc >= _WFC_LIMIT or (
+                        leaves | uc | rc | wfc) < 0:
+                    _pack(sp)  # raises the RecordError that names the field
+                word = (LIVE | leaves << _LEAVES_SHIFT | uc << _UC_SHIFT | rc << _RC_SHIFT
+                        | wfc << _WFC_SHIFT)
+                if sp.unsync:
+                    word |= UNSYNC
+                if sp.role.invalid:
+                    word |= INVALID
+                if sp.orphan:
+                    word |= ORPHAN
                 parents = sp.parent_ptes
+                old_pcode = sp.recorded_pcode
                 if len(parents) == 1:  # the usual case, without _parent_code()'s call
                     parent, pte_index = parents[0]
                     pcode = _one_parent_code(sp_id, parent.id, pte_index)
+                elif not parents:
+                    pcode = 0
                 else:
                     pcode = self._parent_code(sp, old_pcode)
-                mask = (1 if word != old_word else 0) | (2 if pcode != old_pcode else 0)
-                if not mask:
+                mask = 0
+                if word != sp.recorded_word:
+                    mask = 1
+                    sp.recorded_word = word
+                if pcode != old_pcode:
+                    mask |= 2
+                    sp.recorded_pcode = pcode
+                elif not mask:
                     continue
-            sp.recorded_word = word
-            sp.recorded_pcode = pcode
+            if not mask:
+                sp.recorded_word = 0
+                sp.recorded_pcode = 0
             c = sp_id >> CHUNK_SHIFT
-            is_dirty = self._is_dirty
             if c >= len(is_dirty):
                 is_dirty.extend([False] * (c + 1 - len(is_dirty)))
             if not is_dirty[c]:
@@ -601,56 +701,15 @@ class EventRecord:
             else:
                 _put(sbuf, code)
             if mask & 1:
-                if word < 0x4000:  # a level-1 page's word: its leaves and flags
-                    sbuf.append((word & 0x7F) | 0x80 if word >= 0x80 else word)
-                    if word >= 0x80:
-                        sbuf.append(word >> 7)
+                if word < 0x80:
+                    sbuf.append(word)
+                elif word < 0x4000:  # a level-1 page's word: its leaves and flags
+                    sbuf.append((word & 0x7F) | 0x80)
+                    sbuf.append(word >> 7)
                 else:
                     _put(sbuf, word)
             if mask & 2:
                 _put(sbuf, pcode)
-        sbuf.append(0)
-        if _BY_NAME:
-            old = self._counters
-            stats: tuple[int, ...] = _stats_by_name(kvm.stat)
-            for i in range(len(stats)):
-                if stats[i] != old[i]:
-                    _put_delta(sbuf, i, stats[i] - old[i])
-                    old[i] = stats[i]
-        else:
-            self._put_stats(sbuf, kvm.stat)
-        n = _N_STATS
-        if kvm.n_orphans != self._n_orphans:
-            _put_delta(sbuf, n, kvm.n_orphans - self._n_orphans)
-            self._n_orphans = kvm.n_orphans
-        if kvm.orphans_unsync != self._orphans_unsync:
-            _put_delta(sbuf, n + 1, kvm.orphans_unsync - self._orphans_unsync)
-            self._orphans_unsync = kvm.orphans_unsync
-        if kvm.rmaps.entries != self._rmap_entries:
-            _put_delta(sbuf, n + 2, kvm.rmaps.entries - self._rmap_entries)
-            self._rmap_entries = kvm.rmaps.entries
-        if kvm.indirect_shadow_pages != self._indirect_shadow_pages:
-            _put_delta(sbuf, n + 3, kvm.indirect_shadow_pages - self._indirect_shadow_pages)
-            self._indirect_shadow_pages = kvm.indirect_shadow_pages
-        if kvm.hash_walked != self._hash_walked:
-            _put_delta(sbuf, n + 4, kvm.hash_walked - self._hash_walked)
-            self._hash_walked = kvm.hash_walked
-        sbuf.append(0)
-        self.n_events = index + 1
-        self._until_checkpoint -= 1
-        if len(sbuf) > _FLUSH:
-            # bytearray() reads a list of ints faster than bytes() does
-            self._state_parts.append(bytearray(sbuf))
-            self._state_len += len(sbuf)
-            sbuf.clear()
-        abuf = self._abuf
-        if len(abuf) > _FLUSH:
-            self._args_parts.append(bytearray(abuf))
-            self._args_len += len(abuf)
-            abuf.clear()
-        if not self._until_checkpoint:
-            self._until_checkpoint = self.checkpoint_every
-            self._checkpoint(kvm)
 
     def _counter_values(self) -> list[int]:
         """Every tracked counter as last recorded, in TRACKED_COUNTERS order."""
@@ -842,10 +901,11 @@ class EventRecord:
             while c >= len(directory):
                 directory.append(-1)
             if live:
-                no = len(self.pool_words) // CHUNK
+                no = self._pool_chunks
+                self._pool_chunks = no + 1
                 # struct converts a chunk to int64s faster than array.extend() does
-                self.pool_words.frombytes(_CHUNK_INT64S.pack(*words))
-                self.pool_pcodes.frombytes(_CHUNK_INT64S.pack(*pcodes))
+                self._pool_words_parts.append(_CHUNK_INT64S.pack(*words))
+                self._pool_pcodes_parts.append(_CHUNK_INT64S.pack(*pcodes))
             else:
                 no = -1  # every page of the chunk freed (or never live)
             directory[c] = no
@@ -860,17 +920,17 @@ class EventRecord:
             self.cp_full.append(array("q", directory))
 
     def _join_columns(self) -> None:
-        """The columns' newest entries join their arrays (at a checkpoint, and sealing)."""
-        columns = self._columns
-        _join(columns.block_offsets, self._block_offsets)
-        _join(columns.action_first, self._action_first)
-        _join(columns.boot_first, self._boot_first)
-        _join(columns.boot_values, self._boot_values)
-        _join(columns.st_id, self._st_id)
-        _join(columns.st_gfn, self._st_gfn)
-        _join(columns.st_l2_gfn, self._st_l2_gfn)
-        _join(columns.st_role, self._st_role)
-        _join(columns.st_created, self._st_created)
+        """The columns' newest entries are packed (at a checkpoint, and sealing)."""
+        parts = self._column_parts
+        _join(parts[0], self._block_offsets)
+        _join(parts[1], self._action_first)
+        _join(parts[2], self._boot_first)
+        _join(parts[3], self._boot_values)
+        _join(parts[4], self._st_id)
+        _join(parts[5], self._st_gfn)
+        _join(parts[6], self._st_l2_gfn)
+        _join(parts[7], self._st_role)
+        _join(parts[8], self._st_created)
 
     def seal(self) -> None:
         """Recording is over: join the streams and drop what only recording needed."""
@@ -883,6 +943,14 @@ class EventRecord:
         self.state_stream = b"".join(self._state_parts)
         self._join_columns()
         columns = self._columns
+        for name, parts in zip(_GROWN, self._column_parts, strict=True):
+            column: array[int] = getattr(columns, name)
+            column.frombytes(b"".join(parts))
+        self.pool_words.frombytes(b"".join(self._pool_words_parts))
+        self.pool_pcodes.frombytes(b"".join(self._pool_pcodes_parts))
+        self._column_parts = []
+        self._pool_words_parts = []
+        self._pool_pcodes_parts = []
         row_of = [-1] * (max(columns.st_id) + 1 if columns.st_id else 0)
         for row, sp_id in enumerate(columns.st_id.tolist()):
             row_of[sp_id] = row
@@ -1296,12 +1364,12 @@ class EventRecord:
             raise RunFormatError("the run record's columns do not fit together (corrupt)")
 
 
-def _join(column: array[int], new: list[int]) -> None:
-    """Move the ints of `new` to the end of `column`.  struct converts them to int64s far
-    faster than array.fromlist() and append() do (those parse every item with
-    PyArg_Parse)."""
+def _join(parts: list[bytes], new: list[int]) -> None:
+    """Move the ints of `new` to `parts`, packed as native int64s (as array("q") holds
+    them).  struct converts them far faster than array.fromlist() and append() do (those
+    parse every item with PyArg_Parse)."""
     if new:
-        column.frombytes(struct.pack(f"{len(new)}q", *new))
+        parts.append(struct.pack(f"{len(new)}q", *new))
         new.clear()
 
 
