@@ -633,7 +633,7 @@ class EventRecord:
 
     def _put_pages(self, kvm: Kvm, sbuf: list[int], index: int) -> None:
         """The pages event `index` changed, each as (sp id, what changed) and its new
-        state word and parent code (see _pack and _parent_code), inlined here: this loop
+        state word and parent code (_pack, and _parent_code inlined for one parent): this loop
         runs for every page of every event."""
         serial = self._serial
         touched = kvm.touched_pages
@@ -653,21 +653,7 @@ class EventRecord:
                 pcode = 0
                 mask = 0
             else:
-                leaves = sp.n_leaves
-                uc = sp.unsync_children
-                rc = sp.root_count
-                wfc = sp.write_flooding_count
-                if (leaves | uc) > _MASK10 or rc > _MASK8 or wfc >= _WFC_LIMIT or (
-                        leaves | uc | rc | wfc) < 0:
-                    _pack(sp)  # raises the RecordError that names the field
-                word = (LIVE | leaves << _LEAVES_SHIFT | uc << _UC_SHIFT | rc << _RC_SHIFT
-                        | wfc << _WFC_SHIFT)
-                if sp.unsync:
-                    word |= UNSYNC
-                if sp.role.invalid:
-                    word |= INVALID
-                if sp.orphan:
-                    word |= ORPHAN
+                word = _pack(sp)
                 parents = sp.parent_ptes
                 old_pcode = sp.recorded_pcode
                 if len(parents) == 1:  # the usual case, without _parent_code()'s call
