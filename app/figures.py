@@ -331,15 +331,16 @@ def run_layout_json(layout: Layout, *, max_level: int, uirevision: str) -> tuple
     """The run's part of the tree: its figure and every page's (x, y); and its hash."""
     pos = layout.pos
     top = max(pos, default=0)
+    first = next(iter(pos), 0)
+    in_order = len(pos) == top + 1 - first and all(map(int.__eq__, pos, range(first, top + 1)))
     columns: list[list[Any]] = []
     # _num() of every coordinate, one comprehension per axis (a 100k-page run has 200k),
     # indexed by sp id (None where no page has that id).
     for axis in (0, 1):
         values = [round(p[axis], 3) for p in pos.values()]
         values = [v if v % 1 else int(v) for v in values]
-        first = next(iter(pos), 0)
-        if len(pos) == top + 1 - first and all(map(int.__eq__, pos, range(first, top + 1))):
-            columns.append([None] * first + values)  # ids first..top, in order
+        if in_order:  # ids first..top, in order (a built run's)
+            columns.append([None] * first + values)
             continue
         column: list[Any] = [None] * (top + 1)
         for sp_id, v in zip(pos, values, strict=True):

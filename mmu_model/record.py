@@ -351,12 +351,12 @@ class _Columns:
             setattr(self, name, _int64s(columns[name]))
 
 
-# _Columns' attributes that grow while recording, in the order EventRecord packs them.
-_GROWN: Final = ("block_offsets", "action_first", "boot_first", "boot_values", "st_id",
-                 "st_gfn", "st_l2_gfn", "st_role", "st_created")
 # _Columns' attributes, in the order they are serialized.
 _COLUMN_NAMES: Final = ("block_offsets", "action_first", "boot_first", "boot_values", "row_of",
                         "st_id", "st_gfn", "st_l2_gfn", "st_role", "st_created")
+# Those that grow while recording (EventRecord's lists of the same names with a leading
+# underscore): row_of is worked out when the record is sealed.
+_GROWN: Final = tuple(name for name in _COLUMN_NAMES if name != "row_of")
 
 
 class EventRecord:
@@ -490,15 +490,8 @@ class EventRecord:
         self._finish(kvm, index)
 
     def _begin(self, kvm: Kvm, kind: EventKind, action: bool) -> int:
-        """Start recording an event of `kind` (_start(), inlined for a kernel operation) and
-        write its shape; its index."""
-        if action or self.sealed or self._last_boot < 0:
-            index = self._start(action)
-        else:
-            index = self.n_events
-            if not index & (BLOCK - 1):
-                self._block_offsets.append(self._args_len + len(self._abuf))
-                self._block_offsets.append(self._state_len + len(self._sbuf))
+        """Start recording an event of `kind` (see _start) and write its shape; its index."""
+        index = self._start(action)
         abuf = self._abuf
         node = kvm.path_node
         kid = kind.id
@@ -909,16 +902,8 @@ class EventRecord:
 
     def _join_columns(self) -> None:
         """The columns' newest entries are packed (at a checkpoint, and sealing)."""
-        parts = self._column_parts
-        _join(parts[0], self._block_offsets)
-        _join(parts[1], self._action_first)
-        _join(parts[2], self._boot_first)
-        _join(parts[3], self._boot_values)
-        _join(parts[4], self._st_id)
-        _join(parts[5], self._st_gfn)
-        _join(parts[6], self._st_l2_gfn)
-        _join(parts[7], self._st_role)
-        _join(parts[8], self._st_created)
+        for name, parts in zip(_GROWN, self._column_parts, strict=True):
+            _join(parts, getattr(self, "_" + name))
 
     def seal(self) -> None:
         """Recording is over: join the streams and drop what only recording needed."""
