@@ -104,8 +104,10 @@
           traces[i].marker) });
       });
       var figLayout = Object.assign({}, layout.figure.layout, { showlegend: legend });
+      TreePatch.redrawing(div);
       drawing = Plotly.react(div, data, figLayout, plotConfig()).then(function () {
         div.dataset.layoutUrl = delta.layout;
+        TreePatch.watch(div);
         if (!div.dataset.clickBound) {
           div.dataset.clickBound = "1";
           div.on("plotly_click", onTreeClick);
@@ -130,8 +132,9 @@
 
   // One step's redraw: Plotly recomputes and redraws the whole figure on any restyle or
   // relayout, so only what differs from what was sent last goes to it (the traces whose
-  // points changed; the legend only when it changed), and a step that changes nothing
-  // drawn (a quiet step after a quiet one) costs no redraw at all.
+  // points changed; the legend only when it changed), a step that changes nothing drawn
+  // (a quiet step after a quiet one) costs no redraw at all, and one whose every piece
+  // Plotly has drawn before is drawn by patching its SVG (static/treepatch.js).
   function redraw(div, traces, legend) {
     var changed = [];
     var sent = tree.sent || [];  // none: a new tree state on the drawn figure, send them all
@@ -142,6 +145,12 @@
     if (!changed.length) {
       return relayouts ? Plotly.relayout(div, relayout) : Promise.resolve();
     }
+    var axes = tree.layout.figure.layout;
+    if (!relayouts && TreePatch.patch(div, changed, traces, sent,
+                                      { x: axes.xaxis.range, y: axes.yaxis.range })) {
+      return Promise.resolve();
+    }
+    TreePatch.redrawing(div);
     var update = { x: [], y: [], customdata: [], text: [], "marker.size": [],
                    "marker.color": [], showlegend: [], visible: [] };
     changed.forEach(function (i) {

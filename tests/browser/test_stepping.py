@@ -1,7 +1,8 @@
 """One step in Chromium: what the tree's redraw asks of Plotly, and links htmx leaves alone.
 
 Plotly recomputes and redraws the whole figure on any restyle or relayout, so a step sends
-it only the traces whose points changed, never relayouts (the note is HTML under the plot,
+it (or patches in its SVG: static/treepatch.js) only the traces whose points changed, never
+relayouts (the note is HTML under the plot,
 #tree-note; the legend is shown or hidden only by compare mode), and calls nothing when the
 step changes nothing drawn. What is drawn after a run of such partial redraws must be what
 a fresh page draws for the same view.
@@ -42,6 +43,14 @@ _RECORD_JS = """() => {
       return real.call(this, gd, ...args);
     };
   }
+  // A step whose every piece Plotly drew before is drawn by patching its SVG instead
+  // (static/treepatch.js): recorded as "patch" with the traces patched.
+  const patch = TreePatch.patch;
+  TreePatch.patch = function (gd, changed, ...args) {
+    const done = patch.call(this, gd, changed, ...args);
+    if (done && gd.id === "tree") window.__calls.push({name: "patch", traces: changed, layout: []});
+    return done;
+  };
 }"""
 
 # Each trace of the drawn tree as what a point shows: position, data, label, size, colour.
@@ -52,7 +61,7 @@ _TRACES_JS = """() => document.getElementById("tree").data.map((t) => JSON.strin
 
 def test_a_step_redraws_only_the_traces_that_changed(page: Any) -> None:
     """teaching-small, every step from START on (skip=0, so quiet steps too): the traces a
-    step hands Plotly are exactly those whose drawn points differ before and after it; no
+    step hands Plotly or patches are exactly those whose drawn points differ before and after it; no
     step draws a new figure (react) or relayouts; a step whose drawn traces do not change
     makes no call. After the steps the figure equals the one a new page draws for the same
     view."""

@@ -1,0 +1,216 @@
+// A step's tree redraw without Plotly: the changed traces' SVG patched in place.
+//
+// Plotly redraws the whole figure on any restyle (defaults, calc, axes, legend and every
+// trace: 15-30 ms however few points change), and a tree of 100k pages changes some node
+// on every step. But a step moves no axis and, most often, shows no new kind of node: what
+// it changes are the points, labels and links of a few traces, whose every piece Plotly has
+// already drawn once. So the elements Plotly drew are learnt after each of its draws (per
+// trace: a point's path by marker size, its style by colour, a label's offset by size) and
+// a step made only of known pieces is drawn by setting those on the trace's own elements,
+// in Plotly's order and with Plotly's pixel arithmetic (the axes' c2p): the SVG is the one
+// Plotly would draw. Anything else (a size or colour not seen yet, a trace appearing or
+// going, a zoomed plot, a label Plotly would typeset, a hover label up) goes to Plotly.
+//
+// The figure's data (gd.data) is updated with the SVG; Plotly's own derived state (its
+// calcdata: hover, click, zoom) is brought up to date by Plotly.redraw before any of those
+// reads it: on the pointer entering or touching the plot, and after Plotly redraws from it
+// by itself (a resize, a zoom).
+(function () {
+  "use strict";
+
+  // Per graph div: {traces: [per trace index: {d, style, offset, point, label, line}],
+  //                 stale: bool, watched: bool}
+  function cacheOf(div) {
+    if (!div._treePatch) div._treePatch = { traces: [], stale: false, watched: false };
+    return div._treePatch;
+  }
+
+  function valueAt(v, j) { return Array.isArray(v) ? v[j] : v; }
+
+  // The <g class="trace"> Plotly drew for each trace index (invisible traces have none).
+  function traceGroups(div) {
+    var groups = {};
+    div.querySelectorAll(".scatterlayer .trace").forEach(function (g) {
+      var cd = g.__data__;
+      if (cd && cd[0] && cd[0].trace) groups[cd[0].trace.index] = g;
+    });
+    return groups;
+  }
+
+  function children(g, selector) { return g.querySelectorAll(":scope > " + selector); }
+
+  // What Plotly drew, learnt from its elements and the data it drew them from.
+  function learn(div) {
+    var cache = cacheOf(div);
+    var groups = traceGroups(div);
+    Object.keys(groups).forEach(function (key) {
+      var i = Number(key), g = groups[key], t = div.data[i];
+      var known = cache.traces[i] || (cache.traces[i] = { d: {}, style: {}, offset: {} });
+      var n = (t.x || []).length;
+      if (g.__data__.length !== n) return;  // not drawn point for point: learn nothing
+      var marker = t.marker || {};
+      var points = children(g, ".points > path.point");
+      if (points.length === n && n > 0) {
+        points.forEach(function (p, j) {
+          known.d[valueAt(marker.size, j)] = p.getAttribute("d");
+          known.style[valueAt(marker.color, j)] = p.getAttribute("style");
+        });
+        known.point = points[0].cloneNode(false);
+      }
+      var labels = children(g, ".text > g.textpoint");
+      if (labels.length === n && n > 0 && labels[0].querySelector("text")) {
+        labels.forEach(function (tp, j) {
+          if (tp.querySelector("text")) known.offset[valueAt(marker.size, j)] = tp.getAttribute("transform");
+        });
+        known.label = labels[0].cloneNode(true);
+      }
+      var line = g.querySelector(":scope > .lines > path.js-line");
+      if (line) known.line = line.cloneNode(false);
+    });
+  }
+
+  // Plotly's derived state is behind its data: have it draw the data it holds.
+  function reconcile(div) {
+    var cache = cacheOf(div);
+    if (!cache.stale) return;
+    cache.stale = false;
+    Plotly.redraw(div);
+  }
+
+  // After every Plotly draw: learn what it drew, or, when it drew from state the patches
+  // left behind (a resize or zoom redraws from calcdata), draw again from the data.
+  function watch(div) {
+    var cache = cacheOf(div);
+    learn(div);  // the draw just made
+    if (cache.watched) return;
+    cache.watched = true;
+    var after = function () { if (cache.stale) reconcile(div); else learn(div); };
+    div.on("plotly_afterplot", after);
+    div.on("plotly_relayout", after);
+    // Capturing, on the graph div: before Plotly's own hover, click and drag handlers.
+    ["pointerover", "pointerdown", "wheel"].forEach(function (type) {
+      div.addEventListener(type, function () { reconcile(div); }, true);
+    });
+  }
+
+  function zoomed(div, range) {
+    var xr = div._fullLayout.xaxis.range, yr = div._fullLayout.yaxis.range;
+    return xr[0] !== range.x[0] || xr[1] !== range.x[1] ||
+      yr[0] !== range.y[0] || yr[1] !== range.y[1];
+  }
+
+  function hovering(div) {
+    var layer = div.querySelector(".hoverlayer");
+    return !!(layer && layer.childElementCount);
+  }
+
+  // Plotly typesets a label with markup or entities into <tspan>s: not patched.
+  function plainLabel(text) { return typeof text === "string" && text !== "" && !/[<>&]/.test(text); }
+
+  // The new elements of one trace (drawn in `g`), or null when a piece is not known.
+  function planTrace(div, g, i, t, known) {
+    var xa = div._fullLayout.xaxis, ya = div._fullLayout.yaxis;
+    var mode = div._fullData[i].mode || "";
+    var plan = { points: [], labels: [], lines: [] };
+    if (mode.indexOf("lines") !== -1) {
+      if (!known.line) return null;
+      // Plotly draws a path per gap-separated run of points: here each link is one.
+      for (var k = 0; k + 1 < t.x.length; k += 3) {
+        plan.lines.push("M" + xa.c2p(t.x[k]) + "," + ya.c2p(t.y[k]) + "L" +
+                        xa.c2p(t.x[k + 1]) + "," + ya.c2p(t.y[k + 1]));
+      }
+    }
+    if (mode.indexOf("markers") !== -1) {
+      if (!known.point) return null;
+      for (var j = 0; j < t.x.length; j++) {
+        var size = valueAt(t.marker.size, j), colour = valueAt(t.marker.color, j);
+        var d = known.d[size], style = known.style[colour];
+        if (d === undefined || style === undefined) return null;
+        plan.points.push(["translate(" + xa.c2p(t.x[j]) + "," + ya.c2p(t.y[j]) + ")", d, style]);
+      }
+    }
+    if (mode.indexOf("text") !== -1 && t.text.every(function (s) { return s === ""; }) &&
+        !g.querySelector(":scope > .text text")) {
+      plan.labels = null;  // no label drawn nor to draw (leak groups past so many boots)
+    } else if (mode.indexOf("text") !== -1) {
+      if (!known.label) return null;
+      for (var m = 0; m < t.x.length; m++) {
+        var offset = known.offset[valueAt(t.marker.size, m)];
+        if (offset === undefined || !plainLabel(t.text[m])) return null;
+        plan.labels.push([offset, xa.c2p(t.x[m]), ya.c2p(t.y[m]), t.text[m]]);
+      }
+    }
+    return plan;
+  }
+
+  // Make `parent`'s children `count` clones of `template` (reusing those there), in order.
+  function fit(parent, selector, template, count) {
+    var have = children(parent, selector);
+    for (var j = have.length - 1; j >= count; j--) parent.removeChild(have[j]);
+    for (var k = have.length; k < count; k++) parent.appendChild(template.cloneNode(true));
+    return children(parent, selector);
+  }
+
+  function drawPlan(g, known, plan) {
+    if (plan.lines.length || known.line) {
+      fit(g.querySelector(":scope > .lines"), "path.js-line", known.line, plan.lines.length)
+        .forEach(function (p, k) { p.setAttribute("d", plan.lines[k]); });
+    }
+    var points = g.querySelector(":scope > .points");
+    if (points && known.point) {
+      fit(points, "path.point", known.point, plan.points.length).forEach(function (p, j) {
+        var at = plan.points[j];
+        p.setAttribute("transform", at[0]);
+        p.setAttribute("d", at[1]);
+        p.setAttribute("style", at[2]);
+      });
+    }
+    var text = g.querySelector(":scope > .text");
+    if (text && known.label && plan.labels) {
+      fit(text, "g.textpoint", known.label, plan.labels.length).forEach(function (tp, m) {
+        var at = plan.labels[m], label = tp.querySelector("text");
+        tp.setAttribute("transform", at[0]);
+        label.setAttribute("x", at[1]);
+        label.setAttribute("y", at[2]);
+        label.setAttribute("data-unformatted", at[3]);
+        label.textContent = at[3];
+      });
+    }
+  }
+
+  // Draw a step's change of the traces `changed` (new arrays in `traces`, the last drawn in
+  // `sent`) by patching Plotly's SVG, if every piece of it is known. `range`: the figure's
+  // axis ranges ({x, y}), where the patched links match Plotly's (no clipping at the edge).
+  // Returns whether it did; when not, nothing was touched.
+  function patch(div, changed, traces, sent, range) {
+    var cache = cacheOf(div);
+    if (!div._fullLayout || !div._fullData || zoomed(div, range) || hovering(div)) return false;
+    var groups = traceGroups(div);
+    var plans = [];
+    for (var c = 0; c < changed.length; c++) {
+      var i = changed[c], t = traces[i], s = sent[i];
+      // A trace appearing, going or changing its legend entry: Plotly lays the legend out.
+      if (!s || s.visible !== t.visible || s.showlegend !== t.showlegend) return false;
+      if (div.data[i].visible === "legendonly") { plans.push([i, null]); continue; }
+      var known = cache.traces[i];
+      if (!groups[i] || !known) return false;
+      var plan = planTrace(div, groups[i], i, t, known);
+      if (!plan) return false;
+      plans.push([i, plan]);
+    }
+    plans.forEach(function (entry) {
+      var i = entry[0], t = traces[i], data = div.data[i];
+      if (entry[1]) drawPlan(groups[i], cache.traces[i], entry[1]);
+      data.x = t.x; data.y = t.y; data.customdata = t.customdata; data.text = t.text;
+      data.marker = Object.assign({}, data.marker, { size: t.marker.size, color: t.marker.color });
+    });
+    cache.stale = true;
+    return true;
+  }
+
+  // Plotly is about to draw from the data (a restyle of the data, a new figure): its
+  // derived state will be current without a reconcile.
+  function redrawing(div) { cacheOf(div).stale = false; }
+
+  window.TreePatch = { patch: patch, watch: watch, redrawing: redrawing };
+})();

@@ -1,0 +1,159 @@
+"""A step drawn by patching Plotly's SVG (static/treepatch.js) in Chromium.
+
+A step of large-10k's populate phase adds a page under a level-1 summary node: the summary's
+count, the ring and a link change, in traces Plotly has drawn before, with marker sizes and
+colours it has drawn before. Such a step is drawn without a Plotly call, by setting the
+points, labels and links on the elements Plotly drew. The reference for what that must
+look like is Plotly itself: Plotly.redraw of the same figure data must leave the SVG as the
+patch left it. And what reads Plotly's own state (hover, zoom) must see the step drawn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.browser.test_visualizer import act, assert_no_console_errors, blur, wait_tree
+
+VIEW = "/?v=1&scenario=large-10k&skip=0"
+
+# Counts the Plotly calls the page makes (every one that redraws the tree).
+_SPY_JS = """(() => {
+  window.__plotlyCalls = 0;
+  const wrap = setInterval(() => {
+    if (!window.Plotly || Plotly.__spied) return;
+    Plotly.__spied = true;
+    for (const f of ["react", "restyle", "update", "relayout", "redraw"]) {
+      const real = Plotly[f];
+      Plotly[f] = function () { window.__plotlyCalls++; return real.apply(this, arguments); };
+    }
+    clearInterval(wrap);
+  }, 1);
+})();"""
+
+# Every element of every drawn trace, with what places and styles it (a label group without
+# a label is left out: Plotly itself keeps or drops those from one draw to the next).
+_SVG_JS = """() => {
+  const gd = document.getElementById("tree");
+  const out = {};
+  gd.querySelectorAll(".scatterlayer .trace").forEach((g) => {
+    out[g.__data__[0].trace.meta] = [...g.querySelectorAll(
+        "path.point, path.js-line, g.textpoint, text")]
+      .filter((e) => !(e.tagName === "g" && !e.querySelector("text")))
+      .map((e) => [e.tagName, e.getAttribute("class"), e.getAttribute("transform"),
+                   e.getAttribute("d"), e.getAttribute("style"), e.getAttribute("x"),
+                   e.getAttribute("y"), e.tagName === "text" ? e.textContent : null]);
+  });
+  return out;
+}"""
+
+_PLOTLY_REDRAW_JS = "() => Plotly.redraw(document.getElementById('tree')).then(() => true)"
+
+# Each summary node: its id and count (customdata[0], [1]) and its pixel position.
+_SUMMARIES_JS = """() => {
+  const gd = document.getElementById("tree");
+  const t = gd.data.find((trace) => trace.meta === "summary");
+  const box = gd.querySelector(".nsewdrag").getBoundingClientRect();
+  return t.customdata.map((c, j) => ({id: c[0], count: c[1],
+    x: box.left + gd._fullLayout.xaxis.c2p(t.x[j]),
+    y: box.top + gd._fullLayout.yaxis.c2p(t.y[j])}));
+}"""
+
+
+def _spied(page: Any, step: int) -> None:
+    page.context.add_init_script(_SPY_JS)
+    page.goto(f"{VIEW}&step={step}")
+    wait_tree(page, step)
+
+
+def _step(page: Any, step: int) -> bool:
+    """One ArrowRight to `step`; whether it was drawn without a Plotly call."""
+    calls = page.evaluate("() => window.__plotlyCalls")
+    blur(page)
+    act(page, lambda: page.keyboard.press("ArrowRight"), step)
+    return bool(page.evaluate("() => window.__plotlyCalls") == calls)
+
+
+def test_a_patched_step_leaves_the_svg_plotly_draws_from_the_same_data(page: Any) -> None:
+    _spied(page, 3)
+    patched = 0
+    for step in range(4, 14):
+        if not _step(page, step):
+            continue
+        patched += 1
+        drawn = page.evaluate(_SVG_JS)
+        assert page.evaluate(_PLOTLY_REDRAW_JS)
+        assert page.evaluate(_SVG_JS) == drawn, step
+    # Every step here changes the same kinds of node with pieces drawn before: at most the
+    # first one or two (a count whose marker size is new) need Plotly.
+    assert patched >= 7, patched
+    assert_no_console_errors(page)
+
+
+def test_hover_after_patched_steps_shows_the_step_drawn(page: Any) -> None:
+    """Plotly's hover reads its own copy of the data: after steps it did not draw, hovering
+    the summary node must show the count the page shows, not the count of Plotly's last
+    draw."""
+    _spied(page, 3)
+    before = {node["id"]: node["count"] for node in page.evaluate(_SUMMARIES_JS)}
+    patched = sum(_step(page, step) for step in range(4, 10))
+    assert patched >= 3, patched
+    # The steps added pages under a summary node: one whose count Plotly has not drawn.
+    grown = [node for node in page.evaluate(_SUMMARIES_JS)
+             if node["count"] > before.get(node["id"], 0)]
+    assert grown, before
+    summary = grown[-1]
+    page.mouse.move(summary["x"] - 40, summary["y"] - 40)
+    page.mouse.move(summary["x"], summary["y"], steps=4)
+    label = page.locator("#tree .hoverlayer .hovertext")
+    label.wait_for(timeout=5_000)
+    text = label.evaluate("(e) => e.textContent")
+    assert f"{summary['count']} synced level-1 pages" in text, (summary, text)
+    assert_no_console_errors(page)
+
+
+def test_a_zoom_after_patched_steps_draws_the_step_drawn(page: Any) -> None:
+    """A zoom redraws the traces from Plotly's own copy of the data (no pointer needed: a
+    relayout from code, as the modebar's buttons make): what it draws must be the step the
+    page shows, the same SVG Plotly draws from the figure data."""
+    _spied(page, 3)
+    patched = sum(_step(page, step) for step in range(4, 10))
+    assert patched >= 3, patched
+    page.evaluate("""() => { const gd = document.getElementById("tree");
+      const r = gd._fullLayout.xaxis.range;
+      return Plotly.relayout(gd, {"xaxis.range": [r[0], (r[0] + r[1]) / 2]}); }""")
+    page.wait_for_timeout(100)
+    zoomed = page.evaluate(_SVG_JS)
+    assert page.evaluate(_PLOTLY_REDRAW_JS)
+    assert page.evaluate(_SVG_JS) == zoomed
+    counts = page.evaluate("""() => Object.fromEntries(document.getElementById("tree").data
+      .filter((t) => t.visible).map((t) => [t.meta, t.x.length]))""")
+    points = {meta: sum(1 for e in elements if e[1] and e[1].startswith("point"))
+              for meta, elements in zoomed.items()}
+    assert {m: n for m, n in points.items() if m != "edges"} == \
+        {m: n for m, n in counts.items() if m != "edges"}
+    assert_no_console_errors(page)
+
+
+def test_a_patched_label_reads_the_new_count(page: Any) -> None:
+    """The label of a summary node whose count changes within its marker size (512 to 500:
+    the same bit length, so the same size): TreePatch.patch draws the step and the label
+    reads the new count, as Plotly draws it from the same data."""
+    _spied(page, 6)
+    relabelled = page.evaluate("""() => {
+      const gd = document.getElementById("tree");
+      const i = gd.data.findIndex((t) => t.meta === "summary");
+      const copy = (t) => ({x: t.x.slice(), y: t.y.slice(), customdata: t.customdata.slice(),
+        text: t.text.slice(), visible: t.visible, showlegend: t.showlegend,
+        marker: {size: t.marker.size, color: t.marker.color}});
+      const sent = gd.data.map(copy);
+      const traces = gd.data.map(copy);
+      traces[i].text[0] = "500";
+      const axes = {x: gd.layout.xaxis.range, y: gd.layout.yaxis.range};
+      return [TreePatch.patch(gd, [i], traces, sent, axes), gd.data[i].text[0]];
+    }""")
+    assert relabelled == [True, "500"]
+    drawn = page.evaluate(_SVG_JS)
+    assert "500" in [e[7] for e in drawn["summary"] if e[0] == "text"]
+    assert page.evaluate(_PLOTLY_REDRAW_JS)
+    assert page.evaluate(_SVG_JS) == drawn
+    assert_no_console_errors(page)
