@@ -107,6 +107,24 @@
   // Plotly typesets a label with markup or entities into <tspan>s: not patched.
   function plainLabel(text) { return typeof text === "string" && text !== "" && !/[<>&]/.test(text); }
 
+  // The style Plotly gives a point of this trace in `colour` (a "#rrggbb"), from one it gave
+  // another point of it: the fill, or the outline of an open marker (drawing.singlePointStyle
+  // sets the colour as "rgb(r, g, b)"), is the only part that differs.
+  function styleIn(known, colour) {
+    var style = known.style[colour];
+    if (style !== undefined) return style;
+    var hex = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(colour);
+    var like = known.style[Object.keys(known.style)[0]];
+    if (!hex || like === undefined) return undefined;
+    var rgb = "rgb(" + [1, 2, 3].map(function (k) { return parseInt(hex[k], 16); }).join(", ") + ")";
+    var open = /fill: none/.test(like);
+    var part = open ? /(^|; )stroke: rgb\([^)]*\)/ : /(^|; )fill: rgb\([^)]*\)/;
+    if (!part.test(like)) return undefined;
+    style = like.replace(part, "$1" + (open ? "stroke: " : "fill: ") + rgb);
+    known.style[colour] = style;
+    return style;
+  }
+
   // The new elements of one trace (drawn in `g`), or null when a piece is not known.
   function planTrace(div, g, i, t, known) {
     var xa = div._fullLayout.xaxis, ya = div._fullLayout.yaxis;
@@ -124,7 +142,7 @@
       if (!known.point) return null;
       for (var j = 0; j < t.x.length; j++) {
         var size = valueAt(t.marker.size, j), colour = valueAt(t.marker.color, j);
-        var d = known.d[size], style = known.style[colour];
+        var d = known.d[size], style = styleIn(known, colour);
         if (d === undefined || style === undefined) return null;
         plan.points.push(["translate(" + xa.c2p(t.x[j]) + "," + ya.c2p(t.y[j]) + ")", d, style]);
       }

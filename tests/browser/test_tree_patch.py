@@ -157,3 +157,34 @@ def test_a_patched_label_reads_the_new_count(page: Any) -> None:
     assert page.evaluate(_PLOTLY_REDRAW_JS)
     assert page.evaluate(_SVG_JS) == drawn
     assert_no_console_errors(page)
+
+
+def test_a_colour_the_trace_never_drew_is_patched_as_plotly_draws_it(page: Any) -> None:
+    """A summary node (an open hexagon: the colour is its outline) and a synced page (a
+    filled circle: the colour is its fill) turn a colour their trace has not drawn: the
+    patch derives the style from one Plotly drew for the trace, and Plotly.redraw from
+    the same data leaves the same SVG."""
+    _spied(page, 6)
+    recoloured = page.evaluate("""() => {
+      const gd = document.getElementById("tree");
+      const copy = (t) => ({x: t.x.slice(), y: t.y.slice(), customdata: t.customdata,
+        text: t.text, visible: t.visible, showlegend: t.showlegend,
+        marker: {size: t.marker.size, color: t.marker.color}});
+      const sent = gd.data.map(copy);
+      const traces = gd.data.map(copy);
+      const changed = ["summary", "synced"].map((m) => gd.data.findIndex((t) => t.meta === m));
+      for (const i of changed) {
+        const n = traces[i].x.length;
+        traces[i].marker.color = Array.from({length: n}, (_, j) => j ? sent[i].marker.color[j]
+          ?? sent[i].marker.color : "#123456");
+      }
+      const axes = {x: gd.layout.xaxis.range, y: gd.layout.yaxis.range};
+      return TreePatch.patch(gd, changed, traces, sent, axes);
+    }""")
+    assert recoloured is True
+    drawn = page.evaluate(_SVG_JS)
+    for meta in ("summary", "synced"):
+        assert "rgb(18, 52, 86)" in drawn[meta][0][4], drawn[meta][0]  # #123456
+    assert page.evaluate(_PLOTLY_REDRAW_JS)
+    assert page.evaluate(_SVG_JS) == drawn
+    assert_no_console_errors(page)
