@@ -5,28 +5,21 @@ Run with `uvicorn app.main:create_app --factory` (what `make run` does).
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import logging
 import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import cache
-from pathlib import Path
-from typing import Any
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app import apidocs
-from app.assets import asset_by_name, locate
 from app.build_jobs import BuildJob, ScenarioBuild, SeedTraceBuild
 from app.builds import BuildStopped, Busy, model_in_use
 from app.compression import Compression
@@ -40,18 +33,13 @@ from app.runs import ClientGone
 from app.security import HeadAsGet, Hosting, SecurityHeaders, check_same_origin
 from app.services import Services
 from app.settings import Settings
+from app.static_files import StaticFiles
 from mmu_model import DEFAULT_FIXES, MmuModelError, list_scenarios
 from mmu_model.cli import package_version
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
-
-# Vendored libraries change only with the installed package: a week, then revalidated by
-# ETag. The page's own files may change with any checkout: an hour, then revalidated.
-_VENDOR_CACHE = "public, max-age=604800"
-_STATIC_CACHE = "public, max-age=3600"
-
 
 def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or request.url.path == "/api"
@@ -117,35 +105,6 @@ async def _stopped_handler(request: Request, exc: Exception) -> Response:
 async def _client_gone_handler(request: Request, exc: Exception) -> Response:
     del request, exc  # nobody is listening any more
     return Response(status_code=503)
-
-
-@cache
-def _gzipped(path: Path, mtime: float) -> tuple[bytes, str]:
-    del mtime  # part of the cache key: a changed file is compressed again
-    data = gzip.compress(path.read_bytes(), compresslevel=6, mtime=0)
-    return data, f'"{hashlib.sha256(data).hexdigest()[:32]}"'
-
-
-def _vendor_file(request: Request, path: Path, media_type: str) -> Response:
-    """A vendored asset, compressed once and kept (plotly.min.js: 4.8 MB, 1.4 MB gzipped)
-    rather than by GZipMiddleware on every request."""
-    data, etag = _gzipped(path, path.stat().st_mtime)
-    headers = {"Cache-Control": _VENDOR_CACHE, "ETag": etag, "Vary": "Accept-Encoding"}
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
-    if "gzip" not in request.headers.get("accept-encoding", ""):
-        return FileResponse(path, media_type=media_type, headers=headers)
-    return Response(data, media_type=media_type,
-                    headers={**headers, "Content-Encoding": "gzip"})
-
-
-class _CachedStatic(StaticFiles):
-    """The page's own static files, with a Cache-Control lifetime (ETag as before)."""
-
-    def file_response(self, *args: Any, **kwargs: Any) -> Response:
-        response = super().file_response(*args, **kwargs)
-        response.headers.setdefault("Cache-Control", _STATIC_CACHE)
-        return response
 
 
 def builtin_jobs() -> list[BuildJob]:
@@ -245,17 +204,6 @@ def create_app(settings: Settings | None = None, hosting: Hosting | None = None)
              "builds_in_flight": services.builds.in_flight()},
             status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
-    @app.get("/static/vendor/{name}", include_in_schema=False)
-    def read_vendor_asset(request: Request, name: str) -> Response:
-        asset = asset_by_name(name)
-        if asset is None:
-            raise StarletteHTTPException(404)
-        path = locate(asset, settings.root)
-        if path is None:
-            log.error("%s not found (from %s)", asset.name, asset.what)
-            raise StarletteHTTPException(404, f"{asset.name} is missing ({asset.what})")
-        return _vendor_file(request, path, asset.media_type)
-
     @app.get("/favicon.ico", include_in_schema=False)
     def read_favicon() -> FileResponse:
         return FileResponse(settings.static_dir / "favicon.svg", media_type="image/svg+xml")
@@ -264,7 +212,7 @@ def create_app(settings: Settings | None = None, hosting: Hosting | None = None)
     app.include_router(api.router)
     app.include_router(graph_api.router)
     app.include_router(pages.router)
-    app.mount("/static", _CachedStatic(directory=settings.static_dir), name="static")
+    app.mount("/static", StaticFiles(settings.static_dir, settings.root), name="static")
 
     # Outermost last: responses are compressed after the requester bookkeeping, and kept
     # compressed by the response cache.
