@@ -39,7 +39,7 @@ def _gzipped(path: Path, mtime: float) -> tuple[bytes, str]:
     return data, f'"{hashlib.sha256(data).hexdigest()[:32]}"'
 
 
-def compressed_file(request: Request, path: Path, media_type: str, lifetime: str) -> Response:
+def _compressed_file(request: Request, path: Path, media_type: str, lifetime: str) -> Response:
     data, etag = _gzipped(path, path.stat().st_mtime)
     headers = {"Cache-Control": lifetime, "ETag": etag, "Vary": "Accept-Encoding"}
     if request.headers.get("if-none-match") == etag:
@@ -66,12 +66,12 @@ class StaticFiles:
             if path is None:
                 log.error("%s not found (from %s)", asset.name, asset.what)
                 raise HTTPException(404, f"{asset.name} is missing ({asset.what})")
-            return compressed_file(request, path, asset.media_type, VENDOR_CACHE)
+            return _compressed_file(request, path, asset.media_type, VENDOR_CACHE)
         path = (self.static_dir / name).resolve()
         if path.parent != self.static_dir or not path.is_file():
             raise HTTPException(404)
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return compressed_file(request, path, media_type, STATIC_CACHE)
+        return _compressed_file(request, path, media_type, STATIC_CACHE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)

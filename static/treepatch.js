@@ -81,9 +81,9 @@
   // left behind (a resize or zoom redraws from calcdata), draw again from the data.
   function watch(div) {
     var cache = cacheOf(div);
-    learn(div);  // the draw just made
-    if (cache.watched) return;
+    if (cache.watched) return;  // its plotly_afterplot has learnt the draw just made
     cache.watched = true;
+    learn(div);  // the first draw, made before these listeners
     var after = function () { if (cache.stale) reconcile(div); else learn(div); };
     div.on("plotly_afterplot", after);
     div.on("plotly_relayout", after);
@@ -170,7 +170,7 @@
   }
 
   function drawPlan(g, known, plan) {
-    if (plan.lines.length || known.line) {
+    if (known.line) {  // a lines trace (planTrace needs its template)
       fit(g.querySelector(":scope > .lines"), "path.js-line", known.line, plan.lines.length)
         .forEach(function (p, k) { p.setAttribute("d", plan.lines[k]); });
     }
