@@ -2,7 +2,7 @@
 
 The left pane is the baseline (the view's `base` fixes), the right pane the view's own run
 (`fixes`); each is labelled with its exact fix set and that set's name in the kernel's
-history (app/fixsets.py). Both trees share one legend (compare_legend), and each narrates
+history (app/fixsets.py). Both trees share one legend (app/legend.py), and each narrates
 its own step.
 
 Pages that differ: the runs allocate shadow pages in different orders, so sp ids do not
@@ -18,20 +18,18 @@ two can disagree (a step can change counters without changing any page's state).
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable
-from functools import cache
 from typing import Any
 
-from app.figures import DIFFERS_STYLE, STATUS_STYLES
 from app.fixsets import TRACK_WRITE_ZAP, history_name
+from app.legend import tree_legend
 from app.resolve import Baseline, Resolved
 from app.treepanel import tree_figure_at
 from app.viewstate import ViewState, fixes_param
 from mmu_model import FIXES, EventView, Snapshot, SpView
 
-__all__ = ["MAX_DIFF_ROWS", "compare_legend", "compare_panel", "differing_pages"]
+__all__ = ["MAX_DIFF_ROWS", "compare_panel", "differing_pages"]
 
 MAX_DIFF_ROWS = 24
 MAX_SIDE_OPS = 40
@@ -115,52 +113,6 @@ def _listed(fixes: frozenset[str]) -> str:
     return ", ".join(_names(fixes)) or "no fixes"
 
 
-def _polygon(sides: int, radius: float, rotate: float = -90.0, inner: float = 0.0) -> str:
-    """SVG path of a regular polygon (or a star, with `inner`) centred in a 20 x 20 box."""
-    points = []
-    count = sides * 2 if inner else sides
-    for k in range(count):
-        r = inner if inner and k % 2 else radius
-        angle = math.radians(rotate + 360.0 * k / count)
-        points.append(f"{10 + r * math.cos(angle):.2f},{10 + r * math.sin(angle):.2f}")
-    return "M" + "L".join(points) + "Z"
-
-
-# Plotly marker symbols of the tree as SVG paths (20 x 20), for the legend outside the plots.
-_SHAPES = {
-    "circle": "M4,10a6,6 0 1,0 12,0a6,6 0 1,0 -12,0",
-    "diamond": "M10,2L18,10L10,18L2,10Z",
-    "triangle-up": "M10,3L17.5,16H2.5Z",
-    "square": "M4,4H16V16H4Z",
-    "star": _polygon(5, 8.5, inner=3.6),
-    "x": "M4,7L7,4L10,7L13,4L16,7L13,10L16,13L13,16L10,13L7,16L4,13L7,10Z",
-    "hexagon": _polygon(6, 7.5, rotate=0.0),
-    "octagon": _polygon(8, 8, rotate=22.5),
-}
-
-
-def _entry(label: str, colour: str, symbol: str, rim: float, opacity: float = 1.0
-           ) -> dict[str, Any]:
-    open_ = symbol.endswith("-open")
-    return {"label": label, "d": _SHAPES[symbol.removesuffix("-open")],
-            "fill": "none" if open_ else colour, "stroke": colour if open_ else "#000000",
-            "stroke_width": max(rim, 1.5) if open_ else rim, "opacity": opacity}
-
-
-@cache
-def compare_legend() -> list[dict[str, Any]]:
-    """Every mark either pane can draw, once: the tree's states, then the overlays.
-
-    Built once (it depends on constants only); callers must not change it."""
-    entries = [_entry(label, colour, symbol, rim, opacity)
-               for label, colour, symbol, _size, opacity, rim in STATUS_STYLES.values()]
-    entries.append(_entry("changed this step", "#000000", "circle-open", 2.5))
-    entries.append(_entry("selected", "#0072B2", "square-open", 3.0))
-    label, colour, symbol, _size, width = DIFFERS_STYLE
-    entries.append(_entry(label, colour, symbol, width))
-    return entries
-
-
 def _diff_rows(diffs: dict[PageKey, tuple[list[str], list[str]]], left: Snapshot,
                right: Snapshot) -> list[dict[str, Any]]:
     info = {(sp.gfn, sp.role_word): sp for sp in (*_pages(left), *_pages(right))}
@@ -198,7 +150,7 @@ def compare_panel(r: Resolved, base: Baseline | None) -> dict[str, Any] | None:
             "stats": _mini_stats(full)},
         "right_marks": _marked(full, diffs),
         "note": _note(base, right_fixes),
-        "legend": compare_legend(),
+        "legend": tree_legend(),
         "n_differ": len(diffs),
         "differ_rows": _diff_rows(diffs, base.snap, full),
         "more_differ": max(len(diffs) - MAX_DIFF_ROWS, 0),

@@ -72,10 +72,14 @@ STATUS_STYLES: dict[str, tuple[str, str, str, int, float, float]] = {
 SUMMARY_COLOURS = {"synced": GREEN, "unsync": DARK_ORANGE, "zapped": GHOST}
 # A fold node's fill: orange (inside its black rim) when any page it folds is unsync.
 FOLD_COLOURS = {"synced": GREEN, "unsync": ORANGE}
-# The legend sits above the plot in a band of fixed height (rows of FONT_SIZE text), so a
-# step that brings a new kind of node (a leak, a ghost) never pushes the tree down; a legend
-# too long for the band scrolls inside it.
+# The page's legend is HTML above the plot (app/legend.py, #tree-legend), in a band of fixed
+# height, so a step that brings a new kind of node (a leak, a ghost) never moves the tree and
+# never asks Plotly to lay a legend out. An exported image draws Plotly's own legend in a band
+# this high above the plot (static/app.js forImage: the layout's legend.maxheight).
 LEGEND_BAND_PX = 76
+# Where the browser's first draw of a run puts a point in each empty trace (static/
+# treepatch.js park): far left of the x range [-1, width], on the level-1 row.
+PARK = {"x": -1_000_000, "y": 1}
 STATUS_ORDER: tuple[str, ...] = tuple(STATUS_STYLES)
 _GROUP_LABELS = {"orphan-unsync": "folded leaked pages, by boot", "orphan":
                  "folded orphans, by boot", "ex-root": "folded former roots, by boot"}
@@ -240,9 +244,9 @@ def tree_delta(old: TreeState | None, new: TreeState) -> dict[str, Any]:
     }
 
 
-def _run_figure(layout: Layout, *, max_level: int, uirevision: str, title: str = "",
-                height: int | None = None) -> dict[str, Any]:
-    """The run's tree figure with every trace empty (the browser fills them per step)."""
+def tree_traces() -> list[dict[str, Any]]:
+    """The run figure's traces, every one empty, in TRACE_METAS order: names and styles
+    of the nodes, links and overlays (the page's legend is made from them: app/legend.py)."""
     data: list[dict[str, Any]] = [{
         "type": "scatter", "mode": "lines", "name": "SPTE links", "x": [], "y": [],
         "line": {"color": "#7f7f7f", "width": 1}, "hoverinfo": "skip", "showlegend": False,
@@ -286,16 +290,23 @@ def _run_figure(layout: Layout, *, max_level: int, uirevision: str, title: str =
                                      "line": {"color": colour, "width": width}},
         "hoverinfo": "skip", "showlegend": False,
     })
+    return data
+
+
+def _run_figure(layout: Layout, *, max_level: int, uirevision: str, title: str = "",
+                height: int | None = None) -> dict[str, Any]:
+    """The run's tree figure with every trace empty (the browser fills them per step)."""
+    data = tree_traces()
     levels = list(range(1, max_level + 1))
     fig_layout: dict[str, Any] = {
         "template": "none",
         "font": {"size": FONT_SIZE},
         "plot_bgcolor": PLOT_BG, "paper_bgcolor": PLOT_BG,
-        "margin": {"l": 70, "r": 10, "t": LEGEND_BAND_PX + (30 if title else 12), "b": 40},
+        "margin": {"l": 70, "r": 10, "t": 30 if title else 12, "b": 40},
         "uirevision": uirevision,
         "hovermode": "closest",
         "dragmode": "zoom",
-        "showlegend": True,
+        "showlegend": False,
         "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom",
                    "maxheight": LEGEND_BAND_PX},
         "xaxis": {
@@ -348,7 +359,7 @@ def run_layout_json(layout: Layout, *, max_level: int, uirevision: str) -> tuple
         columns.append(column)
     xs, ys = columns
     body = {"figure": _run_figure(layout, max_level=max_level, uirevision=uirevision),
-            "x": xs, "y": ys}
+            "x": xs, "y": ys, "park": PARK}
     text = json.dumps(body, separators=(",", ":")).encode()
     return text, hashlib.sha256(text).hexdigest()[:16]
 
@@ -418,7 +429,6 @@ def tree_figure(
             outlined["x"].append(x)
             outlined["y"].append(y)
     for trace in data:
-        trace["showlegend"] = trace["meta"] != "edges" and bool(trace["x"])
         trace["visible"] = bool(trace["x"])  # an empty trace costs every redraw its share
     fig["layout"]["annotations"] = note_annotations(state.note)
     return fig

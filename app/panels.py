@@ -21,6 +21,7 @@ from app.kernel_links import (
     path_links,
     text_links,
 )
+from app.legend import tree_legend
 from app.naming import custom_description, export_name
 from app.navigation import drawn_at_another_step, nav_context, step_urls
 from app.resolve import PageRuns, Resolved
@@ -312,6 +313,7 @@ def page_context(runs: PageRuns) -> dict[str, Any]:
         "fixes": _fix_rows(r),
         "toggle_note": _toggle_note(r),
         "compare": compare,
+        "legend": tree_legend(),
         "multi_boot": run.kind == "simulate" and len(run.per_boot) > 1,
         "replay": _replay(r),
         "selected": _selected(r),

@@ -95,19 +95,27 @@
     delta.edges_add.forEach(function (e) { tree.edges.set(e[0] + ">" + e[1], e); });
     var traces = fillTraces(layout.figure.data, delta);
     // The step's note (how much is folded) is server-rendered HTML under the plot
-    // (#tree-note): as a Plotly annotation, every redraw laid its text out again.
-    var legend = !comparing();
+    // (#tree-note), and the legend HTML above it (#tree-legend): in Plotly's figure, every
+    // redraw laid them out again.
     var drawing;
     if (fresh || !div._fullLayout || div.dataset.layoutUrl !== delta.layout) {
       var data = layout.figure.data.map(function (t, i) {
         return Object.assign({}, t, traces[i], { marker: Object.assign({}, t.marker || {},
           traces[i].marker) });
       });
-      var figLayout = Object.assign({}, layout.figure.layout, { showlegend: legend });
+      // Each empty trace drawn with a point off the plot, then patched back to empty: its
+      // elements are learnt, so a step that first brings that kind of node is patched too.
+      var parked = TreePatch.park(data, layout.figure.data, layout.park);
       TreePatch.redrawing(div);
-      drawing = Plotly.react(div, data, figLayout, plotConfig()).then(function () {
+      drawing = Plotly.react(div, data, layout.figure.layout, plotConfig()).then(function () {
         div.dataset.layoutUrl = delta.layout;
         TreePatch.watch(div);
+        var axes = layout.figure.layout;
+        if (parked.length && !TreePatch.patch(div, parked, traces, data,
+                                              { x: axes.xaxis.range, y: axes.yaxis.range })) {
+          return unparked(div, parked, traces);
+        }
+      }).then(function () {
         if (!div.dataset.clickBound) {
           div.dataset.clickBound = "1";
           div.on("plotly_click", onTreeClick);
@@ -115,7 +123,7 @@
         Plotly.Plots.resize(div);
       });
     } else {
-      drawing = redraw(div, traces, legend === tree.legend ? null : legend);
+      drawing = redraw(div, traces);
     }
     // What was sent counts once Plotly has drawn it, and only for the tree it was drawn for
     // (a refetch may have started a new one meanwhile): a failed draw leaves the last
@@ -124,47 +132,62 @@
     return drawing.then(function () {
       if (tree !== state) return;
       state.sent = traces;
-      state.legend = legend;
       state.url = delta.url;  // the state the next delta starts from
       div.dataset.drawnUrl = delta.url;
+      showLegend(div);
+      // The plot's box changed (compare mode's narrower pane, say): Plotly draws to a size
+      // of its own, which only a window resize would otherwise update.
+      var size = div._fullLayout;
+      if (size && (div.clientWidth !== size.width || div.clientHeight !== size.height)) {
+        return Plotly.Plots.resize(div);
+      }
     });
   }
 
-  // One step's redraw: Plotly recomputes and redraws the whole figure on any restyle or
-  // relayout, so only what differs from what was sent last goes to it (the traces whose
-  // points changed; the legend only when it changed), a step that changes nothing drawn
-  // (a quiet step after a quiet one) costs no redraw at all, and one whose every piece
-  // Plotly has drawn before is drawn by patching its SVG (static/treepatch.js).
-  function redraw(div, traces, legend) {
+  // The parked traces (TreePatch.park) back to empty through Plotly, when they could not be
+  // patched so (a plot zoomed as the figure came).
+  function unparked(div, parked, traces) {
+    TreePatch.redrawing(div);
+    var update = { x: [], y: [], customdata: [], text: [], "marker.size": [],
+                   "marker.color": [] };
+    parked.forEach(function (i) {
+      var t = traces[i];
+      update.x.push(t.x); update.y.push(t.y); update.customdata.push(t.customdata);
+      update.text.push(t.text); update["marker.size"].push(t.marker.size);
+      update["marker.color"].push(t.marker.color);
+    });
+    return Plotly.restyle(div, update, parked);
+  }
+
+  // One step's redraw: Plotly recomputes and redraws the whole figure on any restyle, so
+  // only the traces whose points differ from what was sent last go to it, a step that
+  // changes nothing drawn (a quiet step after a quiet one) costs no redraw at all, and one
+  // whose every piece Plotly has drawn before is drawn by patching its SVG
+  // (static/treepatch.js).
+  function redraw(div, traces) {
     var changed = [];
     var sent = tree.sent || [];  // none: a new tree state on the drawn figure, send them all
     traces.forEach(function (t, i) { if (!sameTrace(sent[i], t)) changed.push(i); });
-    var relayout = {};
-    if (legend !== null) relayout.showlegend = legend;
-    var relayouts = Object.keys(relayout).length > 0;
-    if (!changed.length) {
-      return relayouts ? Plotly.relayout(div, relayout) : Promise.resolve();
-    }
+    if (!changed.length) return Promise.resolve();
     var axes = tree.layout.figure.layout;
-    if (!relayouts && TreePatch.patch(div, changed, traces, sent,
-                                      { x: axes.xaxis.range, y: axes.yaxis.range })) {
+    if (TreePatch.patch(div, changed, traces, sent,
+                        { x: axes.xaxis.range, y: axes.yaxis.range })) {
       return Promise.resolve();
     }
     TreePatch.redrawing(div);
     var update = { x: [], y: [], customdata: [], text: [], "marker.size": [],
-                   "marker.color": [], showlegend: [], visible: [] };
+                   "marker.color": [], visible: [] };
     changed.forEach(function (i) {
       var t = traces[i];
       update.x.push(t.x); update.y.push(t.y); update.customdata.push(t.customdata);
       update.text.push(t.text); update["marker.size"].push(t.marker.size);
-      update["marker.color"].push(t.marker.color); update.showlegend.push(t.showlegend);
+      update["marker.color"].push(t.marker.color);
       update.visible.push(shownAs(div, i, t.visible));
     });
-    return relayouts ? Plotly.update(div, update, relayout, changed)
-                     : Plotly.restyle(div, update, changed);
+    return Plotly.restyle(div, update, changed);
   }
 
-  // A trace hidden from its legend entry ('legendonly') stays hidden when a step changes
+  // A trace hidden by its legend button ('legendonly') stays hidden when a step changes
   // it, and when it comes back after a step that left it empty.
   function shownAs(div, i, drawn) {
     var now = div.data && div.data[i] ? div.data[i].visible : true;
@@ -174,8 +197,43 @@
     return drawn ? (hidden[i] ? "legendonly" : true) : false;
   }
 
+  // The legend (#tree-legend, app/legend.py) shows an entry for each kind of node the tree
+  // draws at this step, its button pressed unless the user hid that kind.
+  function showLegend(div) {
+    var legend = $("tree-legend");
+    if (!legend || !div.data) return;
+    var byMeta = {};
+    div.data.forEach(function (t) { byMeta[t.meta] = t; });
+    legend.querySelectorAll("li[data-meta]").forEach(function (li) {
+      var t = byMeta[li.dataset.meta];
+      var hidden = !t || !t.x || t.x.length === 0;
+      if (li.hidden !== hidden) li.hidden = hidden;
+      var pressed = t && t.visible === "legendonly" ? "false" : "true";
+      var button = li.firstElementChild;
+      if (button.getAttribute("aria-pressed") !== pressed) {
+        button.setAttribute("aria-pressed", pressed);
+      }
+    });
+  }
+
+  // A legend button hides its kind of node, or shows it again (Plotly's 'legendonly':
+  // shownAs keeps it so while steps change that trace).
+  function toggleKind(button) {
+    var div = $("tree");
+    var meta = button.parentNode.dataset.meta;
+    if (!div || !div.data || !window.Plotly) return;
+    var i = div.data.findIndex(function (t) { return t.meta === meta; });
+    if (i < 0) return;
+    treeQueue = treeQueue.then(function () {
+      var hide = div.data[i].visible !== "legendonly";
+      TreePatch.redrawing(div);
+      return Plotly.restyle(div, { visible: hide ? "legendonly" : true }, [i]);
+    }).then(function () { showLegend(div); })
+      .catch(function (error) { console.error("legend toggle failed:", error); });
+  }
+
   function sameTrace(a, b) {
-    if (!a || a.showlegend !== b.showlegend || a.visible !== b.visible) return false;
+    if (!a || a.visible !== b.visible) return false;
     if (a.marker.size !== b.marker.size && !sameArray(a.marker.size, b.marker.size)) return false;
     if (a.marker.color !== b.marker.color && !sameArray(a.marker.color, b.marker.color)) {
       return false;
@@ -196,7 +254,7 @@
     var layout = tree.layout;
     var out = base.map(function (t) {
       var m = t.marker || {};
-      return { x: [], y: [], customdata: [], text: [], showlegend: false,
+      return { x: [], y: [], customdata: [], text: [],
                marker: { size: [], color: [] }, defaults: [m.size, m.color] };
     });
     var index = {};
@@ -239,10 +297,10 @@
     });
     out.forEach(function (t, i) {
       var meta = base[i].meta;
-      t.showlegend = meta !== "edges" && t.x.length > 0;
-      // An empty trace is not drawn: Plotly skips the defaults, calc and drawing of an
-      // invisible trace, which each redraw otherwise pays for all sixteen (most are empty).
-      t.visible = t.x.length > 0;
+      // Every trace is visible, empty or not (Plotly draws nothing of an empty one): a
+      // trace made visible or invisible has Plotly draw the whole figure, where a kind of
+      // node appearing is otherwise patched (static/treepatch.js).
+      t.visible = true;
       if (meta === "edges") { t.marker = { size: 1, color: base[i].line.color }; t.customdata = []; }
       else if (meta === "changed" || meta === "selected" || meta === "differs") {
         t.marker = { size: meta === "changed" ? t.marker.size : t.defaults[0],
@@ -314,7 +372,7 @@
     return "shadow-tree-" + grain + "-step-" + step;
   }
 
-  // Compare mode: one tree legend, outside both plots (_compare.html.jinja).
+  // Compare mode: one legend of every mark, above both plots (_compare.html.jinja).
   function comparing() {
     var panel = $("tree-panel");
     return !!panel && panel.dataset.compare === "1";
@@ -555,22 +613,36 @@
     if (!div || !window.Plotly) return;
     var base = $("tree-base");
     if (comparing() && base && base._fullLayout) { exportBoth(format, base, div); return; }
-    Plotly.downloadImage(withNote(div), {
+    var legendBand = div.layout.legend.maxheight;  // forImage draws the legend above
+    Plotly.downloadImage(forImage(div), {
       format: format, filename: imageName(),
-      width: div.clientWidth || 1200, height: div.clientHeight || 500,
+      width: div.clientWidth || 1200, height: (div.clientHeight || 500) + legendBand,
     });
   }
 
-  // What an image of the tree draws: the figure with the step's note under the plot (the
-  // page shows it as HTML, #tree-note), where the figure had it before.
-  function withNote(div) {
+  // What an image of the tree draws: the figure with the step's note under the plot and,
+  // outside compare mode, the legend above it (the page shows both as HTML: #tree-note,
+  // #tree-legend), drawn by Plotly in the band the figure's legend.maxheight gives it.
+  function forImage(div) {
     var note = $("tree-note");
     var text = note ? note.textContent.replace(/\s+/g, " ").trim() : "";
-    if (!text) return div;
-    return { data: div.data, layout: Object.assign({}, div.layout, { annotations: [{
-      text: escapeXml(text), xref: "paper", yref: "paper", x: 0, y: 0, yanchor: "top",
-      showarrow: false, font: { size: 14, color: "#555555" },
-    }] }) };
+    var layout = Object.assign({}, div.layout);
+    if (text) {
+      layout.annotations = [{
+        text: escapeXml(text), xref: "paper", yref: "paper", x: 0, y: 0, yanchor: "top",
+        showarrow: false, font: { size: 14, color: "#555555" },
+      }];
+    }
+    var data = div.data;
+    if (!comparing()) {
+      layout.showlegend = true;
+      layout.margin = Object.assign({}, layout.margin,
+                                    { t: layout.margin.t + layout.legend.maxheight });
+      data = div.data.map(function (t) {
+        return Object.assign({}, t, { showlegend: t.meta !== "edges" && t.x.length > 0 });
+      });
+    }
+    return { data: data, layout: layout };
   }
 
   // Both compare panes in one image: left and right, each under its title.
@@ -585,7 +657,7 @@
     var h = Math.max(left.clientHeight, right.clientHeight) || 460;
     var opts = { format: format, width: w, height: h };
     var titles = [paneTitle("compare-left-title"), paneTitle("compare-right-title")];
-    var images = [Plotly.toImage(left, opts), Plotly.toImage(withNote(right), opts)];
+    var images = [Plotly.toImage(left, opts), Plotly.toImage(forImage(right), opts)];
     Promise.all(images).then(function (urls) {
       if (format === "svg") return combineSvg(urls, titles, w, h);
       return combinePng(urls, titles, w, h);
@@ -656,6 +728,8 @@
     var target = event.target.closest ? event.target.closest("button") : null;
     if (!target) return;
     if (target.id === "btn-play") { event.preventDefault(); togglePlay(); }
+    else if (target.parentNode && target.parentNode.dataset.meta &&
+             target.closest("#tree-legend")) { event.preventDefault(); toggleKind(target); }
     else if (target.id === "copy-link") { event.preventDefault(); copyLink(target); }
     else if (target.id === "copy-embed") { event.preventDefault(); copyEmbed(target); }
     else if (target.id === "export-png" || target.id === "export-svg") {
@@ -763,14 +837,19 @@
         panel.setAttribute(a.name, a.value);
       }
     });
-    var plot = $("tree");
-    Array.prototype.slice.call(panel.childNodes).forEach(function (n) {
-      if (n !== plot) panel.removeChild(n);
+    // The panel's kept children (hx-preserve: the plot, the legend) stay where they are;
+    // every other child is the fresh one, in the fresh order around them.
+    var kept = Array.prototype.filter.call(panel.children, function (n) {
+      return n.hasAttribute("hx-preserve");
     });
-    var beforePlot = true;
+    Array.prototype.slice.call(panel.childNodes).forEach(function (n) {
+      if (kept.indexOf(n) < 0) panel.removeChild(n);
+    });
+    var next = 0;  // the first kept child not yet passed in the fresh order
     Array.prototype.slice.call(fresh.childNodes).forEach(function (n) {
-      if (n.nodeType === 1 && n.id === "tree") { beforePlot = false; return; }
-      if (beforePlot && plot) panel.insertBefore(n, plot); else panel.appendChild(n);
+      if (n.nodeType === 1 && n.hasAttribute("hx-preserve") && next < kept.length &&
+          kept[next].id === n.id) { next += 1; return; }
+      panel.insertBefore(n, next < kept.length ? kept[next] : null);
     });
     var view = $("view");  // the view's own marks, as a whole swap would have set them
     if (view) { view.dataset.title = fresh.dataset.title; view.dataset.url = fresh.dataset.url; }

@@ -1,15 +1,15 @@
 // A step's tree redraw without Plotly: the changed traces' SVG patched in place.
 //
-// Plotly redraws the whole figure on any restyle (defaults, calc, axes, legend and every
-// trace: 15-30 ms however few points change), and a tree of 100k pages changes some node
+// Plotly redraws the whole figure on any restyle (defaults, calc, axes and every trace:
+// 15-30 ms however few points change), and a tree of 100k pages changes some node
 // on every step. But a step moves no axis and, most often, shows no new kind of node: what
 // it changes are the points, labels and links of a few traces, whose every piece Plotly has
 // already drawn once. So the elements Plotly drew are learnt after each of its draws (per
 // trace: a point's path by marker size, its style by colour, a label's offset by size) and
 // a step made only of known pieces is drawn by setting those on the trace's own elements,
 // in Plotly's order and with Plotly's pixel arithmetic (the axes' c2p): the SVG is the one
-// Plotly would draw. Anything else (a size or colour not seen yet, a trace appearing or
-// going, a zoomed plot, a label Plotly would typeset, a hover label up) goes to Plotly.
+// Plotly would draw. Anything else (a size or colour not seen yet, a trace drawn for the
+// first time, a zoomed plot, a label Plotly would typeset, a hover label up) goes to Plotly.
 //
 // The figure's data (gd.data) is updated with the SVG; Plotly's own derived state (its
 // calcdata: hover, click, zoom) is brought up to date by Plotly.redraw before any of those
@@ -18,7 +18,8 @@
 (function () {
   "use strict";
 
-  // Per graph div: {traces: [per trace index: {d, style, offset, point, label, line}],
+  // Per graph div: {traces: [per trace index: {d, style, offset, point, label, line,
+  //                                               group, groupData}],
   //                 stale: bool, watched: bool}
   function cacheOf(div) {
     if (!div._treePatch) div._treePatch = { traces: [], stale: false, watched: false };
@@ -66,7 +67,37 @@
       }
       var line = g.querySelector(":scope > .lines > path.js-line");
       if (line) known.line = line.cloneNode(false);
+      if (!known.group && n > 0) {
+        // The trace's group as Plotly makes it, emptied: Plotly draws no group for a trace
+        // without points (its plot skips a trace of length 0), so a step that fills one
+        // again puts this back, with the data Plotly's next draw keys it by (the uid).
+        known.group = g.cloneNode(true);
+        known.group.querySelectorAll("path.point, g.textpoint, path.js-line")
+          .forEach(function (e) { e.remove(); });
+        known.groupData = g.__data__;
+      }
     });
+  }
+
+  // Every trace of `data` with no points gets one, off the plot at `park` ({x, y}, left of
+  // the x range, where no zoom Plotly offers reaches), in the trace's own default size and
+  // colour (those of `base`, the run's figure): drawn so, each trace's elements are learnt
+  // by the first draw (learn) and a step that first brings a kind of node can be patched.
+  // Returns the indexes parked, for the caller to patch back to empty once Plotly has drawn.
+  function park(data, base, at) {
+    var parked = [];
+    data.forEach(function (t, i) {
+      // Not a lines trace (the links): Plotly clips a line off the plot away.
+      if ((t.x || []).length || (t.mode || "").indexOf("lines") !== -1) return;
+      var m = base[i].marker || {};
+      t.x = [at.x];
+      t.y = [at.y];
+      t.customdata = [[]];
+      t.text = ["0"];
+      t.marker = Object.assign({}, t.marker, { size: [m.size], color: [m.color] });
+      parked.push(i);
+    });
+    return parked;
   }
 
   // Plotly's derived state is behind its data: have it draw the data it holds.
@@ -128,10 +159,11 @@
   // The new elements of one trace (drawn in `g`), or null when a piece is not known.
   function planTrace(div, g, i, t, known) {
     var xa = div._fullLayout.xaxis, ya = div._fullLayout.yaxis;
-    var mode = div._fullData[i].mode || "";
+    // The trace's own mode: Plotly gives an empty trace none (it makes it invisible).
+    var mode = div.data[i].mode || div._fullData[i].mode || "";
     var plan = { points: [], labels: [], lines: [] };
     if (mode.indexOf("lines") !== -1) {
-      if (!known.line) return null;
+      if (!known.line || !g.querySelector(":scope > .lines")) return null;
       // Plotly draws a path per gap-separated run of points: here each link is one.
       for (var k = 0; k + 1 < t.x.length; k += 3) {
         plan.lines.push("M" + xa.c2p(t.x[k]) + "," + ya.c2p(t.y[k]) + "L" +
@@ -139,7 +171,7 @@
       }
     }
     if (mode.indexOf("markers") !== -1) {
-      if (!known.point) return null;
+      if (!known.point || !g.querySelector(":scope > .points")) return null;
       for (var j = 0; j < t.x.length; j++) {
         var size = valueAt(t.marker.size, j), colour = valueAt(t.marker.color, j);
         var d = known.d[size], style = styleIn(known, colour);
@@ -151,7 +183,7 @@
         !g.querySelector(":scope > .text text")) {
       plan.labels = null;  // no label drawn nor to draw (leak groups past so many boots)
     } else if (mode.indexOf("text") !== -1) {
-      if (!known.label) return null;
+      if (!known.label || !g.querySelector(":scope > .text")) return null;
       for (var m = 0; m < t.x.length; m++) {
         var offset = known.offset[valueAt(t.marker.size, m)];
         if (offset === undefined || !plainLabel(t.text[m])) return null;
@@ -207,18 +239,27 @@
     var plans = [];
     for (var c = 0; c < changed.length; c++) {
       var i = changed[c], t = traces[i], s = sent[i];
-      // A trace appearing, going or changing its legend entry: Plotly lays the legend out.
-      if (!s || s.visible !== t.visible || s.showlegend !== t.showlegend) return false;
+      // A trace drawn for the first time (it was invisible: Plotly has drawn none of it),
+      // or no longer drawn: Plotly makes or drops its elements.
+      if (!s || s.visible !== t.visible) return false;
       if (div.data[i].visible === "legendonly") { plans.push([i, null]); continue; }
       var known = cache.traces[i];
-      if (!groups[i] || !known) return false;
-      var plan = planTrace(div, groups[i], i, t, known);
+      if (!known || !(groups[i] || known.group)) return false;
+      var plan = planTrace(div, groups[i] || known.group, i, t, known);
       if (!plan) return false;
       plans.push([i, plan]);
     }
+    var layer = div.querySelector(".scatterlayer");
+    if (!layer) return false;
     plans.forEach(function (entry) {
       var i = entry[0], t = traces[i], data = div.data[i];
-      if (entry[1]) drawPlan(groups[i], cache.traces[i], entry[1]);
+      var plan = entry[1];
+      if (plan && !groups[i]) {
+        // No group: nothing of it is drawn; one is put back only if the step draws in it.
+        if (!plan.points.length && !plan.lines.length && !(plan.labels || []).length) plan = null;
+        else groups[i] = insertGroup(layer, groups, i, cache.traces[i]);
+      }
+      if (plan) drawPlan(groups[i], cache.traces[i], plan);
       data.x = t.x; data.y = t.y; data.customdata = t.customdata; data.text = t.text;
       data.marker = Object.assign({}, data.marker, { size: t.marker.size, color: t.marker.color });
     });
@@ -226,9 +267,19 @@
     return true;
   }
 
+  // A trace's group back in the layer, where Plotly orders it (by trace index).
+  function insertGroup(layer, groups, i, known) {
+    var g = known.group.cloneNode(true);
+    g.__data__ = known.groupData;
+    var after = Object.keys(groups).map(Number).filter(function (k) { return k > i; });
+    var next = after.length ? groups[Math.min.apply(null, after)] : null;
+    layer.insertBefore(g, next);
+    return g;
+  }
+
   // Plotly is about to draw from the data (a restyle of the data, a new figure): its
   // derived state will be current without a reconcile.
   function redrawing(div) { cacheOf(div).stale = false; }
 
-  window.TreePatch = { patch: patch, watch: watch, redrawing: redrawing };
+  window.TreePatch = { patch: patch, watch: watch, redrawing: redrawing, park: park };
 })();

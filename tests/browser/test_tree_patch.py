@@ -31,17 +31,24 @@ _SPY_JS = """(() => {
 })();"""
 
 # Every element of every drawn trace, with what places and styles it (a label group without
-# a label is left out: Plotly itself keeps or drops those from one draw to the next).
+# a label is left out: Plotly itself keeps or drops those from one draw to the next; so is a
+# group that draws nothing: Plotly drops an empty trace's group, a patch may leave it empty);
+# and, under "groups", each group drawing something, in the layer's order, with its own
+# attributes and the classes of its children.
 _SVG_JS = """() => {
   const gd = document.getElementById("tree");
-  const out = {};
+  const out = {groups: []};
   gd.querySelectorAll(".scatterlayer .trace").forEach((g) => {
-    out[g.__data__[0].trace.meta] = [...g.querySelectorAll(
-        "path.point, path.js-line, g.textpoint, text")]
+    const meta = g.__data__[0].trace.meta;
+    const elements = [...g.querySelectorAll("path.point, path.js-line, g.textpoint, text")]
       .filter((e) => !(e.tagName === "g" && !e.querySelector("text")))
       .map((e) => [e.tagName, e.getAttribute("class"), e.getAttribute("transform"),
                    e.getAttribute("d"), e.getAttribute("style"), e.getAttribute("x"),
                    e.getAttribute("y"), e.tagName === "text" ? e.textContent : null]);
+    if (!elements.length) return;
+    out[meta] = elements;
+    out.groups.push([meta, g.getAttribute("class"), g.getAttribute("style"),
+                     [...g.children].map((c) => c.getAttribute("class"))]);
   });
   return out;
 }"""
@@ -59,9 +66,9 @@ _SUMMARIES_JS = """() => {
 }"""
 
 
-def _spied(page: Any, step: int) -> None:
+def _spied(page: Any, step: int, view: str = VIEW) -> None:
     page.context.add_init_script(_SPY_JS)
-    page.goto(f"{VIEW}&step={step}")
+    page.goto(f"{view}&step={step}")
     wait_tree(page, step)
 
 
@@ -126,9 +133,9 @@ def test_a_zoom_after_patched_steps_draws_the_step_drawn(page: Any) -> None:
     assert page.evaluate(_PLOTLY_REDRAW_JS)
     assert page.evaluate(_SVG_JS) == zoomed
     counts = page.evaluate("""() => Object.fromEntries(document.getElementById("tree").data
-      .filter((t) => t.visible).map((t) => [t.meta, t.x.length]))""")
+      .filter((t) => t.x.length).map((t) => [t.meta, t.x.length]))""")
     points = {meta: sum(1 for e in elements if e[1] and e[1].startswith("point"))
-              for meta, elements in zoomed.items()}
+              for meta, elements in zoomed.items() if meta != "groups"}
     assert {m: n for m, n in points.items() if m != "edges"} == \
         {m: n for m, n in counts.items() if m != "edges"}
     assert_no_console_errors(page)
@@ -187,4 +194,37 @@ def test_a_colour_the_trace_never_drew_is_patched_as_plotly_draws_it(page: Any) 
         assert "rgb(18, 52, 86)" in drawn[meta][0][4], drawn[meta][0]  # #123456
     assert page.evaluate(_PLOTLY_REDRAW_JS)
     assert page.evaluate(_SVG_JS) == drawn
+    assert_no_console_errors(page)
+
+
+# The metas of the traces with points.
+_KINDS_JS = """() => document.getElementById("tree").data.filter((t) => t.x.length)
+  .map((t) => t.meta)"""
+
+
+def test_a_kind_of_node_first_drawn_by_a_step_is_patched_as_plotly_draws_it(page: Any) -> None:
+    """teaching-small from step 3 (skip=0): its later steps bring kinds of node the tree
+    has not shown before on this page (unsync pages, leaks, ghosts of zapped pages: each
+    drawn in its trace's default size and colour). Their traces were empty at the first
+    draw, so Plotly drew nothing of them; the first draw parked a point off the plot in
+    each to learn how Plotly draws it (TreePatch.park). So such a step is patched too, and
+    what it draws is what Plotly.redraw draws from the same data, group by group and in
+    Plotly's order."""
+    _spied(page, 3, "/?v=1&scenario=teaching-small&skip=0")
+    seen = set(page.evaluate(_KINDS_JS))
+    firsts = []
+    for step in range(4, 30):
+        patched = _step(page, step)
+        kinds = set(page.evaluate(_KINDS_JS))
+        new = kinds - seen
+        seen |= kinds
+        if not new:
+            continue
+        firsts.append((step, sorted(new), patched))
+        if patched:
+            drawn = page.evaluate(_SVG_JS)
+            assert page.evaluate(_PLOTLY_REDRAW_JS)
+            assert page.evaluate(_SVG_JS) == drawn, step
+    assert len(firsts) >= 2, firsts
+    assert all(patched for _, _, patched in firsts), firsts
     assert_no_console_errors(page)
