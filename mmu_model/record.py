@@ -96,7 +96,7 @@ _MASK8: Final = 0xFF
 _WFC_LIMIT: Final = 1 << 31
 
 # Value tags (low 3 bits of a value's first varint).
-_NONE: Final = 0
+_NONE: Final = 0  # the varint 0; with a payload of 1, _WIDE_MARK
 _FALSE: Final = 1
 _TRUE: Final = 2
 _STR: Final = 3
@@ -105,6 +105,8 @@ _TUPLE: Final = 5
 _FLOAT: Final = 6
 _INT: Final = 7
 _DOUBLE: Final = struct.Struct("<d")
+_WIDE: Final = 1 << 63
+_WIDE_MARK: Final = 1 << 3 | _NONE  # _WIDE plus the int value that follows (see _put_int)
 
 Parents = tuple[tuple[int, int], ...]
 # (flags, unsync_children, write_flooding_count, root_count, leaf_sptes, parents)
@@ -152,7 +154,14 @@ def _put_int(buf: Buffer, v: int) -> None:
     """Append the int value `v` (tag _INT): the varint of (zigzag(v) << 3 | _INT), built
     from v's low three bits and the varint of the rest (v >> 3), so that a 64-bit argument
     (an EPT entry, too wide for a compiled short int) costs two long-int operations: the
-    rest is short, and its sign is v's."""
+    rest is short, and its sign is v's.
+
+    An int of 2**63 or more (an EPT entry with bit 63, suppress #VE, set) is _WIDE_MARK
+    and then the int v - 2**63: 2 bytes rather than 10 for 2**63 itself (the entry L1
+    zaps to), 6 rather than 10 for a present entry, and short ints from there on."""
+    if v > 0x3FFF_FFFF_FFFF_FFFF and v >= _WIDE:  # the first test: a native compare
+        buf.append(_BYTE[_WIDE_MARK])
+        v -= _WIDE
     rest = v >> 3
     low = v & 7
     if rest >= 0:
@@ -1057,6 +1066,8 @@ class EventRecord:
                 pos = self._skip_value(data, pos)
         elif tag == _FLOAT:
             pos += 8
+        elif v == _WIDE_MARK:
+            pos = self._skip_value(data, pos)
         return pos
 
     def _skip_state(self, pos: int) -> int:
@@ -1083,6 +1094,12 @@ class EventRecord:
         if tag == _INT:
             return _unzigzag(v >> 3), pos
         if tag == _NONE:
+            if v == _WIDE_MARK:
+                rest, pos = self._value(data, pos)
+                if type(rest) is not int:
+                    raise RunFormatError("a wide int argument is not followed by an int "
+                                         "(corrupt)")
+                return _WIDE + rest, pos
             return None, pos
         if tag == _TRUE:
             return True, pos

@@ -21,7 +21,9 @@ from .exceptions import RunFormatError
 __all__ = ["FORMAT_VERSION", "MAGIC", "pack_sections", "unpack_sections"]
 
 MAGIC = b"MMURUN\r\n"
-FORMAT_VERSION = 2  # 2: one-byte counter deltas in the state stream (record._put_delta)
+# 2: one-byte counter deltas in the state stream (record._put_delta); 3: ints of 2**63 and
+# more as record._WIDE_MARK and the rest (record._put_int).
+FORMAT_VERSION = 3
 _HEADER = struct.Struct("<8sIIQ")
 _NAME = struct.Struct("<H")
 _LENGTH = struct.Struct("<Q")
