@@ -6,8 +6,8 @@ event is written into two byte streams of LEB128 varints:
 * the *args stream*: the event's shape (kind, argument names and kernel call path, interned
   into a table) and its argument values, each a tagged varint (see _put_value);
 * the *state stream*: what seeking needs, the new state of each shadow page the event
-  changed (only the parts that changed) and the deltas of the tracked counters, each list
-  ended by a 0.
+  changed (only the parts that changed) and the deltas of the tracked counters, as one
+  list of entries ended by a 0 (a delta's code is below _PAGE_CODES, a page's is not).
 
 A page's state is two integers: a state word (live bit, unsync / invalid / orphan flags,
 leaf SPTEs, unsync_children, root_count, write_flooding_count; see _pack) and a parent code
@@ -93,7 +93,14 @@ _RC_SHIFT: Final = 24
 _WFC_SHIFT: Final = 32
 _MASK10: Final = 0x3FF
 _MASK8: Final = 0xFF
-_WFC_LIMIT: Final = 1 << 31
+# A state-stream entry's first varint: 1 + (counter << 2 | k) for a counter delta (see
+# _put_delta), _PAGE_CODES + (sp id << 2 | mask) for a page, so that an event's deltas
+# and pages share one list and one terminator.
+_MAX_COUNTERS: Final = 32
+_PAGE_CODES: Final = 1 + 4 * _MAX_COUNTERS
+if len(TRACKED_COUNTERS) > _MAX_COUNTERS:
+    raise RecordError(f"{len(TRACKED_COUNTERS)} tracked counters: the state stream has codes "
+                      f"for {_MAX_COUNTERS}")
 
 # Value tags (low 3 bits of a value's first varint).
 _NONE: Final = 0  # the varint 0; with a payload of 1, _WIDE_MARK
@@ -159,9 +166,11 @@ def _put_int(buf: Buffer, v: int) -> None:
     An int of 2**63 or more (an EPT entry with bit 63, suppress #VE, set) is _WIDE_MARK
     and then the int v - 2**63: 2 bytes rather than 10 for 2**63 itself (the entry L1
     zaps to), 6 rather than 10 for a present entry, and short ints from there on."""
-    if v > 0x3FFF_FFFF_FFFF_FFFF and v >= _WIDE:  # the first test: a native compare
-        buf.append(_BYTE[_WIDE_MARK])
-        v -= _WIDE
+    if v >> 62 > 0:  # not a short int (nor negative): native for a short v, else one
+        w = v - _WIDE  # long-int operation, where a compare would box the constant
+        if w >= 0:
+            buf.append(_BYTE[_WIDE_MARK])
+            v = w
     rest = v >> 3
     low = v & 7
     if rest >= 0:
@@ -184,8 +193,9 @@ def _put_int(buf: Buffer, v: int) -> None:
 
 
 def _put_delta(buf: Buffer, i: int, d: int) -> None:
-    """Counter `i` changed by `d`: one varint (i << 2 | k) + 1, k 0..2 for d +1, -1, +2
-    (one byte for the first 31 counters), k 3 for any other d, its zigzag varint after."""
+    """Counter `i` (< _MAX_COUNTERS) changed by `d`: one varint (i << 2 | k) + 1, k 0..2
+    for d +1, -1, +2 (one byte for the first 31 counters), k 3 for any other d, its zigzag
+    varint after (two bytes for hash_walked's usual delta: written here, not by _put)."""
     if d == 1:
         c = (i << 2) + 1
     elif d == -1:
@@ -195,9 +205,15 @@ def _put_delta(buf: Buffer, i: int, d: int) -> None:
     else:
         c = (i << 2) + 4
         z = d << 1 if d >= 0 else ((-d) << 1) - 1  # _zigzag(d)
-        if c < 0x80 and z < 0x80:  # the usual other delta: two bytes
+        if c < 0x80:
             buf.append(_BYTE[c])
-            buf.append(_BYTE[z])
+            if z < 0x80:
+                buf.append(_BYTE[z])
+            elif z < 0x4000:
+                buf.append(_BYTE[(z & 0x7F) | 0x80])
+                buf.append(_BYTE[z >> 7])
+            else:
+                _put(buf, z)
             return
         _put(buf, c)
         _put(buf, z)
@@ -249,8 +265,7 @@ def _pack(sp: KvmMmuPage) -> int:
     uc = sp.unsync_children
     rc = sp.root_count
     wfc = sp.write_flooding_count
-    if leaves > _MASK10 or uc > _MASK10 or rc > _MASK8 or wfc >= _WFC_LIMIT or (
-            leaves | uc | rc | wfc) < 0:
+    if (leaves | uc) >> 10 or rc >> 8 or wfc >> 31:  # too wide, or negative
         raise RecordError(f"sp {sp.id}: a state field is outside what the record stores "
                           f"(leaves {leaves}, unsync_children {uc}, root_count {rc}, "
                           f"write_flooding_count {wfc})")
@@ -529,11 +544,15 @@ class EventRecord:
         return index
 
     def _put_values(self, abuf: Buffer, values: tuple[object, ...]) -> None:
-        """An event's arguments, in order: ints inline (the usual argument, see
+        """An event's arguments, in order: ints and bools inline (the usual arguments, see
         _put_value), anything else through _put_value."""
         for value in values:
             if type(value) is int:
                 _put_int(abuf, value)
+            elif value is True:
+                abuf.append(_TRUE)
+            elif value is False:
+                abuf.append(_FALSE)
             else:
                 self._put_value(abuf, value)
 
@@ -595,7 +614,6 @@ class EventRecord:
         sbuf = self._sbuf
         if kvm.n_touched:
             self._put_pages(kvm, sbuf, index)
-        sbuf.append(0)
         if _BY_NAME:
             old = self._counters
             stats: tuple[int, ...] = _stats_by_name(kvm.stat)
@@ -693,7 +711,7 @@ class EventRecord:
             if not is_dirty[c]:
                 is_dirty[c] = True
                 self._dirty.append(c)
-            code = (sp_id << 2 | mask) + 1  # mask 0: freed
+            code = (sp_id << 2 | mask) + _PAGE_CODES  # mask 0: freed
             if code < 0x200000 and code >= 0x4000:  # the usual size of a page code
                 sbuf.append(_BYTE[(code & 0x7F) | 0x80])
                 sbuf.append(_BYTE[((code >> 7) & 0x7F) | 0x80])
@@ -1075,17 +1093,15 @@ class EventRecord:
         while True:
             code, pos = _get(data, pos)
             if not code:
-                break
-            mask = (code - 1) & 3
+                return pos
+            if code < _PAGE_CODES:
+                if (code - 1) & 3 == 3:
+                    _, pos = _get(data, pos)
+                continue
+            mask = (code - _PAGE_CODES) & 3
             if mask & 1:
                 _, pos = _get(data, pos)
             if mask & 2:
-                _, pos = _get(data, pos)
-        while True:
-            code, pos = _get(data, pos)
-            if not code:
-                return pos
-            if (code - 1) & 3 == 3:
                 _, pos = _get(data, pos)
 
     def _value(self, data: bytes, pos: int) -> tuple[object, int]:
@@ -1148,8 +1164,12 @@ class EventRecord:
         while True:
             code, pos = _get(data, pos)
             if not code:
-                break
-            code -= 1
+                return changes, deltas, pos
+            if code < _PAGE_CODES:
+                i, d, pos = _get_delta(data, pos, code)
+                deltas.append((i, d))
+                continue
+            code -= _PAGE_CODES
             mask = code & 3
             word = 0
             pcode = 0
@@ -1158,13 +1178,6 @@ class EventRecord:
             if mask & 2:
                 pcode, pos = _get(data, pos)
             changes.append((code >> 2, mask, word, pcode))
-        while True:
-            code, pos = _get(data, pos)
-            if not code:
-                break
-            i, d, pos = _get_delta(data, pos, code)
-            deltas.append((i, d))
-        return changes, deltas, pos
 
     def event(self, index: int) -> tuple[str, tuple[str, ...], dict[str, object],
                                          list[tuple[int, int, int, int]],
@@ -1204,8 +1217,12 @@ class EventRecord:
         while True:
             code, pos = _get(data, pos)
             if not code:
-                break
-            code -= 1
+                return pos
+            if code < _PAGE_CODES:
+                i, d, pos = _get_delta(data, pos, code)
+                values[i] += d
+                continue
+            code -= _PAGE_CODES
             sp_id = code >> 2
             mask = code & 3
             if not mask:
@@ -1217,12 +1234,6 @@ class EventRecord:
             if mask & 2:
                 pcode, pos = _get(data, pos)
             states.set(sp_id, word, pcode)
-        while True:
-            code, pos = _get(data, pos)
-            if not code:
-                return pos
-            i, d, pos = _get_delta(data, pos, code)
-            values[i] += d
 
     def counters_after_actions(self) -> Iterator[list[int]]:
         """The counters at the end of each action, in order."""
@@ -1235,26 +1246,21 @@ class EventRecord:
         for a in range(self.n_actions):
             end = self.action_end(a)
             while index < end:
-                pos = self._skip_changes(data, pos)
                 while True:
                     code, pos = _get(data, pos)
                     if not code:
                         break
-                    i, d, pos = _get_delta(data, pos, code)
-                    values[i] += d
+                    if code < _PAGE_CODES:
+                        i, d, pos = _get_delta(data, pos, code)
+                        values[i] += d
+                        continue
+                    mask = (code - _PAGE_CODES) & 3
+                    if mask & 1:
+                        _, pos = _get(data, pos)
+                    if mask & 2:
+                        _, pos = _get(data, pos)
                 index += 1
             yield list(values)
-
-    def _skip_changes(self, data: bytes, pos: int) -> int:
-        while True:
-            code, pos = _get(data, pos)
-            if not code:
-                return pos
-            mask = (code - 1) & 3
-            if mask & 1:
-                _, pos = _get(data, pos)
-            if mask & 2:
-                _, pos = _get(data, pos)
 
     # -- size and serialization ---------------------------------------------------------
     def _arrays(self) -> dict[str, array[int]]:

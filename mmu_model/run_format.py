@@ -22,7 +22,8 @@ __all__ = ["FORMAT_VERSION", "MAGIC", "pack_sections", "unpack_sections"]
 
 MAGIC = b"MMURUN\r\n"
 # 2: one-byte counter deltas in the state stream (record._put_delta); 3: ints of 2**63 and
-# more as record._WIDE_MARK and the rest (record._put_int).
+# more as record._WIDE_MARK and the rest (record._put_int), an event's counter deltas and
+# page changes as one list in the state stream (record._PAGE_CODES).
 FORMAT_VERSION = 3
 _HEADER = struct.Struct("<8sIIQ")
 _NAME = struct.Struct("<H")

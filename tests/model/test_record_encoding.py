@@ -2,12 +2,14 @@
 format mmu_model/record.py's docstrings describe; and the recording bookkeeping that lives
 on the model's objects (Kvm.touched, KvmMmuPage.recorded_*).
 
-The state stream of an event is its changed pages, a 0, its counter deltas, a 0.  A page
-change is the varint (sp id << 2 | mask) + 1, then the new state word if mask bit 0, the new
+The state stream of an event is its changed pages, its counter deltas, a 0.  A page change
+is the varint (sp id << 2 | mask) + 129, then the new state word if mask bit 0, the new
 parent code if mask bit 1 (mask 0: the page was freed).  A counter delta is one varint
-(i << 2 | k) + 1 where k 0, 1, 2 stand for +1, -1, +2 (the deltas nearly every event has:
-a page made, a page zapped, one more SPTE) and k 3 for any other delta, whose zigzag varint
-follows.  An int argument in the args stream is the varint of zigzag(v) << 3 | 7.
+(i << 2 | k) + 1, 1 to 128, where k 0, 1, 2 stand for +1, -1, +2 (the deltas nearly every
+event has: a page made, a page zapped, one more SPTE) and k 3 for any other delta, whose
+zigzag varint follows.  An int argument in the args stream is the varint of
+zigzag(v) << 3 | 7, but for an int of 2**63 or more: the byte 8, then that varint of
+v - 2**63.
 """
 
 from __future__ import annotations
@@ -38,15 +40,21 @@ def _zigzag(v: int) -> int:
     return 2 * v if v >= 0 else -2 * v - 1
 
 
+def _int_bytes(v: int) -> bytes:
+    """An int argument's bytes."""
+    if v >= 1 << 63:
+        return b"\x08" + _varint(_zigzag(v - (1 << 63)) << 3 | 7)
+    return _varint(_zigzag(v) << 3 | 7)
+
+
 def _state_bytes(changes: list[tuple[int, int, int, int]], deltas: list[tuple[int, int]]) -> bytes:
     out = bytearray()
     for sp_id, mask, word, pcode in changes:
-        out += _varint((sp_id << 2 | mask) + 1)
+        out += _varint((sp_id << 2 | mask) + 129)
         if mask & 1:
             out += _varint(word)
         if mask & 2:
             out += _varint(pcode)
-    out.append(0)
     for i, d in deltas:
         k = {1: 0, -1: 1, 2: 2}.get(d, 3)
         out += _varint((i << 2 | k) + 1)
@@ -88,7 +96,7 @@ def test_state_stream_is_the_documented_encoding(records: list[EventRecord]) -> 
 
 
 def test_a_delta_of_one_takes_one_byte(records: list[EventRecord]) -> None:
-    """An event that changes no page and one counter by +1 is three bytes: 0, the entry, 0
+    """An event that changes no page and one counter by +1 is two bytes: the entry, 0
     (kvm_flush_remote_tlbs() without an IPI target only counts remote_tlb_flush_requests)."""
     record = records[0]
     requests = record.counter_names.index("remote_tlb_flush_requests")
@@ -97,7 +105,7 @@ def test_a_delta_of_one_takes_one_byte(records: list[EventRecord]) -> None:
     for _ in range(record.n_events):
         changes, deltas, end = record.changes_at(pos)
         if not changes and deltas == [(requests, 1)]:
-            assert record.state_stream[pos:end] == bytes([0, (requests << 2) + 1, 0])
+            assert record.state_stream[pos:end] == bytes([(requests << 2) + 1, 0])
             found += 1
         pos = end
     assert found
@@ -105,8 +113,8 @@ def test_a_delta_of_one_takes_one_byte(records: list[EventRecord]) -> None:
 
 def test_int_arguments_are_zigzag_tagged_varints(records: list[EventRecord]) -> None:
     """Every event whose arguments are all ints is its shape id, then per argument the varint
-    of zigzag(v) << 3 | 7: the 64-bit EPT entries written out in three steps by
-    record._put_int included."""
+    of zigzag(v) << 3 | 7 (see _int_bytes): the 64-bit EPT entries written out in three
+    steps by record._put_int included."""
     wide = 0
     for record in records:
         data = record.args_stream
@@ -115,8 +123,7 @@ def test_int_arguments_are_zigzag_tagged_varints(records: list[EventRecord]) -> 
             shape_id = data[pos]
             kind, _, args, end = record.event_at(pos)
             if shape_id < 0x80 and all(type(v) is int for v in args.values()):
-                expected = bytes([shape_id]) + b"".join(
-                    _varint(_zigzag(v) << 3 | 7) for v in args.values())
+                expected = bytes([shape_id]) + b"".join(_int_bytes(v) for v in args.values())
                 assert data[pos:end] == expected, kind
                 wide += sum(1 for v in args.values() if abs(v) >= 1 << 60)
             pos = end
@@ -130,7 +137,7 @@ def test_put_int_matches_the_varint_of_the_tagged_value(v: int) -> None:
 
     buf: list[int] = []
     _put_int(buf, v)
-    assert bytes(buf) == _varint(_zigzag(v) << 3 | 7)
+    assert bytes(buf) == _int_bytes(v)
 
 
 def test_put_int_on_random_values() -> None:
@@ -141,7 +148,7 @@ def test_put_int_on_random_values() -> None:
         v = rng.randrange(-(1 << rng.randrange(1, 80)), 1 << rng.randrange(1, 80))
         buf: list[int] = []
         _put_int(buf, v)
-        assert bytes(buf) == _varint(_zigzag(v) << 3 | 7), v
+        assert bytes(buf) == _int_bytes(v), v
 
 
 # -- bookkeeping on the model's objects ------------------------------------------------------
