@@ -6,6 +6,7 @@ run: app/resolve.py has done that before any of these is called.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from app.compare import compare_panel
@@ -14,6 +15,7 @@ from app.fixsets import counterpart
 from app.graph import children_of, path_to_root
 from app.kernel_links import (
     ELIXIR_RELEASE,
+    NOTED_KINDS,
     action_notes,
     kernel_notes,
     link_of,
@@ -25,6 +27,7 @@ from app.legend import tree_legend
 from app.naming import custom_description, export_name
 from app.navigation import drawn_at_another_step, nav_context, step_urls
 from app.resolve import PageRuns, Resolved
+from app.runs import SUMMARY_OPS
 from app.serialize import sp_json
 from app.treepanel import tree_panel
 from app.viewstate import SPEC_FIELDS, ViewState, open_param
@@ -32,6 +35,7 @@ from app.walkthrough import tour_context
 from mmu_model import (
     DISPLAY_ORDER,
     FIXES,
+    ActionView,
     EventView,
     Run,
     ScenarioSpec,
@@ -41,12 +45,14 @@ from mmu_model import (
     list_scenarios,
 )
 from mmu_model.snapshot import StepSummary
+from mmu_model.timeline import MAX_ACTION_OPS
 
 __all__ = ["boots_context", "form_context", "page_context", "scenarios_list"]
 
 PANEL_STATS: tuple[str, ...] = DISPLAY_ORDER[:9]
-# Ops listed at action grain: the rest are one link away, at kernel-operation grain.
-MAX_OPS_LISTED = 12
+# Ops listed at action grain: the rest are one link away, at kernel-operation grain. A step
+# summary carries as many (app/runs.py), no more.
+MAX_OPS_LISTED = SUMMARY_OPS
 
 
 def _stat_rows(snap: Snapshot | StepSummary) -> list[dict[str, Any]]:
@@ -69,13 +75,28 @@ def _stat_rows(snap: Snapshot | StepSummary) -> list[dict[str, Any]]:
     return rows
 
 
-def _op_notes(r: Resolved, ev: EventView) -> list[dict[str, Any]]:
-    child = ev.args.get("child")
+def _op_notes(r: Resolved, kind: str, call_path: tuple[str, ...],
+              args: Mapping[str, object]) -> list[dict[str, Any]]:
+    if kind not in NOTED_KINDS:  # kernel_notes() has nothing to say of it
+        return []
+    child = args.get("child")
     # Only the patch note of a mmu_page_zap_pte() names the child: describe it for that.
     describe = (r.run.timeline.describe(child)
-                if ev.kind == "mmu_page_zap_pte" and isinstance(child, int) and r.run.timeline
+                if kind == "mmu_page_zap_pte" and isinstance(child, int) and r.run.timeline
                 else "the child")
-    return kernel_notes(ev.kind, ev.call_path, ev.args, r.state.fix_set, describe)
+    return kernel_notes(kind, call_path, args, r.state.fix_set, describe)
+
+
+def _noted_ops(r: Resolved, action: ActionView
+               ) -> list[tuple[str, tuple[str, ...], Mapping[str, object]]]:
+    """(kind, call path, args) of every op the model recorded for the action (its first
+    MAX_ACTION_OPS): those the step summary carries, then the rest from the record."""
+    ops: list[tuple[str, tuple[str, ...], Mapping[str, object]]] = [
+        (ev.kind, ev.call_path, ev.args) for ev in action.ops]
+    timeline = r.run.timeline
+    if timeline is not None and len(ops) < min(action.n_ops, MAX_ACTION_OPS):
+        ops.extend(timeline.op_headers(action.index, start=len(ops)))
+    return ops
 
 
 def _op_item(r: Resolved, ev: EventView) -> dict[str, Any]:
@@ -129,12 +150,12 @@ def _narration(r: Resolved) -> dict[str, Any]:
     header = snap.event if snap.event is not None and snap.event.is_action else None
     first = action_notes(header.kind, header.args, order) if header is not None else []
     # Notes come from every op the model recorded for the step, listed or not.
-    noted: tuple[EventView, ...] = ()
+    noted: list[tuple[str, tuple[str, ...], Mapping[str, object]]] = []
     if out["event"] is not None and snap.event is not None:
-        noted = (snap.event,)
+        noted = [(snap.event.kind, snap.event.call_path, snap.event.args)]
     elif action is not None:
-        noted = action.ops
-    out["notes"] = merge_notes([*(_op_notes(r, ev) for ev in noted), first])
+        noted = _noted_ops(r, action)
+    out["notes"] = merge_notes([*(_op_notes(r, *op) for op in noted), first])
     return out
 
 

@@ -69,6 +69,12 @@ COUNTS_BYTES_PER_PAGE = 450
 # Moving a run's page counts over more events than this costs about what counting every
 # page again does (a 100k-page tree: ~0.1 s either way), so they are counted again.
 MOVE_LIMIT_EVENTS = 20_000
+# Kernel operations a step summary's action carries: those the narration panel lists
+# (app/panels.py), not the model's MAX_ACTION_OPS. A 100k-page step's action has 512, and
+# building the view of each of the first 200 (its narration, its page changes) cost about
+# 1 ms a step, and the collector as much again for the objects they leave. What the others
+# are, the panel's notes read from Timeline.op_headers().
+SUMMARY_OPS = 12
 _WAIT_POLL_S = 0.1
 # How long a first use waits for a part its build worker is still working out (a 100k-page
 # run's index scan takes about 0.5 s) before working it out itself.
@@ -204,7 +210,12 @@ class RunEntry:
             self._counts = None  # until it is moved (a failure must not leave it half-moved)
             if counts is None or abs(counts.op_step - run.op_step(step, g)) > MOVE_LIMIT_EVENTS:
                 counts = run.page_counts(step, g)
-            summary = run.summary(step, g, counts)
+            timeline = run.timeline
+            if timeline is None:
+                summary = run.summary(step, g, counts)
+            else:  # Run.summary(), with only the ops the page lists built
+                counts.move_to(timeline.op_step(step, g))
+                summary = timeline.summary(step, g, counts, max_ops=SUMMARY_OPS)
             self._counts = counts
             counted = counts.n_pages * COUNTS_BYTES_PER_PAGE
             with self.lock:

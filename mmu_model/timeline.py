@@ -244,7 +244,10 @@ class Timeline(Recorder):
         )
         return view, next_apos, next_spos
 
-    def action(self, index: int, with_ops: bool = True) -> ActionView:
+    def action(self, index: int, with_ops: bool = True, max_ops: int = MAX_ACTION_OPS
+               ) -> ActionView:
+        """Guest action `index` with its first kernel operations (`max_ops` of them at most,
+        and never more than MAX_ACTION_OPS; n_ops counts them all)."""
         if not 0 <= index < self.n_actions:
             raise StepOutOfRange(index + 1, self.n_actions)
         events = self.events
@@ -252,7 +255,7 @@ class Timeline(Recorder):
         last = events.action_end(index) - 1
         apos, spos = events._offsets(first)
         kind, _, args, apos = events.event_at(apos)
-        shown = min(last, first + MAX_ACTION_OPS)
+        shown = min(last, first + min(max(max_ops, 0), MAX_ACTION_OPS))
         ops: list[EventView] = []
         if with_ops and shown > first:
             # The action's events lie one after the other in both streams: walk them.
@@ -266,6 +269,28 @@ class Timeline(Recorder):
             ops=tuple(ops),
             n_ops=last - first,
         )
+
+    def op_headers(self, index: int, start: int = 0
+                   ) -> list[tuple[str, tuple[str, ...], dict[str, object]]]:
+        """(kind, call path, args) of guest action `index`'s kernel operations, from its
+        `start`-th (0: the first) to the last of the MAX_ACTION_OPS an ActionView carries:
+        what their EventViews say of them, without building those (no narration, no page
+        changes)."""
+        if not 0 <= index < self.n_actions:
+            raise StepOutOfRange(index + 1, self.n_actions)
+        events = self.events
+        first = events.action_first[index]
+        shown = min(events.action_end(index) - 1, first + MAX_ACTION_OPS)
+        apos = events._offsets(first)[0]
+        apos = events.event_at(apos)[3]  # the action's own event
+        out: list[tuple[str, tuple[str, ...], dict[str, object]]] = []
+        for i in range(first + 1, shown + 1):
+            if i - first - 1 < start:
+                apos = events.kind_at(apos)[1]  # skipped, its arguments not decoded
+                continue
+            kind, path, args, apos = events.event_at(apos)
+            out.append((kind, path, args))
+        return out
 
     def replay(self, lo: int, hi: int) -> Replay:
         """Seek to op step `lo` and apply events lo..hi-1 (Replay); the last few replays are
@@ -321,15 +346,16 @@ class Timeline(Recorder):
         return counters, {name: values[i] - before[i] for i, name in enumerate(names)
                           if values[i] != before[i]}
 
-    def _step_views(self, step: int, grain: Grain, lo: int
+    def _step_views(self, step: int, grain: Grain, lo: int, max_ops: int = MAX_ACTION_OPS
                ) -> tuple[EventView | None, ActionView | None]:
-        """The step's first kernel operation and its guest action (none at step 0)."""
+        """The step's first kernel operation and its guest action (none at step 0), with
+        at most `max_ops` of the action's kernel operations."""
         if not step:
             return None, None
         event_view = self.event(lo)
         if grain == "op":
             return event_view, self.action(event_view.action_index, with_ops=False)
-        return event_view, self.action(step - 1)
+        return event_view, self.action(step - 1, max_ops=max_ops)
 
     def snapshot(self, step: int, grain: Grain = "action") -> Snapshot:
         lo, hi = self.op_range(step, grain)
@@ -436,15 +462,19 @@ class Timeline(Recorder):
         cached = self.cached_view
         return tuple([cached(i, w, p) for i, w, p in states.live()])
 
-    def summary(self, step: int, grain: Grain, counts: PageCounts) -> StepSummary:
+    def summary(self, step: int, grain: Grain, counts: PageCounts,
+                max_ops: int = MAX_ACTION_OPS) -> StepSummary:
         """The step as snapshot() gives it, but for its pages: their counts come from
-        `counts`, which must be at the step's op step (PageCounts.move_to)."""
+        `counts`, which must be at the step's op step (PageCounts.move_to). Its action
+        carries at most `max_ops` of its kernel operations (snapshot()'s carries
+        MAX_ACTION_OPS: a caller that shows fewer need not have the others built;
+        op_headers() says what they are)."""
         lo, hi = self.op_range(step, grain)
         if counts.op_step != hi:
             raise ValueError(f"the page counts are at op step {counts.op_step}, not {hi}")
         done = self.replay(lo, hi)
         counters, deltas_out = self._counters(done.values, done.before)
-        event_view, action_view = self._step_views(step, grain, lo)
+        event_view, action_view = self._step_views(step, grain, lo, max_ops)
         by_level = {str(level): n for level, n in sorted(counts.orphans_by_level.items()) if n}
         return StepSummary(
             step=step, grain=grain, last_step=self.last_step(grain), op_step=hi,

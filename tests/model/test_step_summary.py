@@ -85,3 +85,29 @@ def test_changed_pages_are_the_pages_whose_views_differ(name: str) -> None:
         assert changes.ids == differing | also
         assert changes.before == {i: old_pages[i] for i in changes.ids if i in old_pages}
         assert changes.after == {i: new_pages[i] for i in changes.ids if i in new_pages}
+
+
+@pytest.mark.parametrize("name", ["seed-bottom-up", "large-10k"])
+def test_a_summary_with_fewer_ops_is_the_snapshot_cut_short(name: str) -> None:
+    """Timeline.summary(max_ops=k) builds only the first k of the action's ops: the action is
+    the snapshot's with its ops tuple cut to k (n_ops still counts them all, the other fields
+    do not depend on the ops), and Timeline.op_headers(index, start=k) says what the rest of
+    the snapshot's ops are, (kind, call path, args) each, in order."""
+    run = RUNS[name]
+    timeline = run.timeline
+    assert timeline is not None
+    # The steps whose action has the most ops: those have ops to leave out.
+    steps = sorted(range(1, run.n_actions + 1), key=lambda s: -run.action(s - 1).n_ops)[:5]
+    for step in steps:
+        snap = run.snapshot(step)
+        assert snap.action is not None
+        assert len(snap.action.ops) > 3
+        for k in (0, 3):
+            summary = timeline.summary(step, "action", run.page_counts(step), max_ops=k)
+            assert summary.action is not None
+            assert summary.action.ops == snap.action.ops[:k]
+            assert summary.action.n_ops == snap.action.n_ops
+            assert summary.action.narration == snap.action.narration
+            assert summary.event == snap.event
+            rest = timeline.op_headers(step - 1, start=k)
+            assert rest == [(ev.kind, ev.call_path, ev.args) for ev in snap.action.ops[k:]]
