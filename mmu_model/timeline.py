@@ -521,6 +521,25 @@ class StateChanges(_PageReader):
         super().__init__(timeline)
         self.diff = diff
 
+    def sides(self) -> tuple[list[tuple[int, tuple[int, SpStatus]]],
+                             list[tuple[int, int, int]]]:
+        """The pages reported, in id order: (sp id, (first parent's id or -1, status)) at
+        the first step, as brief() reads them, of those live there, and (sp id, state
+        word, parent code) at the second of those live there. One loop here rather than a
+        call per page in the caller: a step that rewrites a whole table reports 514."""
+        brief = self.timeline.brief
+        before: list[tuple[int, tuple[int, SpStatus]]] = []
+        after: list[tuple[int, int, int]] = []
+        diff = self.diff
+        for sp_id in sorted(diff):
+            old, new = diff[sp_id]
+            if old[0]:
+                status, _level, first, _l2_gfn = brief(sp_id, old[0], old[1])
+                before.append((sp_id, (first, status)))
+            if new[0]:
+                after.append((sp_id, new[0], new[1]))
+        return before, after
+
 
 def _is_root(word: int) -> bool:
     """A valid page the vCPU holds as a root (root_count > 0): where reachability starts."""
