@@ -34,6 +34,7 @@ __all__ = [
     "TreeState",
     "boots_figure",
     "figure_from_dict",
+    "park",
     "run_layout_json",
     "tree_delta",
     "tree_figure",
@@ -77,9 +78,6 @@ FOLD_COLOURS = {"synced": GREEN, "unsync": ORANGE}
 # never asks Plotly to lay a legend out. An exported image draws Plotly's own legend in a band
 # this high above the plot (static/app.js forImage: the layout's legend.maxheight).
 LEGEND_BAND_PX = 76
-# Where the browser's first draw of a run puts a point in each empty trace (static/
-# treepatch.js park): far left of the x range [-1, width], on the level-1 row.
-PARK = {"x": -1_000_000, "y": 1}
 STATUS_ORDER: tuple[str, ...] = tuple(STATUS_STYLES)
 _GROUP_LABELS = {"orphan-unsync": "folded leaked pages, by boot", "orphan":
                  "folded orphans, by boot", "ex-root": "folded former roots, by boot"}
@@ -131,15 +129,45 @@ def _sp_customdata(node: Node) -> tuple[Any, ...]:
     )
 
 
+_COUNT_SIZE_STEPS = 9  # a folded node's marker grows 2 px per bit of its count, 9 times
+_FOLD_SIZE = 16  # a summary or fold node's marker, for a count of 0
+_RING_SIZE, _RING_MARGIN = 30, 12  # the "changed" ring: its size, and how much it outgrows
+# One count of each size a folded node can take (0, 1, 2, 4, ...: each bit length).
+_COUNTS_BY_SIZE = tuple(1 << k >> 1 for k in range(_COUNT_SIZE_STEPS + 1))
+
+
 def _count_size(count: int, base: int) -> int:
-    return min(base + 2 * count.bit_length(), base + 18)
+    return min(base + 2 * count.bit_length(), base + 2 * _COUNT_SIZE_STEPS)
 
 
 def _ring_size(node: Node) -> int:
     """The "changed" ring goes around the marker: wider than a (big) summary node."""
     if node.status in ("summary", "fold"):
-        return _count_size(node.count, 16) + 12
-    return 30
+        return _count_size(node.count, _FOLD_SIZE) + _RING_MARGIN
+    return _RING_SIZE
+
+
+def _group_size(status: str, count: int, boots: int) -> int:
+    """A leak group's marker: by its count, and never wider than its boot's share of the
+    strip."""
+    return min(_count_size(count, STATUS_STYLES[status][3] // 2),
+               max(GROUP_STRIP_PX // boots, 7))
+
+
+def park(boots: int) -> dict[str, Any]:
+    """Where the browser's first draw of a run puts points in each empty trace (static/
+    treepatch.js park): far left of the x range [-1, width], on the level-1 row; and, per
+    trace whose markers are sized per node, every size a node of it can take at `boots`
+    boots (each is drawn once, so a step bringing any of them is patched)."""
+    fold_sizes = sorted({_count_size(c, _FOLD_SIZE) for c in _COUNTS_BY_SIZE})
+    sizes: dict[str, list[int]] = {
+        "summary": fold_sizes, "fold": fold_sizes,
+        "changed": sorted({_RING_SIZE, *(size + _RING_MARGIN for size in fold_sizes)}),
+    }
+    for status in DETACHED:
+        sizes[f"group:{status}"] = sorted({_group_size(status, c, boots)
+                                           for c in _COUNTS_BY_SIZE})
+    return {"x": -1_000_000, "y": 1, "sizes": sizes}
 
 
 def _num(value: float) -> float | int:
@@ -169,15 +197,14 @@ def _record(node: Node, layout: Layout, boots: int) -> Record:
     x, y = (None, None) if fixed == (node.x, node.y) else (_num(node.x), _num(node.y))
     if node.status == "summary":
         colour = SUMMARY_COLOURS.get(node.fold_status, GREEN)
-        return (_TRACE["summary"], x, y, _count_size(node.count, 16), colour,
+        return (_TRACE["summary"], x, y, _count_size(node.count, _FOLD_SIZE), colour,
                 f"{node.count:,}", (node.id, node.count, node.fold_status, node.parent))
     if node.status == "fold":
-        return (_TRACE["fold"], x, y, _count_size(node.count, 16),
+        return (_TRACE["fold"], x, y, _count_size(node.count, _FOLD_SIZE),
                 FOLD_COLOURS.get(node.fold_status, GREEN), fold_text(node),
                 (node.id, node.count, node.fold_status, f"r{node.range}", node.level))
     if node.status == "group":
-        size = min(_count_size(node.count, STATUS_STYLES[node.fold_status][3] // 2),
-                   max(GROUP_STRIP_PX // boots, 7))
+        size = _group_size(node.fold_status, node.count, boots)
         return (_TRACE[f"group:{node.fold_status}"], x, y, size, None,
                 f"{node.count:,}" if boots <= GROUP_LABEL_MAX_BOOTS else None,
                 (node.id, node.count, node.fold_status, node.boot, node.level))
@@ -338,7 +365,8 @@ def note_annotations(note: str) -> list[dict[str, Any]]:
              "showarrow": False, "font": {"size": FONT_SIZE, "color": "#555555"}}]
 
 
-def run_layout_json(layout: Layout, *, max_level: int, uirevision: str) -> tuple[bytes, str]:
+def run_layout_json(layout: Layout, *, max_level: int, uirevision: str, boots: int = 1
+                    ) -> tuple[bytes, str]:
     """The run's part of the tree: its figure and every page's (x, y); and its hash."""
     pos = layout.pos
     top = max(pos, default=0)
@@ -359,7 +387,7 @@ def run_layout_json(layout: Layout, *, max_level: int, uirevision: str) -> tuple
         columns.append(column)
     xs, ys = columns
     body = {"figure": _run_figure(layout, max_level=max_level, uirevision=uirevision),
-            "x": xs, "y": ys, "park": PARK}
+            "x": xs, "y": ys, "park": park(boots)}
     text = json.dumps(body, separators=(",", ":")).encode()
     return text, hashlib.sha256(text).hexdigest()[:16]
 

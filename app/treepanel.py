@@ -76,7 +76,8 @@ def run_layout(entry: RunEntry, state: ViewState) -> RunLayout:
         layout = run_layout_of(entry)  # kept with the run and weighed there
         max_level = _max_level(entry.run, layout)
         uirevision = f"{state.scenario_name}:{state.trace or ''}"
-        body, digest = run_layout_json(layout, max_level=max_level, uirevision=uirevision)
+        body, digest = run_layout_json(layout, max_level=max_level, uirevision=uirevision,
+                                       boots=max(len(entry.run.per_boot), 1))
         return RunLayout(layout, max_level, body, digest)
 
     value: RunLayout = entry.derive("run_layout", build, _layout_bytes)

@@ -79,22 +79,39 @@
     });
   }
 
-  // Every trace of `data` with no points gets one, off the plot at `park` ({x, y}, left of
-  // the x range, where no zoom Plotly offers reaches), in the trace's own default size and
-  // colour (those of `base`, the run's figure): drawn so, each trace's elements are learnt
-  // by the first draw (learn) and a step that first brings a kind of node can be patched.
-  // Returns the indexes parked, for the caller to patch back to empty once Plotly has drawn.
+  // Points off the plot at `at` ({x, y}, left of the x range, where no zoom Plotly offers
+  // reaches), added to each marker trace of `data`: one in each marker size a node of it
+  // can take that it has no point in (`at.sizes`, by trace meta: a folded node's size grows
+  // with its count), or for a trace with no points and no such list, one in its default
+  // size (that of `base`, the run's figure); all in its default colour. Drawn so, each
+  // trace's elements are learnt by the first draw (learn), and a step that first brings a
+  // kind of node, or a size, can be patched. Returns the indexes of the traces given
+  // points, for the caller to patch back to their own once Plotly has drawn.
   function park(data, base, at) {
     var parked = [];
     data.forEach(function (t, i) {
       // Not a lines trace (the links): Plotly clips a line off the plot away.
-      if ((t.x || []).length || (t.mode || "").indexOf("lines") !== -1) return;
-      var m = base[i].marker || {};
-      t.x = [at.x];
-      t.y = [at.y];
-      t.customdata = [[]];
-      t.text = ["0"];
-      t.marker = Object.assign({}, t.marker, { size: [m.size], color: [m.color] });
+      if ((t.mode || "").indexOf("lines") !== -1) return;
+      var m = base[i].marker || {}, x = t.x || [];
+      var sizes = (at.sizes || {})[t.meta] || (x.length ? [] : [m.size]);
+      var had = {};
+      x.forEach(function (_, j) { had[valueAt(t.marker.size, j)] = true; });
+      sizes = sizes.filter(function (size) { return !had[size]; });
+      if (!sizes.length) return;
+      var n = x.length;
+      var own = function (v) {  // the trace's per-point value v, as an array of n
+        return Array.isArray(v) ? v : x.map(function () { return v; });
+      };
+      var each = function (v) { return sizes.map(function () { return v; }); };
+      t.x = x.concat(each(at.x));
+      t.y = (t.y || []).concat(each(at.y));
+      // Customdata only where the trace has it (Plotly marks such points with a class).
+      if ("customdata" in base[i]) t.customdata = (t.customdata || []).concat(each([]));
+      t.text = own(t.text || "").slice(0, n).concat(each("0"));
+      t.marker = Object.assign({}, t.marker, {
+        size: own(t.marker.size).slice(0, n).concat(sizes),
+        color: own(t.marker.color).slice(0, n).concat(each(m.color)),
+      });
       parked.push(i);
     });
     return parked;

@@ -13,8 +13,10 @@ import pytest
 import mmu_model
 from app.figures import (
     STATUS_STYLES,
+    TRACE_METAS,
     boots_figure,
     figure_from_dict,
+    park,
     run_layout_json,
     tree_delta,
     tree_figure,
@@ -363,3 +365,41 @@ def test_the_run_layout_places_each_page_at_its_id(ids: tuple[int, ...]) -> None
     assert body["x"] == expected_x
     assert body["y"] == expected_y
     assert [type(v) for v in body["y"] if v is not None] == [int, int, float, float]
+
+
+def test_park_lists_every_size_a_folded_node_can_take() -> None:
+    """The sizes the browser's first draw parks (app/figures.py park). A summary or fold
+    node's marker is 16 px plus 2 px per bit of its count, at most 9 bits' worth: 16, 18,
+    ..., 34. The "changed" ring is 30 around a page and 12 more than a folded node's
+    marker around one: 28 ... 46 and 30. A leak group's marker starts at half its state's
+    (the leak star's 26: 13) and grows the same way to 31, but is never wider than its
+    boot's share of the 1,100 px strip, nor narrower than 7: at 100 boots 11, so 11 alone
+    (every count is capped); at 1 boot 13 ... 31."""
+    folded = list(range(16, 35, 2))
+    one = park(1)["sizes"]
+    assert one["summary"] == folded
+    assert one["fold"] == folded
+    assert one["changed"] == sorted({30, *range(28, 47, 2)})
+    assert one["group:orphan-unsync"] == list(range(13, 32, 2))
+    assert park(100)["sizes"]["group:orphan-unsync"] == [11]
+    assert park(1000)["sizes"]["group:orphan-unsync"] == [7]  # 1,100 // 1,000 = 1: 7
+    assert park(1)["x"] < -1  # left of the x range, [-1, width]
+
+
+def test_every_size_a_step_draws_is_parked() -> None:
+    """Every marker size the records of wide()'s steps give a folded node or a ring (its
+    summary nodes fold a few hundred pages each, so their counts span many bit lengths) is
+    among the sizes parked for its trace, so the first draw has drawn each once."""
+    run = wide()
+    layout = layout_for_run(run)
+    sizes = park(1)["sizes"]
+    seen: dict[str, set[int]] = {}
+    for step in range(0, run.n_actions + 1, max(run.n_actions // 12, 1)):
+        state = tree_state(tree_view(run.snapshot(step), layout), layout)
+        for index, _x, _y, size, *_ in state.records.values():
+            if size is not None:
+                seen.setdefault(TRACE_METAS[index], set()).add(size)
+        seen.setdefault("changed", set()).update(size for _key, size in state.rings)
+    assert seen.get("summary"), seen  # the case this is about: folded nodes drawn
+    for meta, drawn in seen.items():
+        assert drawn <= set(sizes[meta]), (meta, drawn, sizes[meta])
