@@ -103,8 +103,10 @@
         return Object.assign({}, t, traces[i], { marker: Object.assign({}, t.marker || {},
           traces[i].marker) });
       });
-      // Each empty trace drawn with a point off the plot, then patched back to empty: its
-      // elements are learnt, so a step that first brings that kind of node is patched too.
+      // Drawn with points off the plot (one in each empty trace, one in each marker size a
+      // trace has not drawn: TreePatch.park), then patched back to the step's own: what
+      // Plotly drew is learnt, so a step that first brings a kind of node, or a size, is
+      // patched too.
       var parked = TreePatch.park(data, layout.figure.data, layout.park);
       TreePatch.redrawing(div);
       drawing = Plotly.react(div, data, layout.figure.layout, plotConfig()).then(function () {
@@ -144,8 +146,8 @@
     });
   }
 
-  // The parked traces (TreePatch.park) back to empty through Plotly, when they could not be
-  // patched so (a plot zoomed as the figure came).
+  // The parked traces (TreePatch.park) back to the step's own points through Plotly, when
+  // they could not be patched so (a plot zoomed as the figure came).
   function unparked(div, parked, traces) {
     TreePatch.redrawing(div);
     var update = { x: [], y: [], customdata: [], text: [], "marker.size": [],
