@@ -2,7 +2,7 @@
 
 The left pane is the baseline (the view's `base` fixes), the right pane the view's own run
 (`fixes`); each is labelled with its exact fix set and that set's name in the kernel's
-history (app/fixsets.py). Both trees share one legend (app/legend.py), and each narrates
+history (app/fixsets.py). Both trees share one legend (the page's: app/legend.py), and each narrates
 its own step.
 
 Pages that differ: the runs allocate shadow pages in different orders, so sp ids do not
@@ -23,7 +23,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from app.fixsets import TRACK_WRITE_ZAP, history_name
-from app.legend import tree_legend
 from app.resolve import Baseline, Resolved
 from app.treepanel import tree_figure_at
 from app.viewstate import ViewState, fixes_param
@@ -150,7 +149,6 @@ def compare_panel(r: Resolved, base: Baseline | None) -> dict[str, Any] | None:
             "stats": _mini_stats(full)},
         "right_marks": _marked(full, diffs),
         "note": _note(base, right_fixes),
-        "legend": tree_legend(),
         "n_differ": len(diffs),
         "differ_rows": _diff_rows(diffs, base.snap, full),
         "more_differ": max(len(diffs) - MAX_DIFF_ROWS, 0),

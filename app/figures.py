@@ -155,10 +155,11 @@ def _group_size(status: str, count: int, boots: int) -> int:
 
 
 def park(boots: int) -> dict[str, Any]:
-    """Where the browser's first draw of a run puts points in each empty trace (static/
-    treepatch.js park): far left of the x range [-1, width], on the level-1 row; and, per
-    trace whose markers are sized per node, every size a node of it can take at `boots`
-    boots (each is drawn once, so a step bringing any of them is patched)."""
+    """Where the browser's first draw of a run puts points off the plot (static/treepatch.js
+    park): far left of the x range [-1, width], on the level-1 row; and, per trace whose
+    markers are sized per node, every size a node of it can take at `boots` boots (a point
+    goes in each empty trace and in each size a trace has not drawn, so a step bringing
+    any kind or size is patched)."""
     fold_sizes = sorted({_count_size(c, _FOLD_SIZE) for c in _COUNTS_BY_SIZE})
     sizes: dict[str, list[int]] = {
         "summary": fold_sizes, "fold": fold_sizes,

@@ -22,7 +22,6 @@ __all__ = [
     "ELIXIR_RELEASE",
     "KERNEL_IDENTIFIERS",
     "MODEL_ONLY_KINDS",
-    "NOTED_KINDS",
     "PATCH",
     "SERIES",
     "kernel_notes",
@@ -191,10 +190,6 @@ def _recursive_zap(path: tuple[str, ...]) -> str | None:
     if len(path) >= 2 and path[-1] == "mmu_page_zap_pte":
         return path[-2]
     return None
-
-
-# The only kinds of kernel operation kernel_notes() has anything to say of.
-NOTED_KINDS = frozenset({"mmu_page_zap_pte", "kvm_mmu_prepare_zap_page"})
 
 
 def kernel_notes(kind: str, call_path: tuple[str, ...], args: Mapping[str, object],

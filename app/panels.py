@@ -15,7 +15,6 @@ from app.fixsets import counterpart
 from app.graph import children_of, path_to_root
 from app.kernel_links import (
     ELIXIR_RELEASE,
-    NOTED_KINDS,
     action_notes,
     kernel_notes,
     link_of,
@@ -50,6 +49,7 @@ from mmu_model.timeline import MAX_ACTION_OPS
 __all__ = ["boots_context", "form_context", "page_context", "scenarios_list"]
 
 PANEL_STATS: tuple[str, ...] = DISPLAY_ORDER[:9]
+OpHeader = tuple[str, tuple[str, ...], Mapping[str, object]]  # kind, call path, args
 # Ops listed at action grain: the rest are one link away, at kernel-operation grain. A step
 # summary carries as many (app/runs.py), no more.
 MAX_OPS_LISTED = SUMMARY_OPS
@@ -77,8 +77,6 @@ def _stat_rows(snap: Snapshot | StepSummary) -> list[dict[str, Any]]:
 
 def _op_notes(r: Resolved, kind: str, call_path: tuple[str, ...],
               args: Mapping[str, object]) -> list[dict[str, Any]]:
-    if kind not in NOTED_KINDS:  # kernel_notes() has nothing to say of it
-        return []
     child = args.get("child")
     # Only the patch note of a mmu_page_zap_pte() names the child: describe it for that.
     describe = (r.run.timeline.describe(child)
@@ -88,10 +86,10 @@ def _op_notes(r: Resolved, kind: str, call_path: tuple[str, ...],
 
 
 def _noted_ops(r: Resolved, action: ActionView
-               ) -> list[tuple[str, tuple[str, ...], Mapping[str, object]]]:
+               ) -> list[OpHeader]:
     """(kind, call path, args) of every op the model recorded for the action (its first
     MAX_ACTION_OPS): those the step summary carries, then the rest from the record."""
-    ops: list[tuple[str, tuple[str, ...], Mapping[str, object]]] = [
+    ops: list[OpHeader] = [
         (ev.kind, ev.call_path, ev.args) for ev in action.ops]
     timeline = r.run.timeline
     if timeline is not None and len(ops) < min(action.n_ops, MAX_ACTION_OPS):
@@ -150,7 +148,7 @@ def _narration(r: Resolved) -> dict[str, Any]:
     header = snap.event if snap.event is not None and snap.event.is_action else None
     first = action_notes(header.kind, header.args, order) if header is not None else []
     # Notes come from every op the model recorded for the step, listed or not.
-    noted: list[tuple[str, tuple[str, ...], Mapping[str, object]]] = []
+    noted: list[OpHeader] = []
     if out["event"] is not None and snap.event is not None:
         noted = [(snap.event.kind, snap.event.call_path, snap.event.args)]
     elif action is not None:

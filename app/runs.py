@@ -210,12 +210,7 @@ class RunEntry:
             self._counts = None  # until it is moved (a failure must not leave it half-moved)
             if counts is None or abs(counts.op_step - run.op_step(step, g)) > MOVE_LIMIT_EVENTS:
                 counts = run.page_counts(step, g)
-            timeline = run.timeline
-            if timeline is None:
-                summary = run.summary(step, g, counts)
-            else:  # Run.summary(), with only the ops the page lists built
-                counts.move_to(timeline.op_step(step, g))
-                summary = timeline.summary(step, g, counts, max_ops=SUMMARY_OPS)
+            summary = run.summary(step, g, counts, max_ops=SUMMARY_OPS)
             self._counts = counts
             counted = counts.n_pages * COUNTS_BYTES_PER_PAGE
             with self.lock:

@@ -22,7 +22,7 @@ from .snapshot import (
     SpView,
     StepSummary,
 )
-from .timeline import LivePages, PageCounts, StateChanges, Timeline
+from .timeline import MAX_ACTION_OPS, LivePages, PageCounts, StateChanges, Timeline
 
 __all__ = ["BootStats", "Discrepancy", "ReplayReport", "Run"]
 
@@ -168,11 +168,13 @@ class Run:
         timeline = self._timeline()
         return PageCounts(timeline, timeline.op_step(step, grain))
 
-    def summary(self, step: int, grain: Grain, counts: PageCounts) -> StepSummary:
-        """The step without its pages; `counts` is moved to the step first."""
+    def summary(self, step: int, grain: Grain, counts: PageCounts,
+                max_ops: int = MAX_ACTION_OPS) -> StepSummary:
+        """The step without its pages; `counts` is moved to the step first. Its action
+        carries at most `max_ops` of its kernel operations (Timeline.summary)."""
         timeline = self._timeline()
         counts.move_to(timeline.op_step(step, grain))
-        return timeline.summary(step, grain, counts)
+        return timeline.summary(step, grain, counts, max_ops)
 
     # -- size and serialization -----------------------------------------------------------
     @property

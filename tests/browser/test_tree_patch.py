@@ -228,3 +228,35 @@ def test_a_kind_of_node_first_drawn_by_a_step_is_patched_as_plotly_draws_it(page
     assert len(firsts) >= 2, firsts
     assert all(patched for _, _, patched in firsts), firsts
     assert_no_console_errors(page)
+
+
+def test_a_marker_size_the_trace_never_drew_is_patched_as_plotly_draws_it(page: Any) -> None:
+    """A summary node's marker grows with its count (app/figures.py park lists each size
+    it can take). A summary node turning a size no summary of this page has been drawn in
+    is patched, because the first draw parked a point of every such size off the plot;
+    and Plotly.redraw from the same data leaves the same SVG."""
+    _spied(page, 6)
+    result = page.evaluate("""async () => {
+      const gd = document.getElementById("tree");
+      const delta = JSON.parse(document.getElementById("tree-delta").textContent);
+      const run = await (await fetch(delta.layout)).json();
+      const i = gd.data.findIndex((t) => t.meta === "summary");
+      const drawn = new Set(gd.data[i].marker.size);
+      const size = run.park.sizes.summary.find((s) => !drawn.has(s));
+      const copy = (t) => ({x: t.x.slice(), y: t.y.slice(), customdata: t.customdata,
+        text: t.text, visible: t.visible,
+        marker: {size: Array.isArray(t.marker.size) ? t.marker.size.slice() : t.marker.size,
+                 color: t.marker.color}});
+      const sent = gd.data.map(copy);
+      const traces = gd.data.map(copy);
+      traces[i].marker.size[0] = size;
+      const axes = {x: gd.layout.xaxis.range, y: gd.layout.yaxis.range};
+      return [size, TreePatch.patch(gd, [i], traces, sent, axes)];
+    }""")
+    size, patched = result
+    assert size is not None  # a size the page has not drawn a summary in
+    assert patched is True
+    drawn = page.evaluate(_SVG_JS)
+    assert page.evaluate(_PLOTLY_REDRAW_JS)
+    assert page.evaluate(_SVG_JS) == drawn
+    assert_no_console_errors(page)
