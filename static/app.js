@@ -122,7 +122,6 @@
           div.dataset.clickBound = "1";
           div.on("plotly_click", onTreeClick);
         }
-        Plotly.Plots.resize(div);
       });
     } else {
       drawing = redraw(div, traces);
