@@ -20,7 +20,7 @@
 
   // Per graph div: {traces: [per trace index: {d, style, offset, point, label, line,
   //                                               group, groupData}],
-  //                 stale: bool, watched: bool}
+  //                 layer, layerData, stale: bool, watched: bool}
   function cacheOf(div) {
     if (!div._treePatch) div._treePatch = { traces: [], stale: false, watched: false };
     return div._treePatch;
@@ -43,6 +43,11 @@
   // What Plotly drew, learnt from its elements and the data it drew them from.
   function learn(div) {
     var cache = cacheOf(div);
+    var layer = div.querySelector(".scatterlayer");
+    if (layer && !cache.layer) {
+      cache.layer = layer.cloneNode(false);
+      cache.layerData = layer.__data__;
+    }
     var groups = traceGroups(div);
     Object.keys(groups).forEach(function (key) {
       var i = Number(key), g = groups[key], t = div.data[i];
@@ -59,11 +64,16 @@
         known.point = points[0].cloneNode(false);
       }
       var labels = children(g, ".text > g.textpoint");
-      if (labels.length === n && n > 0 && labels[0].querySelector("text")) {
+      if (labels.length === n && n > 0) {
+        // A point without a label (its text "") has a group with no <text>: the template
+        // is the first with one.
+        var labelled = null;
         labels.forEach(function (tp, j) {
-          if (tp.querySelector("text")) known.offset[valueAt(marker.size, j)] = tp.getAttribute("transform");
+          if (!tp.querySelector("text")) return;
+          known.offset[valueAt(marker.size, j)] = tp.getAttribute("transform");
+          labelled = labelled || tp;
         });
-        known.label = labels[0].cloneNode(true);
+        if (labelled) known.label = labelled.cloneNode(true);
       }
       var line = g.querySelector(":scope > .lines > path.js-line");
       if (line) known.line = line.cloneNode(false);
@@ -83,16 +93,24 @@
   // reaches), added to each marker trace of `data`: one in each marker size a node of it
   // can take that it has no point in (`at.sizes`, by trace meta: a folded node's size grows
   // with its count), or for a trace with no points and no such list, one in its default
-  // size (that of `base`, the run's figure); all in its default colour. Drawn so, each
-  // trace's elements are learnt by the first draw (learn), and a step that first brings a
-  // kind of node, or a size, can be patched. Returns the indexes of the traces given
-  // points, for the caller to patch back to their own once Plotly has drawn.
+  // size (that of `base`, the run's figure); all in its default colour; and in the links'
+  // trace, if it has none, one link of no length there (Plotly draws its path, clamped
+  // off the plot). Drawn so, each trace's elements are learnt by the first draw (learn),
+  // and a step that first brings a kind of node, a size or a link can be patched. Returns
+  // the indexes of the traces given points, for the caller to patch back to their own
+  // once Plotly has drawn.
   function park(data, base, at) {
     var parked = [];
     data.forEach(function (t, i) {
-      // Not a lines trace (the links): Plotly clips a line off the plot away.
-      if ((t.mode || "").indexOf("lines") !== -1) return;
-      var m = base[i].marker || {}, x = t.x || [];
+      var x = t.x || [];
+      if ((t.mode || "").indexOf("lines") !== -1) {  // the links: one, if none is drawn
+        if (x.length) return;
+        t.x = [at.x, at.x, null];
+        t.y = [at.y, at.y, null];
+        parked.push(i);
+        return;
+      }
+      var m = base[i].marker || {};
       var sizes = (at.sizes || {})[t.meta] || (x.length ? [] : [m.size]);
       var had = {};
       x.forEach(function (_, j) { had[valueAt(t.marker.size, j)] = true; });
@@ -202,6 +220,9 @@
     } else if (mode.indexOf("text") !== -1) {
       if (!known.label || !g.querySelector(":scope > .text")) return null;
       for (var m = 0; m < t.x.length; m++) {
+        // No label (a leak group's count left out): Plotly keeps the point's group and
+        // removes its <text>.
+        if (t.text[m] === "") { plan.labels.push(null); continue; }
         var offset = known.offset[valueAt(t.marker.size, m)];
         if (offset === undefined || !plainLabel(t.text[m])) return null;
         plan.labels.push([offset, xa.c2p(t.x[m]), ya.c2p(t.y[m]), t.text[m]]);
@@ -236,6 +257,11 @@
     if (text && known.label && plan.labels) {
       fit(text, "g.textpoint", known.label, plan.labels.length).forEach(function (tp, m) {
         var at = plan.labels[m], label = tp.querySelector("text");
+        if (!at) {
+          if (label) tp.removeChild(label);
+          return;
+        }
+        if (!label) label = tp.appendChild(known.label.querySelector("text").cloneNode(true));
         tp.setAttribute("transform", at[0]);
         label.setAttribute("x", at[1]);
         label.setAttribute("y", at[2]);
@@ -266,8 +292,12 @@
       if (!plan) return false;
       plans.push([i, plan]);
     }
+    // Plotly drops its scatter layer when it draws no point at all (an empty tree): the
+    // learnt one goes back, as it does for a trace's group.
     var layer = div.querySelector(".scatterlayer");
-    if (!layer) return false;
+    var xy = div._fullLayout._plots && div._fullLayout._plots.xy;
+    if (!layer && !(cache.layer && xy && xy.plot)) return false;
+    if (!layer) layer = insertLayer(xy.plot.node(), cache);
     plans.forEach(function (entry) {
       var i = entry[0], t = traces[i], data = div.data[i];
       var plan = entry[1];
@@ -282,6 +312,15 @@
     });
     cache.stale = true;
     return true;
+  }
+
+  // The scatter layer back in the subplot, with the data Plotly's next draw keys it by (its
+  // class name); the last of Plotly's trace layers, and the only one this plot has.
+  function insertLayer(plot, cache) {
+    var layer = cache.layer.cloneNode(false);
+    layer.__data__ = cache.layerData;
+    plot.appendChild(layer);
+    return layer;
   }
 
   // A trace's group back in the layer, where Plotly orders it (by trace index).

@@ -10,6 +10,8 @@ patch left it. And what reads Plotly's own state (hover, zoom) must see the step
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from tests.browser.test_visualizer import act, assert_no_console_errors, blur, wait_tree
@@ -256,6 +258,70 @@ def test_a_marker_size_the_trace_never_drew_is_patched_as_plotly_draws_it(page: 
     size, patched = result
     assert size is not None  # a size the page has not drawn a summary in
     assert patched is True
+    drawn = page.evaluate(_SVG_JS)
+    assert page.evaluate(_PLOTLY_REDRAW_JS)
+    assert page.evaluate(_SVG_JS) == drawn
+    assert_no_console_errors(page)
+
+
+def test_the_first_steps_from_an_empty_tree_are_patched_as_plotly_draws_them(page: Any) -> None:
+    """teaching-small's step 0 comes before the first guest action: no shadow page yet, so
+    the tree is empty, and a draw of an empty tree leaves Plotly without its scatter layer
+    (it drops the layer of a trace type with no points) and with no link ever drawn. The
+    first draw parks a point in every trace, the links' included, and learns the layer;
+    so step 1 (the first root: a node and its ring) and step 2 (the first link) are
+    patched, and Plotly.redraw of the same data leaves the same SVG."""
+    _spied(page, 0, "/?v=1&scenario=teaching-small&skip=0")
+    assert page.evaluate(_KINDS_JS) == []
+    for step in range(1, 6):
+        assert _step(page, step), step
+        drawn = page.evaluate(_SVG_JS)
+        assert drawn["groups"], step  # it draws something: the patch put the layer back
+        assert page.evaluate(_PLOTLY_REDRAW_JS)
+        assert page.evaluate(_SVG_JS) == drawn, step
+        assert page.evaluate(
+            "() => document.querySelectorAll('#tree .scatterlayer').length") == 1, step
+    assert "edges" in page.evaluate(_KINDS_JS)  # a link came and was patched in
+    assert_no_console_errors(page)
+
+
+# Counts the Plotly calls that draw #tree (not the per-boot chart's), by name.
+_TREE_SPY_JS = """(() => {
+  window.__treeCalls = [];
+  const wrap = setInterval(() => {
+    if (!window.Plotly || Plotly.__treeSpied) return;
+    Plotly.__treeSpied = true;
+    for (const f of ["react", "restyle", "update", "relayout", "redraw", "newPlot"]) {
+      const real = Plotly[f];
+      Plotly[f] = function (gd) {
+        const div = typeof gd === "string" ? document.getElementById(gd) : gd;
+        if (div && div.id === "tree") window.__treeCalls.push(f);
+        return real.apply(this, arguments);
+      };
+    }
+    clearInterval(wrap);
+  }, 1);
+})();"""
+
+
+def test_a_first_draw_beside_unlabelled_leak_groups_is_patched_back(page: Any) -> None:
+    """boot-loop-bottom-up runs 100 boots, more than GROUP_LABEL_MAX_BOOTS (24), so its leak
+    groups carry no count label (text ""). The first draw parks a point of every group size
+    with a label ("0") beside them, so Plotly draws a label for some points of the trace
+    and none for others. Patching the parked points away must handle a point without a
+    label (Plotly keeps its group and removes its <text>): then the first tree costs one
+    Plotly call (the react), and Plotly.redraw of the same data leaves the same SVG."""
+    rows = csv.DictReader(io.StringIO(
+        page.request.get("/api/boots.csv?v=1&scenario=boot-loop-bottom-up").text()))
+    step = int(next(row for row in rows if row["boot"] == "50")["action_step"])  # its end
+    page.context.add_init_script(_TREE_SPY_JS)
+    page.goto(f"/?v=1&scenario=boot-loop-bottom-up&step={step}")
+    wait_tree(page, step)
+    texts = page.evaluate("""() => document.getElementById("tree").data
+      .filter((t) => t.meta.startsWith("group:")).flatMap((t) => t.text)""")
+    assert texts  # leak groups drawn,
+    assert set(texts) == {""}, texts  # none labelled
+    assert page.evaluate("() => window.__treeCalls") == ["react"]
     drawn = page.evaluate(_SVG_JS)
     assert page.evaluate(_PLOTLY_REDRAW_JS)
     assert page.evaluate(_SVG_JS) == drawn
