@@ -112,9 +112,7 @@
       drawing = Plotly.react(div, data, layout.figure.layout, plotConfig()).then(function () {
         div.dataset.layoutUrl = delta.layout;
         TreePatch.watch(div);
-        var axes = layout.figure.layout;
-        if (parked.length && !TreePatch.patch(div, parked, traces, data,
-                                              { x: axes.xaxis.range, y: axes.yaxis.range })) {
+        if (parked.length && !TreePatch.patch(div, parked, traces, data)) {
           return unparked(div, parked, traces);
         }
       }).then(function () {
@@ -146,7 +144,8 @@
   }
 
   // The parked traces (TreePatch.park) back to the step's own points through Plotly, when
-  // they could not be patched so (a plot zoomed as the figure came).
+  // they could not be patched so (a hover label up as the figure came, or links reaching
+  // further off a zoomed plot than Plotly draws them).
   function unparked(div, parked, traces) {
     TreePatch.redrawing(div);
     var update = { x: [], y: [], customdata: [], text: [], "marker.size": [],
@@ -170,9 +169,7 @@
     var sent = tree.sent || [];  // none: a new tree state on the drawn figure, send them all
     traces.forEach(function (t, i) { if (!sameTrace(sent[i], t)) changed.push(i); });
     if (!changed.length) return Promise.resolve();
-    var axes = tree.layout.figure.layout;
-    if (TreePatch.patch(div, changed, traces, sent,
-                        { x: axes.xaxis.range, y: axes.yaxis.range })) {
+    if (TreePatch.patch(div, changed, traces, sent)) {
       return Promise.resolve();
     }
     TreePatch.redrawing(div);

@@ -9,7 +9,8 @@
 // a step made only of known pieces is drawn by setting those on the trace's own elements,
 // in Plotly's order and with Plotly's pixel arithmetic (the axes' c2p): the SVG is the one
 // Plotly would draw. Anything else (a size or colour not seen yet, a trace drawn for the
-// first time, a zoomed plot, a label Plotly would typeset, a hover label up) goes to Plotly.
+// first time, a link reaching further off a zoomed plot than Plotly draws it, a label Plotly
+// would typeset, a hover label up) goes to Plotly.
 //
 // The figure's data (gd.data) is updated with the SVG; Plotly's own derived state (its
 // calcdata: hover, click, zoom) is brought up to date by Plotly.redraw before any of those
@@ -25,6 +26,10 @@
     if (!div._treePatch) div._treePatch = { traces: [], stale: false, watched: false };
     return div._treePatch;
   }
+
+  // How far off the plot Plotly draws a link, in plot sizes (scatter's maxScreensAway): a
+  // link reaching further is cut there.
+  var MAX_SCREENS_AWAY = 20;
 
   function valueAt(v, j) { return Array.isArray(v) ? v[j] : v; }
 
@@ -159,12 +164,6 @@
     });
   }
 
-  function zoomed(div, range) {
-    var xr = div._fullLayout.xaxis.range, yr = div._fullLayout.yaxis.range;
-    return xr[0] !== range.x[0] || xr[1] !== range.x[1] ||
-      yr[0] !== range.y[0] || yr[1] !== range.y[1];
-  }
-
   function hovering(div) {
     var layer = div.querySelector(".hoverlayer");
     return !!(layer && layer.childElementCount);
@@ -199,10 +198,17 @@
     var plan = { points: [], labels: [], lines: [] };
     if (mode.indexOf("lines") !== -1) {
       if (!known.line || !g.querySelector(":scope > .lines")) return null;
-      // Plotly draws a path per gap-separated run of points: here each link is one.
+      // Plotly draws a path per gap-separated run of points: here each link is one, drawn
+      // as Plotly draws it while both ends are within its reach (a zoomed plot's links
+      // reach further: Plotly cuts them there).
+      var reach = [-MAX_SCREENS_AWAY * xa._length, (1 + MAX_SCREENS_AWAY) * xa._length,
+                   -MAX_SCREENS_AWAY * ya._length, (1 + MAX_SCREENS_AWAY) * ya._length];
       for (var k = 0; k + 1 < t.x.length; k += 3) {
-        plan.lines.push("M" + xa.c2p(t.x[k]) + "," + ya.c2p(t.y[k]) + "L" +
-                        xa.c2p(t.x[k + 1]) + "," + ya.c2p(t.y[k + 1]));
+        var x0 = xa.c2p(t.x[k]), y0 = ya.c2p(t.y[k]);
+        var x1 = xa.c2p(t.x[k + 1]), y1 = ya.c2p(t.y[k + 1]);
+        if (Math.min(x0, x1) < reach[0] || Math.max(x0, x1) > reach[1] ||
+            Math.min(y0, y1) < reach[2] || Math.max(y0, y1) > reach[3]) return null;
+        plan.lines.push("M" + x0 + "," + y0 + "L" + x1 + "," + y1);
       }
     }
     if (mode.indexOf("markers") !== -1) {
@@ -272,12 +278,12 @@
   }
 
   // Draw a step's change of the traces `changed` (new arrays in `traces`, the last drawn in
-  // `sent`) by patching Plotly's SVG, if every piece of it is known. `range`: the figure's
-  // axis ranges ({x, y}), where the patched links match Plotly's (no clipping at the edge).
+  // `sent`) by patching Plotly's SVG, if every piece of it is known, zoomed or not (a
+  // patch computes pixels with Plotly's own axes).
   // Returns whether it did; when not, nothing was touched.
-  function patch(div, changed, traces, sent, range) {
+  function patch(div, changed, traces, sent) {
     var cache = cacheOf(div);
-    if (!div._fullLayout || !div._fullData || zoomed(div, range) || hovering(div)) return false;
+    if (!div._fullLayout || !div._fullData || hovering(div)) return false;
     var groups = traceGroups(div);
     var plans = [];
     for (var c = 0; c < changed.length; c++) {

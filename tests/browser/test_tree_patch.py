@@ -326,3 +326,32 @@ def test_a_first_draw_beside_unlabelled_leak_groups_is_patched_back(page: Any) -
     assert page.evaluate(_PLOTLY_REDRAW_JS)
     assert page.evaluate(_SVG_JS) == drawn
     assert_no_console_errors(page)
+
+
+# Zooms #tree around the middle of its ranges, by `factor` on the x axis (and its square
+# root on the y axis), as the modebar's zoom does (a relayout of the axis ranges).
+_ZOOM_JS = """(factor) => { const gd = document.getElementById("tree");
+  const xr = gd._fullLayout.xaxis.range, yr = gd._fullLayout.yaxis.range;
+  const cx = (xr[0] + xr[1]) / 2, hx = (xr[1] - xr[0]) / 2 / factor;
+  const cy = (yr[0] + yr[1]) / 2, hy = (yr[1] - yr[0]) / 2 / Math.sqrt(factor);
+  return Plotly.relayout(gd, {"xaxis.range": [cx - hx, cx + hx],
+                              "yaxis.range": [cy - hy, cy + hy]}).then(() => true); }"""
+
+
+def test_steps_on_a_zoomed_plot_are_patched_as_plotly_draws_them(page: Any) -> None:
+    """A zoom moves the axes, not the pieces: a patch computes pixels with Plotly's axes
+    (c2p), so steps on a plot zoomed 4x are patched, and Plotly.redraw leaves the same SVG.
+    Plotly cuts a link reaching more than 20 plot widths off the plot (scatter's
+    maxScreensAway), so zoomed 200x, where large-10k's links from its root reach that far,
+    a step that draws links goes to Plotly instead."""
+    _spied(page, 3)
+    assert page.evaluate(_ZOOM_JS, 4)
+    for step in range(4, 9):
+        assert _step(page, step), step
+        drawn = page.evaluate(_SVG_JS)
+        assert page.evaluate(_PLOTLY_REDRAW_JS)
+        assert page.evaluate(_SVG_JS) == drawn, step
+    assert page.evaluate(_ZOOM_JS, 50)  # 200x in all
+    patched = [_step(page, step) for step in range(9, 12)]
+    assert not any(patched), patched
+    assert_no_console_errors(page)
