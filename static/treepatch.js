@@ -14,8 +14,8 @@
 //
 // The figure's data (gd.data) is updated with the SVG; Plotly's own derived state (its
 // calcdata: hover, click, zoom) is brought up to date by Plotly.redraw before any of those
-// reads it: on the pointer entering or touching the plot, and after Plotly redraws from it
-// by itself (a resize, a zoom).
+// reads it: on the pointer entering, moving on or touching the plot, and after Plotly
+// redraws from it by itself (a resize, a zoom).
 (function () {
   "use strict";
 
@@ -158,8 +158,10 @@
     var after = function () { if (cache.stale) reconcile(div); else learn(div); };
     div.on("plotly_afterplot", after);
     div.on("plotly_relayout", after);
-    // Capturing, on the graph div: before Plotly's own hover, click and drag handlers.
-    ["pointerover", "pointerdown", "wheel"].forEach(function (type) {
+    // Capturing, on the graph div: before Plotly's own hover, click and drag handlers; a
+    // move too, since a pointer resting on the plot while steps are patched is over
+    // Plotly's drag layer all along (no new pointerover when it moves onto a node).
+    ["pointerover", "pointermove", "pointerdown", "wheel"].forEach(function (type) {
       div.addEventListener(type, function () { reconcile(div); }, true);
     });
   }

@@ -120,6 +120,30 @@ def test_hover_after_patched_steps_shows_the_step_drawn(page: Any) -> None:
     assert_no_console_errors(page)
 
 
+def test_hover_with_the_pointer_resting_on_the_plot_shows_the_step_drawn(page: Any) -> None:
+    """A reviewer steps with the pointer left on the plot, away from any node (no hover
+    label up, so the steps are patched). The pointer is over Plotly's drag layer all
+    along, so moving it onto a node makes no new pointerover; Plotly's hover must still
+    read the step drawn: the grown summary node's hover shows its new count."""
+    _spied(page, 3)
+    before = {node["id"]: node["count"] for node in page.evaluate(_SUMMARIES_JS)}
+    box = page.evaluate("""() => { const r = document.querySelector("#tree .nsewdrag")
+      .getBoundingClientRect(); return [r.left, r.bottom]; }""")
+    page.mouse.move(box[0] + 5, box[1] - 5)  # the plot's bottom-left corner: no node there
+    patched = sum(_step(page, step) for step in range(4, 10))
+    assert patched >= 3, patched
+    grown = [node for node in page.evaluate(_SUMMARIES_JS)
+             if node["count"] > before.get(node["id"], 0)]
+    assert grown, before
+    summary = grown[-1]
+    page.mouse.move(summary["x"], summary["y"], steps=8)
+    label = page.locator("#tree .hoverlayer .hovertext")
+    label.wait_for(timeout=5_000)
+    text = label.evaluate("(e) => e.textContent")
+    assert f"{summary['count']} synced level-1 pages" in text, (summary, text)
+    assert_no_console_errors(page)
+
+
 def test_a_zoom_after_patched_steps_draws_the_step_drawn(page: Any) -> None:
     """A zoom redraws the traces from Plotly's own copy of the data (no pointer needed: a
     relayout from code, as the modebar's buttons make): what it draws must be the step the
