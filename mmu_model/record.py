@@ -78,6 +78,19 @@ _FLUSH: Final = 1 << 10
 # compiled int boxed for the append: a tuple read instead of PyLong_FromLong saves about
 # 16 instructions per byte (6% of what recording populated-16g costs, callgrind).  The
 # buffers hold those objects untyped (Any), so that compiled code never unboxes them.
+# Per byte that costs about 80 instructions (the tuple read, the append, the clear, and
+# bytearray()'s read: 34 of them, the cheapest conversion of a list of ints, where bytes()
+# takes 76 and struct.pack("<n>B", *list) 110).  Each of these did worse than it, recording
+# populated-16g (callgrind, recorded minus import: 1,928M with it):
+# * a list of fixed length written by index at a position the writers pass along and
+#   return (no append, no clear; flushed as bytearray(buf[:pos])): 1,974M.  A store in
+#   place (CPyList_SetItem, a bounds check and a decref) costs about what an append does,
+#   and the position's arithmetic and the slice come on top;
+# * a piece per varint or per 14 bits of one, from tables of 2**14 bytes objects joined
+#   by b"".join() (2,022M: join() takes a buffer view of every piece, about 200
+#   instructions each), or of latin-1 str objects joined by "".join() and encoded when
+#   sealed (1,992M: about 90 per piece);
+# * two bytes at a time by list.extend() of a pair of these ints from a table: 1,987M.
 _BYTE: Final[tuple[Any, ...]] = tuple(range(256))
 Buffer = list[Any]
 _CHUNK_INT64S: Final = struct.Struct(f"{CHUNK}q")  # native int64s, as array("q") holds
@@ -161,7 +174,8 @@ def _put_int(buf: Buffer, v: int) -> None:
     """Append the int value `v` (tag _INT): the varint of (zigzag(v) << 3 | _INT), built
     from v's low three bits and the varint of the rest (v >> 3), so that a 64-bit argument
     (an EPT entry, too wide for a compiled short int) costs two long-int operations: the
-    rest is short, and its sign is v's.
+    rest is short, and its sign is v's.  (Working the rest out of v >> 62 and v's low 62
+    bits, two long-int operations whatever v, saved nothing measurable: 33k wide values.)
 
     An int of 2**63 or more (an EPT entry with bit 63, suppress #VE, set) is _WIDE_MARK
     and then the int v - 2**63: 2 bytes rather than 10 for 2**63 itself (the entry L1
@@ -1373,7 +1387,9 @@ class EventRecord:
 def _join(parts: list[bytes], new: list[int]) -> None:
     """Move the ints of `new` to `parts`, packed as native int64s (as array("q") holds
     them).  struct converts them far faster than array.fromlist() and append() do (those
-    parse every item with PyArg_Parse)."""
+    parse every item with PyArg_Parse).  What this costs is per int (boxed when appended,
+    converted, freed): joining every 16th checkpoint instead of every one saved nothing
+    measurable recording populated-16g."""
     if new:
         parts.append(struct.pack(f"{len(new)}q", *new))
         new.clear()
