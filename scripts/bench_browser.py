@@ -58,15 +58,28 @@ class Case:
     name: str
     query: str  # the view, without step
     boot: int | None = None  # start `steps` actions before the end of this L2 boot
+    start: int | None = None  # or start at this step
+    zoom: float | None = None  # step on the plot zoomed in by this factor (x axis)
 
 
 CASES = {
     "teaching-small": Case("teaching-small", "scenario=teaching-small"),
+    # A lecture's flow: the link opens at step 0, an empty tree, and the class steps on.
+    "teaching-small@0": Case("teaching-small@0", "scenario=teaching-small", start=0),
     "large-10k": Case("large-10k", "scenario=large-10k"),
     "boot-loop@50": Case("boot-loop@50", "scenario=boot-loop-bottom-up", boot=50),
     "boot-loop@100": Case("boot-loop@100", "scenario=boot-loop-bottom-up", boot=100),
     "100k-pages": Case("100k-pages", BIG_SPEC),
+    # A reader zoomed in on part of a big tree while stepping.
+    "large-10k-zoomed": Case("large-10k-zoomed", "scenario=large-10k", zoom=4),
 }
+
+# Zooms #tree's x axis in on the middle of the tree (a relayout of its range, as the
+# modebar's zoom makes).
+ZOOM_JS = """(factor) => { const gd = document.getElementById("tree");
+  const [lo, hi] = gd._fullLayout.xaxis.range, half = (hi - lo) / 2 / factor;
+  return Plotly.relayout(gd, {"xaxis.range": [(lo + hi) / 2 - half, (lo + hi) / 2 + half]})
+    .then(() => true); }"""
 
 # Counts requests in flight and stamps the last time #tree was redrawn, from the first
 # script of every document on.
@@ -112,8 +125,9 @@ INIT_JS = """
 
 DRAWN_JS = """() => {
   const gd = document.getElementById("tree");
+  // A tree with points, or one the page has marked drawn (an empty tree, at step 0).
   return !!(gd && gd._fullLayout && gd.querySelector(".main-svg") && Array.isArray(gd.data)
-            && gd.data.some((t) => t.x && t.x.length > 0));
+            && (gd.data.some((t) => t.x && t.x.length > 0) || !!gd.dataset.drawnUrl));
 }"""
 
 # A step is done when the view shows a later step (with "skip the steps that change
@@ -193,7 +207,7 @@ def pct(values: list[float], q: float) -> float:
 def start_step(server: Server, case: Case, steps: int) -> int | None:
     """The step to start stepping from (None: the view's default step)."""
     if case.boot is None:
-        return None
+        return case.start
     rows = list(csv.DictReader(io.StringIO(server.get(f"/api/boots.csv?v=1&{case.query}"))))
     end = int(rows[case.boot - 1]["action_step"])
     return max(end - steps, 0)
@@ -251,6 +265,8 @@ def bench_case(browser: Any, root: Path, case: Case, steps: int) -> dict[str, An
         cold, context, page = first_tree(browser, url, timeout_ms)
         context.close()
         warm, context, page = first_tree(browser, url, timeout_ms)
+        if case.zoom is not None:
+            page.evaluate(ZOOM_JS, case.zoom)
         cpu = server.cpu_seconds()
         times, sizes = step_times(page, context, steps, timeout_ms)
         cpu = (server.cpu_seconds() - cpu) / steps

@@ -103,21 +103,30 @@ def test_hover_after_patched_steps_shows_the_step_drawn(page: Any) -> None:
     the summary node must show the count the page shows, not the count of Plotly's last
     draw."""
     _spied(page, 3)
+    summary = _patched_steps_growing_a_summary(page)
+    page.mouse.move(summary["x"] - 40, summary["y"] - 40)
+    page.mouse.move(summary["x"], summary["y"], steps=4)
+    text = _hover_label(page)
+    assert f"{summary['count']} synced level-1 pages" in text, (summary, text)
+    assert_no_console_errors(page)
+
+
+def _patched_steps_growing_a_summary(page: Any) -> dict[str, Any]:
+    """Steps 4..9 (at least 3 of them patched), which add pages under a summary node: that
+    node, whose count Plotly has not drawn."""
     before = {node["id"]: node["count"] for node in page.evaluate(_SUMMARIES_JS)}
     patched = sum(_step(page, step) for step in range(4, 10))
     assert patched >= 3, patched
-    # The steps added pages under a summary node: one whose count Plotly has not drawn.
     grown = [node for node in page.evaluate(_SUMMARIES_JS)
              if node["count"] > before.get(node["id"], 0)]
     assert grown, before
-    summary = grown[-1]
-    page.mouse.move(summary["x"] - 40, summary["y"] - 40)
-    page.mouse.move(summary["x"], summary["y"], steps=4)
+    return dict(grown[-1])
+
+
+def _hover_label(page: Any) -> str:
     label = page.locator("#tree .hoverlayer .hovertext")
     label.wait_for(timeout=5_000)
-    text = label.evaluate("(e) => e.textContent")
-    assert f"{summary['count']} synced level-1 pages" in text, (summary, text)
-    assert_no_console_errors(page)
+    return str(label.evaluate("(e) => e.textContent"))
 
 
 def test_hover_with_the_pointer_resting_on_the_plot_shows_the_step_drawn(page: Any) -> None:
@@ -126,20 +135,12 @@ def test_hover_with_the_pointer_resting_on_the_plot_shows_the_step_drawn(page: A
     along, so moving it onto a node makes no new pointerover; Plotly's hover must still
     read the step drawn: the grown summary node's hover shows its new count."""
     _spied(page, 3)
-    before = {node["id"]: node["count"] for node in page.evaluate(_SUMMARIES_JS)}
     box = page.evaluate("""() => { const r = document.querySelector("#tree .nsewdrag")
       .getBoundingClientRect(); return [r.left, r.bottom]; }""")
     page.mouse.move(box[0] + 5, box[1] - 5)  # the plot's bottom-left corner: no node there
-    patched = sum(_step(page, step) for step in range(4, 10))
-    assert patched >= 3, patched
-    grown = [node for node in page.evaluate(_SUMMARIES_JS)
-             if node["count"] > before.get(node["id"], 0)]
-    assert grown, before
-    summary = grown[-1]
+    summary = _patched_steps_growing_a_summary(page)
     page.mouse.move(summary["x"], summary["y"], steps=8)
-    label = page.locator("#tree .hoverlayer .hovertext")
-    label.wait_for(timeout=5_000)
-    text = label.evaluate("(e) => e.textContent")
+    text = _hover_label(page)
     assert f"{summary['count']} synced level-1 pages" in text, (summary, text)
     assert_no_console_errors(page)
 
