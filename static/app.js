@@ -103,10 +103,10 @@
         return Object.assign({}, t, traces[i], { marker: Object.assign({}, t.marker || {},
           traces[i].marker) });
       });
-      // Drawn with points off the plot (one in each empty trace, one in each marker size a
-      // trace has not drawn: TreePatch.park), then patched back to the step's own: what
-      // Plotly drew is learnt, so a step that first brings a kind of node, or a size, is
-      // patched too.
+      // Drawn with points off the plot (one in each empty trace, the links' included, one
+      // in each marker size a trace has not drawn: TreePatch.park), then patched back to
+      // the step's own: what Plotly drew is learnt, so a step that first brings a kind of
+      // node, a size or a link is patched too.
       var parked = TreePatch.park(data, layout.figure.data, layout.park);
       TreePatch.redrawing(div);
       drawing = Plotly.react(div, data, layout.figure.layout, plotConfig()).then(function () {

@@ -300,12 +300,8 @@
       if (!plan) return false;
       plans.push([i, plan]);
     }
-    // Plotly drops its scatter layer when it draws no point at all (an empty tree): the
-    // learnt one goes back, as it does for a trace's group.
-    var layer = div.querySelector(".scatterlayer");
-    var xy = div._fullLayout._plots && div._fullLayout._plots.xy;
-    if (!layer && !(cache.layer && xy && xy.plot)) return false;
-    if (!layer) layer = insertLayer(xy.plot.node(), cache);
+    var layer = div.querySelector(".scatterlayer") || restoreLayer(div, cache);
+    if (!layer) return false;
     plans.forEach(function (entry) {
       var i = entry[0], t = traces[i], data = div.data[i];
       var plan = entry[1];
@@ -322,12 +318,16 @@
     return true;
   }
 
-  // The scatter layer back in the subplot, with the data Plotly's next draw keys it by (its
-  // class name); the last of Plotly's trace layers, and the only one this plot has.
-  function insertLayer(plot, cache) {
+  // Plotly drops its scatter layer when it draws no point at all (an empty tree): the learnt
+  // one goes back in the subplot, as a trace's group does, with the data Plotly's next draw
+  // keys it by (its class name); the last of Plotly's trace layers, and the only one this
+  // plot has. Null if none was learnt.
+  function restoreLayer(div, cache) {
+    var xy = div._fullLayout._plots && div._fullLayout._plots.xy;
+    if (!cache.layer || !xy || !xy.plot) return null;
     var layer = cache.layer.cloneNode(false);
     layer.__data__ = cache.layerData;
-    plot.appendChild(layer);
+    xy.plot.node().appendChild(layer);
     return layer;
   }
 
